@@ -1,0 +1,70 @@
+"""The distribution installs `adapters/` as `smtpproto.adapters`, editable and as a wheel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+import smtpproto
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_editable_install_maps_adapters_into_the_package() -> None:
+    import smtpproto.adapters as adapters
+
+    assert Path(adapters.__file__).resolve().parent == ROOT / "adapters"
+    assert Path(smtpproto.__file__).resolve().parent == ROOT / "smtpproto"
+
+
+def test_core_import_pulls_in_no_io_modules() -> None:
+    # DESIGN.md: `import smtpproto` never imports adapters, sockets, event loops, time or dns.
+    code = (
+        "import sys, smtpproto; "
+        "bad = {'socket', 'asyncio', 'trio', 'ssl', 'dns', 'smtpproto.adapters', 'selectors'}; "
+        "print(sorted(bad & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_wheel_installs_adapters_subpackage_into_a_fresh_venv(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = dist.glob("smtpproto-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    out = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import smtpproto, smtpproto.adapters, pathlib; "
+            "print(pathlib.Path(smtpproto.adapters.__file__).parent.name); "
+            "print((pathlib.Path(smtpproto.__file__).parent / 'py.typed').exists())",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert out.stdout.split() == ["adapters", "True"]
