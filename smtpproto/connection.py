@@ -1,0 +1,894 @@
+"""`ClientConnection`: the state machine of one SMTP or LMTP session, after h11's ``_connection``.
+
+The caller owns the socket; the connection owns correctness. `ClientConnection.send` turns a
+command into the bytes to write, or raises `LocalProtocolError` when the command is not legal
+now (and then nothing changes: the next legal command still works, CV-02).
+`ClientConnection.receive_data` takes what the server sent (``b""`` is the end of input) and
+`ClientConnection.next_event` returns one event at a time, or `NEED_DATA`. Whatever the bytes,
+the only exception out of the receive side is `RemoteProtocolError`, after which the connection
+is dead: every later `send` is a `LocalProtocolError` (CV-10a).
+
+How the machine is built (h11 ``_state.py`` style, three kinds of transition):
+
+- **Send-triggered**: `SEND_TRANSITIONS`, keyed by (state, command type), is every command
+  the client may send in each state and the state it leads to. It is RFC 5321 4.1.4 and 3.3
+  (command order), RFC 3207 4 (STARTTLS), RFC 3030 2 (BDAT), RFC 2033 4 (LMTP) as a table;
+  `format_transitions()` prints it. The state moves when a command is *sent*, because with
+  PIPELINING (RFC 2920) a client sends MAIL, RCPT and DATA before any reply.
+- **Reply-triggered**: `REPLY_TRANSITIONS`, keyed by (state, command type, reply class),
+  applied when the reply that completes a command arrives: a positive EHLO makes the session
+  READY, a 354 opens the message content, the end-of-data reply ends the transaction.
+- **State-triggered**: a transaction whose MAIL was refused is over once none of its commands
+  is still unanswered (Postfix spec 7.8), and an LMTP ``BDAT LAST`` with no accepted recipient
+  gets no reply at all (RFC 2033 4.3). These are the only rules written as code.
+
+Rules beyond the tables, each tested in ``tests/test_connection.py``:
+
+- Nothing is sent before the greeting is complete (NS-16). A 220 greeting opens the session;
+  any 4xx or 5xx greeting (RFC 5321 4.3.2 names 554, 3.8 names 421; Postfix treats every 5xx
+  alike) leaves only QUIT; any other greeting (221, 250, 354, ...) is a `RemoteProtocolError`.
+- Pipelining (RFC 2920 3.1): without PIPELINING advertised no command is sent while another is
+  unanswered. With it, EHLO, HELO, LHLO, DATA, STARTTLS (RFC 3207 4), NOOP, QUIT, AUTH (RFC
+  4954 4, except PLAIN or EXTERNAL with an initial response), an AUTH that got a challenge,
+  the end of data and ``BDAT LAST`` must end a group: nothing follows them until they are
+  answered, except QUIT straight after the end of data (Postfix spec 7.3). RSET is not in that
+  list, so RSET then QUIT (spec 7.6) pipelines. Unanswered command bytes never exceed
+  ``pipeline_limit`` (Postfix's 4096-octet rule, spec 7.2 and 7.4), except QUIT after the end
+  of data; the first command of a group is never refused for its size.
+- Extensions are used only when advertised: STARTTLS, AUTH (and only an advertised
+  mechanism), BDAT (CHUNKING), XFORWARD attributes, and the MAIL/RCPT parameters SIZE,
+  BODY=8BITMIME (8BITMIME or SMTPUTF8, Postfix spec 3.10), BODY=BINARYMIME, SMTPUTF8, RET,
+  ENVID, NOTIFY, ORCPT and AUTH=. A HELO session has no extensions. A RCPT with a non-ASCII
+  address needs a MAIL with ``smtputf8=True`` (RFC 6531 3.4); BODY=BINARYMIME needs BDAT
+  (RFC 3030 3).
+- STARTTLS (RFC 3207): any 2xx is success, as in Postfix (``code / 100 == 2``; RFC 3207 names
+  only 220, and the TLS handshake decides anyway, NS-07); a 3xx is a `RemoteProtocolError`
+  (NS-06). After the positive reply, any byte the server sent past it, whether it arrived
+  with the reply or before `tls_established`, is a `RemoteProtocolError`, CRLF or not
+  (NS-01). After `tls_established` the capabilities, and a previous AUTH, are forgotten;
+  only EHLO/LHLO or QUIT may follow until a positive reply (NS-10), HELO after a refused
+  EHLO (NS-15); a second STARTTLS is refused (NS-11).
+- AUTH (RFC 4954): while an AUTH is unanswered the reply parser accepts long 334 lines
+  (RP-12). A 334 is delivered as a `CommandReply` for the AUTH (``is_challenge``), and only
+  then may one `AuthResponse` be sent. AUTH in a transaction, a second AUTH after success, or
+  an AUTH while another is unanswered are refused (AU-16).
+- Replies are matched in order to the commands sent. A 3xx is legal only for DATA and as a 334
+  for AUTH. A 421 to any command but QUIT means the server is closing (RFC 5321 3.8): the
+  commands still unanswered are dropped and only QUIT may be sent; a 421 with nothing
+  outstanding is a `ServerClosing` event (CV-10c); any other reply with nothing outstanding
+  is a `RemoteProtocolError` (RP-18, CV-10b). End of input with nothing outstanding, or with
+  only a QUIT outstanding (NS-19: the QUIT reply never matters, Postfix spec 9.7), and no
+  partial reply, is `ConnectionClosed`; any other end of input is a `RemoteProtocolError`.
+- Message content: after a 3xx to DATA, `MessageData` chunks go through a streaming
+  `BodyEncoder` (CRLF normalization, dot-stuffing, line length) and `EndOfData` returns the
+  encoder's finish (the rest and ``.\\r\\n``). When every RCPT was refused, or MAIL was, only
+  `EndOfData` may follow the 354: the empty message of Postfix spec 7.7. LMTP: a 354 with no
+  accepted recipient is a `RemoteProtocolError` (RFC 2033 4.2: such a DATA MUST fail), and the
+  end of data gets one `RecipientReply` per accepted RCPT, in order (RFC 2033 4.2; RP-22).
+- BDAT (RFC 3030): ``Bdat(size)`` is followed by `MessageData` totalling exactly `size`
+  octets, which go out unchanged: the caller builds chunks with ``BodyEncoder(mode="bdat")``
+  to know their size first. A reply to a BDAT before its chunk is complete is a
+  `RemoteProtocolError`; after a refused BDAT no other BDAT may follow (RFC 3030 2).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final, get_args
+
+from ._errors import LocalProtocolError, RemoteProtocolError
+from .body import BodyEncoder
+from .capabilities import Capabilities
+from .commands import (
+    Auth,
+    AuthResponse,
+    Bdat,
+    Command,
+    Data,
+    Ehlo,
+    EndOfData,
+    Helo,
+    Lhlo,
+    Mail,
+    MessageData,
+    Noop,
+    Quit,
+    Rcpt,
+    Rset,
+    StartTLS,
+    Xforward,
+)
+from .events import (
+    NEED_DATA,
+    CommandReply,
+    ConnectionClosed,
+    Event,
+    Greeting,
+    NeedData,
+    RecipientReply,
+    ServerClosing,
+)
+from .replies import Reply, ReplyLimits, ReplyParser
+
+__all__ = [
+    "NEED_DATA",
+    "REPLY_TRANSITIONS",
+    "SEND_TRANSITIONS",
+    "ClientConnection",
+    "State",
+    "format_transitions",
+]
+
+
+class State(enum.Enum):
+    """The states of a session, seen from the client (readable reprs, like h11's sentinels)."""
+
+    CONNECTING = "CONNECTING"
+    """Waiting for the greeting; nothing may be sent (NS-16)."""
+    GREETED = "GREETED"
+    """Greeted, or a hello is unanswered or was refused: EHLO/HELO/LHLO next."""
+    TLS_HELLO = "TLS_HELLO"
+    """TLS is up: only EHLO/LHLO (or QUIT) until a positive reply (RFC 3207 4.2; NS-10)."""
+    READY = "READY"
+    """Session open, no mail transaction."""
+    MAIL = "MAIL"
+    """MAIL sent, no RCPT yet."""
+    RCPT = "RCPT"
+    """At least one RCPT sent."""
+    DATA = "DATA"
+    """DATA sent, its reply awaited."""
+    CONTENT = "CONTENT"
+    """DATA got its 354: message content, then its end."""
+    DOT = "DOT"
+    """End of data sent, its reply (or LMTP replies) awaited."""
+    BDAT_CHUNK = "BDAT_CHUNK"
+    """A BDAT header was sent and its chunk is not complete."""
+    BDAT = "BDAT"
+    """BDAT chunks sent, the last one not yet."""
+    BDAT_LAST = "BDAT_LAST"
+    """``BDAT LAST`` and its chunk sent, the final reply awaited."""
+    TLS_HANDSHAKE = "TLS_HANDSHAKE"
+    """STARTTLS accepted: nothing may be sent or received until `tls_established`."""
+    CLOSING = "CLOSING"
+    """The server refused the session or said 421: only QUIT (RFC 5321 3.1, 3.8)."""
+    QUIT_SENT = "QUIT_SENT"
+    """QUIT sent: nothing more."""
+    CLOSED = "CLOSED"
+    """QUIT answered or the connection closed."""
+    ERROR = "ERROR"
+    """The server broke the protocol; the connection is unusable (CV-10)."""
+
+    def __repr__(self) -> str:
+        """The state's name."""
+        return self.value
+
+
+_S = State
+_HELLO = (Ehlo, Helo, Lhlo)
+
+# Send-triggered transitions: (state, command type) -> (next state, why). Every pair missing
+# here is a LocalProtocolError naming both.
+SEND_TRANSITIONS: Final[dict[tuple[State, type], tuple[State, str]]] = {
+    **{
+        (_S.GREETED, kind): (_S.GREETED, "RFC 5321 4.1.4: a session starts with EHLO or HELO")
+        for kind in _HELLO
+    },
+    (_S.GREETED, Noop): (_S.GREETED, "RFC 5321 4.1.4: NOOP any time"),
+    (_S.GREETED, Rset): (_S.GREETED, "RFC 5321 4.1.4: RSET any time"),
+    (_S.GREETED, Quit): (_S.QUIT_SENT, "RFC 5321 4.1.4: QUIT any time"),
+    (_S.TLS_HELLO, Ehlo): (_S.GREETED, "RFC 3207 4.2: EHLO again after TLS"),
+    (_S.TLS_HELLO, Lhlo): (_S.GREETED, "RFC 3207 4.2 with RFC 2033 4.1: LHLO again after TLS"),
+    (_S.TLS_HELLO, Quit): (_S.QUIT_SENT, "RFC 3207 4.1: QUIT when TLS is not good enough"),
+    **{
+        (state, kind): (_S.GREETED, "RFC 5321 4.1.4: EHLO/HELO again resets the session")
+        for state in (_S.READY, _S.MAIL, _S.RCPT)
+        for kind in _HELLO
+    },
+    (_S.READY, StartTLS): (_S.READY, "RFC 3207 4: STARTTLS outside a transaction"),
+    (_S.READY, Auth): (_S.READY, "RFC 4954 4: AUTH outside a transaction"),
+    (_S.READY, Xforward): (_S.READY, "Postfix XFORWARD_README: before MAIL"),
+    (_S.READY, Mail): (_S.MAIL, "RFC 5321 3.3: MAIL starts a transaction"),
+    (_S.MAIL, Rcpt): (_S.RCPT, "RFC 5321 3.3: RCPT after MAIL"),
+    (_S.RCPT, Rcpt): (_S.RCPT, "RFC 5321 3.3: RCPT repeated per recipient"),
+    (_S.RCPT, Data): (_S.DATA, "RFC 5321 3.3: DATA after at least one RCPT"),
+    (_S.RCPT, Bdat): (_S.BDAT_CHUNK, "RFC 3030 2: BDAT instead of DATA"),
+    (_S.CONTENT, MessageData): (_S.CONTENT, "RFC 5321 4.1.1.4: content after 354"),
+    (_S.CONTENT, EndOfData): (_S.DOT, "RFC 5321 4.1.1.4: <CRLF>.<CRLF> ends the content"),
+    (_S.DOT, Quit): (_S.QUIT_SENT, "Postfix spec 7.3: QUIT pipelined after the end of data"),
+    (_S.BDAT_CHUNK, MessageData): (_S.BDAT_CHUNK, "RFC 3030 2: the chunk follows BDAT"),
+    (_S.BDAT, Bdat): (_S.BDAT_CHUNK, "RFC 3030 2: the next chunk"),
+    (_S.BDAT_LAST, Quit): (_S.QUIT_SENT, "Postfix spec 7.3: QUIT pipelined after the last chunk"),
+    (_S.CLOSING, Quit): (_S.QUIT_SENT, "RFC 5321 3.1, 3.8: QUIT after a refusal or 421"),
+    **{
+        (state, Noop): (state, "RFC 5321 4.1.4: NOOP any time")
+        for state in (_S.READY, _S.MAIL, _S.RCPT, _S.BDAT)
+    },
+    **{
+        (state, Rset): (_S.READY, "RFC 5321 4.1.1.5: RSET ends the transaction")
+        for state in (_S.READY, _S.MAIL, _S.RCPT, _S.BDAT)
+    },
+    **{
+        (state, Quit): (_S.QUIT_SENT, "RFC 5321 4.1.1.10: QUIT any time")
+        for state in (_S.READY, _S.MAIL, _S.RCPT, _S.BDAT)
+    },
+}
+"""(state, command type) -> (next state, the rule that allows it); the whole send side."""
+
+_POSITIVE, _INTERMEDIATE, _NEGATIVE, _ANY = "2xx", "3xx", "4xx/5xx", "any"
+
+# Reply-triggered transitions, applied when the reply that completes a command arrives:
+# (state, command type, reply class) -> (next state, why). A missing entry: no change.
+REPLY_TRANSITIONS: Final[dict[tuple[State, type, str], tuple[State, str]]] = {
+    **{
+        (_S.GREETED, kind, _POSITIVE): (_S.READY, "RFC 5321 4.1.1.1 / RFC 2033 4.1: greeted")
+        for kind in _HELLO
+    },
+    (_S.READY, StartTLS, _POSITIVE): (_S.TLS_HANDSHAKE, "RFC 3207 4: start the handshake"),
+    (_S.DATA, Data, _INTERMEDIATE): (_S.CONTENT, "RFC 5321 4.1.1.4: 354, send the content"),
+    (_S.DATA, Data, _ANY): (_S.RCPT, "RFC 5321 4.1.1.4: DATA refused, transaction still open"),
+    (_S.DOT, EndOfData, _ANY): (_S.READY, "RFC 5321 4.1.1.4: the end-of-data reply ends it"),
+    (_S.BDAT_LAST, Bdat, _ANY): (_S.READY, "RFC 3030 2: the BDAT LAST reply ends it"),
+    (_S.QUIT_SENT, Quit, _ANY): (_S.CLOSED, "RFC 5321 4.1.1.10: 221, then the close"),
+}
+"""(state, command type, reply class) -> (next state, the rule); the reply side."""
+
+# RFC 2920 3.1, RFC 3207 4, RFC 4954 4: nothing may be pipelined after these.
+_GROUP_ENDERS = (Ehlo, Helo, Lhlo, Data, StartTLS, Noop, Quit, EndOfData)
+# RFC 4954 4: the one-round mechanisms that may be pipelined with an initial response.
+_PIPELINABLE_AUTH = frozenset({"PLAIN", "EXTERNAL"})
+# States with an open mail transaction; leaving them forgets the transaction.
+_TRANSACTION = frozenset(
+    {_S.MAIL, _S.RCPT, _S.DATA, _S.CONTENT, _S.DOT, _S.BDAT_CHUNK, _S.BDAT, _S.BDAT_LAST}
+)
+_DEFAULT_LIMITS = ReplyLimits()
+_OVER = frozenset({_S.QUIT_SENT, _S.CLOSED, _S.CLOSING})
+_SENDABLE: Final = (*get_args(Command), MessageData, EndOfData)
+
+
+def format_transitions() -> str:
+    """Both transition tables as aligned text, one transition per line, for reading and docs."""
+    order = list(State)
+    rows = [("send:", "", "", "")]
+    for (state, kind), (target, why) in sorted(
+        SEND_TRANSITIONS.items(), key=lambda item: order.index(item[0][0])
+    ):
+        rows.append((state.value, kind.__name__, target.value, why))
+    rows.append(("reply:", "", "", ""))
+    for (state, kind, klass), (target, why) in sorted(
+        REPLY_TRANSITIONS.items(), key=lambda item: order.index(item[0][0])
+    ):
+        rows.append((state.value, f"{kind.__name__} {klass}", target.value, why))
+    return "\n".join(
+        f"  {state:<13} {label:<17} -> {target:<13} {why}" if label else state
+        for state, label, target, why in rows
+    )
+
+
+def _reply_class(reply: Reply) -> str:
+    return _POSITIVE if reply.is_positive else _INTERMEDIATE if reply.is_intermediate else _NEGATIVE
+
+
+@dataclass(eq=False)
+class _Transaction:
+    # One MAIL transaction: what was sent and what the server said so far.
+    mail: Mail
+    accepted: list[Rcpt] = field(default_factory=list)
+    mail_refused: bool = False
+    content_allowed: bool = False
+    encoder: BodyEncoder | None = None
+    chunk: _Pending | None = None  # the BDAT whose chunk is being sent
+    chunk_owed: int = 0
+    bdat_refused: bool = False
+
+
+@dataclass(eq=False)
+class _Pending:
+    # A command sent and not yet completely answered.
+    command: Command | EndOfData
+    size: int
+    txn: _Transaction | None
+    challenged: bool = False  # AUTH: a 334 awaits an AuthResponse
+    answered: int = 0  # LMTP end of data: recipient replies so far
+    chunk_done: bool = True  # BDAT: every octet of its chunk was sent
+
+    def ends_group(self) -> bool:
+        command = self.command
+        if isinstance(command, Auth):
+            one_round = (
+                command.mechanism in _PIPELINABLE_AUTH and command.initial_response is not None
+            )
+            return self.challenged or not one_round
+        if isinstance(command, Bdat):
+            return command.last
+        return isinstance(command, _GROUP_ENDERS)
+
+    def ends_message(self) -> bool:
+        command = self.command
+        return isinstance(command, EndOfData) or (isinstance(command, Bdat) and command.last)
+
+
+class ClientConnection:
+    """The client side of one SMTP or LMTP session, as a sans-I/O state machine.
+
+    `lmtp` selects LMTP (LHLO, per-recipient replies, RFC 2033). `limits` bound what the
+    reply parser buffers. `pipeline_limit` caps unanswered pipelined command octets (Postfix
+    spec 7.2). `discard_keywords` are EHLO/LHLO keywords to ignore as if not advertised
+    (Postfix ``smtp_discard_ehlo_keywords``, spec 4.5). `line_length_limit` is passed to the
+    body encoder for DATA content (Postfix ``smtp_line_length_limit``, spec 8.3).
+    """
+
+    def __init__(
+        self,
+        *,
+        lmtp: bool = False,
+        limits: ReplyLimits = _DEFAULT_LIMITS,
+        pipeline_limit: int = 4096,
+        discard_keywords: Iterable[str] = (),
+        line_length_limit: int = 998,
+    ) -> None:
+        if type(lmtp) is not bool:
+            raise ValueError(f"lmtp: expected a bool, got {lmtp!r}")
+        if not isinstance(limits, ReplyLimits):
+            raise ValueError(f"limits: expected ReplyLimits, got {limits!r}")
+        if type(pipeline_limit) is not int or pipeline_limit < 1:
+            raise ValueError(f"pipeline_limit: expected an int >= 1, got {pipeline_limit!r}")
+        if isinstance(discard_keywords, str):
+            raise ValueError("discard_keywords: expected an iterable of keywords, not one str")
+        discard = tuple(discard_keywords)
+        if not all(isinstance(k, str) for k in discard):
+            raise ValueError(f"discard_keywords: expected str keywords, got {discard!r}")
+        if type(line_length_limit) is not int or line_length_limit < 0:
+            raise ValueError(f"line_length_limit: expected an int >= 0, got {line_length_limit!r}")
+        self._lmtp = lmtp
+        self._pipeline_limit = pipeline_limit
+        self._discard = discard
+        self._line_length_limit = line_length_limit
+        self._parser = ReplyParser(limits)
+        self._state = State.CONNECTING
+        self._capabilities: Capabilities | None = None
+        self._is_tls = False
+        self._authenticated = False
+        self._pending: deque[_Pending] = deque()
+        self._unacknowledged = 0
+        self._txn: _Transaction | None = None
+        self._error: str | None = None
+
+    # -- public state ---------------------------------------------------------------------
+
+    @property
+    def lmtp(self) -> bool:
+        """True for an LMTP session (RFC 2033)."""
+        return self._lmtp
+
+    @property
+    def state(self) -> State:
+        """The session state (see `SEND_TRANSITIONS`)."""
+        return self._state
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the last positive EHLO/LHLO advertised; None before it, after HELO or TLS."""
+        return self._capabilities
+
+    @property
+    def is_tls(self) -> bool:
+        """True once `tls_established` was called."""
+        return self._is_tls
+
+    @property
+    def pending(self) -> tuple[Command | EndOfData, ...]:
+        """Commands sent and not yet completely answered, oldest first (FIFO)."""
+        return tuple(p.command for p in self._pending)
+
+    @property
+    def unacknowledged_bytes(self) -> int:
+        """Octets of command lines sent and not yet answered (Postfix's 4096 rule, spec 7.2)."""
+        return self._unacknowledged
+
+    def __repr__(self) -> str:
+        """The state, what is outstanding and what was negotiated, for debugging."""
+        pending = ", ".join(type(p.command).__name__ for p in self._pending)
+        keywords = "None" if self._capabilities is None else ",".join(self._capabilities.keywords)
+        return (
+            f"<ClientConnection {'LMTP' if self._lmtp else 'SMTP'} state={self._state!r} "
+            f"pending=[{pending}] unacknowledged_bytes={self._unacknowledged} "
+            f"tls={self._is_tls} capabilities={keywords}>"
+        )
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send(self, command: Command | MessageData | EndOfData) -> bytes:
+        """The bytes to write for `command`; `LocalProtocolError` (and no change) if illegal now."""
+        if self._state is State.ERROR:
+            raise LocalProtocolError(
+                f"the connection is unusable after a protocol error: {self._error} (CV-10a)"
+            )
+        if not isinstance(command, _SENDABLE):
+            raise LocalProtocolError(f"command: expected a command, got {type(command).__name__}")
+        if isinstance(command, AuthResponse):
+            return self._send_auth_response(command)
+        kind = type(command)
+        entry = SEND_TRANSITIONS.get((self._state, kind))
+        if entry is None:
+            raise LocalProtocolError(self._illegal(kind))
+        self._check(command)
+        if isinstance(command, MessageData):
+            return self._send_content(command)
+        if isinstance(command, EndOfData):
+            data = self._encoder().finish()
+            size = 3  # the ".\r\n" line: the command part of what was just written
+        else:
+            data = command.encode()
+            size = len(data)
+            self._check_pipelining(command, size)
+        # Everything is checked: commit.
+        if isinstance(command, Mail):
+            self._txn = _Transaction(command)
+        record = _Pending(command, size, self._txn)
+        self._pending.append(record)
+        self._unacknowledged += size
+        if isinstance(command, (Ehlo, Helo, Lhlo)):
+            self._capabilities = None  # RFC 5321 4.1.4: a new hello, a new negotiation
+        if isinstance(command, Auth):
+            self._parser.auth_mode = True  # RP-12
+        if isinstance(command, Bdat):
+            assert self._txn is not None
+            self._txn.chunk, self._txn.chunk_owed = record, command.size
+            record.chunk_done = command.size == 0
+        self._set_state(entry[0])
+        if isinstance(command, Bdat) and record.chunk_done:
+            self._chunk_complete()
+        self._settle()
+        return data
+
+    def _illegal(self, kind: type) -> str:
+        allowed = sorted(k.__name__ for (s, k) in SEND_TRANSITIONS if s is self._state)
+        if self._state is State.CONNECTING:
+            why = "nothing may be sent before the greeting (NS-16)"
+        elif self._state in (State.QUIT_SENT, State.CLOSED):
+            why = "the session is over (QUIT sent or connection closed)"
+        elif self._state is State.TLS_HANDSHAKE:
+            why = "nothing may be sent until tls_established() (RFC 3207 4.2)"
+        elif allowed:
+            why = f"allowed here: {', '.join(allowed)} (RFC 5321 4.1.4, 3.3)"
+        else:
+            why = "nothing may be sent now: a reply is awaited"
+        return f"{kind.__name__} is not allowed in state {self._state.value}: {why}"
+
+    def _check(self, command: Command | MessageData | EndOfData) -> None:
+        # Everything that depends on the session rather than the state: LMTP versus SMTP,
+        # advertised extensions, the transaction so far.
+        caps = self._capabilities
+        name = type(command).__name__
+        if isinstance(command, (Ehlo, Helo)) and self._lmtp:
+            raise LocalProtocolError(f"{name} in an LMTP session: use Lhlo (RFC 2033 4.1)")
+        if isinstance(command, Lhlo) and not self._lmtp:
+            raise LocalProtocolError("Lhlo in an SMTP session: use Ehlo or Helo (RFC 2033 4.1)")
+        if isinstance(command, StartTLS):
+            if self._is_tls:
+                raise LocalProtocolError("StartTLS: TLS is already active (RFC 3207 4.2; NS-11)")
+            _require(caps, "STARTTLS", "StartTLS")
+        elif isinstance(command, Auth):
+            if self._authenticated:
+                raise LocalProtocolError("Auth: already authenticated (RFC 4954 4; AU-16)")
+            if any(isinstance(p.command, Auth) for p in self._pending):
+                raise LocalProtocolError("Auth: another AUTH is still unanswered (AU-16)")
+            _require(caps, "AUTH", "Auth")
+            assert caps is not None
+            if command.mechanism not in caps.auth_mechanisms:
+                raise LocalProtocolError(
+                    f"Auth: mechanism {command.mechanism} was not advertised (RFC 4954 4)"
+                )
+        elif isinstance(command, Xforward):
+            _require(caps, "XFORWARD", "Xforward")
+            assert caps is not None
+            unknown = {n.upper() for n, _ in command.attributes} - caps.xforward
+            if unknown:
+                raise LocalProtocolError(
+                    f"Xforward: attributes {sorted(unknown)} were not advertised (spec 13.1)"
+                )
+        elif isinstance(command, Mail):
+            _check_mail(caps, command)
+        elif isinstance(command, Rcpt):
+            _check_rcpt(caps, command, self._txn)
+        elif isinstance(command, Data):
+            assert self._txn is not None
+            if self._txn.mail.body == "BINARYMIME":
+                raise LocalProtocolError("Data: BODY=BINARYMIME needs BDAT (RFC 3030 3)")
+        elif isinstance(command, Bdat):
+            _require(caps, "CHUNKING", "Bdat")
+            assert self._txn is not None
+            if self._txn.bdat_refused:
+                raise LocalProtocolError("Bdat: a BDAT was refused; no more (RFC 3030 2)")
+        elif isinstance(command, MessageData):
+            txn = self._txn
+            assert txn is not None
+            if self._state is State.CONTENT and not txn.content_allowed:
+                raise LocalProtocolError(
+                    "MessageData: no recipient was accepted (or MAIL was refused): only "
+                    "EndOfData, an empty message, may follow the 354 (Postfix spec 7.7)"
+                )
+            if self._state is State.BDAT_CHUNK and len(command.data) > txn.chunk_owed:
+                raise LocalProtocolError(
+                    f"MessageData: {len(command.data)} octets, but the BDAT chunk has only "
+                    f"{txn.chunk_owed} left (RFC 3030 2)"
+                )
+
+    def _check_pipelining(self, command: Command, size: int) -> None:
+        if not self._pending:
+            return
+        last = self._pending[-1]
+        name, last_name = type(command).__name__, type(last.command).__name__
+        caps = self._capabilities
+        if caps is None or not caps.pipelining:
+            raise LocalProtocolError(
+                f"{name} while {last_name} is unanswered: the server did not advertise "
+                "PIPELINING (RFC 2920)"
+            )
+        quit_after_message = isinstance(command, Quit) and last.ends_message()
+        if quit_after_message:
+            return  # Postfix spec 7.3: "." and QUIT go out together, whatever the size
+        if last.ends_group():
+            raise LocalProtocolError(
+                f"{name} after {last_name}: {last_name} must end a pipelined group until it "
+                "is answered (RFC 2920 3.1, RFC 3207 4, RFC 4954 4)"
+            )
+        if self._unacknowledged + size > self._pipeline_limit:
+            raise LocalProtocolError(
+                f"{name}: {self._unacknowledged} unanswered octets plus {size} would exceed "
+                f"the pipeline limit of {self._pipeline_limit} (Postfix spec 7.2, 7.4)"
+            )
+
+    def _send_auth_response(self, command: AuthResponse) -> bytes:
+        head = self._pending[0] if self._pending else None
+        if head is None or not isinstance(head.command, Auth) or not head.challenged:
+            raise LocalProtocolError(
+                "AuthResponse is only allowed after a 334 challenge to AUTH (RFC 4954 4)"
+            )
+        data = command.encode()
+        head.challenged = False
+        head.size += len(data)
+        self._unacknowledged += len(data)
+        return data
+
+    def _encoder(self) -> BodyEncoder:
+        txn = self._txn
+        assert txn is not None and txn.encoder is not None
+        return txn.encoder
+
+    def _send_content(self, command: MessageData) -> bytes:
+        txn = self._txn
+        assert txn is not None
+        if self._state is State.CONTENT:
+            return self._encoder().feed(command.data)
+        # BDAT: the caller's chunk, counted, unchanged (RFC 3030 2: exact octet counts).
+        txn.chunk_owed -= len(command.data)
+        if txn.chunk_owed == 0:
+            self._chunk_complete()
+            self._settle()
+        return command.data
+
+    def _chunk_complete(self) -> None:
+        txn = self._txn
+        assert txn is not None and txn.chunk is not None
+        chunk = txn.chunk
+        chunk.chunk_done = True
+        txn.chunk = None
+        assert isinstance(chunk.command, Bdat)
+        if self._state is State.BDAT_CHUNK:
+            self._set_state(State.BDAT_LAST if chunk.command.last else State.BDAT)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes received from the server; ``b""`` means the server closed the connection."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise LocalProtocolError(f"data: expected bytes, got {type(data).__name__}")
+        if self._state is State.ERROR:
+            return  # the error is sticky; next_event() raises it again
+        if self._parser.at_eof:
+            if data:
+                raise LocalProtocolError("data: received after the end of input")
+            return
+        self._parser.feed(bytes(data))
+
+    def next_event(self) -> Event | NeedData:
+        """The next event, or `NEED_DATA`; `RemoteProtocolError` if the server broke the rules."""
+        if self._state is State.ERROR:
+            raise RemoteProtocolError(str(self._error))
+        try:
+            return self._next_event()
+        except RemoteProtocolError as exc:
+            self._fail(str(exc))
+            raise
+
+    def tls_established(self) -> None:
+        """Tell the connection that the TLS handshake after STARTTLS succeeded (RFC 3207 4.2)."""
+        if self._state is not State.TLS_HANDSHAKE:
+            raise LocalProtocolError(
+                f"tls_established() in state {self._state.value}: only after a positive "
+                "STARTTLS reply"
+            )
+        try:
+            # NS-01(a): bytes from before the handshake must never be read as TLS data.
+            self._check_no_injection()
+        except RemoteProtocolError as exc:
+            self._fail(str(exc))
+            raise
+        self._is_tls = True
+        self._capabilities = None
+        self._authenticated = False
+        self._set_state(State.TLS_HELLO)
+
+    def _fail(self, message: str) -> None:
+        self._error = message
+        self._state = State.ERROR
+        self._pending.clear()
+        self._unacknowledged = 0
+        self._txn = None
+
+    def _next_event(self) -> Event | NeedData:
+        parser = self._parser
+        if self._state is State.TLS_HANDSHAKE:
+            self._check_no_injection()
+            return self._end_of_input() if parser.at_eof else NEED_DATA
+        reply = parser.next_reply()
+        if reply is None:
+            return self._end_of_input() if parser.at_eof else NEED_DATA
+        if self._state is State.CONNECTING:
+            return self._greeting(reply)
+        if not self._pending:
+            if reply.code == 421:
+                if self._state not in _OVER:
+                    self._set_state(State.CLOSING)
+                return ServerClosing(reply)
+            raise RemoteProtocolError(
+                f"reply with no command outstanding (RP-18, CV-10b): {str(reply)[:80]!r}"
+            )
+        head = self._pending[0]
+        event = self._answer(head, reply)
+        if reply.code == 421 and not isinstance(head.command, Quit):
+            # RFC 5321 3.8: the server closes; what is still unanswered never will be.
+            self._pending.clear()
+            self._unacknowledged = 0
+            self._parser.auth_mode = False
+            self._set_state(self._state if self._state in _OVER else State.CLOSING)
+        self._settle()
+        return event
+
+    def _check_no_injection(self) -> None:
+        # NS-01: after a positive STARTTLS reply, any further byte, a complete reply or a
+        # fragment without CRLF, is an injection attempt (the NO STARTTLS buffering class).
+        if self._parser.next_reply() is not None or self._parser.buffered:
+            raise RemoteProtocolError(
+                "data after the STARTTLS reply, before TLS (response injection; NS-01)"
+            )
+
+    def _end_of_input(self) -> Event:
+        waiting = [p for p in self._pending if not isinstance(p.command, Quit)]
+        if self._state is State.CONNECTING or waiting:
+            what = (
+                "the greeting"
+                if self._state is State.CONNECTING
+                else (", ".join(type(p.command).__name__ for p in waiting))
+            )
+            raise RemoteProtocolError(f"connection closed while waiting for a reply to {what}")
+        self._pending.clear()
+        self._unacknowledged = 0
+        self._set_state(State.CLOSED)
+        return ConnectionClosed()
+
+    def _greeting(self, reply: Reply) -> Greeting:
+        if reply.code == 220:
+            self._set_state(State.GREETED)
+        elif reply.is_transient or reply.is_permanent:
+            self._set_state(State.CLOSING)  # RFC 5321 3.1: the client should send QUIT
+        else:
+            raise RemoteProtocolError(
+                f"greeting {reply.code} is neither 220 nor a refusal (RFC 5321 4.3.2; NS-16)"
+            )
+        return Greeting(reply)
+
+    def _answer(self, record: _Pending, reply: Reply) -> Event:
+        command = record.command
+        if isinstance(command, Bdat) and not record.chunk_done:
+            raise RemoteProtocolError(
+                f"reply {reply.code} to BDAT before its chunk was complete (RFC 3030 2)"
+            )
+        if reply.is_intermediate:
+            self._check_intermediate(record, reply)
+            if isinstance(command, Auth):
+                record.challenged = True
+                return CommandReply(command, reply)
+        if self._lmtp and record.ends_message():
+            return self._recipient_reply(record, reply)
+        event = _ANSWER[type(command)](self, record, reply)
+        self._complete(record, reply)
+        return event
+
+    def _check_intermediate(self, record: _Pending, reply: Reply) -> None:
+        command = record.command
+        name = type(command).__name__
+        if isinstance(command, Auth):
+            if reply.code != 334:
+                raise RemoteProtocolError(f"{reply.code} to AUTH: only 334 (RFC 4954 4)")
+            if record.challenged:
+                raise RemoteProtocolError("a second 334 before the response (RFC 4954 4)")
+            return
+        if not isinstance(command, Data):
+            # NS-06: a 3xx to STARTTLS (or MAIL, RCPT, ...) is not a possible reply.
+            raise RemoteProtocolError(
+                f"{reply.code} to {name}: a 3xx answers only DATA and AUTH (RFC 5321 4.3.2)"
+            )
+        txn = record.txn
+        if self._lmtp and (txn is None or not txn.accepted):
+            raise RemoteProtocolError(
+                f"{reply.code} to DATA with no accepted recipient (RFC 2033 4.2: MUST be 503)"
+            )
+
+    def _forget(self, record: _Pending) -> None:
+        # `record` got its last reply (it is always the head: replies come in order).
+        self._pending.popleft()
+        self._unacknowledged -= record.size
+        if not any(isinstance(p.command, Auth) for p in self._pending):
+            self._parser.auth_mode = False
+
+    def _complete(self, record: _Pending, reply: Reply) -> None:
+        # The reply is the last one `record` gets: forget it, then the reply-side table.
+        self._forget(record)
+        entry = REPLY_TRANSITIONS.get((self._state, type(record.command), _reply_class(reply)))
+        if entry is None:
+            entry = REPLY_TRANSITIONS.get((self._state, type(record.command), _ANY))
+        if entry is not None:
+            self._set_state(entry[0])
+
+    def _recipient_reply(self, record: _Pending, reply: Reply) -> RecipientReply:
+        # RFC 2033 4.2, 4.3: one reply per accepted RCPT, in RCPT order.
+        txn = record.txn
+        assert txn is not None
+        recipient = txn.accepted[record.answered]
+        record.answered += 1
+        if record.answered == len(txn.accepted):
+            self._complete(record, reply)
+        return RecipientReply(recipient, reply)
+
+    def _settle(self) -> None:
+        # State-triggered transitions (h11 _fire_state_triggered_transitions).
+        head = self._pending[0] if self._pending else None
+        if (
+            self._lmtp
+            and head is not None
+            and isinstance(head.command, Bdat)
+            and head.command.last
+            and head.chunk_done
+            and head.txn is not None
+            and not head.txn.accepted
+        ):
+            # RFC 2033 4.3: BDAT LAST with no accepted recipient returns no reply; the RCPT
+            # replies are all in, since they come before this one.
+            self._forget(head)
+            if self._state is State.BDAT_LAST:
+                self._set_state(State.READY)
+        txn = self._txn
+        if (
+            txn is not None
+            and txn.mail_refused
+            and self._state in (State.MAIL, State.RCPT, State.BDAT)
+            and not any(p.txn is txn for p in self._pending)
+        ):
+            # Postfix spec 7.8: MAIL refused and every reply in: the transaction is void.
+            self._set_state(State.READY)
+
+    def _set_state(self, state: State) -> None:
+        self._state = state
+        if state not in _TRANSACTION:
+            self._txn = None
+
+    # -- per-command reply handling (the table _ANSWER below) -----------------------------
+
+    def _answer_hello(self, record: _Pending, reply: Reply) -> CommandReply:
+        command = record.command
+        assert isinstance(command, (Ehlo, Helo, Lhlo))
+        if reply.is_positive and not isinstance(command, Helo):
+            self._capabilities = Capabilities.from_reply(reply, discard=self._discard)
+            return CommandReply(command, reply, self._capabilities)
+        return CommandReply(command, reply)
+
+    def _answer_auth(self, record: _Pending, reply: Reply) -> CommandReply:
+        assert isinstance(record.command, Auth)
+        if reply.is_positive:
+            self._authenticated = True
+        return CommandReply(record.command, reply)
+
+    def _answer_starttls(self, record: _Pending, reply: Reply) -> CommandReply:
+        assert isinstance(record.command, StartTLS)
+        if reply.is_positive:
+            self._check_no_injection()
+        return CommandReply(record.command, reply)
+
+    def _answer_mail(self, record: _Pending, reply: Reply) -> CommandReply:
+        assert isinstance(record.command, Mail)
+        if not reply.is_positive and record.txn is not None:
+            record.txn.mail_refused = True
+        return CommandReply(record.command, reply)
+
+    def _answer_rcpt(self, record: _Pending, reply: Reply) -> CommandReply:
+        assert isinstance(record.command, Rcpt)
+        if reply.is_positive and record.txn is not None:
+            record.txn.accepted.append(record.command)
+        return CommandReply(record.command, reply)
+
+    def _answer_data(self, record: _Pending, reply: Reply) -> CommandReply:
+        assert isinstance(record.command, Data)
+        txn = record.txn
+        if reply.is_intermediate and txn is not None:
+            txn.content_allowed = bool(txn.accepted) and not txn.mail_refused
+            txn.encoder = BodyEncoder(mode="data", line_length_limit=self._line_length_limit)
+        return CommandReply(record.command, reply)
+
+    def _answer_bdat(self, record: _Pending, reply: Reply) -> CommandReply:
+        assert isinstance(record.command, Bdat)
+        if not reply.is_positive and record.txn is not None:
+            record.txn.bdat_refused = True
+        return CommandReply(record.command, reply)
+
+    def _answer_plain(self, record: _Pending, reply: Reply) -> CommandReply:
+        assert not isinstance(record.command, AuthResponse)
+        return CommandReply(record.command, reply)
+
+
+_ANSWER = {
+    Ehlo: ClientConnection._answer_hello,
+    Helo: ClientConnection._answer_hello,
+    Lhlo: ClientConnection._answer_hello,
+    Auth: ClientConnection._answer_auth,
+    StartTLS: ClientConnection._answer_starttls,
+    Mail: ClientConnection._answer_mail,
+    Rcpt: ClientConnection._answer_rcpt,
+    Data: ClientConnection._answer_data,
+    Bdat: ClientConnection._answer_bdat,
+    EndOfData: ClientConnection._answer_plain,
+    Xforward: ClientConnection._answer_plain,
+    Noop: ClientConnection._answer_plain,
+    Rset: ClientConnection._answer_plain,
+    Quit: ClientConnection._answer_plain,
+}
+
+
+def _require(caps: Capabilities | None, keyword: str, name: str) -> None:
+    if caps is None or keyword not in caps:
+        raise LocalProtocolError(
+            f"{name}: the server did not advertise {keyword} (RFC 5321 2.2.1: extensions are "
+            "used only when advertised)"
+        )
+
+
+def _check_mail(caps: Capabilities | None, mail: Mail) -> None:
+    # RFC 5321 2.2.1 and each extension's RFC: a parameter only if its keyword was offered.
+    if mail.size is not None:
+        _require(caps, "SIZE", "Mail(size=...)")
+    if mail.body == "BINARYMIME":
+        _require(caps, "BINARYMIME", "Mail(body='BINARYMIME')")
+        _require(caps, "CHUNKING", "Mail(body='BINARYMIME')")
+    elif mail.body is not None and not (caps is not None and "SMTPUTF8" in caps):
+        # Postfix spec 3.10: SMTPUTF8 implies 8BITMIME (RFC 6531 3.1).
+        _require(caps, "8BITMIME", f"Mail(body={mail.body!r})")
+    if mail.smtputf8:
+        _require(caps, "SMTPUTF8", "Mail(smtputf8=True)")
+    if mail.ret is not None or mail.envid is not None:
+        _require(caps, "DSN", "Mail(ret=..., envid=...)")
+    if mail.auth is not None:
+        _require(caps, "AUTH", "Mail(auth=...)")
+
+
+def _check_rcpt(caps: Capabilities | None, rcpt: Rcpt, txn: _Transaction | None) -> None:
+    if rcpt.notify is not None or rcpt.orcpt is not None:
+        _require(caps, "DSN", "Rcpt(notify=..., orcpt=...)")
+    if not rcpt.recipient.isascii() and (txn is None or not txn.mail.smtputf8):
+        raise LocalProtocolError(
+            f"recipient: a non-ASCII address needs a MAIL with smtputf8=True (RFC 6531 3.4): "
+            f"{rcpt.recipient!r}"
+        )

@@ -1,0 +1,170 @@
+"""Next-hop destinations in Postfix syntax (smtp(8) "SMTP/LMTP DESTINATION SYNTAX", spec 14.1,
+12.1): ``domain[:port]``, ``[host][:port]``, ``[addr][:port]``, ``[ipv6:addr][:port]``, and for
+LMTP ``unix:/path`` and ``inet:`` forms. Pure parsing: no services database, no DNS."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ._errors import LocalProtocolError
+from .config import KNOWN_PORTS
+
+if TYPE_CHECKING:
+    from .config import ClientConfig
+
+__all__ = ["Destination", "normalize_domain", "parse_destinations"]
+
+Kind = Literal["mx", "host", "address", "unix"]
+
+# Spec 14.1: a next-hop list is separated by commas and/or whitespace.
+_SEPARATORS = re.compile(r"[\s,]+")
+# RFC 1035 2.3.1 letters-digits-hyphen labels; Postfix's valid_hostname also lets "_" through.
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """One next hop: MX lookup (``mx``), address lookup (``host``), a literal ``address``, or a
+    UNIX-domain socket path (``unix``, LMTP only). `text` is the entry as given."""
+
+    kind: Kind
+    host: str
+    port: int | None
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("mx", "host", "address", "unix"):
+            raise LocalProtocolError(f"kind: unknown destination kind {self.kind!r}")
+        if not self.host or "\0" in self.host:
+            raise LocalProtocolError(f"host: empty or NUL in destination {self.text!r}")
+        if self.kind == "unix":
+            if self.port is not None:
+                raise LocalProtocolError("port: a unix destination has no port")
+        elif self.port is None or isinstance(self.port, bool) or not 1 <= self.port <= 65535:
+            raise LocalProtocolError(f"port: expected 1..65535, got {self.port!r}")
+
+    @property
+    def mx_lookup(self) -> bool:
+        """Whether the engine looks up MX records (only unbracketed SMTP domains)."""
+        return self.kind == "mx"
+
+
+def normalize_domain(name: str) -> str:
+    """`name` as a lower-case A-label domain without the trailing dot (DN-16), or raise
+    ``ValueError`` saying what is wrong."""
+    if name.endswith("."):
+        name = name[:-1]
+    if not name:
+        raise ValueError("empty host name")
+    try:
+        # DN-16: stdlib IDNA 2003 codec; ASCII names go through it too for the length checks.
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError as error:
+        raise ValueError(f"invalid host name ({error})") from None
+    labels = ascii_name.split(".")
+    if len(ascii_name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ValueError("invalid host name")
+    return ascii_name.lower()
+
+
+def parse_destinations(
+    text: str,
+    *,
+    lmtp: bool = False,
+    config: ClientConfig | None = None,
+    default_port: int | None = None,
+) -> tuple[Destination, ...]:
+    """Parse a next-hop list; the port defaults to `default_port`, else `config`'s
+    ``tcp_port``/``lmtp_tcp_port``, else 25 (SMTP) or 24 (LMTP)."""
+    if not isinstance(text, str):
+        raise LocalProtocolError(f"destination: expected a str, got {text!r}")
+    if default_port is None:
+        if config is not None:
+            default_port = config.lmtp_tcp_port if lmtp else config.tcp_port
+        else:
+            default_port = 24 if lmtp else 25
+    entries = [entry for entry in _SEPARATORS.split(text) if entry]
+    if not entries:
+        raise LocalProtocolError("destination: empty")
+    return tuple(_parse_one(entry, lmtp=lmtp, default_port=default_port) for entry in entries)
+
+
+def _parse_one(entry: str, *, lmtp: bool, default_port: int) -> Destination:
+    try:
+        return _parse(entry, lmtp=lmtp, default_port=default_port)
+    except ValueError as error:
+        raise LocalProtocolError(f"destination {entry!r}: {error}") from None
+
+
+def _parse(entry: str, *, lmtp: bool, default_port: int) -> Destination:
+    if any(ord(c) < 32 or c == "\x7f" for c in entry):
+        raise ValueError("control characters are not allowed")
+    prefix, colon, rest = entry.partition(":")
+    scheme = prefix.lower() if colon else ""
+    if scheme == "unix":
+        if not lmtp:
+            raise ValueError("unix: destinations are for LMTP only")
+        if not rest:
+            raise ValueError("empty socket path")
+        return Destination("unix", rest, None, entry)
+    if scheme == "inet":
+        if not lmtp:
+            raise ValueError("inet: destinations are for LMTP only")
+        entry_body = rest
+    else:
+        entry_body = entry
+    if entry_body.startswith("["):
+        return _parse_bracketed(entry, entry_body, default_port)
+    host, colon, port_text = entry_body.rpartition(":")
+    if not colon:
+        host, port_text = entry_body, ""
+    port = _port(port_text, default_port)
+    try:
+        # An address needs no lookup; brackets are the documented form, this saves a query.
+        address = ipaddress.IPv4Address(host)
+    except ValueError:
+        # Spec 12.1: LMTP never looks up MX records.
+        return Destination("host" if lmtp else "mx", normalize_domain(host), port, entry)
+    return Destination("address", str(address), port, entry)
+
+
+def _parse_bracketed(entry: str, body: str, default_port: int) -> Destination:
+    inside, bracket, after = body[1:].partition("]")
+    if not bracket:
+        raise ValueError('missing "]"')
+    if after and not after.startswith(":"):
+        # Spec 14.1: Postfix's 'garbage after "]"'.
+        raise ValueError(f'garbage after "]": {after!r}')
+    port = _port(after[1:], default_port)
+    if inside[:5].lower() == "ipv6:":
+        try:
+            return Destination("address", str(ipaddress.IPv6Address(inside[5:])), port, entry)
+        except ValueError:
+            raise ValueError(f"invalid IPv6 address {inside[5:]!r}") from None
+    if ":" in inside:
+        raise ValueError("an IPv6 address must be written as [ipv6:address]")
+    try:
+        return Destination("address", str(ipaddress.IPv4Address(inside)), port, entry)
+    except ValueError:
+        pass
+    if inside.replace(".", "").isdigit():
+        raise ValueError(f"invalid IPv4 address {inside!r}")
+    return Destination("host", normalize_domain(inside), port, entry)
+
+
+def _port(text: str, default: int) -> int:
+    if not text:
+        return default
+    if text.isascii() and text.isdigit():
+        port = int(text)
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {text} out of range 1..65535")
+        return port
+    try:
+        return KNOWN_PORTS[text.lower()]
+    except KeyError:
+        known = ", ".join(sorted(KNOWN_PORTS))
+        raise ValueError(f"unknown service {text!r} (known: {known})") from None

@@ -1,0 +1,478 @@
+"""Postfix TLS security levels as pure policy: which level, which names, which parameters.
+
+The engine asks :func:`policy_for` once per next-hop destination (``smtp_tls_policy_maps``),
+hands :func:`tls_parameters` to the adapter's ``StartTLS`` request and, after the handshake,
+checks the server with :func:`check_peer`. Host-name matching lives here, not in the adapters:
+they verify the certificate chain only (``requests.TLSParameters``), and this module matches
+the names the way Postfix does (spec 5.8), so all three adapters agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from ._errors import LocalProtocolError
+from .requests import TLSInfo, TLSParameters
+
+__all__ = [
+    "CIPHER_GRADES",
+    "LEVELS",
+    "TLSPolicy",
+    "certificate_matches",
+    "certificate_names",
+    "check_peer",
+    "cipher_list",
+    "established_message",
+    "match_names",
+    "matched_name",
+    "min_protocol",
+    "needs_match",
+    "nexthop_domain",
+    "parse_level",
+    "parse_policy",
+    "policy_for",
+    "server_name",
+    "tls_parameters",
+    "tls_required",
+    "trust_word",
+]
+
+LEVELS: tuple[str, ...] = ("none", "may", "encrypt", "verify", "secure")
+"""The supported ``smtp_tls_security_level`` values, weakest first (spec 5.1)."""
+
+# Spec 5.1/5.9: these need DANE (DNSSEC TLSA lookups) or the certificate's DER digest, which
+# the engine does not get (TLSInfo carries getpeercert()'s dictionary only).
+_UNSUPPORTED_LEVELS = frozenset({"dane", "dane-only", "half-dane", "fingerprint"})
+_MATCH_KEYWORDS = frozenset({"hostname", "nexthop", "dot-nexthop"})
+_POLICY_ATTRIBUTES = frozenset({"match", "protocols", "ciphers", "exclude", "servername"})
+
+CIPHER_GRADES = frozenset({"high", "medium", "low", "null"})
+"""``smtp_tls_mandatory_ciphers`` grades (``export`` went with Postfix 3.8 and OpenSSL 1.1)."""
+
+# Postfix's defaults for tls_<grade>_cipherlist (postconf(5), Postfix >= 3.6).
+_POSTFIX_CIPHERLISTS: Mapping[str, str] = {
+    "high": "aNULL:-aNULL:HIGH:@STRENGTH",
+    "medium": "aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH",
+    "low": "aNULL:-aNULL:HIGH:MEDIUM:LOW:+RC4:@STRENGTH",
+    "null": "eNULL:!aNULL",
+}
+_PROTOCOLS: tuple[str, ...] = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+_SUPPORTED_PROTOCOLS = frozenset({"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"})
+_PROTOCOL_ITEM = re.compile(r"(>=|<=|!)?(SSLv2|SSLv3|TLSv1|TLSv1\.1|TLSv1\.2|TLSv1\.3)", re.I)
+# Postfix destination forms (spec 14.1): [host]:port, host:port; LMTP inet:host[:port].
+_BRACKETED = re.compile(r"(?:inet:)?\[([^\]]*)\](?::[^:\[\]]*)?", re.I)
+_HOST_PORT = re.compile(r"(?:inet:)?([^:\[\]]+)(?::[^:\[\]]*)?", re.I)
+_HOSTNAME = re.compile(
+    r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*"
+)
+
+
+def _rank(level: str) -> int:
+    return LEVELS.index(level)
+
+
+def parse_level(text: str) -> str:
+    """Parse a security level; empty means ``none`` (Postfix). Unknown: `ValueError`."""
+    if not isinstance(text, str):
+        raise ValueError("tls_security_level: expected a str")
+    level = text.strip().lower() or "none"
+    if level in _UNSUPPORTED_LEVELS:
+        raise ValueError(f"tls_security_level: {level!r} is not supported by smtpproto")
+    if level not in LEVELS:
+        raise ValueError(f"tls_security_level: unknown level {level!r}")
+    return level
+
+
+def tls_required(level: str) -> bool:
+    """True for every level above ``may``: no MAIL, AUTH or message byte without TLS (5.1)."""
+    return _rank(parse_level(level)) >= _rank("encrypt")
+
+
+def needs_match(level: str) -> bool:
+    """True for ``verify`` and ``secure``: the chain must verify and a name must match (5.6)."""
+    return _rank(parse_level(level)) >= _rank("verify")
+
+
+def _name_list(value: str | Iterable[str], what: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else list(value)
+    names = tuple(n.lower() for item in items for n in re.split(r"[\s,:]+", item.strip()) if n)
+    for name in names:
+        if "*" in name or not name.isprintable():
+            raise ValueError(f"{what}: invalid name {name!r}")
+    return names
+
+
+@dataclass(frozen=True)
+class TLSPolicy:
+    """The TLS policy for one next-hop: level, certificate names and per-site overrides.
+
+    `match` holds Postfix's match words (``hostname``, ``nexthop``, ``dot-nexthop``) and
+    literal names (``.example.com`` for sub-domains only); it is used at ``verify`` and
+    ``secure`` only and must not be empty there (spec 5.8: no names, no verification).
+    `protocols`, `ciphers` (a grade), `exclude` and `servername` are the policy-table
+    attributes of the same names; ``None`` means the configured parameter applies.
+    """
+
+    level: str
+    match: tuple[str, ...] = ()
+    protocols: tuple[str, ...] | None = None
+    ciphers: str | None = None
+    exclude: tuple[str, ...] = ()
+    servername: str | None = None
+
+    def __post_init__(self) -> None:
+        if parse_level(self.level) != self.level:
+            raise ValueError(f"level: write {parse_level(self.level)!r}, not {self.level!r}")
+        if _name_list(self.match, "match") != self.match:
+            raise ValueError("match: names must be lower case, one per item")
+        if needs_match(self.level) and not self.match:
+            raise ValueError(f"match: level {self.level!r} needs at least one name")
+        if self.protocols is not None:
+            min_protocol(self.protocols)
+        if self.ciphers is not None and self.ciphers not in CIPHER_GRADES:
+            raise ValueError(f"ciphers: unknown grade {self.ciphers!r}")
+
+
+def parse_policy(
+    value: str,
+    *,
+    verify_match: Iterable[str] = ("hostname",),
+    secure_match: Iterable[str] = ("nexthop", "dot-nexthop"),
+) -> TLSPolicy:
+    """Parse a ``smtp_tls_policy_maps`` value: ``secure match=nexthop:dot-nexthop ciphers=high``.
+
+    Without ``match=``, ``verify`` uses `verify_match` and ``secure`` `secure_match`
+    (``smtp_tls_verify_cert_match``, ``smtp_tls_secure_cert_match``). An unknown attribute is
+    a `ValueError`, never ignored: a policy that cannot be read must not be weakened.
+    """
+    words = value.split()
+    if not words:
+        raise ValueError("empty policy")
+    level = parse_level(words[0])
+    attributes: dict[str, str] = {}
+    for word in words[1:]:
+        key, sep, item = word.partition("=")
+        key = key.lower()
+        if not sep or key not in _POLICY_ATTRIBUTES:
+            raise ValueError(f"unknown policy attribute {word!r}")
+        if key in attributes:
+            raise ValueError(f"policy attribute {key!r} given twice")
+        attributes[key] = item
+    if "match" in attributes:
+        match = _name_list(attributes["match"], "match")
+    elif level == "verify":
+        match = _name_list(tuple(verify_match), "tls_verify_cert_match")
+    elif level == "secure":
+        match = _name_list(tuple(secure_match), "tls_secure_cert_match")
+    else:
+        match = ()
+    protocols = attributes.get("protocols")
+    ciphers = attributes.get("ciphers")
+    servername = attributes.get("servername")
+    return TLSPolicy(
+        level=level,
+        match=match,
+        protocols=None if protocols is None else tuple(p for p in protocols.split(":") if p),
+        ciphers=None if ciphers is None else ciphers.lower(),
+        exclude=tuple(c for c in attributes.get("exclude", "").split(":") if c),
+        servername=servername or None,
+    )
+
+
+def policy_for(
+    nexthop: str,
+    *,
+    default_level: str,
+    policy_maps: Mapping[str, str],
+    verify_match: Iterable[str] = ("hostname",),
+    secure_match: Iterable[str] = ("nexthop", "dot-nexthop"),
+) -> TLSPolicy:
+    """The policy for next-hop destination `nexthop` (``smtp_tls_policy_maps``, spec 5.1).
+
+    Keys tried, case-insensitively: the destination as given (``example.com``,
+    ``[mx.example.com]:587``); then, for a bare domain only, its parents as ``.parent``
+    (``.example.com``, ``.com``), as ``parent_domain_matches_subdomains`` leaves it. No entry:
+    `default_level`. A bad entry is a `ValueError` naming its key (spec 5.10: Postfix skips
+    the destination with ``4.7.0 client TLS configuration problem``).
+    """
+    verify_match, secure_match = tuple(verify_match), tuple(secure_match)
+    folded = {key.lower(): key for key in policy_maps}
+    candidates = [nexthop.lower()]
+    domain = nexthop.lower().rstrip(".")
+    if _HOSTNAME.fullmatch(domain):
+        labels = domain.split(".")
+        candidates += ["." + ".".join(labels[i:]) for i in range(1, len(labels))]
+    for candidate in candidates:
+        key = folded.get(candidate)
+        if key is not None:
+            try:
+                return parse_policy(
+                    policy_maps[key], verify_match=verify_match, secure_match=secure_match
+                )
+            except ValueError as error:
+                raise ValueError(f"tls_policy_maps[{key!r}]: {error}") from None
+    level = parse_level(default_level)
+    return parse_policy(level, verify_match=verify_match, secure_match=secure_match)
+
+
+def nexthop_domain(destination: str) -> str:
+    """The next-hop domain of a destination: ``[mx.example.com]:587`` -> ``mx.example.com``."""
+    match = _BRACKETED.fullmatch(destination) or _HOST_PORT.fullmatch(destination)
+    if match is None:
+        raise LocalProtocolError(f"destination: cannot find a domain in {destination!r}")
+    return match[1].lower().rstrip(".")
+
+
+def _a_label(name: str) -> str | None:
+    name = name.lower().rstrip(".")
+    if name.isascii():
+        return name
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+
+
+def match_names(policy: TLSPolicy, *, hostname: str, nexthop: str) -> tuple[str, ...]:
+    """The reference names a certificate must match, for this MX `hostname` (spec 5.8).
+
+    ``hostname`` is the server name as looked up (the MX host, or the host in ``[host]``),
+    ``nexthop`` the next-hop domain, ``dot-nexthop`` any sub-domain of it (written
+    ``.nexthop``); literals stay as they are. Empty below ``verify``.
+    """
+    if not needs_match(policy.level):
+        return ()
+    domain = nexthop_domain(nexthop)
+    names: list[str] = []
+    for word in policy.match:
+        if word == "hostname":
+            resolved: str | None = _a_label(hostname)
+        elif word == "nexthop":
+            resolved = _a_label(domain)
+        elif word == "dot-nexthop":
+            label = _a_label(domain)
+            resolved = None if label is None else "." + label
+        else:
+            resolved = _a_label(word) if not word.startswith(".") else word
+        if resolved and resolved not in names and resolved != ".":
+            names.append(resolved)
+    return tuple(names)
+
+
+def server_name(policy: TLSPolicy, *, hostname: str) -> str | None:
+    """The SNI name to send: the policy's ``servername=``, else the MX `hostname`.
+
+    Unlike Postfix (empty ``smtp_tls_servername``: no SNI), SNI is sent by default: it lets a
+    server with several certificates present the one a ``verify`` match expects. ``hostname``
+    as the attribute value means the MX host name; an address is never sent (RFC 6066 3).
+    """
+    name = hostname if policy.servername in (None, "hostname") else policy.servername
+    assert name is not None
+    name = name.rstrip(".")
+    if not name or name.startswith("[") or re.fullmatch(r"[0-9.]+|.*:.*", name):
+        return None
+    return _a_label(name)
+
+
+def certificate_names(peercert: Mapping[str, object]) -> tuple[str, ...]:
+    """The DNS names a certificate asserts: subjectAltName DNS entries, else the subject CNs."""
+    dns: list[str] = []
+    for entry in _tuple(peercert.get("subjectAltName")):
+        pair = _tuple(entry)
+        if len(pair) == 2 and pair[0] == "DNS" and isinstance(pair[1], str):
+            dns.append(pair[1].lower())
+    if dns:
+        # RFC 6125 6.4.4 (and Postfix): the CN counts only when there is no DNS-ID.
+        return tuple(dns)
+    common: list[str] = []
+    for rdn in _tuple(peercert.get("subject")):
+        for attribute in _tuple(rdn):
+            pair = _tuple(attribute)
+            if len(pair) == 2 and pair[0] == "commonName" and isinstance(pair[1], str):
+                common.append(pair[1].lower())
+    return tuple(common)
+
+
+def _tuple(value: object) -> tuple[object, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else ()
+
+
+def _name_matches(certid: str, reference: str) -> bool:
+    # A "*" is honoured only as a whole leftmost label: "foo*.example.com" never matches.
+    wildcard = certid.startswith("*.")
+    if "*" in (certid[2:] if wildcard else certid):
+        return False
+    if reference.startswith("."):
+        # Postfix match_servername(): ".example.com" matches sub-domains only; a "*.example.com"
+        # certificate names a sub-domain too.
+        return certid.endswith(reference) and len(certid) > len(reference)
+    if certid == reference:
+        return True
+    first, _, parent = reference.partition(".")
+    # A wildcard covers exactly one label, and never a bare TLD ("*.com").
+    return wildcard and bool(first) and parent == certid[2:] and "." in parent
+
+
+def matched_name(peercert: Mapping[str, object] | None, names: Iterable[str]) -> str | None:
+    """The first reference name in `names` that the certificate matches, or ``None``."""
+    if not peercert:
+        return None
+    certids = certificate_names(peercert)
+    for reference in names:
+        reference = reference.lower()
+        if not reference.startswith("."):
+            reference = reference.rstrip(".")
+        if not reference.strip(".") or "*" in reference:
+            continue
+        for certid in certids:
+            if _name_matches(certid.rstrip("."), reference):
+                return reference
+    return None
+
+
+def certificate_matches(peercert: Mapping[str, object] | None, names: Iterable[str]) -> bool:
+    """True if the certificate matches one of `names` (spec 5.8); no names never match."""
+    return matched_name(peercert, names) is not None
+
+
+def check_peer(policy: TLSPolicy, info: TLSInfo, names: Iterable[str]) -> str | None:
+    """After the handshake: ``None`` if the server passes `policy`, else Postfix's reason.
+
+    Both reasons are ``4.7.5`` site failures; the session is sound, so QUIT goes over it (5.6).
+    """
+    if not needs_match(policy.level):
+        return None
+    if not info.chain_verified or info.peer_certificate is None:
+        return "Server certificate not trusted"
+    if not certificate_matches(info.peer_certificate, names):
+        return "Server certificate not verified"
+    return None
+
+
+TrustWord = Literal["Anonymous", "Untrusted", "Trusted", "Verified"]
+
+
+def trust_word(info: TLSInfo, matched: bool) -> TrustWord:
+    """Postfix's word for a TLS session: Anonymous, Untrusted, Trusted or Verified."""
+    if not info.chain_verified:
+        # An anonymous (aNULL) suite has no server certificate at all.
+        anonymous = info.cipher.startswith(("ADH", "AECDH")) or "anon" in info.cipher.lower()
+        return "Anonymous" if anonymous else "Untrusted"
+    return "Verified" if matched else "Trusted"
+
+
+def established_message(info: TLSInfo, *, matched: bool, peer: str) -> str:
+    """Postfix's log line: ``Verified TLS connection established to H[A]:25: TLSv1.3 with ...``."""
+    word = trust_word(info, matched)
+    return f"{word} TLS connection established to {peer}: {info.version} with cipher {info.cipher}"
+
+
+def min_protocol(protocols: str | Iterable[str]) -> str:
+    """The lowest TLS version a ``smtp_tls_mandatory_protocols`` value allows.
+
+    Both Postfix syntaxes: ``>=TLSv1.2`` and ``!SSLv2, !SSLv3, !TLSv1, !TLSv1.1`` (and the old
+    inclusion list ``TLSv1.2, TLSv1.3``). Only the floor is enforced: a ceiling, or a version
+    excluded above the floor, is not, because a newer TLS version is never the weaker one.
+    Empty: everything from ``TLSv1``. Nothing allowed at all: `ValueError`.
+    """
+    items = [protocols] if isinstance(protocols, str) else list(protocols)
+    words = [w for item in items for w in re.split(r"[\s,:]+", item.strip()) if w]
+    allowed = set(_PROTOCOLS)
+    included: set[str] = set()
+    canonical = {p.lower(): p for p in _PROTOCOLS}
+    for word in words:
+        match = _PROTOCOL_ITEM.fullmatch(word)
+        if match is None:
+            raise ValueError(f"tls_mandatory_protocols: unknown protocol {word!r}")
+        operator, version = match[1], canonical[match[2].lower()]
+        position = _PROTOCOLS.index(version)
+        if operator == ">=":
+            allowed -= set(_PROTOCOLS[:position])
+        elif operator == "<=":
+            allowed -= set(_PROTOCOLS[position + 1 :])
+        elif operator == "!":
+            allowed.discard(version)
+        else:
+            included.add(version)
+    if included:
+        allowed &= included
+    usable = [p for p in _PROTOCOLS if p in allowed and p in _SUPPORTED_PROTOCOLS]
+    if not usable:
+        raise ValueError(f"tls_mandatory_protocols: {' '.join(words)!r} allows no TLS version")
+    return usable[0]
+
+
+def cipher_list(
+    grade: str,
+    *,
+    cipherlists: Mapping[str, str] | None = None,
+    exclude: Iterable[str] = (),
+) -> str | None:
+    """The OpenSSL cipher string for a grade (``tls_<grade>_cipherlist``), minus `exclude`.
+
+    ``None`` for Postfix's own ``medium`` list with nothing excluded: the adapter then keeps
+    Python's default list, which is a subset of it (forward-secret AEAD suites only), rather
+    than re-enabling the weaker suites Postfix's list admits. TLS 1.3 suites are unaffected
+    by cipher strings in OpenSSL.
+    """
+    if grade == "export":
+        raise ValueError("tls_mandatory_ciphers: 'export' is obsolete (Postfix 3.8)")
+    if grade not in CIPHER_GRADES:
+        raise ValueError(f"tls_mandatory_ciphers: unknown grade {grade!r}")
+    lists = {**_POSTFIX_CIPHERLISTS, **(cipherlists or {})}
+    excluded = [e for item in exclude for e in re.split(r"[\s,:]+", item.strip()) if e]
+    for name in excluded:
+        if not re.fullmatch(r"[A-Za-z0-9+_.-]+", name):
+            raise ValueError(f"tls_exclude_ciphers: invalid cipher name {name!r}")
+    if grade == "medium" and not excluded and lists["medium"] == _POSTFIX_CIPHERLISTS["medium"]:
+        return None
+    return ":".join([lists[grade], *("!" + name for name in excluded)])
+
+
+def tls_parameters(
+    policy: TLSPolicy,
+    *,
+    ca_file: str | None = None,
+    ca_path: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+    mandatory_protocols: str | Iterable[str] = (">=TLSv1.2",),
+    protocols: str | Iterable[str] = (">=TLSv1",),
+    mandatory_ciphers: str = "medium",
+    ciphers: str = "medium",
+    cipherlists: Mapping[str, str] | None = None,
+    exclude_ciphers: Iterable[str] = (),
+    mandatory_exclude_ciphers: Iterable[str] = (),
+) -> TLSParameters:
+    """The adapter's `TLSParameters` for `policy` (chain verification at verify and secure).
+
+    As in Postfix, levels that require TLS use the ``mandatory_*`` protocol floor and cipher
+    grade; ``may`` uses `protocols` and `ciphers` (``smtp_tls_protocols`` ``>=TLSv1`` and
+    ``smtp_tls_ciphers`` ``medium`` since Postfix 3.6). Policy-table attributes win.
+    """
+    if policy.level == "none":
+        raise LocalProtocolError("policy: level 'none' never starts TLS")
+    mandatory = tls_required(policy.level)
+    floor: str | Iterable[str]
+    if policy.protocols is not None:
+        floor = policy.protocols
+    else:
+        floor = mandatory_protocols if mandatory else protocols
+    grade = policy.ciphers or (mandatory_ciphers if mandatory else ciphers)
+    excluded = [
+        *exclude_ciphers,
+        *(mandatory_exclude_ciphers if mandatory else ()),
+        *policy.exclude,
+    ]
+    return TLSParameters(
+        verify=needs_match(policy.level),
+        ca_file=ca_file,
+        ca_path=ca_path,
+        cert_file=cert_file,
+        key_file=key_file,
+        min_version=min_protocol(floor),
+        ciphers=cipher_list(grade, cipherlists=cipherlists, exclude=excluded),
+    )
