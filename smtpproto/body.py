@@ -370,7 +370,7 @@ def _chunks_of_email(message: email.message.Message, chunk_size: int) -> Iterato
         email.generator.BytesGenerator(collector, mangle_from_=False, policy=policy).flatten(
             message
         )
-    except (email.errors.MessageError, LookupError, TypeError, ValueError) as exc:
+    except (email.errors.MessageError, AttributeError, LookupError, TypeError, ValueError) as exc:
         raise LocalProtocolError(f"message: cannot be flattened: {exc}") from None
     pending = collector.pieces
     buffer = io.BytesIO()

@@ -24,9 +24,10 @@ How the machine is built (h11 ``_state.py`` style, three kinds of transition):
 
 Rules beyond the tables, each tested in ``tests/test_connection.py``:
 
-- Nothing is sent before the greeting is complete (NS-16). A 220 greeting opens the session;
-  any 4xx or 5xx greeting (RFC 5321 4.3.2 names 554, 3.8 names 421; Postfix treats every 5xx
-  alike) leaves only QUIT; any other greeting (221, 250, 354, ...) is a `RemoteProtocolError`.
+- Nothing is sent before the greeting is complete (NS-16). Any 2xx greeting opens the
+  session, as in Postfix (spec 3.1; RFC 5321 4.3.2 names only 220); any other greeting, a
+  421 or 554 refusal (RFC 5321 3.1, 3.8) or an impossible 3xx, leaves only QUIT. The greeting
+  is always delivered as a `Greeting` event, so that the caller classifies it (spec 3.1).
 - Pipelining (RFC 2920 3.1): without PIPELINING advertised no command is sent while another is
   unanswered. With it, EHLO, HELO, LHLO, DATA, STARTTLS (RFC 3207 4), NOOP, QUIT, AUTH (RFC
   4954 4, except PLAIN or EXTERNAL with an initial response), an AUTH that got a challenge,
@@ -52,13 +53,18 @@ Rules beyond the tables, each tested in ``tests/test_connection.py``:
   (RP-12). A 334 is delivered as a `CommandReply` for the AUTH (``is_challenge``), and only
   then may one `AuthResponse` be sent. AUTH in a transaction, a second AUTH after success, or
   an AUTH while another is unanswered are refused (AU-16).
-- Replies are matched in order to the commands sent. A 3xx is legal only for DATA and as a 334
-  for AUTH. A 421 to any command but QUIT means the server is closing (RFC 5321 3.8): the
-  commands still unanswered are dropped and only QUIT may be sent; a 421 with nothing
-  outstanding is a `ServerClosing` event (CV-10c); any other reply with nothing outstanding
-  is a `RemoteProtocolError` (RP-18, CV-10b). End of input with nothing outstanding, or with
-  only a QUIT outstanding (NS-19: the QUIT reply never matters, Postfix spec 9.7), and no
-  partial reply, is `ConnectionClosed`; any other end of input is a `RemoteProtocolError`.
+- Replies are matched in order to the commands sent. A 3xx to STARTTLS is a
+  `RemoteProtocolError` (NS-06), and to AUTH anything but a 334; a 3xx to any other command
+  but DATA is delivered like a refusal, for the caller to classify (Postfix spec 1.8: status
+  5.5.0), and never counts as success. A reply in the middle of the message content (no
+  end of data sent) is the end-of-data reply, early (Postfix spec 7.9: an early 552): the
+  state becomes ABORTED and nothing more may be sent. A 421 to any command but QUIT means
+  the server is closing (RFC 5321 3.8): the commands still unanswered are dropped and only
+  QUIT may be sent; a 421 with nothing outstanding is a `ServerClosing` event (CV-10c); any
+  other reply with nothing outstanding is a `RemoteProtocolError` (RP-18, CV-10b). End of
+  input with nothing outstanding, or with only a QUIT outstanding (NS-19: the QUIT reply
+  never matters, Postfix spec 9.7), and no partial reply, is `ConnectionClosed`; any other
+  end of input is a `RemoteProtocolError`.
 - Message content: after a 3xx to DATA, `MessageData` chunks go through a streaming
   `BodyEncoder` (CRLF normalization, dot-stuffing, line length) and `EndOfData` returns the
   encoder's finish (the rest and ``.\\r\\n``). When every RCPT was refused, or MAIL was, only
@@ -152,6 +158,8 @@ class State(enum.Enum):
     """``BDAT LAST`` and its chunk sent, the final reply awaited."""
     TLS_HANDSHAKE = "TLS_HANDSHAKE"
     """STARTTLS accepted: nothing may be sent or received until `tls_established`."""
+    ABORTED = "ABORTED"
+    """The server answered in the middle of the content: send nothing more, close (spec 7.9)."""
     CLOSING = "CLOSING"
     """The server refused the session or said 421: only QUIT (RFC 5321 3.1, 3.8)."""
     QUIT_SENT = "QUIT_SENT"
@@ -244,7 +252,7 @@ _TRANSACTION = frozenset(
     {_S.MAIL, _S.RCPT, _S.DATA, _S.CONTENT, _S.DOT, _S.BDAT_CHUNK, _S.BDAT, _S.BDAT_LAST}
 )
 _DEFAULT_LIMITS = ReplyLimits()
-_OVER = frozenset({_S.QUIT_SENT, _S.CLOSED, _S.CLOSING})
+_OVER = frozenset({_S.QUIT_SENT, _S.CLOSED, _S.CLOSING, _S.ABORTED})
 _SENDABLE: Final = (*get_args(Command), MessageData, EndOfData)
 
 
@@ -450,6 +458,8 @@ class ClientConnection:
             why = "nothing may be sent before the greeting (NS-16)"
         elif self._state in (State.QUIT_SENT, State.CLOSED):
             why = "the session is over (QUIT sent or connection closed)"
+        elif self._state is State.ABORTED:
+            why = "the server answered in the middle of the content: close (spec 7.9)"
         elif self._state is State.TLS_HANDSHAKE:
             why = "nothing may be sent until tls_established() (RFC 3207 4.2)"
         elif allowed:
@@ -640,6 +650,11 @@ class ClientConnection:
             return self._end_of_input() if parser.at_eof else NEED_DATA
         if self._state is State.CONNECTING:
             return self._greeting(reply)
+        if not self._pending and self._state is State.CONTENT:
+            # Postfix spec 7.9: a reply in the middle of the content (an early 552) is the
+            # end-of-data reply; the server no longer reads content, so nothing more is sent.
+            self._set_state(State.ABORTED)
+            return CommandReply(EndOfData(), reply)
         if not self._pending:
             if reply.code == 421:
                 if self._state not in _OVER:
@@ -682,14 +697,9 @@ class ClientConnection:
         return ConnectionClosed()
 
     def _greeting(self, reply: Reply) -> Greeting:
-        if reply.code == 220:
-            self._set_state(State.GREETED)
-        elif reply.is_transient or reply.is_permanent:
-            self._set_state(State.CLOSING)  # RFC 5321 3.1: the client should send QUIT
-        else:
-            raise RemoteProtocolError(
-                f"greeting {reply.code} is neither 220 nor a refusal (RFC 5321 4.3.2; NS-16)"
-            )
+        # Postfix spec 3.1: any 2xx greets. Anything else refuses the session: only QUIT may
+        # follow (RFC 5321 3.1); what the refusal means is the caller's decision.
+        self._set_state(State.GREETED if reply.is_positive else State.CLOSING)
         return Greeting(reply)
 
     def _answer(self, record: _Pending, reply: Reply) -> Event:
@@ -718,13 +728,13 @@ class ClientConnection:
             if record.challenged:
                 raise RemoteProtocolError("a second 334 before the response (RFC 4954 4)")
             return
-        if not isinstance(command, Data):
-            # NS-06: a 3xx to STARTTLS (or MAIL, RCPT, ...) is not a possible reply.
+        if isinstance(command, StartTLS):
+            # NS-06: a 3xx to STARTTLS is impossible, and never a reason to go on.
             raise RemoteProtocolError(
-                f"{reply.code} to {name}: a 3xx answers only DATA and AUTH (RFC 5321 4.3.2)"
+                f"{reply.code} to {name}: a 3xx answers only DATA and AUTH (RFC 5321 4.3.2; NS-06)"
             )
         txn = record.txn
-        if self._lmtp and (txn is None or not txn.accepted):
+        if isinstance(command, Data) and self._lmtp and (txn is None or not txn.accepted):
             raise RemoteProtocolError(
                 f"{reply.code} to DATA with no accepted recipient (RFC 2033 4.2: MUST be 503)"
             )

@@ -103,7 +103,7 @@ def test_ns16_greeting_220_opens_the_session() -> None:
     assert conn.send(Ehlo("c.example")) == b"EHLO c.example\r\n"
 
 
-@pytest.mark.parametrize("code", [421, 554, 500, 530])
+@pytest.mark.parametrize("code", [421, 554, 500, 530, 354])
 def test_ns16_refusing_greeting_leaves_only_quit(code: int) -> None:
     conn = ClientConnection()
     (event,) = feed(conn, f"{code} go away\r\n".encode())
@@ -116,12 +116,11 @@ def test_ns16_refusing_greeting_leaves_only_quit(code: int) -> None:
     assert conn.state is State.CLOSED
 
 
-@pytest.mark.parametrize("line", [b"221 bye\r\n", b"250 ok\r\n", b"354 go\r\n"])
-def test_ns16_impossible_greeting_is_rpe(line: bytes) -> None:
+@pytest.mark.parametrize("line", [b"221 odd but positive\r\n", b"250 ok\r\n"])
+def test_spec_3_1_any_2xx_greeting_opens_the_session(line: bytes) -> None:
     conn = ClientConnection()
-    conn.receive_data(line)
-    with pytest.raises(RemoteProtocolError, match="greeting"):
-        conn.next_event()
+    (event,) = feed(conn, line)
+    assert isinstance(event, Greeting) and conn.state is State.GREETED
 
 
 def test_eof_before_the_greeting_is_rpe() -> None:
@@ -461,15 +460,31 @@ def test_rp19_garbage_after_pipelined_dot_and_quit_is_rpe() -> None:
     assert conn.state is State.ERROR
 
 
-@pytest.mark.parametrize(
-    "command", [Noop(), Mail("a@x.example"), Rset()], ids=lambda c: type(c).__name__
-)
-def test_a_3xx_answers_only_data_and_auth(command: Command) -> None:
+def test_spec_1_8_a_3xx_to_mail_or_rcpt_is_a_refusal_never_success() -> None:
+    conn = session("PIPELINING")
+    conn.send(Mail("a@x.example"))
+    conn.send(Rcpt("b@y.example"))
+    conn.send(Data())
+    events = feed(conn, b"250 ok\r\n354 odd\r\n354 go\r\n")
+    assert _codes(events) == [250, 354, 354]
+    with pytest.raises(LocalProtocolError, match="only EndOfData"):
+        conn.send(MessageData(b"x"))  # the RCPT was not accepted
     conn = session()
-    conn.send(command)
-    conn.receive_data(b"354 go\r\n")
-    with pytest.raises(RemoteProtocolError, match="3xx answers only DATA and AUTH"):
-        conn.next_event()
+    conn.send(Mail("a@x.example"))
+    feed(conn, b"334 odd\r\n")
+    assert conn.state is State.READY  # MAIL refused: no transaction
+
+
+def test_spec_7_9_a_reply_in_the_middle_of_the_content_ends_it() -> None:
+    conn = _at_content()
+    conn.send(MessageData(b"part of a big message\r\n"))
+    (event,) = feed(conn, b"552 5.3.4 too big\r\n")
+    assert isinstance(event, CommandReply) and event.command == EndOfData()
+    assert conn.state is State.ABORTED
+    for command in (MessageData(b"x"), EndOfData(), Quit()):
+        with pytest.raises(LocalProtocolError, match="middle of the content"):
+            conn.send(command)
+    assert feed(conn, b"") == [ConnectionClosed()]
 
 
 def test_eof_with_nothing_outstanding_is_connection_closed() -> None:
