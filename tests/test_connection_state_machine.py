@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import pytest
 from helpers import drain, ehlo_reply, feed
@@ -37,7 +38,9 @@ from smtpproto.commands import (
 from smtpproto.connection import ClientConnection, State
 from smtpproto.events import CommandReply, ConnectionClosed
 
-Sendable = Ehlo | Helo | Mail | Rcpt | Data | MessageData | EndOfData | Rset | Noop | Quit
+Sendable: TypeAlias = (
+    Ehlo | Helo | Mail | Rcpt | Data | MessageData | EndOfData | Rset | Noop | Quit
+)
 
 COMMANDS: list[Sendable] = [
     Ehlo("c.example"),
