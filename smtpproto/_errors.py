@@ -9,8 +9,11 @@ class ProtocolError(Exception):
     """Base of the two protocol errors; nothing else escapes from parsing or encoding."""
 
 
-class LocalProtocolError(ProtocolError):
-    """The caller misused the API or gave invalid input; nothing was sent."""
+class LocalProtocolError(ProtocolError, ValueError):
+    """The caller misused the API or gave invalid input; nothing was sent.
+
+    Also a ``ValueError``, so code that validates input generically still catches it.
+    """
 
 
 class RemoteProtocolError(ProtocolError):

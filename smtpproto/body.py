@@ -39,7 +39,6 @@ from __future__ import annotations
 import email.errors
 import email.generator
 import email.message
-import io
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -373,18 +372,14 @@ def _chunks_of_email(message: email.message.Message, chunk_size: int) -> Iterato
     except (email.errors.MessageError, AttributeError, LookupError, TypeError, ValueError) as exc:
         raise LocalProtocolError(f"message: cannot be flattened: {exc}") from None
     pending = collector.pieces
-    buffer = io.BytesIO()
-    size = 0
+    buffer = bytearray()
     while pending:
-        piece = pending.popleft()
-        buffer.write(piece)
-        size += len(piece)
-        if size >= chunk_size:
-            yield from _chunks_of_buffer(buffer.getvalue(), chunk_size)
-            buffer = io.BytesIO()
-            size = 0
-    if size:
-        yield buffer.getvalue()
+        buffer += pending.popleft()
+        if len(buffer) >= chunk_size:
+            yield from _chunks_of_buffer(bytes(buffer), chunk_size)
+            buffer = bytearray()
+    if buffer:
+        yield bytes(buffer)
 
 
 def _chunks_of_iterable(source: Iterable[object], chunk_size: int) -> Iterator[bytes]:

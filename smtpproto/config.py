@@ -180,7 +180,7 @@ class ClientConfig:
             try:
                 normalized = check(value)
             except (TypeError, ValueError) as error:
-                raise ValueError(f"{f.name}: {error} (got {value!r})") from None
+                raise LocalProtocolError(f"{f.name}: {error} (got {value!r})") from None
             if normalized is not value:
                 object.__setattr__(self, f.name, normalized)
         if self.best_mx_transport:
@@ -189,7 +189,7 @@ class ClientConfig:
             try:
                 parse_destinations(self.best_mx_transport, lmtp=self.lmtp)
             except LocalProtocolError as error:
-                raise ValueError(f"best_mx_transport: {error}") from None
+                raise LocalProtocolError(f"best_mx_transport: {error}") from None
 
     def __repr__(self) -> str:
         """Every field, with SASL passwords masked."""
@@ -230,7 +230,7 @@ class ClientConfig:
                 parsed = _PARSERS[parameter.field](raw)
                 values[parameter.field] = _CHECKS[parameter.field](parsed)
             except (TypeError, ValueError) as error:
-                raise ValueError(f"{name}: malformed value {raw!r}: {error}") from None
+                raise LocalProtocolError(f"{name}: malformed value {raw!r}: {error}") from None
         if "myhostname" in values and "helo_name" not in values:
             values["helo_name"] = values["myhostname"]
         if "sasl_tls_security_options" not in values:
@@ -258,21 +258,21 @@ _LMTP_RENAMES: Mapping[str, str] = MappingProxyType(
 
 def _lookup(name: str, lmtp: bool) -> _parameters.Parameter:
     if not isinstance(name, str):
-        raise ValueError(f"parameter names are strings: {name!r}")
+        raise LocalProtocolError(f"parameter names are strings: {name!r}")
     canonical = name
     if name.startswith("lmtp_") and name != "lmtp_tcp_port":
         if not lmtp:
-            raise ValueError(f"{name}: an LMTP parameter; pass lmtp=True")
+            raise LocalProtocolError(f"{name}: an LMTP parameter; pass lmtp=True")
         if _parameters.by_name(name) is None:
             canonical = _LMTP_RENAMES.get(name, "smtp_" + name[5:])
     elif name.startswith("smtp_") and lmtp and name != "smtp_tcp_port":
         mirror = next((k for k, v in _LMTP_RENAMES.items() if v == name), "lmtp_" + name[5:])
-        raise ValueError(f"{name}: lmtp(8) reads {mirror} instead")
+        raise LocalProtocolError(f"{name}: lmtp(8) reads {mirror} instead")
     parameter = _parameters.by_name(canonical)
     if parameter is None:
-        raise ValueError(f"{name}: unknown parameter")
+        raise LocalProtocolError(f"{name}: unknown parameter")
     if parameter.field is None:
-        raise ValueError(f"{name}: not applicable to this library: {parameter.why}")
+        raise LocalProtocolError(f"{name}: not applicable to this library: {parameter.why}")
     return parameter
 
 
@@ -281,13 +281,13 @@ def _expand(name: str, value: str, mapping: Mapping[str, Any], depth: int = 0) -
     if "$" not in value:
         return value
     if depth > 10:
-        raise ValueError(f"{name}: $references nest too deeply")
+        raise LocalProtocolError(f"{name}: $references nest too deeply")
 
     def replace(match: re.Match[str]) -> str:
         ref = match.group(1) or match.group(2) or match.group(3)
         target = mapping.get(ref)
         if not isinstance(target, str):
-            raise ValueError(f"{name}: ${ref} is not among the given parameters")
+            raise LocalProtocolError(f"{name}: ${ref} is not among the given parameters")
         return _expand(ref, target, mapping, depth + 1)
 
     return _REFERENCE.sub(replace, value)
@@ -309,7 +309,7 @@ def _int(low: int, high: int | None = None) -> Check:
             raise TypeError("expected an int")
         if value < low or (high is not None and value > high):
             bound = f"{low}..{high}" if high is not None else f">= {low}"
-            raise ValueError(f"out of range ({bound})")
+            raise LocalProtocolError(f"out of range ({bound})")
         return value
 
     return check
@@ -319,7 +319,7 @@ def _seconds(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("expected seconds as a number")
     if not math.isfinite(value) or value < 0:
-        raise ValueError("expected a finite number of seconds >= 0")
+        raise LocalProtocolError("expected a finite number of seconds >= 0")
     return float(value)
 
 
@@ -327,13 +327,13 @@ def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError("expected a str")
     if any(c in value for c in "\r\n\0"):
-        raise ValueError("CR, LF and NUL are not allowed")
+        raise LocalProtocolError("CR, LF and NUL are not allowed")
     return value
 
 
 def _helo(value: Any) -> str:
     if not isinstance(value, str) or not _HELO.fullmatch(value):
-        raise ValueError("expected a non-empty ASCII name without spaces or controls")
+        raise LocalProtocolError("expected a non-empty ASCII name without spaces or controls")
     return value
 
 
@@ -344,7 +344,7 @@ def _optional(check: Check) -> Check:
 def _choice(options: frozenset[str]) -> Check:
     def check(value: Any) -> str:
         if value not in options:
-            raise ValueError(f"expected one of {', '.join(sorted(options))}")
+            raise LocalProtocolError(f"expected one of {', '.join(sorted(options))}")
         return str(value)
 
     return check
@@ -356,7 +356,7 @@ def _words(item: Check = _text) -> Check:
             raise TypeError("expected a sequence of strings")
         items = tuple(item(v) for v in value)
         if any(not v or _LIST_SPLIT.search(v) for v in items if isinstance(v, str)):
-            raise ValueError("list items must be non-empty, without spaces or commas")
+            raise LocalProtocolError("list items must be non-empty, without spaces or commas")
         return items
 
     return check
@@ -367,7 +367,7 @@ def _wordset(options: frozenset[str] | None = None, upper: bool = False) -> Chec
         items = _words()(value)
         folded = frozenset(v.upper() if upper else v.lower() for v in items)
         if options is not None and not folded <= options:
-            raise ValueError(f"unknown {', '.join(sorted(folded - options))}")
+            raise LocalProtocolError(f"unknown {', '.join(sorted(folded - options))}")
         return folded
 
     return check
@@ -379,7 +379,7 @@ def _address(version: int | None) -> Check:
             raise TypeError("expected an IP address string")
         parsed = ipaddress.ip_address(value)
         if version is not None and parsed.version != version:
-            raise ValueError(f"expected an IPv{version} address")
+            raise LocalProtocolError(f"expected an IPv{version} address")
         return str(parsed)
 
     return check
@@ -399,7 +399,7 @@ def _protocols(value: Any) -> tuple[str, ...]:
     items: tuple[str, ...] = _words()(value)
     bad = [v for v in items if not _PROTOCOL.fullmatch(v)]
     if bad:
-        raise ValueError(f"unknown TLS protocol {bad[0]!r}")
+        raise LocalProtocolError(f"unknown TLS protocol {bad[0]!r}")
     return items
 
 
@@ -510,14 +510,14 @@ def _p_bool(raw: Any) -> Any:
         try:
             return _BOOLEANS[raw.strip().lower()]
         except KeyError:
-            raise ValueError("expected yes or no") from None
+            raise LocalProtocolError("expected yes or no") from None
     return raw
 
 
 def _p_int(raw: Any) -> Any:
     if isinstance(raw, str):
         if not raw.strip().isdigit():
-            raise ValueError("expected a whole number")
+            raise LocalProtocolError("expected a whole number")
         return int(raw.strip())
     return raw
 
@@ -526,7 +526,7 @@ def _p_time(raw: Any) -> Any:
     if isinstance(raw, str):
         match = _TIME.fullmatch(raw.strip())
         if match is None:
-            raise ValueError("expected a time such as 300s, 5m, 1h, 1d or 1w")
+            raise LocalProtocolError("expected a time such as 300s, 5m, 1h, 1d or 1w")
         return int(match.group(1)) * _TIME_UNITS[(match.group(2) or "s").lower()]
     return raw
 
@@ -561,7 +561,7 @@ def _p_map(raw: Any) -> Any:
     if isinstance(raw, str):
         if not raw.strip():
             return {}
-        raise ValueError(
+        raise LocalProtocolError(
             "lookup tables are not opened by the library (no I/O); pass a mapping instead"
         )
     return raw
@@ -593,7 +593,7 @@ def _p_interfaces(raw: Any) -> Any:
     if isinstance(raw, str):
         text = raw.strip().lower()
         if text == "all":
-            raise ValueError("'all' needs the interface list (I/O); list the addresses")
+            raise LocalProtocolError("'all' needs the interface list (I/O); list the addresses")
         if text == "loopback-only":
             return ("127.0.0.1", "::1")
         return _p_list(raw)

@@ -338,18 +338,24 @@ class ClientConnection:
         line_length_limit: int = 998,
     ) -> None:
         if type(lmtp) is not bool:
-            raise ValueError(f"lmtp: expected a bool, got {lmtp!r}")
+            raise LocalProtocolError(f"lmtp: expected a bool, got {lmtp!r}")
         if not isinstance(limits, ReplyLimits):
-            raise ValueError(f"limits: expected ReplyLimits, got {limits!r}")
+            raise LocalProtocolError(f"limits: expected ReplyLimits, got {limits!r}")
         if type(pipeline_limit) is not int or pipeline_limit < 1:
-            raise ValueError(f"pipeline_limit: expected an int >= 1, got {pipeline_limit!r}")
+            raise LocalProtocolError(
+                f"pipeline_limit: expected an int >= 1, got {pipeline_limit!r}"
+            )
         if isinstance(discard_keywords, str):
-            raise ValueError("discard_keywords: expected an iterable of keywords, not one str")
+            raise LocalProtocolError(
+                "discard_keywords: expected an iterable of keywords, not one str"
+            )
         discard = tuple(discard_keywords)
         if not all(isinstance(k, str) for k in discard):
-            raise ValueError(f"discard_keywords: expected str keywords, got {discard!r}")
+            raise LocalProtocolError(f"discard_keywords: expected str keywords, got {discard!r}")
         if type(line_length_limit) is not int or line_length_limit < 0:
-            raise ValueError(f"line_length_limit: expected an int >= 0, got {line_length_limit!r}")
+            raise LocalProtocolError(
+                f"line_length_limit: expected an int >= 0, got {line_length_limit!r}"
+            )
         self._lmtp = lmtp
         self._pipeline_limit = pipeline_limit
         self._discard = discard

@@ -58,15 +58,15 @@ def normalize_domain(name: str) -> str:
     if name.endswith("."):
         name = name[:-1]
     if not name:
-        raise ValueError("empty host name")
+        raise LocalProtocolError("empty host name")
     try:
         # DN-16: stdlib IDNA 2003 codec; ASCII names go through it too for the length checks.
         ascii_name = name.encode("idna").decode("ascii")
     except UnicodeError as error:
-        raise ValueError(f"invalid host name ({error})") from None
+        raise LocalProtocolError(f"invalid host name ({error})") from None
     labels = ascii_name.split(".")
     if len(ascii_name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
-        raise ValueError("invalid host name")
+        raise LocalProtocolError("invalid host name")
     return ascii_name.lower()
 
 
@@ -101,18 +101,18 @@ def _parse_one(entry: str, *, lmtp: bool, default_port: int) -> Destination:
 
 def _parse(entry: str, *, lmtp: bool, default_port: int) -> Destination:
     if any(ord(c) < 32 or c == "\x7f" for c in entry):
-        raise ValueError("control characters are not allowed")
+        raise LocalProtocolError("control characters are not allowed")
     prefix, colon, rest = entry.partition(":")
     scheme = prefix.lower() if colon else ""
     if scheme == "unix":
         if not lmtp:
-            raise ValueError("unix: destinations are for LMTP only")
+            raise LocalProtocolError("unix: destinations are for LMTP only")
         if not rest:
-            raise ValueError("empty socket path")
+            raise LocalProtocolError("empty socket path")
         return Destination("unix", rest, None, entry)
     if scheme == "inet":
         if not lmtp:
-            raise ValueError("inet: destinations are for LMTP only")
+            raise LocalProtocolError("inet: destinations are for LMTP only")
         entry_body = rest
     else:
         entry_body = entry
@@ -134,24 +134,24 @@ def _parse(entry: str, *, lmtp: bool, default_port: int) -> Destination:
 def _parse_bracketed(entry: str, body: str, default_port: int) -> Destination:
     inside, bracket, after = body[1:].partition("]")
     if not bracket:
-        raise ValueError('missing "]"')
+        raise LocalProtocolError('missing "]"')
     if after and not after.startswith(":"):
         # Spec 14.1: Postfix's 'garbage after "]"'.
-        raise ValueError(f'garbage after "]": {after!r}')
+        raise LocalProtocolError(f'garbage after "]": {after!r}')
     port = _port(after[1:], default_port)
     if inside[:5].lower() == "ipv6:":
         try:
             return Destination("address", str(ipaddress.IPv6Address(inside[5:])), port, entry)
         except ValueError:
-            raise ValueError(f"invalid IPv6 address {inside[5:]!r}") from None
+            raise LocalProtocolError(f"invalid IPv6 address {inside[5:]!r}") from None
     if ":" in inside:
-        raise ValueError("an IPv6 address must be written as [ipv6:address]")
+        raise LocalProtocolError("an IPv6 address must be written as [ipv6:address]")
     try:
         return Destination("address", str(ipaddress.IPv4Address(inside)), port, entry)
     except ValueError:
         pass
     if inside.replace(".", "").isdigit():
-        raise ValueError(f"invalid IPv4 address {inside!r}")
+        raise LocalProtocolError(f"invalid IPv4 address {inside!r}")
     return Destination("host", normalize_domain(inside), port, entry)
 
 
@@ -161,10 +161,10 @@ def _port(text: str, default: int) -> int:
     if text.isascii() and text.isdigit():
         port = int(text)
         if not 1 <= port <= 65535:
-            raise ValueError(f"port {text} out of range 1..65535")
+            raise LocalProtocolError(f"port {text} out of range 1..65535")
         return port
     try:
         return KNOWN_PORTS[text.lower()]
     except KeyError:
         known = ", ".join(sorted(KNOWN_PORTS))
-        raise ValueError(f"unknown service {text!r} (known: {known})") from None
+        raise LocalProtocolError(f"unknown service {text!r} (known: {known})") from None

@@ -159,7 +159,7 @@ class ReplyLimits:
         for name in ("max_line_length", "max_lines", "max_reply_bytes", "max_auth_line_length"):
             value = getattr(self, name)
             if type(value) is not int or value < 4:
-                raise ValueError(f"{name}: expected an int >= 4, got {value!r}")
+                raise LocalProtocolError(f"{name}: expected an int >= 4, got {value!r}")
 
 
 # Reply codes by their three wire bytes; only well-formed codes are keys (RFC 5321 4.2).

@@ -217,7 +217,7 @@ def lookup_credentials(
     The value is ``user<delimiter>password``; the password may hold the delimiter itself.
     """
     if not delimiter:
-        raise ValueError("sasl_password_result_delimiter: must not be empty")
+        raise LocalProtocolError("sasl_password_result_delimiter: must not be empty")
     keys: list[str] = []
     if sender_dependent and sender:
         keys.append(sender)
@@ -236,7 +236,7 @@ def lookup_credentials(
             # smtp_sasl_glue.c: no delimiter means an empty password.
             username, _, password = value.partition(delimiter)
             if not username:
-                raise ValueError(f"sasl_password_maps[{key!r}]: empty user name")
+                raise LocalProtocolError(f"sasl_password_maps[{key!r}]: empty user name")
             return SaslCredentials(username, password)
     return None
 
@@ -254,7 +254,7 @@ def parse_security_options(value: str | Iterable[str]) -> frozenset[str]:
     words = [w.lower() for w in _words(value)]
     for word in words:
         if word not in SECURITY_OPTIONS:
-            raise ValueError(f"sasl_security_options: unknown option {word!r}")
+            raise LocalProtocolError(f"sasl_security_options: unknown option {word!r}")
     return frozenset(words)
 
 
@@ -264,7 +264,7 @@ def parse_mechanism_filter(value: str | Iterable[str]) -> tuple[str, ...]:
     for word in words:
         if not re.fullmatch(r"!?[A-Za-z0-9_-]{1,20}", word, re.ASCII):
             # Postfix also accepts lookup tables here; the core opens no files (no I/O).
-            raise ValueError(f"sasl_mechanism_filter: not a mechanism name {word!r}")
+            raise LocalProtocolError(f"sasl_mechanism_filter: not a mechanism name {word!r}")
     return tuple(w.upper() for w in words)
 
 

@@ -77,12 +77,12 @@ def _rank(level: str) -> int:
 def parse_level(text: str) -> str:
     """Parse a security level; empty means ``none`` (Postfix). Unknown: `ValueError`."""
     if not isinstance(text, str):
-        raise ValueError("tls_security_level: expected a str")
+        raise LocalProtocolError("tls_security_level: expected a str")
     level = text.strip().lower() or "none"
     if level in _UNSUPPORTED_LEVELS:
-        raise ValueError(f"tls_security_level: {level!r} is not supported by smtpproto")
+        raise LocalProtocolError(f"tls_security_level: {level!r} is not supported by smtpproto")
     if level not in LEVELS:
-        raise ValueError(f"tls_security_level: unknown level {level!r}")
+        raise LocalProtocolError(f"tls_security_level: unknown level {level!r}")
     return level
 
 
@@ -101,7 +101,7 @@ def _name_list(value: str | Iterable[str], what: str) -> tuple[str, ...]:
     names = tuple(n.lower() for item in items for n in re.split(r"[\s,:]+", item.strip()) if n)
     for name in names:
         if "*" in name or not name.isprintable():
-            raise ValueError(f"{what}: invalid name {name!r}")
+            raise LocalProtocolError(f"{what}: invalid name {name!r}")
     return names
 
 
@@ -125,15 +125,17 @@ class TLSPolicy:
 
     def __post_init__(self) -> None:
         if parse_level(self.level) != self.level:
-            raise ValueError(f"level: write {parse_level(self.level)!r}, not {self.level!r}")
+            raise LocalProtocolError(
+                f"level: write {parse_level(self.level)!r}, not {self.level!r}"
+            )
         if _name_list(self.match, "match") != self.match:
-            raise ValueError("match: names must be lower case, one per item")
+            raise LocalProtocolError("match: names must be lower case, one per item")
         if needs_match(self.level) and not self.match:
-            raise ValueError(f"match: level {self.level!r} needs at least one name")
+            raise LocalProtocolError(f"match: level {self.level!r} needs at least one name")
         if self.protocols is not None:
             min_protocol(self.protocols)
         if self.ciphers is not None and self.ciphers not in CIPHER_GRADES:
-            raise ValueError(f"ciphers: unknown grade {self.ciphers!r}")
+            raise LocalProtocolError(f"ciphers: unknown grade {self.ciphers!r}")
 
 
 def parse_policy(
@@ -150,16 +152,16 @@ def parse_policy(
     """
     words = value.split()
     if not words:
-        raise ValueError("empty policy")
+        raise LocalProtocolError("empty policy")
     level = parse_level(words[0])
     attributes: dict[str, str] = {}
     for word in words[1:]:
         key, sep, item = word.partition("=")
         key = key.lower()
         if not sep or key not in _POLICY_ATTRIBUTES:
-            raise ValueError(f"unknown policy attribute {word!r}")
+            raise LocalProtocolError(f"unknown policy attribute {word!r}")
         if key in attributes:
-            raise ValueError(f"policy attribute {key!r} given twice")
+            raise LocalProtocolError(f"policy attribute {key!r} given twice")
         attributes[key] = item
     if "match" in attributes:
         match = _name_list(attributes["match"], "match")
@@ -213,7 +215,7 @@ def policy_for(
                     policy_maps[key], verify_match=verify_match, secure_match=secure_match
                 )
             except ValueError as error:
-                raise ValueError(f"tls_policy_maps[{key!r}]: {error}") from None
+                raise LocalProtocolError(f"tls_policy_maps[{key!r}]: {error}") from None
     level = parse_level(default_level)
     return parse_policy(level, verify_match=verify_match, secure_match=secure_match)
 
@@ -386,7 +388,7 @@ def min_protocol(protocols: str | Iterable[str]) -> str:
     for word in words:
         match = _PROTOCOL_ITEM.fullmatch(word)
         if match is None:
-            raise ValueError(f"tls_mandatory_protocols: unknown protocol {word!r}")
+            raise LocalProtocolError(f"tls_mandatory_protocols: unknown protocol {word!r}")
         operator, version = match[1], canonical[match[2].lower()]
         position = _PROTOCOLS.index(version)
         if operator == ">=":
@@ -401,7 +403,9 @@ def min_protocol(protocols: str | Iterable[str]) -> str:
         allowed &= included
     usable = [p for p in _PROTOCOLS if p in allowed and p in _SUPPORTED_PROTOCOLS]
     if not usable:
-        raise ValueError(f"tls_mandatory_protocols: {' '.join(words)!r} allows no TLS version")
+        raise LocalProtocolError(
+            f"tls_mandatory_protocols: {' '.join(words)!r} allows no TLS version"
+        )
     return usable[0]
 
 
@@ -419,14 +423,14 @@ def cipher_list(
     by cipher strings in OpenSSL.
     """
     if grade == "export":
-        raise ValueError("tls_mandatory_ciphers: 'export' is obsolete (Postfix 3.8)")
+        raise LocalProtocolError("tls_mandatory_ciphers: 'export' is obsolete (Postfix 3.8)")
     if grade not in CIPHER_GRADES:
-        raise ValueError(f"tls_mandatory_ciphers: unknown grade {grade!r}")
+        raise LocalProtocolError(f"tls_mandatory_ciphers: unknown grade {grade!r}")
     lists = {**_POSTFIX_CIPHERLISTS, **(cipherlists or {})}
     excluded = [e for item in exclude for e in re.split(r"[\s,:]+", item.strip()) if e]
     for name in excluded:
         if not re.fullmatch(r"[A-Za-z0-9+_.-]+", name):
-            raise ValueError(f"tls_exclude_ciphers: invalid cipher name {name!r}")
+            raise LocalProtocolError(f"tls_exclude_ciphers: invalid cipher name {name!r}")
     if grade == "medium" and not excluded and lists["medium"] == _POSTFIX_CIPHERLISTS["medium"]:
         return None
     return ":".join([lists[grade], *("!" + name for name in excluded)])
