@@ -1,0 +1,431 @@
+"""The delivery request: destination list, MX walk, limits, fallback relays, reuse (spec §14, §9).
+
+Postfix smtp_connect.c ``smtp_connect()``/``smtp_connect_inet()`` and smtp_addr.c: walk the
+next-hop list (then the fallback relays), look up each entry's servers, try them in order
+within ``mx_address_limit`` and ``mx_session_limit``, and hand the recipients still KEEP to the
+next server with a new transaction, until each has an outcome.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from .._errors import LocalProtocolError, RemoteProtocolError
+from ..body import MessageInfo, MessageSource, iter_chunks, scan
+from ..commands import Rset
+from ..config import ClientConfig
+from ..connection import ClientConnection
+from ..destinations import Destination, parse_destinations
+from ..envelope import Envelope
+from ..replies import Reply
+from ..report import DeliveryReport
+from ..requests import (
+    Connect,
+    ConnectFailed,
+    DNSError,
+    IOFailure,
+    IORequest,
+    MXRecord,
+    Random,
+    Resolve,
+    TLSInfo,
+)
+from ..routing import (
+    Attempts,
+    Hop,
+    RouteStatus,
+    Target,
+    address_lookup_status,
+    address_rrtypes,
+    destination_is_final,
+    host_loops,
+    is_final_server,
+    keep_soft,
+    loop_detection_applies,
+    mx_lookup_failure,
+    no_mx_address_status,
+    order_addresses,
+    plan_hops,
+    select_mx,
+    truncate_self,
+)
+from .session import IO, Session, SessionPolicy, default_policy, handshake
+from .transaction import PIPELINE_LIMIT, run_transaction
+from .trouble import Ledger, Server, Trouble, connect_trouble, local_trouble
+
+__all__ = ["close_session", "deliver", "open_session", "transact"]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One address to try: the name it was found for, the address, and its MX preference."""
+
+    host: str
+    address: str
+    port: int | None
+    family: Literal["inet", "unix"] = "inet"
+    preference: int = 0
+
+
+@dataclass
+class _Walk:
+    """The state of one delivery request across destinations (spec 14.7)."""
+
+    config: ClientConfig
+    clock: Callable[[], float]
+    rng: Random
+    nonce: Callable[[], str] | None
+    lmtp: bool
+    cache: list[Session] = field(default_factory=list)
+    tls: TLSInfo | None = None
+    transcript: list[str] = field(default_factory=list)
+
+
+def _trouble(status: RouteStatus) -> Trouble:
+    return local_trouble(status.dsn, status.text)
+
+
+def _host_addresses(name: str, walk: _Walk, preference: int) -> IO:
+    """Spec 14.3: the addresses of one host; returns (targets, RouteStatus or None)."""
+    if _is_address(name):
+        return [Target(name, name, preference)], None
+    found: list[Target] = []
+    status: RouteStatus | None = None
+    for rrtype in address_rrtypes(walk.config):
+        try:
+            answer = yield Resolve(name, rrtype, None)
+        except DNSError as exc:
+            new = address_lookup_status(
+                exc.kind, name, rrtype, soft_seen=status is not None and status.soft
+            )
+            status = keep_soft(status, new)
+            continue
+        found.extend(Target(name, str(a), preference) for a in answer)
+    if found:
+        return found, None
+    return [], status or address_lookup_status("nodata", name, "A")
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _targets(dest: Destination, walk: _Walk) -> IO:
+    """Spec 14.1-14.6: the addresses to try for one destination, the lookup trouble, and
+    whether this destination is final for loop reasons ("I am MX" or a loop)."""
+    config = walk.config
+    if dest.kind == "unix":
+        return [_Target(dest.host, dest.host, None, family="unix")], None, True
+    port = dest.port
+    loops = loop_detection_applies(dest, config)
+    if dest.kind != "mx" or walk.lmtp:
+        found, status = yield from _host_addresses(dest.host, walk, 0)
+        if found and loops:
+            status = host_loops(found, dest.host, config=config)
+            if status is not None:
+                return [], _trouble(status), True
+        ordered = order_addresses(found, config=config, rng=walk.rng)
+        return (
+            [_Target(t.host, t.address, port) for t in ordered],
+            status and _trouble(status),
+            False,
+        )
+    try:
+        records: tuple[MXRecord, ...] = yield Resolve(dest.host, "MX", None)
+    except DNSError as exc:
+        failure = mx_lookup_failure(exc.kind, dest.host, config=config)
+        if isinstance(failure, RouteStatus):
+            return [], _trouble(failure), False
+        records = ()
+    if not records:
+        # RFC 5321 5.1: no MX, the domain's own addresses at preference 0 (implicit MX).
+        found, status = yield from _host_addresses(dest.host, walk, 0)
+    else:
+        selection = select_mx(
+            records, dest.host, rng=walk.rng, randomize=config.randomize_addresses
+        )
+        walk.transcript.extend(f"Warning: {w}" for w in selection.warnings)
+        if selection.status is not None:
+            return [], _trouble(selection.status), False
+        found = []
+        status = None
+        for record in selection.records:
+            more, problem = yield from _host_addresses(record.exchange, walk, record.preference)
+            found.extend(more)
+            if problem is not None:
+                status = keep_soft(status, problem)
+        if not found:
+            status = no_mx_address_status(dest.host, status, config=config)
+    i_am_mx = False
+    if found and loops:
+        check = truncate_self(found, dest.host, config=config, better_unresolved=status is not None)
+        if check.status is not None:
+            return [], _trouble(check.status), True
+        found, i_am_mx = list(check.targets), check.i_am_mx
+    ordered = order_addresses(found, config=config, rng=walk.rng)
+    trouble = None if ordered or status is None else _trouble(status)
+    return (
+        [_Target(t.host, t.address, port, preference=t.preference) for t in ordered],
+        trouble,
+        i_am_mx,
+    )
+
+
+def _connect(target: _Target, server: Server, walk: _Walk, policy: SessionPolicy) -> IO:
+    """Open and hand-shake one session; returns the Session or the site Trouble."""
+    config = walk.config
+    try:
+        # smtp(8): a zero connect timeout means no limit of our own (lmtp_connect_timeout=0s).
+        timeout = config.connect_timeout or None
+        channel = yield Connect(target.host, target.address, target.port, timeout, target.family)
+    except ConnectFailed as exc:
+        return connect_trouble(server, exc)
+    session = Session(
+        connection=ClientConnection(
+            lmtp=walk.lmtp,
+            pipeline_limit=PIPELINE_LIMIT,
+            # Spec 3.9: the global list plus the per-address one, applied to every EHLO/LHLO.
+            discard_keywords=config.discard_ehlo_keywords
+            | config.discard_ehlo_keyword_address_maps.get(target.address, frozenset()),
+            line_length_limit=config.line_length_limit,
+        ),
+        channel=channel,
+        server=server,
+        config=config,
+        clock=walk.clock,
+        rng=walk.rng,
+        nonce=walk.nonce,
+        lmtp=walk.lmtp,
+        started=walk.clock(),
+        transcript=walk.transcript,
+    )
+    trouble: Trouble | None = yield from handshake(session, policy)
+    if trouble is None:
+        return session
+    # Spec 9.8: QUIT after a handshake failure unless the stream is broken or forbidden.
+    yield from session.quit()
+    return trouble
+
+
+def _probe(session: Session) -> IO:
+    """Spec 9.4: an RSET probe before a kept session is used again; False: drop it."""
+    try:
+        reply: Reply = yield from session.command(Rset(), session.config.rset_timeout)
+    except (IOFailure, RemoteProtocolError):
+        yield from session.close()
+        return False
+    if not reply.is_positive:
+        yield from session.close()
+        return False
+    return True
+
+
+def _cached(walk: _Walk, target: _Target) -> IO:
+    """A kept session to `target` that is still fit for use, or None (spec 9.1-9.4)."""
+    for session in list(walk.cache):
+        if (session.server.address, session.server.port) != (target.address, target.port):
+            continue
+        walk.cache.remove(session)
+        if not session.reusable():
+            yield from session.quit()
+            continue
+        if (yield from _probe(session)):
+            return session
+    return None
+
+
+def _walk_batch(
+    walk: _Walk,
+    hops: tuple[Hop, ...],
+    envelope: Envelope,
+    message: MessageSource,
+    info: MessageInfo,
+    ledger: Ledger,
+    batch: tuple[int, ...],
+    *,
+    keep_open: bool,
+) -> IO:
+    """Try each destination's servers until every recipient of `batch` has an outcome."""
+    config = walk.config
+    ledger.last = None
+    last_was_fallback = False
+
+    def left() -> tuple[int, ...]:
+        pending = set(ledger.pending)
+        return tuple(i for i in batch if i in pending)
+
+    for d, hop in enumerate(hops):
+        if not left():
+            break
+        dest = hop.destination
+        last_was_fallback = hop.fallback
+        targets, trouble, stop_here = yield from _targets(dest, walk)
+        final_dest = destination_is_final(d, hops, i_am_mx=stop_here)
+        if trouble is not None:
+            # Spec 14.8: a lookup status is only recorded; it decides at the end of the list.
+            ledger.last = (trouble, None)
+        attempts = Attempts.for_config(config)
+        for k, target in enumerate(targets):
+            if not left() or not attempts.may_try:
+                break
+            final = is_final_server(final_dest, attempts, addresses_left=len(targets) - k - 1)
+            attempts = attempts.after_address()
+            server = Server(target.host, target.address, target.port, final)
+            session = yield from _cached(walk, target)
+            if session is None:
+                policy = default_policy(config, unix=target.family == "unix")
+                outcome = yield from _connect(target, server, walk, policy)
+                if isinstance(outcome, Trouble):
+                    ledger.fail(outcome, server, left())
+                    continue
+                session = outcome
+            session.server = server
+            attempts = replace(attempts, sessions=attempts.sessions + 1)
+            kept = yield from run_transaction(
+                session, envelope, iter_chunks(message), info, ledger, left(), keep_open=keep_open
+            )
+            walk.tls = session.tls or walk.tls
+            if kept:
+                walk.cache.append(session)
+        if final_dest:
+            break
+    remaining = left()
+    if remaining:
+        ledger.finish(remaining, hard_is_configuration=last_was_fallback)
+
+
+def _hops(destination: str, config: ClientConfig) -> tuple[Hop, ...]:
+    return plan_hops(
+        parse_destinations(destination, lmtp=config.lmtp, config=config), config=config
+    )
+
+
+def deliver(
+    destination: str,
+    envelope: Envelope,
+    message: MessageSource,
+    *,
+    config: ClientConfig,
+    clock: Callable[[], float],
+    rng: Random,
+    nonce: Callable[[], str] | None = None,
+) -> Generator[IORequest, Any, DeliveryReport]:
+    """Deliver `message` to every recipient of `envelope` via `destination` (smtp(8) syntax).
+
+    Recipients go in batches of ``destination_recipient_limit``, each a new transaction;
+    a session is kept between batches when spec 9 allows, and closed at the end.
+    """
+    if not isinstance(envelope, Envelope):
+        raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
+    lmtp = config.lmtp
+    hops = _hops(destination, config)
+    info = scan(message)
+    walk = _Walk(config, clock, rng, nonce, lmtp)
+    ledger = Ledger((r.address for r in envelope.recipients), clock=clock)
+    count = len(envelope.recipients)
+    size = config.destination_recipient_limit
+    batches = [tuple(range(i, min(i + size, count))) for i in range(0, count, size)]
+    for n, batch in enumerate(batches):
+        yield from _walk_batch(
+            walk,
+            hops,
+            envelope,
+            message,
+            info,
+            ledger,
+            batch,
+            keep_open=n < len(batches) - 1,
+        )
+    for session in walk.cache:
+        yield from session.quit()
+    return DeliveryReport(
+        recipients=ledger.results(),
+        tls=walk.tls,
+        destination_down=ledger.destination_down,
+        transcript=tuple(walk.transcript),
+    )
+
+
+def open_session(
+    destination: str,
+    *,
+    config: ClientConfig,
+    clock: Callable[[], float],
+    rng: Random,
+    nonce: Callable[[], str] | None = None,
+) -> Generator[IORequest, Any, Session]:
+    """Connect and hand-shake (greeting, EHLO, STARTTLS, AUTH once) for several transactions.
+
+    Servers are tried as ``deliver`` would; when none completes the handshake this raises
+    :class:`~smtpproto.requests.ConnectFailed` with the last server's diagnostic.
+    """
+    lmtp = config.lmtp
+    walk = _Walk(config, clock, rng, nonce, lmtp)
+    last: Trouble | None = None
+    for hop in _hops(destination, config):
+        targets, trouble, _ = yield from _targets(hop.destination, walk)
+        last = trouble or last
+        for target in targets:
+            server = Server(target.host, target.address, target.port, True)
+            policy = default_policy(config, unix=target.family == "unix")
+            outcome = yield from _connect(target, server, walk, policy)
+            if isinstance(outcome, Session):
+                outcome.pinned = True
+                return outcome
+            last = outcome
+    raise ConnectFailed(last.diagnostic if last else "server unavailable or unable to receive mail")
+
+
+def transact(
+    session: Session, envelope: Envelope, message: MessageSource
+) -> Generator[IORequest, Any, DeliveryReport]:
+    """One transaction on an open session; what it cannot deliver there is deferred or bounced.
+
+    The session is the final server (spec 14.7): soft failures defer. A session used before
+    is first checked with RSET (spec 9.4); a dead one defers every recipient.
+    """
+    if not isinstance(envelope, Envelope):
+        raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
+    if not isinstance(session, Session):
+        raise LocalProtocolError(f"session: expected Session, got {type(session).__name__}")
+    start = len(session.transcript)
+    session.server = replace(session.server, final=True)
+    ledger = Ledger(
+        (r.address for r in envelope.recipients),
+        clock=session.clock,
+    )
+    batch = tuple(range(len(envelope.recipients)))
+    usable = not session.closed and (session.uses == 0 or (yield from _probe(session)))
+    if usable:
+        yield from run_transaction(
+            session, envelope, iter_chunks(message), scan(message), ledger, batch, keep_open=True
+        )
+    else:
+        ledger.fail(
+            local_trouble(
+                "4.4.2",
+                f"lost connection with {session.server.label} while sending RSET",
+                site=True,
+            ),
+            session.server,
+        )
+    return DeliveryReport(
+        recipients=ledger.results(),
+        tls=session.tls,
+        destination_down=ledger.destination_down,
+        transcript=tuple(session.transcript[start:]),
+    )
+
+
+def close_session(session: Session) -> Generator[IORequest, Any, None]:
+    """QUIT (spec 9.7) and close; nothing that happens here affects any delivery."""
+    if not isinstance(session, Session):
+        raise LocalProtocolError(f"session: expected Session, got {type(session).__name__}")
+    yield from session.quit()

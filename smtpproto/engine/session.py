@@ -1,0 +1,371 @@
+"""One SMTP/LMTP session: greeting, EHLO/HELO/LHLO, STARTTLS and AUTH, QUIT (spec §3, §5, §9).
+
+Postfix smtp_proto.c ``smtp_helo()`` and ``smtp_quit()``. All protocol bytes come from
+:class:`~smtpproto.connection.ClientConnection`; this module only decides what to send, when,
+and what each reply means, through :mod:`.trouble`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .._errors import RemoteProtocolError
+from ..capabilities import Capabilities
+from ..commands import Auth, AuthResponse, Command, Ehlo, Helo, Lhlo, Quit
+from ..commands import StartTLS as StartTLSCommand
+from ..config import ClientConfig
+from ..connection import NEED_DATA, ClientConnection
+from ..events import Event, Greeting
+from ..replies import Reply
+from ..requests import (
+    Channel,
+    Close,
+    ConnectionLost,
+    IOFailure,
+    IORequest,
+    Random,
+    Receive,
+    Send,
+    Sleep,
+    StartTLS,
+    TLSFailed,
+    TLSInfo,
+    TLSParameters,
+)
+from .trouble import Server, Stage, Trouble, handshake_trouble, local_trouble, stream_trouble
+
+__all__ = ["IO", "PlaintextPolicy", "Session", "SessionPolicy", "TLSLevelPolicy", "handshake"]
+
+IO = Generator[IORequest, Any, Any]
+"""The type of every engine generator: yields requests, receives their results."""
+
+# Spec 3.3: a greeting made only of these characters is Cisco PIX's mangled banner.
+_PIX_BANNER = frozenset("20 *\t\n")
+
+
+@dataclass
+class Session:
+    """One open connection and what the engine knows about it.
+
+    Created by :func:`smtpproto.engine.open_session` (or internally by ``deliver``); adapters
+    treat it as opaque and hand it back to ``transact`` and ``close_session``.
+    """
+
+    connection: ClientConnection
+    channel: Channel
+    server: Server
+    config: ClientConfig
+    clock: Callable[[], float]
+    rng: Random
+    nonce: Callable[[], str] | None
+    lmtp: bool
+    started: float
+    capabilities: Capabilities | None = None
+    tls: TLSInfo | None = None
+    identity: str | None = None
+    """The SASL identity the session authenticated as (spec 9.5, 11.8)."""
+    cacheable: bool = True
+    """False after anything in spec 9.2 that forbids reuse."""
+    forbidden: bool = False
+    """No more I/O at all: a TLS handshake failed (spec 5.5, 9.8)."""
+    closed: bool = False
+    pinned: bool = False
+    """Opened by ``open_session``: the caller keeps it for its own transactions, TLS or not."""
+    uses: int = 0
+    pix_delay_dotcrlf: bool = False
+    transcript: list[str] = field(default_factory=list)
+    _out: bytearray = field(default_factory=bytearray)
+
+    # -- output ---------------------------------------------------------------------------
+
+    def write(self, command: Command) -> int:
+        """Queue `command` for the next flight; returns its size on the wire."""
+        data = self.connection.send(command)
+        self._out += data
+        if isinstance(command, (Auth, AuthResponse)):
+            # Secrets never reach the transcript (DESIGN.md: transcript with AUTH redacted).
+            name = command.mechanism if isinstance(command, Auth) else ""
+            self.transcript.append(f"Out: AUTH {name} <redacted>".replace("  ", " ").rstrip())
+        else:
+            self.transcript.append("Out: " + data.decode("utf-8", "replace").rstrip("\r\n"))
+        return len(data)
+
+    def write_raw(self, data: bytes) -> None:
+        """Queue message bytes already produced by the connection (no transcript line)."""
+        self._out += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes queued and not yet handed to the adapter."""
+        return len(self._out)
+
+    def flush(self, timeout: float | None) -> IO:
+        """Write everything queued in one ``Send``."""
+        if self._out:
+            data = bytes(self._out)
+            self._out.clear()
+            yield Send(self.channel, data, timeout)
+
+    def discard_output(self) -> None:
+        """Forget queued output (spec 7.9: after a body write failure nothing more is sent)."""
+        self._out.clear()
+
+    # -- input ----------------------------------------------------------------------------
+
+    def read(self, timeout: float | None) -> IO:
+        """Flush, then read until the connection has the next event; return it.
+
+        End of stream while a reply is awaited is a lost connection (spec 10.4).
+        """
+        yield from self.flush(timeout)
+        event = self.connection.next_event()
+        while event is NEED_DATA:
+            data = yield Receive(self.channel, timeout)
+            if not data:
+                # A complete reply is always taken before reading again, so EOF here is EOF
+                # while a reply is awaited (spec 1.10, 10.4).
+                raise ConnectionLost("connection closed by the server")
+            self.connection.receive_data(data)
+            event = self.connection.next_event()
+        reply = getattr(event, "reply", None)
+        if isinstance(reply, Reply):
+            last = len(reply.lines) - 1
+            for n, line in enumerate(reply.lines):
+                self.transcript.append(f"In: {reply.code}{' ' if n == last else '-'}{line}")
+        return event
+
+    def read_reply(self, timeout: float | None) -> IO:
+        """The next event's reply; a connection that closes instead is lost (spec 10.4)."""
+        event: Event = yield from self.read(timeout)
+        reply = getattr(event, "reply", None)
+        if not isinstance(reply, Reply):
+            raise ConnectionLost("connection closed by the server")
+        return reply
+
+    def command(self, command: Command, timeout: float | None) -> IO:
+        """Send one command and return its reply (no pipelining)."""
+        self.write(command)
+        reply: Reply = yield from self.read_reply(timeout)
+        return reply
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def expired(self) -> bool:
+        """Past `connection_reuse_time_limit` since the connection started (spec 9.1)."""
+        return self.clock() - self.started >= self.config.connection_reuse_time_limit
+
+    def reusable(self) -> bool:
+        """May this session be kept for another transaction (spec 9.2)?"""
+        usable = self.cacheable and not self.forbidden and not self.closed
+        if self.pinned:
+            return usable
+        limit = self.config.connection_reuse_count_limit
+        return (
+            usable
+            and self.tls is None  # spec 9.6: TLS sessions are never cached here
+            and not self.expired()
+            and not (limit > 0 and self.uses >= limit)
+        )
+
+    def quit(self) -> IO:
+        """QUIT (reply read only when `skip_quit_response` is off, spec 9.7), then close."""
+        if self.closed:
+            return
+        if not self.forbidden:
+            timeout = self.config.quit_timeout
+            try:
+                self.write(Quit())
+                if self.config.skip_quit_response:
+                    yield from self.flush(timeout)
+                else:
+                    yield from self.read(timeout)
+            except (IOFailure, RemoteProtocolError):
+                # Spec 9.7: whatever happens to QUIT, delivery is not affected.
+                pass
+        yield from self.close()
+
+    def close(self) -> IO:
+        """Close the channel without further protocol (spec 9.8, after a TLS failure)."""
+        if not self.closed:
+            self.closed = True
+            self.cacheable = False
+            self.discard_output()
+            yield Close(self.channel)
+
+    def sleep(self, seconds: float) -> IO:
+        """Wait, for the PIX ``delay_dotcrlf`` workaround (spec 8.4)."""
+        yield Sleep(seconds)
+
+
+class SessionPolicy(Protocol):
+    """The STARTTLS and AUTH steps of the handshake, plugged in by the TLS/SASL work.
+
+    Each returns ``None`` to go on, or the site failure that ends the session (spec 5, 11).
+    """
+
+    def starttls(self, session: Session) -> IO:
+        """Run STARTTLS (and the second EHLO) if the policy wants TLS."""
+        ...
+
+    def authenticate(self, session: Session) -> IO:
+        """Run AUTH if the policy has credentials for this server."""
+        ...
+
+
+class PlaintextPolicy:
+    """TLS level ``none`` and no SASL: the handshake ends after EHLO."""
+
+    def starttls(self, session: Session) -> IO:
+        """Never start TLS (spec 5.2: level ``none``)."""
+        yield from ()
+        return None
+
+    def authenticate(self, session: Session) -> IO:
+        """Never authenticate (spec 11.1: ``sasl_auth_enable=no``)."""
+        yield from ()
+        return None
+
+
+@dataclass(frozen=True)
+class TLSLevelPolicy(PlaintextPolicy):
+    """STARTTLS at the opportunistic ``may`` and mandatory ``encrypt`` levels (spec 5.2-5.5)."""
+
+    level: str
+
+    def starttls(self, session: Session) -> IO:
+        """Spec 5.2-5.5 and 5.7; NS-03..NS-05 for ``encrypt``."""
+        server = session.server
+        required = self.level == "encrypt"
+        caps = session.capabilities
+        if caps is None or not caps.starttls:
+            if required:
+                return local_trouble(
+                    "4.7.4",
+                    f"TLS is required, but was not offered by host {server.label}",
+                    site=True,
+                )
+            return None
+        timeout = session.config.starttls_timeout
+        reply: Reply = yield from session.command(StartTLSCommand(), timeout)
+        if not reply.is_positive:
+            if required:
+                return handshake_trouble(
+                    server,
+                    reply,
+                    text=f"TLS is required, but host {server.label} refused to start TLS: {reply}",
+                )
+            return None  # spec 5.3: at "may" go on in plaintext, same connection, same features
+        try:
+            info = yield StartTLS(
+                session.channel, server.host, TLSParameters(verify=False), timeout
+            )
+        except TLSFailed:
+            session.forbidden = True
+            return local_trouble("4.7.5", "Cannot start TLS: handshake failure", site=required)
+        session.connection.tls_established()
+        session.tls = info
+        session.capabilities = None
+        # Spec 3.8, 5.7: EHLO (or LHLO) again; pre-TLS features, PIX flags included, are gone.
+        session.pix_delay_dotcrlf = False
+        trouble: Trouble | None = yield from _hello(session, esmtp=True)
+        return trouble
+
+
+def default_policy(config: ClientConfig, *, unix: bool) -> SessionPolicy:
+    """The policy for `config`'s ``tls_security_level`` (spec 5.11: ``may`` is ``none`` on unix)."""
+    level = config.tls_security_level or "none"
+    if level == "none" or (unix and level == "may"):
+        return PlaintextPolicy()
+    return TLSLevelPolicy(level)
+
+
+def _greeting_analysis(reply: Reply) -> tuple[bool, bool]:
+    # Spec 3.3: (PIX banner, banner announces ESMTP).
+    text = " ".join(reply.lines)
+    pix = set(str(reply.code)) <= _PIX_BANNER and set(text) <= _PIX_BANNER
+    esmtp = any(word.upper() == "ESMTP" for line in reply.lines for word in line.split())
+    return pix, esmtp
+
+
+def _hello(session: Session, *, esmtp: bool) -> IO:
+    """EHLO with HELO fallback, or LHLO (spec 3.4-3.7); returns a Trouble or None."""
+    config = session.config
+    server = session.server
+    timeout = config.helo_timeout
+    hello: Command
+    if session.lmtp:
+        stage, hello = Stage.LHLO, Lhlo(config.helo_name)
+    elif esmtp:
+        stage, hello = Stage.EHLO, Ehlo(config.helo_name)
+    else:
+        stage, hello = Stage.HELO, Helo(config.helo_name)
+    try:
+        reply: Reply = yield from session.command(hello, timeout)
+        if reply.is_positive:
+            if stage is not Stage.HELO:
+                # The connection applied the discard lists (spec 3.9) when it parsed the reply.
+                session.capabilities = session.connection.capabilities
+            return None
+        if stage is not Stage.EHLO or reply.code == 421:
+            # Spec 3.5-3.7: EHLO 421, and HELO/LHLO failures, are site failures.
+            session.cacheable = False
+            return handshake_trouble(server, reply)
+        stage = Stage.HELO
+        reply = yield from session.command(Helo(config.helo_name), timeout)
+    except (IOFailure, RemoteProtocolError) as exc:
+        return fail_stream(session, exc, stage)
+    if reply.is_positive:
+        return None
+    session.cacheable = False
+    return handshake_trouble(server, reply)
+
+
+def fail_stream(session: Session, exc: Exception, stage: Stage) -> Trouble:
+    """A stream exception (spec 2.9) or a malformed reply; the session becomes unusable."""
+    session.cacheable = False
+    if isinstance(exc, IOFailure):
+        session.forbidden = True
+        return stream_trouble(session.server, exc, stage)
+    # A reply our parser cannot accept (RP-* cases): Postfix would absorb it (1.5), we cannot
+    # trust the rest of the stream, so it is a protocol-level site failure.
+    return Trouble(
+        "4.5.0",
+        f"protocol error with {session.server.label} while {stage.value}: {exc}",
+        site=True,
+        protocol_error=True,
+    )
+
+
+def handshake(session: Session, policy: SessionPolicy) -> IO:
+    """Greeting, EHLO/HELO/LHLO, STARTTLS and AUTH; returns ``None`` or the site Trouble."""
+    config = session.config
+    server = session.server
+    try:
+        event: Event = yield from session.read(config.helo_timeout)
+    except (IOFailure, RemoteProtocolError) as exc:
+        return fail_stream(session, exc, Stage.GREETING)
+    if not isinstance(event, Greeting):
+        session.forbidden = True
+        return stream_trouble(server, ConnectionLost("closed"), Stage.GREETING)
+    reply = event.reply
+    if not reply.is_positive:
+        session.cacheable = False
+        # Spec 3.1: 5xx with skip_5xx_greeting is treated as 4xx (next MX or defer).
+        return handshake_trouble(server, reply, soften=config.skip_5xx_greeting)
+    pix, announces_esmtp = _greeting_analysis(reply)
+    workarounds = {w.lower() for w in config.pix_workarounds} if pix else set()
+    session.pix_delay_dotcrlf = "delay_dotcrlf" in workarounds
+    if config.never_send_ehlo or "disable_esmtp" in workarounds:
+        esmtp = False  # spec 3.4: this wins
+    else:
+        esmtp = config.always_send_ehlo or announces_esmtp
+    trouble: Trouble | None = yield from _hello(session, esmtp=esmtp)
+    if trouble is None:
+        trouble = yield from policy.starttls(session)
+    if trouble is None:
+        trouble = yield from policy.authenticate(session)
+    if trouble is not None:
+        session.cacheable = False
+    return trouble

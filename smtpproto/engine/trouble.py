@@ -1,0 +1,301 @@
+"""The one place where failures become outcomes (Postfix smtp_trouble.c, spec §2).
+
+Every reply or I/O failure the engine meets is turned into a :class:`Trouble` (a DSN status
+and a Postfix diagnostic text) by one of the ``*_trouble`` functions, and a :class:`Ledger`
+applies it to the recipients it concerns: KEEP (next server), ``deferred`` or ``bounced``,
+exactly once per recipient.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+from .._errors import LocalProtocolError
+from ..report import RecipientResult, Status
+from ..requests import ConnectFailed, ConnectionLost, IOFailure, IOTimeout, TLSFailed
+
+if TYPE_CHECKING:
+    from ..replies import Reply
+
+__all__ = [
+    "Ledger",
+    "Server",
+    "Stage",
+    "Trouble",
+    "connect_trouble",
+    "decide",
+    "handshake_trouble",
+    "is_protocol_error_code",
+    "local_trouble",
+    "remote_trouble",
+    "stream_trouble",
+]
+
+
+class Stage(enum.Enum):
+    """The reply being awaited when something went wrong (spec 2.7, 7.1)."""
+
+    GREETING = "receiving the initial server greeting"
+    EHLO = "performing the EHLO handshake"
+    HELO = "performing the HELO handshake"
+    LHLO = "performing the LHLO handshake"
+    STARTTLS = "receiving the STARTTLS response"
+    XFORWARD_NAME_ADDR = "sending XFORWARD name/address"
+    XFORWARD_PROTO_HELO = "sending XFORWARD protocol/helo_name"
+    MAIL = "sending MAIL FROM"
+    RCPT = "sending RCPT TO"
+    DATA = "sending DATA command"
+    BODY = "sending message body"
+    DOT = "sending end of data -- message may be sent more than once"
+
+
+# Spec 2.7: the "(in reply to ...)" part of a remote rejection.
+_IN_REPLY_TO: dict[Stage, str] = {
+    Stage.XFORWARD_NAME_ADDR: "XFORWARD name/address command",
+    Stage.XFORWARD_PROTO_HELO: "XFORWARD helo/protocol command",
+    Stage.MAIL: "MAIL FROM command",
+    Stage.RCPT: "RCPT TO command",
+    Stage.DATA: "DATA command",
+    Stage.BODY: "end of DATA command",
+    Stage.DOT: "end of DATA command",
+}
+
+
+@dataclass(frozen=True)
+class Server:
+    """The server being talked to; `final` is Postfix's FINAL_SERVER flag (spec 14.7)."""
+
+    host: str
+    address: str
+    port: int | None
+    final: bool = False
+
+    @property
+    def label(self) -> str:
+        """``host[address]`` as Postfix writes it in diagnostics (spec 2.7)."""
+        return f"{self.host}[{self.address}]"
+
+    @property
+    def relay(self) -> str:
+        """``host[address]:port`` for the ``relay=`` field of a log line."""
+        return self.label if self.port is None else f"{self.label}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """A classified failure: status, Postfix diagnostic text, and the reply if there was one.
+
+    `soft_non_final` is Postfix's SMTP_MISC_FAIL_SOFT_NON_FINAL (spec 2.3); `protocol_error`
+    and `site` tell the engine not to cache the session (spec 2.1, 2.5, 2.6, 9.2).
+    """
+
+    dsn: str
+    diagnostic: str
+    reply: Reply | None = None
+    site: bool = False
+    soft_non_final: bool = False
+    protocol_error: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dsn[:2] not in ("4.", "5."):
+            raise LocalProtocolError(f"dsn: a failure needs a 4.x.x or 5.x.x status: {self.dsn!r}")
+
+    @property
+    def soft(self) -> bool:
+        """Status class 4 (spec §0: the class of the DSN, not the reply code, decides)."""
+        return self.dsn.startswith("4")
+
+
+def is_protocol_error_code(code: int) -> bool:
+    """Reply codes that flag a protocol error and stop caching (spec 2.6)."""
+    return code < 400 or code > 599 or code == 555 or 500 <= code <= 509
+
+
+def _reply_status(reply: Reply) -> tuple[str, str, bool]:
+    # Spec 2.5: a reply whose class is not 4 or 5 where a failure was found is a protocol error,
+    # hard 5.5.0, and its diagnostic says so.
+    dsn = reply.dsn
+    if dsn[0] in "45":
+        return dsn, "", is_protocol_error_code(reply.code)
+    return "5.5.0", "Protocol error: ", True
+
+
+def remote_trouble(server: Server, reply: Reply, stage: Stage) -> Trouble:
+    """A transaction command rejected: ``host H[A] said: ... (in reply to ... command)``."""
+    dsn, prefix, protocol_error = _reply_status(reply)
+    what = _IN_REPLY_TO.get(stage, stage.value)
+    return Trouble(
+        dsn,
+        f"{prefix}host {server.label} said: {reply} (in reply to {what})",
+        reply,
+        protocol_error=protocol_error,
+    )
+
+
+def handshake_trouble(
+    server: Server, reply: Reply, *, soften: bool = False, text: str | None = None
+) -> Trouble:
+    """A site failure from the greeting, EHLO 421, HELO or LHLO (spec 3.1, 3.5-3.7).
+
+    `soften` turns a 5.x.x status into 4.x.x (``skip_5xx_greeting``, spec 3.1); `text`
+    replaces the standard ``refused to talk to me`` wording (STARTTLS refusal, spec 5.3).
+    """
+    dsn, prefix, protocol_error = _reply_status(reply)
+    if soften and dsn.startswith("5") and not protocol_error:
+        dsn = "4" + dsn[1:]
+    body = text if text is not None else f"host {server.label} refused to talk to me: {reply}"
+    return Trouble(dsn, prefix + body, reply, site=True, protocol_error=protocol_error)
+
+
+def stream_trouble(server: Server, failure: IOFailure, stage: Stage) -> Trouble:
+    """A timeout or lost connection while awaiting `stage` (spec 2.9, 10.3, 10.4): 4.4.2."""
+    if isinstance(failure, IOTimeout):
+        text = f"conversation with {server.label} timed out while {stage.value}"
+    elif isinstance(failure, (ConnectionLost, TLSFailed)):
+        text = f"lost connection with {server.label} while {stage.value}"
+    else:
+        raise LocalProtocolError(f"failure: not a stream failure: {failure!r}")
+    return Trouble("4.4.2", text, site=True)
+
+
+def connect_trouble(server: Server, failure: ConnectFailed) -> Trouble:
+    """A connection that could not be opened: ``4.4.1 connect to H[A]:port: ...`` (14.7)."""
+    return Trouble("4.4.1", f"connect to {server.relay}: {failure.reason}", site=True)
+
+
+def local_trouble(
+    dsn: str, text: str, *, site: bool = False, soft_non_final: bool = False
+) -> Trouble:
+    """A status the client makes up itself, with no remote reply (spec §0 "local status")."""
+    return Trouble(dsn, text, site=site, soft_non_final=soft_non_final)
+
+
+Decision = Literal["keep", "deferred", "bounced"]
+
+
+def decide(trouble: Trouble, *, final: bool) -> Decision:
+    """Spec 2.2/2.3: KEEP for the next server, or a terminal ``deferred``/``bounced``."""
+    soft = trouble.soft or (trouble.soft_non_final and not final)
+    if soft:
+        return "deferred" if final else "keep"
+    return "bounced"
+
+
+class Ledger:
+    """Per-recipient bookkeeping of one delivery request (Postfix smtp_rcpt.c).
+
+    Recipients are addressed by their index in the envelope. Each gets exactly one result;
+    marking a recipient twice is a :class:`LocalProtocolError` (an engine bug, never input).
+    """
+
+    def __init__(
+        self,
+        addresses: Iterable[str],
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        """Start the request now (by `clock`), with every recipient unmarked."""
+        self._addresses = tuple(addresses)
+        self._clock = clock
+        self._start = clock()
+        self._results: dict[int, RecipientResult] = {}
+        self.last: tuple[Trouble, Server | None] | None = None
+        """The last status recorded, for the end-of-list rules (spec 14.8)."""
+        self.completed_session = False
+        """A transaction loop ended without a stream error (spec 7.10)."""
+        self.throttled = False
+        """Deferred by a site failure at the final server: destination down (spec 2.1)."""
+
+    @property
+    def pending(self) -> tuple[int, ...]:
+        """Indices of the recipients with no result yet, in envelope order."""
+        return tuple(i for i in range(len(self._addresses)) if i not in self._results)
+
+    @property
+    def destination_down(self) -> bool:
+        """Spec 2.1: site trouble deferred recipients and no session completed a transaction."""
+        return self.throttled and not self.completed_session
+
+    def _mark(
+        self,
+        index: int,
+        status: Status,
+        dsn: str,
+        reply: Reply | None,
+        relay: str | None,
+        diagnostic: str,
+    ) -> None:
+        if index in self._results:
+            raise LocalProtocolError(f"recipient {index} already has a result")
+        self._results[index] = RecipientResult(
+            address=self._addresses[index],
+            status=status,
+            dsn=dsn,
+            reply=reply,
+            relay=relay,
+            diagnostic=diagnostic,
+            delay=max(0.0, self._clock() - self._start),
+        )
+
+    def done(self, index: int, reply: Reply, server: Server) -> None:
+        """Spec 2.8: a positive final reply; the status is the reply's (made-up) DSN code."""
+        if not reply.is_positive:
+            raise LocalProtocolError(f"reply: not a positive reply: {reply}")
+        self._mark(index, "sent", reply.dsn, reply, server.relay, str(reply))
+
+    def fail(
+        self,
+        trouble: Trouble,
+        server: Server | None,
+        indices: Iterable[int] | None = None,
+        *,
+        final: bool | None = None,
+    ) -> Decision:
+        """Apply `trouble` to `indices` (default: every unmarked recipient); marked ones stay.
+
+        `final` defaults to the server's FINAL_SERVER flag (true when there is no server).
+        """
+        self.last = (trouble, server)
+        if final is None:
+            final = server is None or server.final
+        decision = decide(trouble, final=final)
+        targets = (
+            self.pending if indices is None else [i for i in indices if i not in self._results]
+        )
+        if decision != "keep":
+            relay = None if server is None else server.relay
+            for i in targets:
+                self._mark(i, decision, trouble.dsn, trouble.reply, relay, trouble.diagnostic)
+            if decision == "deferred" and trouble.site and targets:
+                self.throttled = True
+        return decision
+
+    def finish(self, indices: Iterable[int], *, hard_is_configuration: bool = False) -> None:
+        """Spec 14.8: the destination list is exhausted; settle the unmarked `indices`.
+
+        `hard_is_configuration` says the last status came from a fallback relay or the
+        relayhost, whose hard errors Postfix reports as 4.3.5 configuration trouble.
+        """
+        targets = [i for i in indices if i not in self._results]
+        if not targets:
+            return
+        if self.last is None:
+            trouble = local_trouble("4.3.0", "server unavailable or unable to receive mail")
+            self.fail(trouble, None, targets)
+            return
+        trouble, server = self.last
+        if hard_is_configuration and not trouble.soft:
+            trouble = replace(trouble, dsn="4.3.5")
+        self.fail(trouble, server, targets, final=True)
+        if not self.completed_session and trouble.site:
+            self.throttled = True
+
+    def results(self) -> tuple[RecipientResult, ...]:
+        """Every recipient's result in envelope order; all must have been marked."""
+        missing = self.pending
+        if missing:
+            raise LocalProtocolError(f"recipients {missing} have no result")
+        return tuple(self._results[i] for i in range(len(self._addresses)))

@@ -1,0 +1,216 @@
+"""Scripted dialogues for one transaction: pipelining, outcomes, DSN (spec §2, §6, §7, §12)."""
+
+from __future__ import annotations
+
+from scripted import EHLO_PLAIN, FailSend, go, smtp, statuses
+
+from smtpproto.envelope import Envelope, Recipient
+from smtpproto.requests import ConnectionLost, IOTimeout, Receive, Send
+
+
+def test_pipelining_sends_mail_rcpts_and_data_in_one_flight() -> None:
+    # spec 7.3: one client write with MAIL, every RCPT and DATA before anything is read
+    report, record = go(
+        smtp(b"250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 queued\r\n"),
+        recipients=("b@example.com", "c@example.com", "d@example.com"),
+    )
+    flights = record.flights()
+    assert flights[1] == (
+        b"MAIL FROM:<a@example.org>\r\n"
+        b"RCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nRCPT TO:<d@example.com>\r\n"
+        b"DATA\r\n"
+    )
+    assert statuses(report) == [("sent", "2.0.0")] * 3
+
+
+def test_dot_and_quit_go_out_together_after_the_body() -> None:
+    # spec 7.3: the last flush ends with ".\r\nQUIT\r\n"; QUIT's reply is not read (9.7)
+    report, record = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 queued\r\n"))
+    assert record.sent().endswith(b"hello\r\n.\r\nQUIT\r\n")
+    assert report.recipients[0].status == "sent"
+    assert record.channels[0].closed
+
+
+def test_without_pipelining_each_command_waits_for_its_reply() -> None:
+    # spec 7.2(b)
+    report, record = go(
+        smtp(
+            b"250 ok\r\n",
+            b"250 ok\r\n",
+            b"354 go\r\n",
+            b"250 ok\r\n",
+            b"221 bye\r\n",
+            ehlo=EHLO_PLAIN,
+        )
+    )
+    assert record.flights()[1:4] == [
+        b"MAIL FROM:<a@example.org>\r\n",
+        b"RCPT TO:<b@example.com>\r\n",
+        b"DATA\r\n",
+    ]
+    assert report.recipients[0].status == "sent"
+
+
+def test_all_recipients_rejected_sends_no_content_and_data_354_gets_a_lone_dot() -> None:
+    # spec 7.7: DATA already sent; a 354 after every RCPT failed is answered with "." only
+    report, record = go(
+        smtp(b"250 ok\r\n550 5.1.1 no such user\r\n354 go\r\n", b"250 ok\r\n"),
+    )
+    assert b"hello" not in record.sent()
+    assert record.flights()[2].startswith(b".\r\n")
+    assert statuses(report) == [("bounced", "5.1.1")]
+    assert report.recipients[0].diagnostic == (
+        "host 192.0.2.1[192.0.2.1] said: 550 5.1.1 no such user (in reply to RCPT TO command)"
+    )
+
+
+def test_all_recipients_rejected_and_data_rejected_sends_rset() -> None:
+    # spec 7.7
+    report, record = go(smtp(b"250 ok\r\n550 5.1.1 unknown\r\n554 5.5.1 no valid recipients\r\n"))
+    assert record.flights()[2].startswith(b"RSET\r\n")
+    assert statuses(report) == [("bounced", "5.1.1")]
+
+
+def test_mail_rejected_ignores_rcpt_replies() -> None:
+    # spec 7.8: the 250 to RCPT does not count; every recipient failed with the MAIL reply
+    report, record = go(
+        smtp(b"553 5.7.1 sender refused\r\n250 ok\r\n250 ok\r\n554 no\r\n"),
+        recipients=("b@example.com", "c@example.com"),
+    )
+    assert statuses(report) == [("bounced", "5.7.1")] * 2
+    assert "(in reply to MAIL FROM command)" in report.recipients[0].diagnostic
+    assert b"RSET\r\n" in record.sent()
+
+
+def test_data_answered_250_is_a_protocol_error_bounce() -> None:
+    # spec 2.5, Q2: DATA answered 2xx -> 5.5.0 with "Protocol error: " prefix, then RSET
+    report, record = go(smtp(b"250 ok\r\n250 ok\r\n250 ok\r\n"))
+    (r,) = report.recipients
+    assert (r.status, r.dsn) == ("bounced", "5.5.0")
+    assert r.diagnostic.startswith("Protocol error: host")
+    assert b"RSET\r\n" in record.sent()
+
+
+def test_rcpt_answered_354_bounces_that_recipient() -> None:
+    # spec 2.5
+    report, _ = go(
+        smtp(b"250 ok\r\n354 what\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"),
+        recipients=("b@example.com", "c@example.com"),
+    )
+    assert statuses(report) == [("bounced", "5.5.0"), ("sent", "2.0.0")]
+
+
+def test_soft_rcpt_failure_at_the_final_server_is_deferred() -> None:
+    # spec 2.2
+    report, _ = go(
+        smtp(b"250 ok\r\n451 4.3.0 try later\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"),
+        recipients=("b@example.com", "c@example.com"),
+    )
+    assert statuses(report) == [("deferred", "4.3.0"), ("sent", "2.0.0")]
+
+
+def test_end_of_data_rejection_is_a_message_failure() -> None:
+    # spec 7.5
+    report, _ = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"554 5.6.0 content rejected\r\n"))
+    assert statuses(report) == [("bounced", "5.6.0")]
+    assert report.recipients[0].diagnostic.endswith("(in reply to end of DATA command)")
+
+
+def test_lost_connection_after_end_of_data_is_deferred_as_possible_duplicate() -> None:
+    # spec 2.7, 10.3: "message may be sent more than once"
+    report, _ = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", ConnectionLost("reset")))
+    (r,) = report.recipients
+    assert (r.status, r.dsn) == ("deferred", "4.4.2")
+    assert r.diagnostic == (
+        "lost connection with 192.0.2.1[192.0.2.1] while sending end of data -- "
+        "message may be sent more than once"
+    )
+
+
+def test_timeout_waiting_for_rcpt_reply_defers_with_stage_text() -> None:
+    # spec 2.9, 10.3
+    report, _ = go(smtp(IOTimeout("slow")))
+    (r,) = report.recipients
+    assert (r.status, r.dsn) == ("deferred", "4.4.2")
+    assert "timed out while sending MAIL FROM" in r.diagnostic
+
+
+def test_body_write_failure_reads_one_reply_and_sends_no_dot() -> None:
+    # spec 7.9: an early 552 after a failed write is the end-of-data reply
+    report, record = go(
+        smtp(
+            b"250 ok\r\n250 ok\r\n354 go\r\n",
+            FailSend(ConnectionLost("broken pipe")),
+            b"552 5.3.4 too big\r\n",
+        )
+    )
+    assert statuses(report) == [("bounced", "5.3.4")]
+    assert b".\r\n" not in record.sent().split(b"DATA\r\n")[-1]
+    assert b"QUIT" not in record.sent()
+
+
+def test_body_write_failure_without_reply_is_lost_while_sending_body() -> None:
+    # spec 7.9
+    report, _ = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", FailSend(ConnectionLost("reset"))))
+    (r,) = report.recipients
+    assert (r.status, r.dsn) == ("deferred", "4.4.2")
+    assert r.diagnostic.endswith("while sending message body")
+
+
+def test_dsn_parameters_sent_only_when_dsn_is_offered() -> None:
+    # spec 6.1-6.3
+    env = Envelope(
+        "a@example.org",
+        (Recipient("b@example.com", notify=("FAILURE",), orcpt="rfc822;b@example.com"),),
+        ret="HDRS",
+        envid="a+b=c",
+    )
+    _, with_dsn = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"), envelope=env)
+    sent = with_dsn.sent()
+    assert b"ENVID=a+2Bb+3Dc" in sent and b"RET=HDRS" in sent
+    assert b"RCPT TO:<b@example.com> ORCPT=rfc822;b@example.com NOTIFY=FAILURE\r\n" in sent
+    _, without = go(
+        smtp(b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n", ehlo=EHLO_PLAIN),
+        envelope=env,
+    )
+    assert b"NOTIFY" not in without.sent() and b"ENVID" not in without.sent()
+
+
+def test_size_over_server_limit_bounces_without_mail() -> None:
+    # spec 6.8: 5.3.4, no MAIL sent, no other MX tried
+    report, record = go(
+        smtp(ehlo=b"250-mx.example\r\n250 SIZE 10\r\n"), message=b"x" * 100 + b"\r\n"
+    )
+    (r,) = report.recipients
+    assert (r.status, r.dsn) == ("bounced", "5.3.4")
+    assert r.diagnostic.startswith("message size ")
+    assert b"MAIL" not in record.sent()
+
+
+def test_each_reply_read_uses_the_timeout_of_the_awaited_command() -> None:
+    # spec 10.1
+    _, record = go(
+        smtp(b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n", ehlo=EHLO_PLAIN),
+        helo_timeout=11,
+        mail_timeout=12,
+        rcpt_timeout=13,
+        data_init_timeout=14,
+        data_done_timeout=16,
+    )
+    timeouts = [r.timeout for r in record.of_type(Receive)]
+    assert timeouts[:6] == [11, 11, 12, 13, 14, 16]
+
+
+def test_sent_result_carries_reply_relay_and_dsn() -> None:
+    # spec 2.8
+    report, _ = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 Ok: queued\r\n"))
+    (r,) = report.recipients
+    assert r.relay == "192.0.2.1[192.0.2.1]:25"
+    assert r.diagnostic == "250 2.0.0 Ok: queued"
+    assert r.reply is not None and r.reply.code == 250
+
+
+def test_send_requests_carry_a_timeout() -> None:
+    # spec 10.1: every write has its phase's timeout
+    _, record = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"))
+    assert all(s.timeout is not None for s in record.of_type(Send))
