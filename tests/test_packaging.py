@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import venv
@@ -32,6 +33,51 @@ def test_core_import_pulls_in_no_io_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+# Modules the core may never import, even lazily: I/O, clocks, randomness, and peers' code.
+_CORE_FORBIDDEN = frozenset(
+    {
+        "socket",
+        "asyncio",
+        "trio",
+        "ssl",
+        "dns",
+        "selectors",
+        "time",
+        "random",
+        "secrets",
+        "threading",
+        "subprocess",
+        "os",
+        "io",
+        "tempfile",
+        "select",
+        "smtplib",
+    }
+)
+
+
+def test_every_core_module_imports_only_the_standard_library() -> None:
+    # The mission: smtpproto/ imports only the stdlib and performs no I/O; adapters/ does that.
+    offenders = []
+    for path in sorted((ROOT / "smtpproto").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                stdlib = top in sys.stdlib_module_names or top == "__future__"
+                allowed = top == "smtpproto" or (stdlib and top not in _CORE_FORBIDDEN)
+                if allowed and not name.startswith("smtpproto.adapters"):
+                    continue
+                offenders.append(f"{path.relative_to(ROOT)}: {name}")
+    assert offenders == []
 
 
 @pytest.mark.slow

@@ -1,0 +1,53 @@
+"""The one place that turns the engine's `TLSParameters` into an `ssl.SSLContext`."""
+
+from __future__ import annotations
+
+import ssl
+
+from smtpproto.requests import TLSInfo, TLSParameters
+
+__all__ = ["client_context", "tls_info"]
+
+_VERSIONS = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def client_context(parameters: TLSParameters) -> ssl.SSLContext:
+    """Build a client context: chain verification only when asked, never host-name checks."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # The engine matches TLSInfo.peer_certificate against its policy's names itself (Postfix
+    # smtp_tls_verify_cert_match), so the library check would be both redundant and wrong.
+    context.check_hostname = False
+    if parameters.verify:
+        context.verify_mode = ssl.CERT_REQUIRED
+        if parameters.ca_file is None and parameters.ca_path is None:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        else:
+            context.load_verify_locations(cafile=parameters.ca_file, capath=parameters.ca_path)
+    else:
+        # Opportunistic TLS ("may", "encrypt"): Postfix does not require a valid chain there.
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        context.minimum_version = _VERSIONS[parameters.min_version]
+    except KeyError:
+        raise ValueError(f"TLSParameters.min_version: unknown {parameters.min_version!r}") from None
+    if parameters.ciphers is not None:
+        context.set_ciphers(parameters.ciphers)
+    if parameters.cert_file is not None:
+        context.load_cert_chain(parameters.cert_file, parameters.key_file)
+    return context
+
+
+def tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket, parameters: TLSParameters) -> TLSInfo:
+    """Describe a completed handshake; the peer certificate is reported only once verified."""
+    cipher = ssl_object.cipher()
+    return TLSInfo(
+        version=ssl_object.version() or "",
+        cipher=cipher[0] if cipher else "",
+        chain_verified=parameters.verify,
+        peer_certificate=dict(ssl_object.getpeercert() or {}) if parameters.verify else None,
+    )

@@ -1,0 +1,191 @@
+"""The asyncio adapter: the engine over asyncio streams, `start_tls` and `asyncio.timeout`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
+
+from smtpproto import engine
+from smtpproto.config import ClientConfig
+from smtpproto.envelope import Recipient
+from smtpproto.report import DeliveryReport
+from smtpproto.requests import (
+    Close,
+    Connect,
+    ConnectFailed,
+    ConnectionLost,
+    IORequest,
+    IOTimeout,
+    Receive,
+    Resolve,
+    Send,
+    Sleep,
+    StartTLS,
+    TLSFailed,
+)
+
+from ._dns import AsyncResolver, DefaultAsyncResolver
+from ._driver import drive_async, engine_inputs, make_envelope
+from ._tls import client_context, tls_info
+
+__all__ = ["Session", "connect", "deliver"]
+
+
+class _Channel:
+    """A reader/writer pair; `start_tls` swaps the transport under the same writer."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+
+class _IO:
+    """Performs requests on the running loop; remembers what it opened to close it."""
+
+    def __init__(self, resolver: AsyncResolver | None) -> None:
+        self.resolver = resolver if resolver is not None else DefaultAsyncResolver()
+        self.open: set[_Channel] = set()
+
+    async def perform(self, request: IORequest) -> Any:
+        match request:
+            case Resolve():
+                return await self.resolver.resolve(request)
+            case Connect():
+                return await self._connect(request)
+            case Send(channel=_Channel() as channel):
+                with _failures(request.timeout):
+                    async with asyncio.timeout(request.timeout):
+                        channel.writer.write(request.data)
+                        await channel.writer.drain()
+                return None
+            case Receive(channel=_Channel() as channel):
+                with _failures(request.timeout):
+                    async with asyncio.timeout(request.timeout):
+                        return await channel.reader.read(request.max_bytes)
+            case StartTLS(channel=_Channel() as channel):
+                return await self._starttls(channel, request)
+            case Sleep():
+                await asyncio.sleep(request.seconds)
+                return None
+            case Close(channel=_Channel() as channel):
+                self.close(channel)
+                return None
+        raise TypeError(f"not a request for this adapter: {request!r}")
+
+    async def _connect(self, request: Connect) -> _Channel:
+        try:
+            async with asyncio.timeout(request.timeout):
+                if request.family == "unix":
+                    reader, writer = await asyncio.open_unix_connection(request.address)
+                else:
+                    local = None if request.bind_address is None else (request.bind_address, 0)
+                    reader, writer = await asyncio.open_connection(
+                        request.address, request.port, local_addr=local
+                    )
+        except (OSError, TimeoutError) as error:
+            reason = error if str(error) else "timed out"
+            raise ConnectFailed(str(reason)) from None
+        channel = _Channel(reader, writer)
+        self.open.add(channel)
+        return channel
+
+    async def _starttls(self, channel: _Channel, request: StartTLS) -> Any:
+        try:
+            context = client_context(request.parameters)
+            async with asyncio.timeout(request.timeout):
+                await channel.writer.start_tls(
+                    context, server_hostname=request.server_hostname or None
+                )
+        except (OSError, ValueError, TimeoutError) as error:
+            self.close(channel)
+            raise TLSFailed(f"TLS handshake failed: {error or 'timed out'}") from None
+        ssl_object = channel.writer.get_extra_info("ssl_object")
+        assert isinstance(ssl_object, ssl.SSLObject)
+        return tls_info(ssl_object, request.parameters)
+
+    def close(self, channel: _Channel) -> None:
+        # abort(), not close(): it needs no await, so it also runs while being cancelled.
+        self.open.discard(channel)
+        channel.writer.transport.abort()
+
+    def close_all(self) -> None:
+        for channel in list(self.open):
+            self.close(channel)
+
+
+@contextlib.contextmanager
+def _failures(timeout: float | None) -> Iterator[None]:
+    try:
+        yield
+    except TimeoutError:
+        raise IOTimeout(f"timed out after {timeout}s") from None
+    except OSError as error:
+        raise ConnectionLost(f"lost connection: {error}") from None
+
+
+async def deliver(
+    destination: str,
+    *,
+    sender: str,
+    recipients: Iterable[str | Recipient],
+    message: Any,
+    config: ClientConfig | None = None,
+    ret: str | None = None,
+    envid: str | None = None,
+    resolver: AsyncResolver | None = None,
+) -> DeliveryReport:
+    """Deliver one message to `destination` and report on every recipient."""
+    io = _IO(resolver)
+    envelope = make_envelope(sender, recipients, ret, envid)
+    try:
+        return await drive_async(
+            engine.deliver(
+                destination, envelope, message, config=config or ClientConfig(), **engine_inputs()
+            ),
+            io.perform,
+        )
+    finally:
+        io.close_all()
+
+
+class Session:
+    """An open connection (greeting, EHLO, STARTTLS and AUTH done) for several transactions."""
+
+    def __init__(self, session: engine.Session, io: _IO) -> None:
+        self._session = session
+        self._io = io
+
+    async def send(
+        self,
+        *,
+        sender: str,
+        recipients: Iterable[str | Recipient],
+        message: Any,
+        ret: str | None = None,
+        envid: str | None = None,
+    ) -> DeliveryReport:
+        """Run one mail transaction on this connection."""
+        envelope = make_envelope(sender, recipients, ret, envid)
+        return await drive_async(
+            engine.transact(self._session, envelope, message), self._io.perform
+        )
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    destination: str, *, config: ClientConfig | None = None, resolver: AsyncResolver | None = None
+) -> AsyncIterator[Session]:
+    """Open a session to `destination`; QUIT when the block ends, abort if it raises."""
+    io = _IO(resolver)
+    try:
+        session = await drive_async(
+            engine.open_session(destination, config=config or ClientConfig(), **engine_inputs()),
+            io.perform,
+        )
+        yield Session(session, io)
+        await drive_async(engine.close_session(session), io.perform)
+    finally:
+        io.close_all()

@@ -1,0 +1,189 @@
+"""The blocking adapter: the engine over `socket`, `ssl` and a blocking resolver."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from smtpproto import engine
+from smtpproto.config import ClientConfig
+from smtpproto.envelope import Recipient
+from smtpproto.report import DeliveryReport
+from smtpproto.requests import (
+    Close,
+    Connect,
+    ConnectFailed,
+    ConnectionLost,
+    IORequest,
+    IOTimeout,
+    Receive,
+    Resolve,
+    Send,
+    Sleep,
+    StartTLS,
+    TLSFailed,
+)
+
+from ._dns import DefaultResolver, Resolver
+from ._driver import drive, engine_inputs, make_envelope
+from ._tls import client_context, tls_info
+
+__all__ = ["Session", "connect", "deliver"]
+
+
+class _Channel:
+    """A socket that STARTTLS replaces in place, so the engine keeps one handle."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+
+class _IO:
+    """Performs requests with blocking sockets; remembers what it opened to close it."""
+
+    def __init__(self, resolver: Resolver | None) -> None:
+        self.resolver = resolver if resolver is not None else DefaultResolver()
+        self.open: set[_Channel] = set()
+
+    def perform(self, request: IORequest) -> Any:
+        match request:
+            case Resolve():
+                return self.resolver.resolve(request)
+            case Connect():
+                return self._connect(request)
+            case Send(channel=_Channel() as channel):
+                with _failures(channel, request.timeout):
+                    channel.sock.sendall(request.data)
+                return None
+            case Receive(channel=_Channel() as channel):
+                with _failures(channel, request.timeout):
+                    return channel.sock.recv(request.max_bytes)
+            case StartTLS(channel=_Channel() as channel):
+                return self._starttls(channel, request)
+            case Sleep():
+                time.sleep(request.seconds)
+                return None
+            case Close(channel=_Channel() as channel):
+                self.close(channel)
+                return None
+        raise TypeError(f"not a request for this adapter: {request!r}")
+
+    def _connect(self, request: Connect) -> _Channel:
+        try:
+            if request.family == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(request.timeout)
+                    sock.connect(request.address)
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                source = None if request.bind_address is None else (request.bind_address, 0)
+                sock = socket.create_connection(
+                    (request.address, request.port), request.timeout, source
+                )
+        except OSError as error:
+            raise ConnectFailed(str(error) or "timed out") from None
+        channel = _Channel(sock)
+        self.open.add(channel)
+        return channel
+
+    def _starttls(self, channel: _Channel, request: StartTLS) -> Any:
+        try:
+            context = client_context(request.parameters)
+            channel.sock.settimeout(request.timeout)
+            channel.sock = context.wrap_socket(
+                channel.sock, server_hostname=request.server_hostname
+            )
+        except (OSError, ValueError) as error:
+            self.close(channel)
+            raise TLSFailed(f"TLS handshake failed: {error}") from None
+        assert isinstance(channel.sock, ssl.SSLSocket)
+        return tls_info(channel.sock, request.parameters)
+
+    def close(self, channel: _Channel) -> None:
+        self.open.discard(channel)
+        channel.sock.close()
+
+    def close_all(self) -> None:
+        for channel in list(self.open):
+            self.close(channel)
+
+
+@contextlib.contextmanager
+def _failures(channel: _Channel, timeout: float | None) -> Iterator[None]:
+    channel.sock.settimeout(timeout)
+    try:
+        yield
+    except TimeoutError:
+        raise IOTimeout(f"timed out after {timeout}s") from None
+    except OSError as error:
+        raise ConnectionLost(f"lost connection: {error}") from None
+
+
+def deliver(
+    destination: str,
+    *,
+    sender: str,
+    recipients: Iterable[str | Recipient],
+    message: Any,
+    config: ClientConfig | None = None,
+    ret: str | None = None,
+    envid: str | None = None,
+    resolver: Resolver | None = None,
+) -> DeliveryReport:
+    """Deliver one message to `destination` and report on every recipient."""
+    io = _IO(resolver)
+    envelope = make_envelope(sender, recipients, ret, envid)
+    try:
+        return drive(
+            engine.deliver(
+                destination, envelope, message, config=config or ClientConfig(), **engine_inputs()
+            ),
+            io.perform,
+        )
+    finally:
+        io.close_all()
+
+
+class Session:
+    """An open connection (greeting, EHLO, STARTTLS and AUTH done) for several transactions."""
+
+    def __init__(self, session: engine.Session, io: _IO) -> None:
+        self._session = session
+        self._io = io
+
+    def send(
+        self,
+        *,
+        sender: str,
+        recipients: Iterable[str | Recipient],
+        message: Any,
+        ret: str | None = None,
+        envid: str | None = None,
+    ) -> DeliveryReport:
+        """Run one mail transaction on this connection."""
+        envelope = make_envelope(sender, recipients, ret, envid)
+        return drive(engine.transact(self._session, envelope, message), self._io.perform)
+
+
+@contextlib.contextmanager
+def connect(
+    destination: str, *, config: ClientConfig | None = None, resolver: Resolver | None = None
+) -> Iterator[Session]:
+    """Open a session to `destination`; QUIT when the block ends, abort if it raises."""
+    io = _IO(resolver)
+    try:
+        session = drive(
+            engine.open_session(destination, config=config or ClientConfig(), **engine_inputs()),
+            io.perform,
+        )
+        yield Session(session, io)
+        drive(engine.close_session(session), io.perform)
+    finally:
+        io.close_all()

@@ -1,0 +1,197 @@
+"""The trio adapter: the engine over `trio.open_tcp_stream`, `trio.SSLStream` and
+`trio.fail_after`."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
+
+import trio
+
+from smtpproto import engine
+from smtpproto.config import ClientConfig
+from smtpproto.envelope import Recipient
+from smtpproto.report import DeliveryReport
+from smtpproto.requests import (
+    Close,
+    Connect,
+    ConnectFailed,
+    ConnectionLost,
+    IORequest,
+    IOTimeout,
+    Receive,
+    Resolve,
+    Send,
+    Sleep,
+    StartTLS,
+    TLSFailed,
+)
+
+from ._dns import AsyncResolver, TrioResolver
+from ._driver import drive_async, engine_inputs, make_envelope
+from ._tls import client_context, tls_info
+
+__all__ = ["Session", "connect", "deliver"]
+
+
+class _Channel:
+    """A stream that STARTTLS replaces in place by an `SSLStream` wrapped around it."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+
+
+def _limit(timeout: float | None) -> float:
+    return math.inf if timeout is None else timeout
+
+
+class _IO:
+    """Performs requests in the current trio task; remembers what it opened to close it."""
+
+    def __init__(self, resolver: AsyncResolver | None) -> None:
+        self.resolver = resolver if resolver is not None else TrioResolver()
+        self.open: set[_Channel] = set()
+
+    async def perform(self, request: IORequest) -> Any:
+        match request:
+            case Resolve():
+                return await self.resolver.resolve(request)
+            case Connect():
+                return await self._connect(request)
+            case Send(channel=_Channel() as channel):
+                with _failures(request.timeout), trio.fail_after(_limit(request.timeout)):
+                    await channel.stream.send_all(request.data)
+                return None
+            case Receive(channel=_Channel() as channel):
+                with _failures(request.timeout), trio.fail_after(_limit(request.timeout)):
+                    return bytes(await channel.stream.receive_some(request.max_bytes))
+            case StartTLS(channel=_Channel() as channel):
+                return await self._starttls(channel, request)
+            case Sleep():
+                await trio.sleep(request.seconds)
+                return None
+            case Close(channel=_Channel() as channel):
+                await self.close(channel)
+                return None
+        raise TypeError(f"not a request for this adapter: {request!r}")
+
+    async def _connect(self, request: Connect) -> _Channel:
+        stream: trio.abc.Stream
+        try:
+            with trio.fail_after(_limit(request.timeout)):
+                if request.family == "unix":
+                    stream = await trio.open_unix_socket(request.address)
+                else:
+                    assert request.port is not None
+                    stream = await trio.open_tcp_stream(
+                        request.address, request.port, local_address=request.bind_address
+                    )
+        except (OSError, trio.TooSlowError) as error:
+            # trio reports "all attempts ... failed" over a group holding the OS's own reason.
+            cause = error.__cause__
+            if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+                raise ConnectFailed(str(cause.exceptions[0])) from None
+            raise ConnectFailed(str(error) or "timed out") from None
+        channel = _Channel(stream)
+        self.open.add(channel)
+        return channel
+
+    async def _starttls(self, channel: _Channel, request: StartTLS) -> Any:
+        try:
+            context = client_context(request.parameters)
+            tls = trio.SSLStream(
+                channel.stream, context, server_hostname=request.server_hostname or None
+            )
+            channel.stream = tls
+            with trio.fail_after(_limit(request.timeout)):
+                await tls.do_handshake()
+        except (OSError, ValueError, trio.BrokenResourceError, trio.TooSlowError) as error:
+            await self.close(channel)
+            raise TLSFailed(f"TLS handshake failed: {error or 'timed out'}") from None
+        return tls_info(tls, request.parameters)  # type: ignore[arg-type]
+
+    async def close(self, channel: _Channel) -> None:
+        # aclose_forcefully closes at once, also inside a cancelled scope.
+        self.open.discard(channel)
+        await trio.aclose_forcefully(channel.stream)
+
+    async def close_all(self) -> None:
+        for channel in list(self.open):
+            await self.close(channel)
+
+
+@contextlib.contextmanager
+def _failures(timeout: float | None) -> Iterator[None]:
+    try:
+        yield
+    except trio.TooSlowError:
+        raise IOTimeout(f"timed out after {timeout}s") from None
+    except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as error:
+        raise ConnectionLost(f"lost connection: {error or 'broken stream'}") from None
+
+
+async def deliver(
+    destination: str,
+    *,
+    sender: str,
+    recipients: Iterable[str | Recipient],
+    message: Any,
+    config: ClientConfig | None = None,
+    ret: str | None = None,
+    envid: str | None = None,
+    resolver: AsyncResolver | None = None,
+) -> DeliveryReport:
+    """Deliver one message to `destination` and report on every recipient."""
+    io = _IO(resolver)
+    envelope = make_envelope(sender, recipients, ret, envid)
+    try:
+        return await drive_async(
+            engine.deliver(
+                destination, envelope, message, config=config or ClientConfig(), **engine_inputs()
+            ),
+            io.perform,
+        )
+    finally:
+        await io.close_all()
+
+
+class Session:
+    """An open connection (greeting, EHLO, STARTTLS and AUTH done) for several transactions."""
+
+    def __init__(self, session: engine.Session, io: _IO) -> None:
+        self._session = session
+        self._io = io
+
+    async def send(
+        self,
+        *,
+        sender: str,
+        recipients: Iterable[str | Recipient],
+        message: Any,
+        ret: str | None = None,
+        envid: str | None = None,
+    ) -> DeliveryReport:
+        """Run one mail transaction on this connection."""
+        envelope = make_envelope(sender, recipients, ret, envid)
+        return await drive_async(
+            engine.transact(self._session, envelope, message), self._io.perform
+        )
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    destination: str, *, config: ClientConfig | None = None, resolver: AsyncResolver | None = None
+) -> AsyncIterator[Session]:
+    """Open a session to `destination`; QUIT when the block ends, abort if it raises."""
+    io = _IO(resolver)
+    try:
+        session = await drive_async(
+            engine.open_session(destination, config=config or ClientConfig(), **engine_inputs()),
+            io.perform,
+        )
+        yield Session(session, io)
+        await drive_async(engine.close_session(session), io.perform)
+    finally:
+        await io.close_all()
