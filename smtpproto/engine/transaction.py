@@ -12,11 +12,18 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .._errors import RemoteProtocolError
+from .._errors import LocalProtocolError, RemoteProtocolError
 from ..body import MessageInfo
 from ..commands import Command, Data, EndOfData, Mail, MessageData, Quit, Rcpt, Rset, Xforward
 from ..envelope import Envelope
 from ..events import RecipientReply
+from ..message import (
+    MessageRefused,
+    eightbit_refusal,
+    needs_downgrade,
+    size_refusal,
+    smtputf8_refusal,
+)
 from ..replies import Reply
 from ..requests import ConnectionLost, IOFailure
 from .session import IO, Session, fail_stream
@@ -94,37 +101,38 @@ def _xforward_commands(session: Session, envelope: Envelope) -> list[tuple[Stage
     return out
 
 
-def _requires_smtputf8(envelope: Envelope) -> bool:
-    # Spec 3.10: the sender asked for SMTPUTF8 and the envelope really needs it.
-    addresses = [envelope.sender, *(r.address for r in envelope.recipients)]
-    return envelope.smtputf8 and not all(a.isascii() for a in addresses)
+def _eightbit(session: Session) -> bool:
+    # Spec 3.10: a server that advertises SMTPUTF8 but not 8BITMIME is assumed to have it.
+    caps = session.capabilities
+    return caps is not None and (caps.eightbitmime or caps.smtputf8)
 
 
 def _precheck(session: Session, envelope: Envelope, info: MessageInfo, marks: _Marks) -> bool:
     """Spec 3.10 and 6.8, before any transaction command; False: nothing more to send."""
     caps = session.capabilities
     server = session.server
-    if _requires_smtputf8(envelope) and (caps is None or not caps.smtputf8):
+    config = session.config
+    addresses = [envelope.sender, *(r.address for r in envelope.recipients)]
+    refusal = smtputf8_refusal(
+        addresses,
+        info,
+        requested=envelope.smtputf8,
+        server_smtputf8=caps is not None and caps.smtputf8,
+        server=server.label,
+    )
+    if refusal is None:
+        # Issue 3: 8-bit octets never reach a server without 8BITMIME; another MX may have it,
+        # so like 5.6.7 this is SOFT_NON_FINAL (spec 2.3).
+        refusal = eightbit_refusal(info, _eightbit(session), config.disable_mime_output_conversion)
+    if refusal is not None:
         session.cacheable = False  # DONT_CACHE (spec 2.4)
-        marks.fail(
-            local_trouble(
-                "5.6.7",
-                "message requires SMTPUTF8, but no server was found that supports SMTPUTF8. "
-                f"The last attempted server was {server.label}",
-                soft_non_final=True,
-            )
-        )
+        marks.fail(local_trouble(refusal.dsn, refusal.text, soft_non_final=True))
         return False
-    limit = None if caps is None else caps.size
-    if limit and limit < info.size:
+    refusal = size_refusal(info, None if caps is None else caps.size, server.label)
+    if refusal is not None:
         # Spec 6.8: a message failure, a bounce even with other MX hosts left; the session
         # itself is fine and counts as completed.
-        marks.fail(
-            local_trouble(
-                "5.3.4",
-                f"message size {info.size} exceeds size limit {limit} of server {server.label}",
-            )
-        )
+        marks.fail(local_trouble(refusal.dsn, refusal.text))
         marks.ledger.completed_session = True
         return False
     return True
@@ -196,8 +204,8 @@ def run_transaction(
     config = session.config
     quote = config.quote_rfc821_envelope
     dsn = caps is not None and caps.dsn
-    eightbit = caps is not None and (caps.eightbitmime or caps.smtputf8)  # spec 3.10
-    downgrade = info.has_8bit and not eightbit and not config.disable_mime_output_conversion
+    eightbit = _eightbit(session)
+    downgrade = needs_downgrade(info, eightbit, config.disable_mime_output_conversion)
     mail = Mail(
         envelope.sender,
         size=info.size if caps is not None and caps.size is not None and not downgrade else None,
@@ -276,7 +284,25 @@ def run_transaction(
         yield from session.flush(config.data_xfer_timeout)
     except IOFailure as exc:
         return (yield from _body_write_failed(session, marks, receiver, exc))
+    except MessageRefused as refused:
+        # Spec 8.5: hostile MIME met by the conversion; no partial message is ever delivered.
+        trouble = local_trouble(refused.refusal.dsn, refused.refusal.text)
+        return (yield from _content_failed(session, marks, receiver, trouble))
+    except (LocalProtocolError, OSError) as exc:
+        # SM-19: the source changed or failed to read after `scan` passed it; the message may
+        # be fine next time, so the recipients are deferred.
+        trouble = local_trouble("4.3.0", f"message content could not be sent: {exc}")
+        return (yield from _content_failed(session, marks, receiver, trouble))
     return (yield from _dot(session, marks, receiver, keep_open, deliver=True))
+
+
+def _content_failed(session: Session, marks: _Marks, receiver: _Receiver, trouble: Trouble) -> IO:
+    """The content cannot go out: close without ".", so the server discards the partial message."""
+    session.discard_output()
+    session.cacheable = False
+    marks.fail(trouble, receiver.accepted)
+    yield from session.close()
+    return False
 
 
 def _body_write_failed(
