@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from smtpproto import engine
+from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
 from smtpproto.envelope import Recipient
 from smtpproto.report import DeliveryReport
@@ -131,7 +132,7 @@ def deliver(
     *,
     sender: str,
     recipients: Iterable[str | Recipient],
-    message: Any,
+    message: MessageSource,
     config: ClientConfig | None = None,
     ret: str | None = None,
     envid: str | None = None,
@@ -163,7 +164,7 @@ class Session:
         *,
         sender: str,
         recipients: Iterable[str | Recipient],
-        message: Any,
+        message: MessageSource,
         ret: str | None = None,
         envid: str | None = None,
     ) -> DeliveryReport:

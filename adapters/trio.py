@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import trio
 
-from smtpproto import engine
+from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
 from smtpproto.envelope import Recipient
 from smtpproto.report import DeliveryReport
@@ -30,7 +31,7 @@ from smtpproto.requests import (
 )
 
 from ._dns import AsyncResolver, TrioResolver
-from ._driver import drive_async, engine_inputs, make_envelope
+from ._driver import AsyncSession, connect_async, deliver_async
 from ._tls import client_context, tls_info
 
 __all__ = ["Session", "connect", "deliver"]
@@ -137,61 +138,31 @@ async def deliver(
     *,
     sender: str,
     recipients: Iterable[str | Recipient],
-    message: Any,
+    message: MessageSource,
     config: ClientConfig | None = None,
     ret: str | None = None,
     envid: str | None = None,
     resolver: AsyncResolver | None = None,
 ) -> DeliveryReport:
     """Deliver one message to `destination` and report on every recipient."""
-    io = _IO(resolver)
-    envelope = make_envelope(sender, recipients, ret, envid)
-    try:
-        return await drive_async(
-            engine.deliver(
-                destination, envelope, message, config=config or ClientConfig(), **engine_inputs()
-            ),
-            io.perform,
-        )
-    finally:
-        await io.close_all()
+    return await deliver_async(
+        _IO(resolver),
+        destination,
+        sender=sender,
+        recipients=recipients,
+        message=message,
+        config=config,
+        ret=ret,
+        envid=envid,
+    )
 
 
-class Session:
-    """An open connection (greeting, EHLO, STARTTLS and AUTH done) for several transactions."""
-
-    def __init__(self, session: engine.Session, io: _IO) -> None:
-        self._session = session
-        self._io = io
-
-    async def send(
-        self,
-        *,
-        sender: str,
-        recipients: Iterable[str | Recipient],
-        message: Any,
-        ret: str | None = None,
-        envid: str | None = None,
-    ) -> DeliveryReport:
-        """Run one mail transaction on this connection."""
-        envelope = make_envelope(sender, recipients, ret, envid)
-        return await drive_async(
-            engine.transact(self._session, envelope, message), self._io.perform
-        )
+Session = AsyncSession
+"""An open connection for several transactions; ``await session.send(...)`` runs one."""
 
 
-@contextlib.asynccontextmanager
-async def connect(
+def connect(
     destination: str, *, config: ClientConfig | None = None, resolver: AsyncResolver | None = None
-) -> AsyncIterator[Session]:
+) -> AbstractAsyncContextManager[AsyncSession]:
     """Open a session to `destination`; QUIT when the block ends, abort if it raises."""
-    io = _IO(resolver)
-    try:
-        session = await drive_async(
-            engine.open_session(destination, config=config or ClientConfig(), **engine_inputs()),
-            io.perform,
-        )
-        yield Session(session, io)
-        await drive_async(engine.close_session(session), io.perform)
-    finally:
-        await io.close_all()
+    return connect_async(_IO(resolver), destination, config)

@@ -1,5 +1,93 @@
-"""smtpproto: a sans-I/O SMTP and LMTP client core modelled on Postfix smtp(8)."""
+"""smtpproto: a sans-I/O SMTP and LMTP client core modelled on Postfix smtp(8).
+
+The names below are the stable public surface; the submodules hold the rest. Adapters that
+supply sockets, TLS and DNS live in :mod:`smtpproto.adapters`, which this package never imports.
+"""
 
 from smtpproto._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from smtpproto.body import BodyEncoder, MessageInfo, MessageSource, scan
+from smtpproto.capabilities import Capabilities
+from smtpproto.commands import (
+    Auth,
+    AuthResponse,
+    Bdat,
+    Command,
+    Data,
+    Ehlo,
+    EndOfData,
+    Helo,
+    Lhlo,
+    Mail,
+    MessageData,
+    Noop,
+    Quit,
+    Rcpt,
+    Rset,
+    StartTLS,
+    Xforward,
+)
+from smtpproto.config import ClientConfig
+from smtpproto.connection import NEED_DATA, ClientConnection, State
+from smtpproto.destinations import Destination, parse_destinations
+from smtpproto.envelope import Envelope, Recipient
+from smtpproto.events import (
+    CommandReply,
+    ConnectionClosed,
+    Event,
+    Greeting,
+    RecipientReply,
+    ServerClosing,
+)
+from smtpproto.message import MessageRefused, Refusal
+from smtpproto.replies import EnhancedStatus, Reply, ReplyLimits, ReplyParser
+from smtpproto.report import DeliveryReport, RecipientResult
 
-__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+__all__ = [
+    "NEED_DATA",
+    "Auth",
+    "AuthResponse",
+    "Bdat",
+    "BodyEncoder",
+    "Capabilities",
+    "ClientConfig",
+    "ClientConnection",
+    "Command",
+    "CommandReply",
+    "ConnectionClosed",
+    "Data",
+    "DeliveryReport",
+    "Destination",
+    "Ehlo",
+    "EndOfData",
+    "EnhancedStatus",
+    "Envelope",
+    "Event",
+    "Greeting",
+    "Helo",
+    "Lhlo",
+    "LocalProtocolError",
+    "Mail",
+    "MessageData",
+    "MessageInfo",
+    "MessageRefused",
+    "MessageSource",
+    "Noop",
+    "ProtocolError",
+    "Quit",
+    "Rcpt",
+    "Recipient",
+    "RecipientReply",
+    "RecipientResult",
+    "Refusal",
+    "RemoteProtocolError",
+    "Reply",
+    "ReplyLimits",
+    "ReplyParser",
+    "Rset",
+    "ServerClosing",
+    "StartTLS",
+    "State",
+    "Xforward",
+    "parse_destinations",
+    "scan",
+]

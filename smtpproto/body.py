@@ -36,17 +36,27 @@ which `iter_chunks` bounds by `chunk_size`.
 
 from __future__ import annotations
 
-import email.errors
-import email.generator
-import email.message
 import re
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeAlias, TypedDict, Unpack, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Literal,
+    Protocol,
+    TypeAlias,
+    TypedDict,
+    TypeGuard,
+    Unpack,
+    runtime_checkable,
+)
 
 from ._errors import LocalProtocolError
 from .mime import content_type, transfer_encoding
+
+if TYPE_CHECKING:
+    import email.message
 
 __all__ = [
     "BodyEncoder",
@@ -102,7 +112,7 @@ class SupportsRead(Protocol):
 
 
 MessageSource: TypeAlias = (
-    bytes | bytearray | memoryview | SupportsRead | Iterable[bytes] | email.message.Message
+    "bytes | bytearray | memoryview | SupportsRead | Iterable[bytes] | email.message.Message"
 )
 """Anything `iter_chunks` can read a message from."""
 
@@ -359,7 +369,17 @@ class _Collector:
         return len(data)
 
 
+def _is_email(message: object) -> TypeGuard[email.message.Message]:
+    # `import email.message` pulls in socket (through email.utils), which `import smtpproto`
+    # must not; a caller holding a Message has imported the module already.
+    module = sys.modules.get("email.message")
+    return module is not None and isinstance(message, module.Message)
+
+
 def _chunks_of_email(message: email.message.Message, chunk_size: int) -> Iterator[bytes]:
+    import email.errors
+    import email.generator
+
     # The stdlib generator has no incremental interface (and buffers every multipart's
     # subparts itself), so the flattened pieces are collected and handed out chunk by chunk,
     # each released once yielded. The message object is in memory anyway.
@@ -397,7 +417,7 @@ def iter_chunks(message: MessageSource, chunk_size: int = DEFAULT_CHUNK_SIZE) ->
         raise LocalProtocolError(f"chunk_size: expected a positive int, got {chunk_size!r}")
     if isinstance(message, bytes | bytearray | memoryview):
         return _chunks_of_buffer(message, chunk_size)
-    if isinstance(message, email.message.Message):
+    if _is_email(message):
         return _chunks_of_email(message, chunk_size)
     if isinstance(message, str):
         raise LocalProtocolError(
@@ -523,7 +543,7 @@ class _HeaderProbe:
 def _check_rereadable(message: MessageSource) -> None:
     # The engine scans a message and then sends it (again for each MX): a one-shot source
     # would be consumed by the scan and the send would silently carry an empty message.
-    if isinstance(message, bytes | bytearray | memoryview | email.message.Message | str):
+    if isinstance(message, bytes | bytearray | memoryview | str) or _is_email(message):
         return
     if isinstance(message, SupportsRead):
         if _tell(message) is None:

@@ -65,7 +65,7 @@ def run_engine(adapter: str, engine: Engine, resolver: Any = None) -> Any:
             try:
                 return await _driver.drive_async(engine, io.perform)
             finally:
-                io.close_all()
+                await io.close_all()
 
         return asyncio.run(main_asyncio())
 
@@ -481,7 +481,7 @@ def test_cancelled_asyncio_task_closes_the_connection(make_peer: Callable[..., P
             try:
                 await _driver.drive_async(stalled(peer, reached.set), io.perform)
             finally:
-                io.close_all()
+                await io.close_all()
 
         task = asyncio.create_task(run())
         await reached.wait()

@@ -114,3 +114,16 @@ def test_wheel_installs_adapters_subpackage_into_a_fresh_venv(tmp_path: Path) ->
         timeout=60,
     )
     assert out.stdout.split() == ["adapters", "True"]
+
+
+def test_public_names_are_exported_and_documented() -> None:
+    # Every name of the top-level surface resolves and carries a docstring (the mission).
+    missing = [name for name in smtpproto.__all__ if not hasattr(smtpproto, name)]
+    assert missing == []
+    undocumented = [
+        name
+        for name in smtpproto.__all__
+        if callable(getattr(smtpproto, name)) and not getattr(smtpproto, name).__doc__
+    ]
+    assert undocumented == []
+    assert smtpproto.ClientConfig is __import__("smtpproto.config").config.ClientConfig
