@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import warnings
 
 from smtpproto.requests import TLSInfo, TLSParameters
 
@@ -32,9 +33,14 @@ def client_context(parameters: TLSParameters) -> ssl.SSLContext:
         # Opportunistic TLS ("may", "encrypt"): Postfix does not require a valid chain there.
         context.verify_mode = ssl.CERT_NONE
     try:
-        context.minimum_version = _VERSIONS[parameters.min_version]
+        version = _VERSIONS[parameters.min_version]
     except KeyError:
         raise ValueError(f"TLSParameters.min_version: unknown {parameters.min_version!r}") from None
+    with warnings.catch_warnings():
+        # Postfix's opportunistic floor (smtp_tls_protocols >=TLSv1) is asked for on purpose:
+        # at "may" an old TLS beats plaintext. Mandatory levels never go below TLSv1.2.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = version
     if parameters.ciphers is not None:
         context.set_ciphers(parameters.ciphers)
     if parameters.cert_file is not None:

@@ -37,25 +37,43 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="smtpproto", description="Deliver mail the way Postfix smtp(8) does.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     deliver = commands.add_parser("deliver", help="deliver one message")
-    deliver.add_argument("--from", dest="sender", required=True, metavar="SENDER")
-    deliver.add_argument("--to", dest="recipients", action="append", required=True, metavar="RCPT")
+    deliver.add_argument(
+        "--from", dest="sender", required=True, metavar="SENDER", help="envelope sender (MAIL FROM)"
+    )
+    deliver.add_argument(
+        "--to",
+        dest="recipients",
+        action="append",
+        required=True,
+        metavar="RCPT",
+        help="envelope recipient; repeat for several",
+    )
     deliver.add_argument(
         "--dest", help="Postfix destination (default: the first recipient's domain)"
     )
     deliver.add_argument("--lmtp", action="store_true", help="speak LMTP (lmtp_* parameters)")
     deliver.add_argument("--tls", choices=TLS_LEVELS, help="tls_security_level")
-    deliver.add_argument("--tls-ca-file", metavar="F")
-    deliver.add_argument("--sasl-user", metavar="U")
-    deliver.add_argument("--sasl-password-file", metavar="F")
-    deliver.add_argument("--notify", metavar="LIST", help="NEVER or SUCCESS,FAILURE,DELAY")
-    deliver.add_argument("--ret", choices=("full", "hdrs"))
-    deliver.add_argument("--envid")
+    deliver.add_argument("--tls-ca-file", metavar="F", help="tls_CAfile for verify/secure")
+    deliver.add_argument("--sasl-user", metavar="U", help="SASL user name for this destination")
     deliver.add_argument(
-        "-o", dest="parameters", action="append", default=[], metavar="smtp_name=value"
+        "--sasl-password-file", metavar="F", help="file whose first line is the SASL password"
+    )
+    deliver.add_argument("--notify", metavar="LIST", help="NEVER or SUCCESS,FAILURE,DELAY")
+    deliver.add_argument("--ret", choices=("full", "hdrs"), help="DSN RET (RFC 3461)")
+    deliver.add_argument("--envid", help="DSN ENVID (RFC 3461)")
+    deliver.add_argument(
+        "-o",
+        dest="parameters",
+        action="append",
+        default=[],
+        metavar="smtp_name=value",
+        help="a Postfix parameter, as postconf writes it; repeat for several",
     )
     deliver.add_argument("--transcript", action="store_true", help="the dialogue on stderr")
-    deliver.add_argument("--json", action="store_true")
-    deliver.add_argument("file", nargs="?", default="-", metavar="FILE|-")
+    deliver.add_argument("--json", action="store_true", help="results as JSON on stdout")
+    deliver.add_argument(
+        "file", nargs="?", default="-", metavar="FILE|-", help="the message (default: stdin)"
+    )
     commands.add_parser("demo", help="real deliveries to embedded loopback servers")
     return parser
 
@@ -98,6 +116,10 @@ def _postconf(args: argparse.Namespace, destination: str) -> dict[str, Any]:
         mapping[prefix + "sasl_auth_enable"] = "yes"
         # Postfix smtp_sasl_password_maps: looked up by next-hop destination, "user:password".
         mapping[prefix + "sasl_password_maps"] = {destination: f"{args.sasl_user}:{password}"}
+        # The library's default (docs/security.md): PLAIN/LOGIN only inside TLS. Postfix's own
+        # default refuses them even there, which would make --sasl-user useless with most
+        # servers; -o smtp_sasl_tls_security_options=... still wins.
+        mapping.setdefault(prefix + "sasl_tls_security_options", "noanonymous")
     return mapping
 
 
@@ -190,7 +212,7 @@ def _deliver(args: argparse.Namespace) -> int:
     except (ValueError, LocalProtocolError) as error:
         raise UsageError(str(error)) from None
 
-    from smtpproto.adapters import blocking  # type: ignore[import-not-found]
+    from . import blocking
 
     done = threading.Event()
     if sys.stderr.isatty():

@@ -199,7 +199,8 @@ def _authenticate(
     server: Any, session: Any, envelope: Any, mechanism: str, data: Any
 ) -> AuthResult:
     ok = isinstance(data, LoginPassword) and data == (DEMO_USER.encode(), DEMO_PASSWORD.encode())
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd then sends the 535 itself; True would leave the client waiting.
+    return AuthResult(success=ok, handled=False)
 
 
 class _Controller(Controller):
@@ -330,6 +331,8 @@ def main() -> int:
                     "smtp_tls_CAfile": smtp.ca_file,
                     "smtp_sasl_auth_enable": "yes",
                     "smtp_sasl_password_maps": {smtp.destination: f"{DEMO_USER}:{DEMO_PASSWORD}"},
+                    # PLAIN inside TLS, as the library defaults to (Postfix refuses it there).
+                    "smtp_sasl_tls_security_options": "noanonymous",
                 }
             )
             lmtp_config = ClientConfig.from_postconf({"lmtp_lhlo_name": "client.demo"}, lmtp=True)

@@ -11,10 +11,46 @@ from .requests import TLSInfo
 if TYPE_CHECKING:
     from .replies import Reply
 
-__all__ = ["DeliveryReport", "RecipientResult", "Status", "format_delay", "format_log_line"]
+__all__ = [
+    "DeliveryReport",
+    "RecipientResult",
+    "Status",
+    "TLSState",
+    "Trust",
+    "format_delay",
+    "format_log_line",
+]
 
 Status = Literal["sent", "deferred", "bounced"]
 """The three terminal outcomes of spec §0 (Postfix's DELIVERED, DEFERRED, BOUNCED)."""
+
+Trust = Literal["Anonymous", "Untrusted", "Trusted", "Verified"]
+"""Postfix's words for a TLS session: no certificate, unchecked, chain verified, name matched."""
+
+_TRUST_WORDS = frozenset({"Anonymous", "Untrusted", "Trusted", "Verified"})
+
+
+@dataclass(frozen=True)
+class TLSState:
+    """The TLS a result travelled over: Postfix's trust word, protocol version and cipher."""
+
+    trust: Trust
+    version: str
+    cipher: str
+
+    def __post_init__(self) -> None:
+        if self.trust not in _TRUST_WORDS:
+            raise LocalProtocolError(f"trust: not a Postfix trust word: {self.trust!r}")
+
+    @property
+    def verified(self) -> bool:
+        """True when the certificate chain verified and a policy name matched it."""
+        return self.trust == "Verified"
+
+    def __str__(self) -> str:
+        """``Verified TLS TLSv1.3 with cipher TLS_AES_256_GCM_SHA384``, as Postfix logs it."""
+        return f"{self.trust} TLS {self.version} with cipher {self.cipher}"
+
 
 # The DSN class that each outcome may carry (spec §0: soft = 4, hard = 5; 2.8: success = 2).
 _CLASS_FOR_STATUS: dict[str, str] = {"sent": "2", "deferred": "4", "bounced": "5"}
@@ -31,6 +67,8 @@ class RecipientResult:
     relay: str | None
     diagnostic: str
     delay: float
+    tls: TLSState | None = None
+    """The TLS of the session that decided this result; ``None``: plaintext or no session."""
 
     def __post_init__(self) -> None:
         if self.status not in _CLASS_FOR_STATUS:

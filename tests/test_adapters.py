@@ -9,6 +9,7 @@ LMTP server of `smtpproto.adapters.demo`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import functools
 import gc
@@ -596,19 +597,89 @@ def test_starttls(adapter: str, smtp: SMTPServer) -> None:
     report = deliver(adapter, smtp.destination, recipients=["alice@demo.test"], config=cfg)
     assert statuses(report) == {"alice@demo.test": "sent"}
     assert report.tls is not None and report.tls.version.startswith("TLS")
+    (result,) = report.recipients
+    assert result.tls is not None and result.tls.trust == "Untrusted"
+    assert result.tls.version == report.tls.version
+
+
+def test_starttls_verify_with_the_demo_ca_reports_verified(adapter: str, smtp: SMTPServer) -> None:
+    cfg = config(
+        tls_security_level="may",
+        tls_CAfile=smtp.ca_file,
+        tls_policy_maps={smtp.destination: "verify match=localhost"},
+    )
+    report = deliver(adapter, smtp.destination, recipients=["alice@demo.test"], config=cfg)
+    assert statuses(report) == {"alice@demo.test": "sent"}
+    (result,) = report.recipients
+    assert result.tls is not None and result.tls.trust == "Verified"
+    assert any(line.startswith("Verified TLS connection established") for line in report.transcript)
+
+
+class _AuthRecorder(DemoHandler):
+    """The demo handler, also recording whether each message came over an authenticated session
+    (the demo authenticator accepts only DEMO_USER with DEMO_PASSWORD)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logins: list[bool] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """Record whether the session authenticated, then keep the message."""
+        self.logins.append(bool(session.authenticated))
+        return await super().handle_DATA(server, session, envelope)
+
+
+def auth_config(server: SMTPServer, **extra: Any) -> Any:
+    return config(
+        tls_security_level="encrypt",
+        sasl_auth_enable="yes",
+        sasl_password_maps={server.destination: f"{DEMO_USER}:{DEMO_PASSWORD}"},
+        **extra,
+    )
 
 
 def test_starttls_and_auth(adapter: str) -> None:
-    with SMTPServer() as server:  # AUTH offered only after STARTTLS, as Postfix smtpd does
-        cfg = config(
-            tls_security_level="encrypt",
-            sasl_auth_enable="yes",
-            sasl_password_maps={server.destination: f"{DEMO_USER}:{DEMO_PASSWORD}"},
-        )
+    handler = _AuthRecorder()
+    # AUTH offered only after STARTTLS, as Postfix smtpd does. PLAIN/LOGIN under TLS need the
+    # library's TLS default (from_postconf keeps Postfix's, which refuses them: next test).
+    with SMTPServer(handler) as server:
+        cfg = auth_config(server, sasl_tls_security_options="noanonymous")
         report = deliver(adapter, server.destination, recipients=["alice@demo.test"], config=cfg)
     assert statuses(report) == {"alice@demo.test": "sent"}
-    assert any("AUTH" in line for line in report.transcript)
-    assert not any(DEMO_PASSWORD in line for line in report.transcript)
+    assert handler.logins == [True]
+    out = [line for line in report.transcript if line.startswith("Out: AUTH")]
+    assert out == ["Out: AUTH PLAIN [redacted]"]
+    assert "In: 235 2.7.0 Authentication successful" in report.transcript
+    text = "\n".join(report.transcript)
+    assert DEMO_PASSWORD not in text
+    assert base64.b64encode(f"\0{DEMO_USER}\0{DEMO_PASSWORD}".encode()).decode() not in text
+
+
+def test_auth_with_postfix_tls_options_refuses_plain_and_defers(adapter: str) -> None:
+    handler = _AuthRecorder()
+    with SMTPServer(handler) as server:
+        report = deliver(
+            adapter, server.destination, recipients=["a@demo.test"], config=auth_config(server)
+        )
+    (result,) = report.recipients
+    assert (result.status, result.dsn) == ("deferred", "4.7.0")
+    assert "offered no compatible authentication mechanisms" in result.diagnostic
+    assert not any(line.startswith("Out: AUTH") for line in report.transcript)
+    assert handler.received == []
+
+
+def test_auth_is_never_offered_a_password_in_cleartext(adapter: str, smtp: SMTPServer) -> None:
+    # AU-01/AU-05 on real sockets: the server offers AUTH PLAIN LOGIN without TLS.
+    handler = smtp.handler
+    cfg = config(
+        tls_security_level="none",
+        sasl_auth_enable="yes",
+        sasl_password_maps={smtp.destination: f"{DEMO_USER}:{DEMO_PASSWORD}"},
+    )
+    report = deliver(adapter, smtp.destination, recipients=["a@demo.test"], config=cfg)
+    assert statuses(report) == {"a@demo.test": "deferred"}
+    assert not any(line.startswith("Out: AUTH") for line in report.transcript)
+    assert handler.received == []
 
 
 def test_lmtp_per_recipient_replies(adapter: str, tmp_path: Path) -> None:
@@ -720,3 +791,255 @@ def test_cancelled_trio_delivery_closes_the_connection(make_peer: Callable[..., 
         gc.collect()
     assert peer.saw_eof.wait(5)
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+# TLS level x server behaviour, on every adapter (issue 6): a small threaded SMTP server that
+# can omit STARTTLS, refuse it, break the handshake, or present a good or bad certificate.
+
+BEHAVIOURS = ["no-starttls", "454", "handshake-failure", "untrusted", "wrong-name", "good"]
+LEVELS = ["none", "may", "encrypt", "verify", "secure"]
+
+
+class BehaviourServer:
+    """One-connection SMTP server in a thread: `behaviour` decides what STARTTLS does.
+
+    `mail` counts MAIL commands, `after_tls` records the commands read over TLS.
+    """
+
+    def __init__(self, behaviour: str, contexts: dict[str, ssl.SSLContext]) -> None:
+        self.behaviour = behaviour
+        self.context = contexts.get(behaviour, contexts["good"])
+        self.mail = 0
+        self.after_tls: list[bytes] = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.listener.settimeout(10)
+        self.destination = f"[127.0.0.1]:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        conn.settimeout(10)
+        tls = False
+        reader = conn.makefile("rb")
+        try:
+            conn.sendall(b"220 behaviour.test ESMTP\r\n")
+            for _ in range(50):
+                line = reader.readline(1000)
+                if not line:
+                    return
+                verb = line.strip().split(b" ")[0].upper()
+                if tls:
+                    self.after_tls.append(verb)
+                if verb == b"EHLO" and tls and self.behaviour == "auth-535":
+                    conn.sendall(b"250-behaviour.test\r\n250 AUTH PLAIN LOGIN\r\n")
+                elif verb == b"AUTH":
+                    conn.sendall(b"535 5.7.8 Error: authentication failed\r\n")
+                elif verb == b"EHLO":
+                    offer = not tls and self.behaviour != "no-starttls"
+                    conn.sendall(
+                        b"250-behaviour.test\r\n"
+                        + (b"250 STARTTLS\r\n" if offer else b"250 8BITMIME\r\n")
+                    )
+                elif verb == b"STARTTLS" and self.behaviour == "454":
+                    conn.sendall(b"454 4.7.0 TLS not available\r\n")
+                elif verb == b"STARTTLS" and self.behaviour == "handshake-failure":
+                    conn.sendall(b"220 2.0.0 go ahead\r\n")
+                    time.sleep(0.05)
+                    conn.sendall(b"this is not a TLS record\r\n")
+                    return
+                elif verb == b"STARTTLS":
+                    conn.sendall(b"220 2.0.0 go ahead\r\n")
+                    conn = self.context.wrap_socket(conn, server_side=True)
+                    reader = conn.makefile("rb")
+                    tls = True
+                elif verb == b"MAIL":
+                    self.mail += 1
+                    conn.sendall(b"250 2.1.0 ok\r\n")
+                elif verb == b"RCPT":
+                    conn.sendall(b"250 2.1.5 ok\r\n")
+                elif verb == b"DATA":
+                    conn.sendall(b"354 go\r\n")
+                    while reader.readline(1000) not in (b".\r\n", b""):
+                        pass
+                    conn.sendall(b"250 2.0.0 queued\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 2.0.0 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"502 5.5.2 what\r\n")
+        except (OSError, ssl.SSLError):
+            return
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.thread.join(10)
+        self.listener.close()
+
+
+@pytest.fixture(scope="module")
+def behaviour_tls(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[str, dict[str, ssl.SSLContext]]:
+    ca, stranger = trustme.CA(), trustme.CA()
+    contexts: dict[str, ssl.SSLContext] = {}
+    for name, issuer, names in [
+        ("good", ca, ("localhost", "127.0.0.1")),
+        ("wrong-name", ca, ("wrong.example",)),
+        ("untrusted", stranger, ("localhost", "127.0.0.1")),
+    ]:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        issuer.issue_cert(*names).configure_cert(context)
+        contexts[name] = context
+    ca_file = tmp_path_factory.mktemp("behaviour") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return str(ca_file), contexts
+
+
+def expected_outcome(level: str, behaviour: str) -> tuple[str, str | None, str | None]:
+    """(status, dsn prefix, trust word) that Postfix's rules give for this pair."""
+    if level == "none":
+        return "sent", "2.", None
+    if behaviour in ("no-starttls", "454"):
+        if level == "may":
+            return "sent", "2.", None
+        return "deferred", "4.7.4" if behaviour == "no-starttls" else "4.7.0", None
+    if behaviour == "handshake-failure":
+        return "deferred", "4.", None
+    if level in ("may", "encrypt"):
+        return "sent", "2.", "Untrusted"
+    if behaviour == "good":
+        return "sent", "2.", "Verified"
+    return "deferred", "4.7.5", None
+
+
+@pytest.mark.parametrize("behaviour", BEHAVIOURS)
+@pytest.mark.parametrize("level", LEVELS)
+def test_tls_level_by_server_behaviour(
+    adapter: str,
+    level: str,
+    behaviour: str,
+    behaviour_tls: tuple[str, dict[str, ssl.SSLContext]],
+) -> None:
+    ca_file, contexts = behaviour_tls
+    server = BehaviourServer(behaviour, contexts)
+    try:
+        policy = (
+            {server.destination: f"{level} match=localhost"}
+            if level in ("verify", "secure")
+            else {}
+        )
+        cfg = config(
+            tls_security_level="may" if policy else level,
+            tls_policy_maps=policy,
+            tls_CAfile=ca_file,
+            starttls_timeout="5s",
+            helo_timeout="5s",
+        )
+        report = deliver(adapter, server.destination, recipients=["a@b.test"], config=cfg)
+    finally:
+        server.close()
+    status, dsn, trust = expected_outcome(level, behaviour)
+    (result,) = report.recipients
+    assert result.status == status, result.diagnostic
+    assert dsn is not None and result.dsn.startswith(dsn), result.diagnostic
+    if status == "sent":
+        assert server.mail == 1
+        assert (result.tls.trust if result.tls else None) == trust
+    else:
+        # Fail closed: no MAIL in any form, and over TLS nothing but QUIT.
+        assert server.mail == 0
+        assert server.after_tls in ([], [b"QUIT"])
+    if level in ("verify", "secure") and behaviour == "wrong-name":
+        assert server.after_tls == [b"QUIT"]  # spec 5.6: the session works, QUIT goes over it
+        assert "Server certificate not verified" in result.diagnostic
+
+
+def test_tls_contexts_verify_only_at_verify_and_secure() -> None:
+    # CV-06/NS-14: no code path builds a non-verifying context for verify/secure; names are
+    # matched by the engine (tlspolicy.check_peer), so the library's hostname check stays off.
+    from smtpproto.adapters._tls import client_context
+
+    from smtpproto.tlspolicy import TLSPolicy, tls_parameters
+
+    for level in ("verify", "secure"):
+        parameters = tls_parameters(TLSPolicy(level, match=("localhost",)))
+        context = client_context(parameters)
+        assert context.verify_mode is ssl.CERT_REQUIRED
+        assert context.minimum_version is ssl.TLSVersion.TLSv1_2
+    for level in ("may", "encrypt"):
+        context = client_context(tls_parameters(TLSPolicy(level)))
+        assert context.verify_mode is ssl.CERT_NONE
+    assert client_context(tls_parameters(TLSPolicy("may"))).minimum_version is ssl.TLSVersion.TLSv1
+
+
+def test_ns01_injected_reply_after_220_on_real_sockets(
+    adapter: str, make_peer: Callable[..., Peer]
+) -> None:
+    # The Peer echoes "250 <line>"; a STARTTLS line gets "250 STARTTLS" and nothing else, so
+    # inject by hand: a server whose STARTTLS answer carries a fake EHLO reply in one write.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(10)
+        with conn, conn.makefile("rb") as reader:
+            conn.sendall(b"220 x ESMTP\r\n")
+            for _ in range(10):
+                line = reader.readline(1000)
+                if not line:
+                    return
+                seen.append(line.strip())
+                if line.startswith(b"EHLO"):
+                    conn.sendall(b"250-x\r\n250 STARTTLS\r\n")
+                elif line.startswith(b"STARTTLS"):
+                    conn.sendall(b"220 go\r\n250-evil\r\n250 AUTH PLAIN\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    destination = f"[127.0.0.1]:{listener.getsockname()[1]}"
+    cfg = config(tls_security_level="encrypt", helo_timeout="5s")
+    report = deliver(adapter, destination, recipients=["a@b.test"], config=cfg)
+    thread.join(10)
+    listener.close()
+    (result,) = report.recipients
+    assert result.status == "deferred"
+    assert seen == [b"EHLO client.test", b"STARTTLS"]  # nothing after the poisoned 220
+
+
+def test_auth_wrong_password_defers_and_never_bounces(
+    adapter: str, behaviour_tls: tuple[str, dict[str, ssl.SSLContext]]
+) -> None:
+    # AU-10 on real sockets: 535 is a soft site failure (smtp_sasl_auth_soft_bounce), never a
+    # bounce, nothing of the transaction follows, and the password stays out of the report.
+    _, contexts = behaviour_tls
+    server = BehaviourServer("auth-535", contexts)
+    try:
+        cfg = config(
+            tls_security_level="encrypt",
+            sasl_auth_enable="yes",
+            sasl_tls_security_options="noanonymous",
+            sasl_password_maps={server.destination: "someone:wrong-S3cr3t"},
+            helo_timeout="5s",
+        )
+        report = deliver(adapter, server.destination, recipients=["a@b.test"], config=cfg)
+    finally:
+        server.close()
+    (result,) = report.recipients
+    assert (result.status, result.dsn) == ("deferred", "4.7.8")
+    assert result.diagnostic.startswith("SASL authentication failed; server 127.0.0.1[127.0.0.1]")
+    assert server.after_tls == [b"EHLO", b"AUTH", b"QUIT"]
+    assert server.mail == 0
+    secret = base64.b64encode(b"\0someone\0wrong-S3cr3t").decode()
+    text = "\n".join(report.transcript) + result.diagnostic
+    assert "wrong-S3cr3t" not in text and secret not in text

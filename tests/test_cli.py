@@ -100,10 +100,18 @@ def test_transcript_on_stderr_redacts_the_auth_secret(smtp: SMTPServer, tmp_path
     password_file = tmp_path / "password"
     password_file.write_text(DEMO_PASSWORD + "\n")
     args = deliver_args(smtp, "alice@demo.example")
-    args += ["--sasl-user", DEMO_USER, "--sasl-password-file", str(password_file), "--transcript"]
+    args += [
+        "--tls",
+        "encrypt",
+        "--sasl-user",
+        DEMO_USER,
+        "--sasl-password-file",
+        str(password_file),
+    ]
+    args += ["--transcript"]
     done = smtpproto(*args)
     assert done.returncode == 0, done.stderr
-    assert "AUTH" in done.stderr
+    assert "Out: AUTH PLAIN" in done.stderr and "In: 235" in done.stderr
     secret = base64.b64encode(f"\0{DEMO_USER}\0{DEMO_PASSWORD}".encode()).decode()
     assert secret not in done.stderr
     assert DEMO_PASSWORD not in done.stderr

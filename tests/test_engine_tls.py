@@ -1,4 +1,4 @@
-"""STARTTLS at levels may/encrypt, SMTPUTF8 and 8BITMIME checks (spec 3.10, 5.2-5.5, 6.1;
+"""STARTTLS through the security policy, SMTPUTF8 and 8BITMIME checks (spec 3.10, 5.2-5.7, 6.1;
 NS-03..NS-05)."""
 
 from __future__ import annotations
@@ -114,3 +114,64 @@ def test_tls_session_is_not_reused_for_the_next_batch() -> None:
     assert statuses(report) == [("sent", "2.0.0")] * 2
     assert len(record.channels) == 2
     assert b"RSET" not in record.sent()
+
+
+def test_starttls_offered_in_the_first_ehlo_only_is_used_once_and_not_missed_after() -> None:
+    # Issue 6: the post-TLS EHLO drops STARTTLS (as every server does); the client neither
+    # asks again nor treats the missing keyword as a downgrade, since TLS is already up.
+    report, record = go(
+        Session(
+            [
+                *(GREETING, EHLO_TLS, b"220 go\r\n", DEFAULT_TLS),
+                b"250-mx\r\n250 PIPELINING\r\n",
+                *OK_TRANSACTION,
+            ]
+        ),
+        tls_security_level="encrypt",
+    )
+    assert statuses(report) == [("sent", "2.0.0")]
+    assert record.sent().count(b"STARTTLS") == 1
+    assert report.recipients[0].tls is not None
+
+
+def test_starttls_stripped_from_a_reconnect_is_refused_at_encrypt_but_not_at_may() -> None:
+    # A man in the middle strips STARTTLS on the next connection: encrypt defers, may goes on
+    # in plaintext (opportunistic TLS is downgradable by design, spec 5.1).
+    stripped = Session([GREETING, b"250-mx.example\r\n250 PIPELINING\r\n", *OK_TRANSACTION])
+    report, record = go(stripped, tls_security_level="encrypt")
+    assert statuses(report) == [("deferred", "4.7.4")]
+    assert b"MAIL" not in record.sent()
+    stripped = Session([GREETING, b"250-mx.example\r\n250 PIPELINING\r\n", *OK_TRANSACTION])
+    report, _ = go(stripped, tls_security_level="may")
+    assert statuses(report) == [("sent", "2.0.0")]
+    assert report.recipients[0].tls is None
+
+
+def test_starttls_request_carries_policy_parameters() -> None:
+    # Mandatory levels use tls_mandatory_protocols (TLS 1.2 and up) and no verification at
+    # encrypt; may uses Postfix's opportunistic floor; SNI is the server name.
+    _, record = go(
+        Session([GREETING, EHLO_TLS, b"220 go\r\n", DEFAULT_TLS, b"250 mx\r\n", *OK_TRANSACTION]),
+        tls_security_level="encrypt",
+        tls_CAfile="/nonexistent/ca.pem",
+    )
+    (request,) = record.of_type(StartTLS)
+    assert (request.parameters.verify, request.parameters.min_version) == (False, "TLSv1.2")
+    assert request.parameters.ca_file == "/nonexistent/ca.pem"
+    assert request.server_hostname is None  # an address literal is never sent as SNI
+    _, record = go(
+        Session([GREETING, EHLO_TLS, b"220 go\r\n", DEFAULT_TLS, b"250 mx\r\n", *OK_TRANSACTION]),
+        tls_security_level="may",
+    )
+    (request,) = record.of_type(StartTLS)
+    assert request.parameters.min_version == "TLSv1"
+
+
+def test_lmtp_over_unix_socket_never_starts_tls_at_may() -> None:
+    from smtpproto.config import ClientConfig
+    from smtpproto.engine.security import default_policy
+
+    policy = default_policy(
+        ClientConfig(lmtp=True, tls_security_level="may"), unix=True, nexthop="x"
+    )
+    assert policy.lookup().level == "none"

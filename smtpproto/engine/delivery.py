@@ -21,7 +21,7 @@ from ..connection import ClientConnection
 from ..destinations import Destination, parse_destinations
 from ..envelope import Envelope
 from ..replies import Reply
-from ..report import DeliveryReport
+from ..report import DeliveryReport, RecipientResult, TLSState
 from ..requests import (
     Connect,
     ConnectFailed,
@@ -52,7 +52,8 @@ from ..routing import (
     select_mx,
     truncate_self,
 )
-from .session import IO, Session, SessionPolicy, default_policy, handshake
+from .security import default_policy
+from .session import IO, Session, SessionPolicy, handshake
 from .transaction import PIPELINE_LIMIT, run_transaction
 from .trouble import Ledger, Server, Trouble, connect_trouble, local_trouble
 
@@ -81,6 +82,8 @@ class _Walk:
     lmtp: bool
     cache: list[Session] = field(default_factory=list)
     tls: TLSInfo | None = None
+    tls_states: dict[str, TLSState | None] = field(default_factory=dict)
+    """relay -> the TLS of the last connection there, for the per-result report (issue 6)."""
     transcript: list[str] = field(default_factory=list)
 
 
@@ -280,9 +283,16 @@ def _walk_batch(
             server = Server(target.host, target.address, target.port, final)
             session = yield from _cached(walk, target)
             if session is None:
-                policy = default_policy(config, unix=target.family == "unix")
+                policy = default_policy(
+                    config,
+                    unix=target.family == "unix",
+                    nexthop=dest.text,
+                    sender=envelope.sender,
+                )
                 outcome = yield from _connect(target, server, walk, policy)
                 if isinstance(outcome, Trouble):
+                    # A certificate or AUTH failure happened over TLS: the result says so.
+                    walk.tls_states[server.relay] = policy.tls_state
                     ledger.fail(outcome, server, left())
                     continue
                 session = outcome
@@ -292,6 +302,7 @@ def _walk_batch(
                 session, envelope, iter_chunks(message), info, ledger, left(), keep_open=keep_open
             )
             walk.tls = session.tls or walk.tls
+            walk.tls_states[server.relay] = session.tls_state
             if kept:
                 walk.cache.append(session)
         if final_dest:
@@ -299,6 +310,13 @@ def _walk_batch(
     remaining = left()
     if remaining:
         ledger.finish(remaining, hard_is_configuration=last_was_fallback)
+
+
+def _with_tls(
+    results: tuple[RecipientResult, ...], states: dict[str, TLSState | None]
+) -> tuple[RecipientResult, ...]:
+    """Each result with the TLS of the session that decided it (issue 6: per-result TLS)."""
+    return tuple(replace(r, tls=states.get(r.relay)) if r.relay is not None else r for r in results)
 
 
 def _hops(destination: str, config: ClientConfig) -> tuple[Hop, ...]:
@@ -346,7 +364,7 @@ def deliver(
     for session in walk.cache:
         yield from session.quit()
     return DeliveryReport(
-        recipients=ledger.results(),
+        recipients=_with_tls(ledger.results(), walk.tls_states),
         tls=walk.tls,
         destination_down=ledger.destination_down,
         transcript=tuple(walk.transcript),
@@ -374,7 +392,9 @@ def open_session(
         last = trouble or last
         for target in targets:
             server = Server(target.host, target.address, target.port, True)
-            policy = default_policy(config, unix=target.family == "unix")
+            policy = default_policy(
+                config, unix=target.family == "unix", nexthop=hop.destination.text
+            )
             outcome = yield from _connect(target, server, walk, policy)
             if isinstance(outcome, Session):
                 outcome.pinned = True
@@ -417,7 +437,7 @@ def transact(
             session.server,
         )
     return DeliveryReport(
-        recipients=ledger.results(),
+        recipients=_with_tls(ledger.results(), {session.server.relay: session.tls_state}),
         tls=session.tls,
         destination_down=ledger.destination_down,
         transcript=tuple(session.transcript[start:]),

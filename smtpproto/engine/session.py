@@ -13,12 +13,23 @@ from typing import Any, Protocol
 
 from .._errors import RemoteProtocolError
 from ..capabilities import Capabilities
-from ..commands import Auth, AuthResponse, Command, Ehlo, Helo, Lhlo, Quit
-from ..commands import StartTLS as StartTLSCommand
+from ..commands import (
+    Auth,
+    AuthResponse,
+    Command,
+    Ehlo,
+    EndOfData,
+    Helo,
+    Lhlo,
+    MessageData,
+    Quit,
+)
 from ..config import ClientConfig
-from ..connection import NEED_DATA, ClientConnection
+from ..connection import NEED_DATA, ClientConnection, State
 from ..events import Event, Greeting
+from ..redact import redact_client_line
 from ..replies import Reply
+from ..report import TLSState
 from ..requests import (
     Channel,
     Close,
@@ -29,14 +40,11 @@ from ..requests import (
     Receive,
     Send,
     Sleep,
-    StartTLS,
-    TLSFailed,
     TLSInfo,
-    TLSParameters,
 )
-from .trouble import Server, Stage, Trouble, handshake_trouble, local_trouble, stream_trouble
+from .trouble import Server, Stage, Trouble, handshake_trouble, stream_trouble
 
-__all__ = ["IO", "PlaintextPolicy", "Session", "SessionPolicy", "TLSLevelPolicy", "handshake"]
+__all__ = ["IO", "Session", "SessionPolicy", "fail_stream", "handshake", "hello"]
 
 IO = Generator[IORequest, Any, Any]
 """The type of every engine generator: yields requests, receives their results."""
@@ -64,6 +72,8 @@ class Session:
     started: float
     capabilities: Capabilities | None = None
     tls: TLSInfo | None = None
+    tls_state: TLSState | None = None
+    """Postfix's trust word, protocol and cipher once TLS is up (spec 5.6; issue 6)."""
     identity: str | None = None
     """The SASL identity the session authenticated as (spec 9.5, 11.8)."""
     cacheable: bool = True
@@ -80,21 +90,32 @@ class Session:
 
     # -- output ---------------------------------------------------------------------------
 
+    def _check_usable(self, command: Command | MessageData | EndOfData) -> None:
+        # CV-10a: nothing after a protocol error; RFC 5321 3.8: only QUIT after a 421. The
+        # callers already treat a lost connection as a site failure, which is what this is.
+        state = self.connection.state
+        if state is State.ERROR or (state is State.CLOSING and not isinstance(command, Quit)):
+            raise ConnectionLost(
+                f"connection unusable ({state.value}): no {type(command).__name__} may follow"
+            )
+
     def write(self, command: Command) -> int:
         """Queue `command` for the next flight; returns its size on the wire."""
+        self._check_usable(command)
         data = self.connection.send(command)
         self._out += data
         if isinstance(command, (Auth, AuthResponse)):
-            # Secrets never reach the transcript (DESIGN.md: transcript with AUTH redacted).
-            name = command.mechanism if isinstance(command, Auth) else ""
-            self.transcript.append(f"Out: AUTH {name} <redacted>".replace("  ", " ").rstrip())
+            # Secrets never reach the transcript (AU-15): the verb, mechanism, "*" stay visible.
+            line = redact_client_line(data, auth_exchange=isinstance(command, AuthResponse))
+            self.transcript.append("Out: " + line)
         else:
             self.transcript.append("Out: " + data.decode("utf-8", "replace").rstrip("\r\n"))
         return len(data)
 
-    def write_raw(self, data: bytes) -> None:
-        """Queue message bytes already produced by the connection (no transcript line)."""
-        self._out += data
+    def write_content(self, content: MessageData | EndOfData) -> None:
+        """Queue message content (encoded by the connection); no transcript line for it."""
+        self._check_usable(content)
+        self._out += self.connection.send(content)
 
     @property
     def buffered(self) -> int:
@@ -158,7 +179,12 @@ class Session:
 
     def reusable(self) -> bool:
         """May this session be kept for another transaction (spec 9.2)?"""
-        usable = self.cacheable and not self.forbidden and not self.closed
+        usable = (
+            self.cacheable
+            and not self.forbidden
+            and not self.closed
+            and self.connection.state not in (State.CLOSING, State.ERROR)
+        )
         if self.pinned:
             return usable
         limit = self.config.connection_reuse_count_limit
@@ -214,73 +240,6 @@ class SessionPolicy(Protocol):
         ...
 
 
-class PlaintextPolicy:
-    """TLS level ``none`` and no SASL: the handshake ends after EHLO."""
-
-    def starttls(self, session: Session) -> IO:
-        """Never start TLS (spec 5.2: level ``none``)."""
-        yield from ()
-        return None
-
-    def authenticate(self, session: Session) -> IO:
-        """Never authenticate (spec 11.1: ``sasl_auth_enable=no``)."""
-        yield from ()
-        return None
-
-
-@dataclass(frozen=True)
-class TLSLevelPolicy(PlaintextPolicy):
-    """STARTTLS at the opportunistic ``may`` and mandatory ``encrypt`` levels (spec 5.2-5.5)."""
-
-    level: str
-
-    def starttls(self, session: Session) -> IO:
-        """Spec 5.2-5.5 and 5.7; NS-03..NS-05 for ``encrypt``."""
-        server = session.server
-        required = self.level == "encrypt"
-        caps = session.capabilities
-        if caps is None or not caps.starttls:
-            if required:
-                return local_trouble(
-                    "4.7.4",
-                    f"TLS is required, but was not offered by host {server.label}",
-                    site=True,
-                )
-            return None
-        timeout = session.config.starttls_timeout
-        reply: Reply = yield from session.command(StartTLSCommand(), timeout)
-        if not reply.is_positive:
-            if required:
-                return handshake_trouble(
-                    server,
-                    reply,
-                    text=f"TLS is required, but host {server.label} refused to start TLS: {reply}",
-                )
-            return None  # spec 5.3: at "may" go on in plaintext, same connection, same features
-        try:
-            info = yield StartTLS(
-                session.channel, server.host, TLSParameters(verify=False), timeout
-            )
-        except TLSFailed:
-            session.forbidden = True
-            return local_trouble("4.7.5", "Cannot start TLS: handshake failure", site=required)
-        session.connection.tls_established()
-        session.tls = info
-        session.capabilities = None
-        # Spec 3.8, 5.7: EHLO (or LHLO) again; pre-TLS features, PIX flags included, are gone.
-        session.pix_delay_dotcrlf = False
-        trouble: Trouble | None = yield from _hello(session, esmtp=True)
-        return trouble
-
-
-def default_policy(config: ClientConfig, *, unix: bool) -> SessionPolicy:
-    """The policy for `config`'s ``tls_security_level`` (spec 5.11: ``may`` is ``none`` on unix)."""
-    level = config.tls_security_level or "none"
-    if level == "none" or (unix and level == "may"):
-        return PlaintextPolicy()
-    return TLSLevelPolicy(level)
-
-
 def _greeting_analysis(reply: Reply) -> tuple[bool, bool]:
     # Spec 3.3: (PIX banner, banner announces ESMTP).
     text = " ".join(reply.lines)
@@ -289,7 +248,7 @@ def _greeting_analysis(reply: Reply) -> tuple[bool, bool]:
     return pix, esmtp
 
 
-def _hello(session: Session, *, esmtp: bool) -> IO:
+def hello(session: Session, *, esmtp: bool) -> IO:
     """EHLO with HELO fallback, or LHLO (spec 3.4-3.7); returns a Trouble or None."""
     config = session.config
     server = session.server
@@ -329,7 +288,9 @@ def fail_stream(session: Session, exc: Exception, stage: Stage) -> Trouble:
         session.forbidden = True
         return stream_trouble(session.server, exc, stage)
     # A reply our parser cannot accept (RP-* cases): Postfix would absorb it (1.5), we cannot
-    # trust the rest of the stream, so it is a protocol-level site failure.
+    # trust the rest of the stream, so it is a protocol-level site failure. The connection
+    # refuses every command after it (CV-10a), QUIT included: close without one.
+    session.forbidden = True
     return Trouble(
         "4.5.0",
         f"protocol error with {session.server.label} while {stage.value}: {exc}",
@@ -361,7 +322,7 @@ def handshake(session: Session, policy: SessionPolicy) -> IO:
         esmtp = False  # spec 3.4: this wins
     else:
         esmtp = config.always_send_ehlo or announces_esmtp
-    trouble: Trouble | None = yield from _hello(session, esmtp=esmtp)
+    trouble: Trouble | None = yield from hello(session, esmtp=esmtp)
     if trouble is None:
         trouble = yield from policy.starttls(session)
     if trouble is None:

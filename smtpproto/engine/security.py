@@ -1,0 +1,383 @@
+"""STARTTLS at Postfix's TLS security levels and SASL AUTH: the session's security policy.
+
+Postfix smtp_proto.c ``smtp_helo()``/``smtp_start_tls()`` and smtp_sasl_proto.c/_glue.c
+(spec §5, §11). :class:`SecurityPolicy` plugs into :func:`.session.handshake` as its
+``SessionPolicy``; :func:`default_policy` builds one per connection.
+
+Everything here fails closed. At ``encrypt`` and above nothing but QUIT follows a missing,
+refused or failed STARTTLS, or a certificate that does not pass the policy; a password is
+offered only when the security options in force for the channel's *actual* TLS state allow
+the mechanism (AU-05); an AUTH that does not end in a 2xx reply ends the session. None of
+these failures bounces a recipient: each is a soft site failure, so the next MX host is
+tried, or the recipients are deferred at the last one (spec 2.2, 14.7).
+
+Two deliberate differences from Postfix, both towards deferring rather than losing mail:
+a 5xx reply to STARTTLS at a required level defers (Postfix bounces; a man in the middle
+could otherwise turn a downgrade attempt into bounces), and a failed handshake at ``may`` is
+not retried in plaintext (Postfix does so only for mail queued longer than
+``minimal_backoff_time``; for a library every message is fresh, spec 5.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from .._errors import LocalProtocolError, RemoteProtocolError
+from ..capabilities import Capabilities
+from ..commands import MAX_COMMAND_LINE, Auth, AuthResponse
+from ..commands import StartTLS as StartTLSCommand
+from ..config import ClientConfig
+from ..redact import Secrets, redact_text
+from ..replies import Reply
+from ..report import TLSState
+from ..requests import IOFailure, IOTimeout, StartTLS, TLSInfo, TLSParameters
+from ..sasl import (
+    PREFERENCE,
+    Mechanism,
+    SaslCredentials,
+    create_mechanism,
+    decode_challenge,
+    lookup_credentials,
+    parse_mechanism_filter,
+    security_options_for,
+    select_mechanism,
+)
+from ..tlspolicy import (
+    TLSPolicy,
+    check_peer,
+    established_message,
+    match_names,
+    policy_for,
+    server_name,
+    tls_parameters,
+    tls_required,
+    trust_word,
+)
+from .session import IO, Session, fail_stream, hello
+from .trouble import Stage, Trouble, handshake_trouble, is_protocol_error_code, local_trouble
+
+__all__ = ["MAX_AUTH_ROUNDS", "SecurityPolicy", "default_policy", "without_auth"]
+
+MAX_AUTH_ROUNDS = 10
+"""``334`` round trips allowed per AUTH (AU-08; smtplib stops at 5, Postfix at 100)."""
+
+_CONFIG_PROBLEM = "client TLS configuration problem"  # spec 5.10
+
+
+def without_auth(capabilities: Capabilities) -> Capabilities:
+    """`capabilities` minus every AUTH keyword (AU-03: learned in plaintext, then distrusted)."""
+    keywords: Mapping[str, tuple[str, ...]] = {
+        k: v for k, v in capabilities.keywords.items() if k != "AUTH" and not k.startswith("AUTH=")
+    }
+    return Capabilities(capabilities.domain, keywords)
+
+
+def _redacted_reply(reply: Reply, secrets: Secrets) -> Reply:
+    # A server may echo the AUTH line in its error (clawbox PR #424): scrub the reply itself.
+    return Reply(reply.code, tuple(redact_text(line, secrets) for line in reply.lines))
+
+
+@dataclass
+class SecurityPolicy:
+    """The STARTTLS and AUTH steps for one connection to a server of next hop `nexthop`.
+
+    `nexthop` is the destination as given (``example.com``, ``[mx.example.com]:587``): the
+    key of ``tls_policy_maps`` and ``sasl_password_maps`` and the ``nexthop`` of ``secure``
+    name matching. `sender` is the envelope sender for ``sender_dependent_authentication``
+    (``None`` on a session opened before any envelope). `unix` downgrades ``may`` to ``none``
+    (spec 5.11). One object serves one connection: it remembers a refused STARTTLS.
+    """
+
+    config: ClientConfig
+    nexthop: str
+    sender: str | None = None
+    unix: bool = False
+    tls_policy: TLSPolicy | None = field(default=None, init=False)
+    """The policy found for `nexthop`; ``None`` until :meth:`starttls` ran, or on a bad entry."""
+    starttls_refused: bool = field(default=False, init=False)
+    """The server refused STARTTLS at ``may``: AUTH is off for this connection (AU-03)."""
+    tls_state: TLSState | None = field(default=None, init=False)
+    """The TLS this connection established, kept for the report even when it then failed."""
+
+    # -- STARTTLS -------------------------------------------------------------------------
+
+    def lookup(self) -> TLSPolicy:
+        """The TLS policy for `nexthop` (``tls_policy_maps``, then the level); may raise
+        `LocalProtocolError` for an entry that cannot be read (spec 5.10)."""
+        config = self.config
+        policy = policy_for(
+            self.nexthop,
+            default_level=config.tls_security_level or "none",
+            policy_maps=config.tls_policy_maps,
+            verify_match=config.tls_verify_cert_match,
+            secure_match=config.tls_secure_cert_match,
+        )
+        if self.unix and policy.level == "may":
+            return TLSPolicy("none")
+        return policy
+
+    def _parameters(self, policy: TLSPolicy) -> TLSParameters:
+        config = self.config
+        return tls_parameters(
+            policy,
+            ca_file=config.tls_CAfile,
+            ca_path=config.tls_CApath,
+            cert_file=config.tls_cert_file,
+            key_file=config.tls_key_file,
+            mandatory_protocols=config.tls_mandatory_protocols,
+            mandatory_ciphers=config.tls_mandatory_ciphers,
+            cipherlists={
+                "high": config.tls_high_cipherlist,
+                "medium": config.tls_medium_cipherlist,
+                "low": config.tls_low_cipherlist,
+                "null": config.tls_null_cipherlist,
+            },
+            exclude_ciphers=config.tls_exclude_ciphers,
+            mandatory_exclude_ciphers=config.tls_mandatory_exclude_ciphers,
+        )
+
+    def starttls(self, session: Session) -> IO:
+        """Spec 5.2-5.8; NS-03..NS-08, NS-13, NS-14. Returns ``None`` or the site Trouble."""
+        server = session.server
+        try:
+            policy = self.lookup()
+            parameters = None if policy.level == "none" else self._parameters(policy)
+        except LocalProtocolError as error:
+            # Spec 5.10: a policy that cannot be read is never weakened to plaintext.
+            session.transcript.append(f"Warning: {_CONFIG_PROBLEM}: {error}")
+            return local_trouble("4.7.0", _CONFIG_PROBLEM, site=True)
+        self.tls_policy = policy
+        required = tls_required(policy.level)
+        caps = session.capabilities
+        offered = caps is not None and caps.starttls
+        if parameters is None:
+            if offered and self.config.tls_note_starttls_offer:
+                session.transcript.append(f"Host offered STARTTLS: [{server.host}]")
+            return None
+        if not offered:
+            if required:
+                # NS-03, NS-08 (HELO only: no STARTTLS can exist).
+                text = f"TLS is required, but was not offered by host {server.label}"
+                return local_trouble("4.7.4", text, site=True)
+            return None
+        timeout = self.config.starttls_timeout
+        try:
+            reply: Reply = yield from session.command(StartTLSCommand(), timeout)
+        except (IOFailure, RemoteProtocolError) as exc:
+            # NS-01 (bytes after the 220) and NS-06 (a 3xx) arrive here as protocol errors.
+            return fail_stream(session, exc, Stage.STARTTLS)
+        if not reply.is_positive:
+            if required:
+                # Spec 5.3, NS-04/05/07; 5xx softened on purpose (module docstring).
+                return Trouble(
+                    _soft(reply),
+                    f"TLS is required, but host {server.label} refused to start TLS: {reply}",
+                    reply,
+                    site=True,
+                    protocol_error=is_protocol_error_code(reply.code),
+                )
+            if reply.code == 421:
+                session.cacheable = False
+                return handshake_trouble(server, reply)
+            # Spec 5.3: plaintext on the same connection, but never AUTH with what the
+            # plaintext EHLO said (AU-03, Postfix smtp_starttls_sasl_test).
+            self.starttls_refused = True
+            if caps is not None:
+                session.capabilities = without_auth(caps)
+            return None
+        sni = server_name(policy, hostname=server.host)
+        try:
+            info: TLSInfo = yield StartTLS(session.channel, sni, parameters, timeout)
+            session.connection.tls_established()
+        except (IOFailure, RemoteProtocolError) as exc:
+            # Spec 5.5: no more I/O, not even QUIT; NS-13.
+            session.forbidden = True
+            session.cacheable = False
+            detail = getattr(exc, "reason", str(exc))
+            session.transcript.append(f"Warning: TLS handshake with {server.label}: {detail}")
+            return local_trouble("4.7.5", "Cannot start TLS: handshake failure", site=required)
+        session.tls = info
+        session.capabilities = None
+        session.pix_delay_dotcrlf = False  # spec 5.7: pre-TLS features are gone, PIX flags too
+        names = match_names(policy, hostname=server.host, nexthop=self.nexthop)
+        failure = check_peer(policy, info, names)
+        matched = failure is None and bool(names)
+        session.tls_state = self.tls_state = TLSState(
+            trust_word(info, matched), info.version, info.cipher
+        )
+        session.transcript.append(established_message(info, matched=matched, peer=server.relay))
+        if failure is not None:
+            # Spec 5.6, NS-14: the TLS session works, so QUIT goes over it (delivery does it).
+            session.cacheable = False
+            return local_trouble("4.7.5", failure, site=True)
+        trouble: Trouble | None = yield from hello(session, esmtp=True)
+        return trouble
+
+    # -- AUTH -----------------------------------------------------------------------------
+
+    def authenticate(self, session: Session) -> IO:
+        """Spec 11.1-11.6; AU-01..AU-10. Returns ``None`` or the site Trouble."""
+        config = self.config
+        server = session.server
+        if not config.sasl_auth_enable or self.starttls_refused:
+            return None
+        policy = self.tls_policy
+        is_tls = session.connection.is_tls and session.tls is not None
+        if policy is None or (tls_required(policy.level) and not is_tls):
+            # Unreachable through handshake(); here so that no caller can skip STARTTLS.
+            return local_trouble("4.7.4", f"TLS is required for host {server.label}", site=True)
+        caps = session.capabilities
+        if caps is None or not caps.auth_mechanisms:
+            return None  # spec 11.3: go on unauthenticated
+        try:
+            credentials = lookup_credentials(
+                config.sasl_password_maps,
+                host=server.host,
+                destination=self.nexthop,
+                sender=self.sender,
+                sender_dependent=config.sender_dependent_authentication,
+            )
+            mechanism_filter = parse_mechanism_filter(config.sasl_mechanism_filter)
+        except LocalProtocolError as error:
+            return local_trouble("4.3.0", f"SASL configuration problem: {error}", site=True)
+        if credentials is None:
+            return None  # spec 11.3
+        secrets = Secrets.from_credentials(credentials)
+        options = security_options_for(
+            tls=is_tls,
+            verified=session.tls_state is not None and session.tls_state.verified,
+            options=config.sasl_security_options,
+            tls_options=config.sasl_tls_security_options,
+            tls_verified_options=config.sasl_tls_verified_security_options,
+        )
+        preference = PREFERENCE
+        if session.nonce is None:
+            preference = tuple(p for p in PREFERENCE if not p.startswith("SCRAM-"))
+        selection = select_mechanism(
+            caps.auth_mechanisms,
+            security_options=options,
+            credentials=credentials,
+            mechanism_filter=mechanism_filter,
+            client_certificate=is_tls and config.tls_cert_file is not None,
+            preference=preference,
+        )
+        if selection.mechanism is None:
+            # Spec 11.4: Postfix's words; no credential byte has been written.
+            return local_trouble(
+                "4.7.0",
+                f"SASL authentication failed: server {server.label} {selection.reason}",
+                site=True,
+            )
+        start = len(session.transcript)
+        try:
+            trouble = yield from self._exchange(session, selection.mechanism, credentials, secrets)
+        finally:
+            # AU-15: whatever the server echoed during the exchange leaves no secret behind.
+            for i in range(start, len(session.transcript)):
+                session.transcript[i] = redact_text(session.transcript[i], secrets)
+        if trouble is not None:
+            session.cacheable = False
+            return replace(trouble, diagnostic=redact_text(trouble.diagnostic, secrets))
+        session.identity = credentials.username
+        if config.sender_dependent_authentication and self.sender is not None:
+            # Spec 11.8: authenticated for this sender only; never reused for another.
+            session.cacheable = False
+        return None
+
+    def _exchange(
+        self, session: Session, name: str, credentials: SaslCredentials, secrets: Secrets
+    ) -> IO:
+        """One AUTH exchange (spec 11.5, 11.6); ``None`` on success, else the Trouble."""
+        server = session.server
+        timeout = self.config.helo_timeout
+        try:
+            nonce = session.nonce() if name.startswith("SCRAM-") and session.nonce else None
+            mechanism: Mechanism = create_mechanism(name, credentials, nonce=nonce)
+            initial = mechanism.initial_response(max_line=MAX_COMMAND_LINE)
+        except LocalProtocolError as error:
+            return _auth_trouble(f"cannot authenticate to server {server.label}: {error}")
+        try:
+            reply: Reply = yield from session.command(Auth(name, initial), timeout)
+            for _ in range(MAX_AUTH_ROUNDS + 1):
+                if reply.code != 334:
+                    break
+                try:
+                    if len(reply.lines) != 1:
+                        raise RemoteProtocolError("multi-line 334 challenge")
+                    response = mechanism.respond(decode_challenge(reply.lines[0]))
+                except RemoteProtocolError as error:
+                    # RFC 4954 4, AU-07: cancel, and read the server's 501 before giving up.
+                    yield from _cancel(session, timeout)
+                    return _auth_trouble(f"cannot authenticate to server {server.label}: {error}")
+                reply = yield from session.command(AuthResponse(response), timeout)
+            else:
+                # Unreachable while mechanisms cap their own rounds; kept as the engine's bound.
+                yield from _cancel(session, timeout)
+                return _auth_trouble(f"authentication protocol loop with server {server.label}")
+        except (IOFailure, RemoteProtocolError) as exc:
+            return _auth_stream_trouble(session, exc)
+        if reply.is_positive:
+            try:
+                mechanism.verify_success()
+            except RemoteProtocolError as error:
+                # AU-13: the server never proved itself; the session is not used.
+                return _auth_trouble(f"server {server.label} not authenticated: {error}")
+            return None
+        # Spec 11.6: any other final reply (503 included, AU-10) fails; never "*" after it.
+        clean = _redacted_reply(reply, secrets)
+        return Trouble(
+            _soft(clean),  # smtp_sasl_auth_soft_bounce=yes: never a bounce
+            f"SASL authentication failed; server {server.label} said: {clean}",
+            clean,
+            site=True,
+            protocol_error=is_protocol_error_code(reply.code),
+        )
+
+
+def _cancel(session: Session, timeout: float | None) -> IO:
+    """Send ``*`` and read the answer; a server that challenges again gets no more bytes."""
+    reply: Reply = yield from session.command(AuthResponse(None), timeout)
+    if reply.code == 334:
+        # The AUTH never ends, so not even QUIT can follow it on this connection.
+        session.forbidden = True
+
+
+def _soft(reply: Reply) -> str:
+    """The reply's status with class 5 made 4: a security failure defers, never bounces."""
+    dsn = reply.dsn
+    if dsn[0] == "5":
+        return "4" + dsn[1:]
+    return dsn if dsn[0] == "4" else "4.7.0"
+
+
+def _auth_trouble(text: str) -> Trouble:
+    return local_trouble("4.7.0", f"SASL authentication failed; {text}", site=True)
+
+
+def _auth_stream_trouble(session: Session, exc: Exception) -> Trouble:
+    """A lost connection, timeout or unreadable reply during AUTH: 4.4.2 / 4.5.0, soft."""
+    session.cacheable = False
+    # Either way nothing more can be written: the stream is gone, or the connection refuses
+    # every command after a protocol error (CV-10a), QUIT included.
+    session.forbidden = True
+    label = session.server.label
+    if isinstance(exc, IOFailure):
+        if isinstance(exc, IOTimeout):
+            what = f"conversation with {label} timed out"
+        else:
+            what = f"lost connection with {label}"
+        return Trouble("4.4.2", f"{what} while performing SASL authentication", site=True)
+    return Trouble(
+        "4.5.0",
+        f"protocol error with {label} while performing SASL authentication: {exc}",
+        site=True,
+        protocol_error=True,
+    )
+
+
+def default_policy(
+    config: ClientConfig, *, unix: bool, nexthop: str, sender: str | None = None
+) -> SecurityPolicy:
+    """A fresh policy for one connection to a server of `nexthop` (spec 5, 11)."""
+    return SecurityPolicy(config, nexthop, sender=sender, unix=unix)
