@@ -88,6 +88,9 @@ class _IO:
                 sock = socket.create_connection(
                     (request.address, request.port), request.timeout, source
                 )
+                # The engine writes whole flights; Nagle would hold a flight's tail until
+                # the peer's delayed ACK (~40 ms per transaction, bench/README.md).
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as error:
             raise ConnectFailed(str(error) or "timed out") from None
         channel = _Channel(sock)

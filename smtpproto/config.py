@@ -20,7 +20,10 @@ from typing import Any
 from . import _parameters
 from ._errors import LocalProtocolError
 
-__all__ = ["KNOWN_PORTS", "ClientConfig"]
+__all__ = ["EXTENSION_FIELDS", "KNOWN_PORTS", "ClientConfig"]
+
+EXTENSION_FIELDS = frozenset({"chunking"})
+"""`ClientConfig` fields with no smtp(8) parameter behind them (set them by keyword)."""
 
 
 def _frozen_map(**kw: Any) -> Any:
@@ -95,6 +98,11 @@ class ClientConfig:
 
     # EXTERNAL CONTENT INSPECTION CONTROLS
     send_xforward_command: bool = False
+
+    # SMTPPROTO EXTENSIONS (no smtp(8) parameter)
+    # Issue 3: BDAT (RFC 3030) instead of DATA when the server offers CHUNKING. Off by default:
+    # Postfix's client never sends BDAT, so DATA is what its peers have been tested with.
+    chunking: bool = False
 
     # SASL AUTHENTICATION CONTROLS
     sasl_auth_enable: bool = False
@@ -441,6 +449,7 @@ _CHECKS: Mapping[str, Check] = MappingProxyType(
         "mime_boundary_length_limit": _int(1),
         "mime_nesting_limit": _int(1),
         "send_xforward_command": _bool,
+        "chunking": _bool,
         "sasl_auth_enable": _bool,
         "sasl_password_maps": _mapping(_text),
         "sasl_security_options": _wordset(_SASL_OPTIONS),

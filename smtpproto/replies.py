@@ -340,7 +340,8 @@ class ReplyParser:
         # from `pos`, then C-level map/zip pipelines cut it into replies, with no Python loop
         # per line. Returns where the run ends; what follows (an unfinished reply, or an error)
         # is for the line-by-line path.
-        if pos == len(data):
+        # The fast path checks reply sizes only where a line cannot exceed max_reply_bytes.
+        if pos == len(data) or not self._single_lines_ok:
             return pos
         if (
             crlf

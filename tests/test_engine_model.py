@@ -24,6 +24,8 @@ step: st.SearchStrategy[Step] = st.one_of(
     st.sampled_from(CODES).map(lambda c: b"%d-a\r\n%d b\r\n" % (c, c)),
     st.just(b"250-mx\r\n250 PIPELINING\r\n"),
     st.just(b"250-mx\r\n250-PIPELINING\r\n250 DSN\r\n"),
+    st.just(b"250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+    st.just(b"250-mx\r\n250 CHUNKING\r\n"),
     st.just(ConnectionLost("reset")),
     st.just(IOTimeout("slow")),
     st.just(FailSend(ConnectionLost("broken pipe"))),
@@ -45,6 +47,7 @@ session: st.SearchStrategy[Session | ConnectFailed] = st.one_of(
     address_limit=st.integers(0, 4),
     session_limit=st.integers(0, 3),
     recipient_limit=st.integers(1, 3),
+    chunking=st.booleans(),
 )
 def test_every_recipient_gets_exactly_one_status(
     hosts: int,
@@ -53,6 +56,7 @@ def test_every_recipient_gets_exactly_one_status(
     address_limit: int,
     session_limit: int,
     recipient_limit: int,
+    chunking: bool,
 ) -> None:
     dns: dict[tuple[str, str], object] = {
         ("example.com", "MX"): tuple(MXRecord(i, f"mx{i}.example.com") for i in range(hosts)),
@@ -66,6 +70,7 @@ def test_every_recipient_gets_exactly_one_status(
         mx_address_limit=address_limit,
         mx_session_limit=session_limit,
         destination_recipient_limit=recipient_limit,
+        chunking=chunking,
     )
     envelope = Envelope("a@x", tuple(Recipient(f"r{i}@example.com") for i in range(recipients)))
     report, record = run(
@@ -78,8 +83,9 @@ def test_every_recipient_gets_exactly_one_status(
         assert r.status in ("sent", "deferred", "bounced")
         if r.status == "sent":
             assert r.reply is not None and r.reply.is_positive
-            # the end of data went out on the connection this recipient was delivered on
-            assert b"\r\n.\r\n" in record.sent() or record.sent().startswith(b".\r\n")
+            # the end of data (".", or BDAT LAST) went out before this recipient was delivered
+            sent = b"".join(record.sent(c) for c in record.channels)
+            assert b"\r\n.\r\n" in sent or sent.startswith(b".\r\n") or b" LAST\r\n" in sent
     batches = -(-recipients // recipient_limit)
     per_batch = hosts if address_limit == 0 else min(hosts, address_limit)
     assert len(record.of_type(Connect)) <= batches * per_batch

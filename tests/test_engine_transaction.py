@@ -214,3 +214,11 @@ def test_send_requests_carry_a_timeout() -> None:
     # spec 10.1: every write has its phase's timeout
     _, record = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"))
     assert all(s.timeout is not None for s in record.of_type(Send))
+
+
+def test_421_to_mail_without_pipelining_closes_without_rset() -> None:
+    # Found by the model test: RSET after a 421 is not allowed (RFC 5321 3.8), just close
+    report, record = go(smtp(b"421 4.3.2 shutting down\r\n", ehlo=EHLO_PLAIN))
+    assert statuses(report) == [("deferred", "4.3.2")]
+    assert b"RSET" not in record.sent()
+    assert record.channels[0].closed

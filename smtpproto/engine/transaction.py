@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .._errors import LocalProtocolError, RemoteProtocolError
-from ..body import MessageInfo
-from ..commands import Command, Data, EndOfData, Mail, MessageData, Quit, Rcpt, Rset, Xforward
+from ..body import BodyEncoder, MessageInfo
+from ..commands import Bdat, Command, Data, EndOfData, Mail, MessageData, Quit, Rcpt, Rset, Xforward
+from ..connection import State
 from ..envelope import Envelope
 from ..events import RecipientReply
 from ..message import (
@@ -33,6 +34,12 @@ __all__ = ["PIPELINE_LIMIT", "run_transaction"]
 
 PIPELINE_LIMIT = 4096
 """Unread pipelined command bytes never exceed this (spec 7.2, 7.4: Postfix PIPELINING_BUFSIZE)."""
+
+BDAT_WINDOW = 16
+"""With PIPELINING, at most this many BDAT replies are left unread while chunks go out.
+
+Bounds what the server must buffer for us (RFC 3030 4.2 allows pipelined BDAT), so neither
+side can block on a full socket while the other waits."""
 
 # Spec 13.1-13.2: the two XFORWARD commands and which attributes each carries, in order.
 _XFORWARD_GROUPS: tuple[tuple[Stage, tuple[str, ...]], ...] = (
@@ -228,7 +235,9 @@ def run_transaction(
             quote=quote,
         )
         plan.append((Stage.RCPT, rcpt, i))
-    plan.append((Stage.DATA, Data(), -1))
+    chunking = config.chunking and caps is not None and caps.chunking
+    if not chunking:
+        plan.append((Stage.DATA, Data(), -1))
 
     pipelining = caps is not None and caps.pipelining
     receiver = _Receiver(session, marks)
@@ -270,6 +279,11 @@ def run_transaction(
         yield from session.close()
         return False
 
+    if chunking:
+        if receiver.mail_rejected or not receiver.accepted:
+            # Issue 4: no content when every recipient failed; BDAT has no empty-message form.
+            return (yield from _end(session, keep_open, abort=True))
+        return (yield from _send_bdat(session, marks, receiver, chunks, downgrade, keep_open))
     if not receiver.data_accepted:
         return (yield from _end(session, keep_open, abort=True))
     if not receiver.accepted or receiver.mail_rejected:
@@ -278,7 +292,7 @@ def run_transaction(
 
     try:
         for chunk in _message_chunks(chunks, downgrade):
-            session.write_raw(session.connection.send(MessageData(chunk)))
+            session.write_content(MessageData(chunk))
             if session.buffered >= 65536:
                 yield from session.flush(config.data_xfer_timeout)
         yield from session.flush(config.data_xfer_timeout)
@@ -294,6 +308,75 @@ def run_transaction(
         trouble = local_trouble("4.3.0", f"message content could not be sent: {exc}")
         return (yield from _content_failed(session, marks, receiver, trouble))
     return (yield from _dot(session, marks, receiver, keep_open, deliver=True))
+
+
+def _send_bdat(
+    session: Session,
+    marks: _Marks,
+    receiver: _Receiver,
+    chunks: Iterable[bytes],
+    downgrade: bool,
+    keep_open: bool,
+) -> IO:
+    """RFC 3030: the content as ``BDAT n`` chunks; the ``BDAT LAST`` reply ends the data.
+
+    MAIL and RCPT were answered before the first chunk, so no content goes to a transaction
+    without recipients. A refused chunk ends the chunks (RFC 3030 2: no BDAT may follow).
+    """
+    config = session.config
+    caps = session.capabilities
+    window = BDAT_WINDOW if caps is not None and caps.pipelining else 0
+    encoder = BodyEncoder(mode="bdat", line_length_limit=config.line_length_limit)
+    unread = 0
+    refusal: list[Reply] = []
+
+    def read_chunk_replies(limit: int) -> IO:
+        nonlocal unread
+        while unread > limit:
+            reply: Reply = yield from session.read_reply(config.data_xfer_timeout)
+            unread -= 1
+            if not reply.is_positive and not refusal:
+                refusal.append(reply)
+
+    held = b""  # the latest chunk, held back so that the final one can go as BDAT LAST
+    try:
+        for chunk in _message_chunks(chunks, downgrade):
+            data = encoder.feed(chunk)
+            if not data:
+                continue
+            if held:
+                session.write(Bdat(len(held)))
+                session.write_content(MessageData(held))
+                unread += 1
+                yield from session.flush(config.data_xfer_timeout)
+                yield from read_chunk_replies(window)
+                if refusal:
+                    break
+            held = data
+        last = b"" if refusal else held + encoder.finish()
+    except (IOFailure, RemoteProtocolError) as exc:
+        # Unlike spec 7.9 no reply is read: it would be a chunk's 250, not the end of data.
+        marks.fail(fail_stream(session, exc, Stage.BDAT), receiver.accepted)
+        yield from session.close()
+        return False
+    except MessageRefused as refused:
+        trouble = local_trouble(refused.refusal.dsn, refused.refusal.text)
+        return (yield from _content_failed(session, marks, receiver, trouble))
+    except (LocalProtocolError, OSError) as exc:
+        trouble = local_trouble("4.3.0", f"message content could not be sent: {exc}")
+        return (yield from _content_failed(session, marks, receiver, trouble))
+    if refusal:
+        with contextlib.suppress(IOFailure, RemoteProtocolError):
+            yield from read_chunk_replies(0)  # owed, but the refusal already decided
+        marks.fail(remote_trouble(session.server, refusal[0], Stage.BDAT), receiver.accepted)
+        session.cacheable = False
+        return (yield from _end(session, False, abort=False))
+
+    def drain() -> IO:
+        yield from read_chunk_replies(0)
+        return refusal[0] if refusal else None
+
+    return (yield from _dot(session, marks, receiver, keep_open, deliver=True, bdat=(last, drain)))
 
 
 def _content_failed(session: Session, marks: _Marks, receiver: _Receiver, trouble: Trouble) -> IO:
@@ -321,48 +404,80 @@ def _body_write_failed(
     return False
 
 
-def _end_of_data_reply(session: Session, marks: _Marks, indices: list[int], reply: Reply) -> None:
+def _end_of_data_reply(
+    session: Session,
+    marks: _Marks,
+    indices: list[int],
+    reply: Reply,
+    stage: Stage = Stage.DOT,
+) -> None:
     # Spec 7.5 (SMTP end of data) and 12.4 (one LMTP reply): 2xx delivers the unmarked ones.
     targets = marks.unmarked(indices)
     if reply.is_positive:
         for i in targets:
             marks.ledger.done(i, reply, session.server)
     else:
-        marks.fail(remote_trouble(session.server, reply, Stage.DOT), targets)
+        marks.fail(remote_trouble(session.server, reply, stage), targets)
 
 
 def _dot(
-    session: Session, marks: _Marks, receiver: _Receiver, keep_open: bool, *, deliver: bool
+    session: Session,
+    marks: _Marks,
+    receiver: _Receiver,
+    keep_open: bool,
+    *,
+    deliver: bool,
+    bdat: tuple[bytes, Callable[[], IO]] | None = None,
 ) -> IO:
-    """End of data, then QUIT pipelined behind it unless the session is kept (spec 7.3, 9.3)."""
+    """End of data, then QUIT pipelined behind it unless the session is kept (spec 7.3, 9.3).
+
+    `bdat` is the last chunk and a reader of the chunk replies still owed: the end is then
+    ``BDAT n LAST`` and its reply (per recipient for LMTP) plays the end-of-data reply.
+    """
     config = session.config
     timeout = config.data_done_timeout
+    stage = Stage.DOT if bdat is None else Stage.BDAT_LAST
     try:
-        if session.pix_delay_dotcrlf and deliver:
+        if bdat is not None:
+            last = bdat[0]
+            session.write(Bdat(len(last), last=True))
+            if last:
+                session.write_content(MessageData(last))
+        elif session.pix_delay_dotcrlf and deliver:
             # Spec 8.4: flush everything, wait, and only then send ".".
             yield from session.flush(config.data_xfer_timeout)
             yield from session.sleep(config.pix_workaround_delay_time)
-        session.write_raw(session.connection.send(EndOfData()))
-        session.transcript.append("Out: .")
+        if bdat is None:
+            session.write_content(EndOfData())
+            session.transcript.append("Out: .")
         keep = keep_open and session.reusable()  # spec 9.3: decided now, never revisited
         caps = session.capabilities
         quit_queued = not keep and caps is not None and caps.pipelining
         if quit_queued:
             session.write(Quit())
+        refused: Reply | None = None
+        if bdat is not None:
+            refused = yield from bdat[1]()
         if not deliver:
             yield from session.read_reply(timeout)  # spec 7.7: the reply is ignored
+        elif refused is not None:
+            # A chunk was refused after more went out: that refusal decides, whatever follows.
+            yield from session.read(timeout)
+            _end_of_data_reply(session, marks, receiver.accepted, refused, Stage.BDAT)
+            session.cacheable = False
+            keep = False
         elif session.lmtp:
             for i in list(receiver.accepted):
                 event = yield from session.read(timeout)
                 if not isinstance(event, RecipientReply):
                     raise ConnectionLost("connection closed before every recipient had a reply")
-                _end_of_data_reply(session, marks, [i], event.reply)
+                _end_of_data_reply(session, marks, [i], event.reply, stage)
         else:
             reply: Reply = yield from session.read_reply(timeout)
-            _end_of_data_reply(session, marks, receiver.accepted, reply)
+            _end_of_data_reply(session, marks, receiver.accepted, reply, stage)
     except (IOFailure, RemoteProtocolError) as exc:
         if deliver:
-            marks.fail(fail_stream(session, exc, Stage.DOT), receiver.accepted)
+            marks.fail(fail_stream(session, exc, stage), receiver.accepted)
         yield from session.close()
         return False
     marks.ledger.completed_session = True  # spec 7.10
@@ -387,6 +502,10 @@ def _end(session: Session, keep_open: bool, *, abort: bool) -> IO:
         if keep:
             return True
         yield from session.quit()
+        return False
+    if session.connection.state is State.CLOSING:
+        # A 421 answered something (RFC 5321 3.8): the server is going away, RSET is pointless.
+        yield from session.close()
         return False
     config = session.config
     caps = session.capabilities

@@ -50,6 +50,8 @@ class Stage(enum.Enum):
     DATA = "sending DATA command"
     BODY = "sending message body"
     DOT = "sending end of data -- message may be sent more than once"
+    BDAT = "sending BDAT"
+    BDAT_LAST = "sending BDAT LAST -- message may be sent more than once"
 
 
 # Spec 2.7: the "(in reply to ...)" part of a remote rejection.
@@ -61,6 +63,8 @@ _IN_REPLY_TO: dict[Stage, str] = {
     Stage.DATA: "DATA command",
     Stage.BODY: "end of DATA command",
     Stage.DOT: "end of DATA command",
+    Stage.BDAT: "BDAT command",
+    Stage.BDAT_LAST: "BDAT LAST command",
 }
 
 
@@ -144,7 +148,9 @@ def handshake_trouble(
     replaces the standard ``refused to talk to me`` wording (STARTTLS refusal, spec 5.3).
     """
     dsn, prefix, protocol_error = _reply_status(reply)
-    if soften and dsn.startswith("5") and not protocol_error:
+    # Spec 2.6: a 500-509 or 555 code flags a protocol error but is classified like any 5xx,
+    # so skip_5xx_greeting softens it too.
+    if soften and reply.code // 100 == 5:
         dsn = "4" + dsn[1:]
     body = text if text is not None else f"host {server.label} refused to talk to me: {reply}"
     return Trouble(dsn, prefix + body, reply, site=True, protocol_error=protocol_error)

@@ -1,0 +1,130 @@
+"""Scripted dialogues for BDAT (RFC 3030 CHUNKING), the `chunking` switch of issue 3."""
+
+from __future__ import annotations
+
+from scripted import FailSend, go, smtp, statuses
+
+from smtpproto.requests import ConnectionLost
+
+EHLO_CHUNKING = b"250-mx.example\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 CHUNKING\r\n"
+EHLO_CHUNKING_LOCKSTEP = b"250-mx.example\r\n250 CHUNKING\r\n"
+MESSAGE = b"Subject: t\r\n\r\n.dot\r\nhello\r\n"
+
+
+def test_chunking_is_off_by_default_even_when_offered() -> None:
+    report, record = go(
+        smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 ok\r\n", ehlo=EHLO_CHUNKING),
+        message=MESSAGE,
+    )
+    assert statuses(report) == [("sent", "2.0.0")]
+    assert b"DATA\r\n" in record.sent() and b"BDAT" not in record.sent()
+
+
+def test_bdat_last_carries_the_unstuffed_body_after_mail_and_rcpt_replies() -> None:
+    # MAIL and RCPT are answered first (no content for a transaction without recipients);
+    # a small message is one "BDAT n LAST" whose reply is the end-of-data reply.
+    report, record = go(
+        smtp(b"250 ok\r\n250 ok\r\n", b"250 2.0.0 queued\r\n", ehlo=EHLO_CHUNKING),
+        message=MESSAGE,
+        chunking=True,
+    )
+    assert statuses(report) == [("sent", "2.0.0")]
+    flights = record.flights()
+    assert flights[1] == b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n"
+    body = b"Subject: t\r\n\r\n.dot\r\nhello\r\n"
+    assert flights[2] == b"BDAT %d LAST\r\n" % len(body) + body + b"QUIT\r\n"
+    assert b"DATA" not in record.sent()
+
+
+def test_large_message_goes_in_several_chunks_whose_sizes_add_up() -> None:
+    body = b"Subject: t\r\n\r\n" + b"y" * 70 + b"\r\n" * 1
+    message = body * 3000  # about 250 KiB: several 64 KiB input chunks
+    replies = [b"250 ok\r\n250 ok\r\n"] + [b"250 2.0.0 chunk\r\n"] * 8
+    report, record = go(smtp(*replies, ehlo=EHLO_CHUNKING), message=message, chunking=True)
+    assert statuses(report) == [("sent", "2.0.0")]
+    sent = record.sent()
+    total, pos, last_seen = 0, sent.index(b"BDAT "), False
+    while pos < len(sent) and sent.startswith(b"BDAT ", pos):
+        end = sent.index(b"\r\n", pos)
+        words = sent[pos:end].split()
+        size = int(words[1])
+        last_seen = words[-1] == b"LAST"
+        total += size
+        pos = end + 2 + size
+    assert last_seen and total == len(message)
+
+
+def test_every_rcpt_refused_sends_rset_and_no_content() -> None:
+    report, record = go(
+        smtp(b"250 ok\r\n550 5.1.1 unknown\r\n", b"250 ok\r\n", ehlo=EHLO_CHUNKING),
+        message=MESSAGE,
+        chunking=True,
+    )
+    assert statuses(report) == [("bounced", "5.1.1")]
+    assert b"BDAT" not in record.sent() and b"RSET\r\n" in record.sent()
+
+
+def test_refused_bdat_last_bounces_with_its_reply() -> None:
+    report, _ = go(
+        smtp(b"250 ok\r\n250 ok\r\n", b"554 5.6.0 content rejected\r\n", ehlo=EHLO_CHUNKING),
+        message=MESSAGE,
+        chunking=True,
+    )
+    assert statuses(report) == [("bounced", "5.6.0")]
+    assert report.recipients[0].diagnostic is not None
+    assert report.recipients[0].diagnostic.endswith("(in reply to BDAT LAST command)")
+
+
+def test_refused_chunk_stops_the_chunks_and_decides_the_outcome() -> None:
+    # RFC 3030 2: after a failed BDAT no other BDAT may be sent. Without PIPELINING each
+    # chunk waits for its reply, so nothing follows the refused one.
+    message = b"Subject: t\r\n\r\n" + (b"z" * 78 + b"\r\n") * 3000
+    report, record = go(
+        smtp(
+            b"250 ok\r\n",
+            b"250 ok\r\n",
+            b"452 4.3.1 insufficient system storage\r\n",
+            b"221 bye\r\n",
+            ehlo=EHLO_CHUNKING_LOCKSTEP,
+        ),
+        message=message,
+        chunking=True,
+    )
+    assert statuses(report) == [("deferred", "4.3.1")]
+    sent = record.sent()
+    assert sent.count(b"BDAT ") == 1 and b" LAST" not in sent
+    assert report.recipients[0].diagnostic is not None
+    assert "(in reply to BDAT command)" in report.recipients[0].diagnostic
+
+
+def test_write_failure_during_chunks_defers_without_reading_a_chunk_reply_as_final() -> None:
+    # A 250 to some chunk must never be taken for the end-of-data reply.
+    report, _ = go(
+        smtp(
+            b"250 ok\r\n250 ok\r\n",
+            FailSend(ConnectionLost("broken pipe")),
+            b"250 2.0.0 chunk ok\r\n",
+            ehlo=EHLO_CHUNKING,
+        ),
+        message=MESSAGE,
+        chunking=True,
+    )
+    assert statuses(report) == [("deferred", "4.4.2")]
+
+
+def test_lmtp_bdat_last_gets_one_reply_per_accepted_recipient() -> None:
+    lhlo = b"250-lmtp.example\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+    report, _ = go(
+        smtp(
+            b"250 ok\r\n250 ok\r\n250 ok\r\n",
+            b"250 2.0.0 <b> saved\r\n552 5.2.2 <c> over quota\r\n",
+            greeting=b"220 lmtp.example LMTP\r\n",
+            ehlo=lhlo,
+        ),
+        destination="inet:[192.0.2.1]:24",
+        recipients=("b@example.com", "c@example.com"),
+        message=MESSAGE,
+        chunking=True,
+        lmtp=True,
+    )
+    assert statuses(report) == [("sent", "2.0.0"), ("bounced", "5.2.2")]
