@@ -17,6 +17,7 @@ from . import servers
 from .servers import (
     AiosmtpdFactory,
     AiosmtpdServer,
+    Client,
     DnsServer,
     DovecotServer,
     PostfixServer,
@@ -24,6 +25,12 @@ from .servers import (
     SinkServer,
     TLSMaterial,
 )
+
+
+@pytest.fixture(params=servers.ADAPTERS)
+def client(request: pytest.FixtureRequest) -> Client:
+    """The smtpproto adapter under test: a test using it runs once per adapter."""
+    return Client(request.param)
 
 
 @pytest.fixture(scope="session")

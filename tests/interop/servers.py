@@ -9,8 +9,11 @@ kills every process the server started.
 from __future__ import annotations
 
 import contextlib
+import email
+import email.message
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -521,6 +524,10 @@ def run_dovecot() -> Iterator[DovecotServer]:
 # --- Postfix --------------------------------------------------------------------------------
 
 
+# The line smtpd(8) logs at the end of each session, with its command counts.
+SMTPD_DISCONNECT = re.compile(r"postfix/smtpd\[\d+\]: disconnect from \S+((?: \w+=[\d/]+)+)")
+
+
 @dataclass(frozen=True)
 class PostfixServer:
     """A private Postfix: smtpd on two loopback ports, virtual(8) delivery into maildirs."""
@@ -560,6 +567,39 @@ class PostfixServer:
     def log_text(self) -> str:
         """The tail of the Postfix log, for assertion messages."""
         return log_tail([self.log])
+
+    def log_offset(self) -> int:
+        """The current end of the Postfix log: a test reads only what it caused after it."""
+        return self.log.stat().st_size
+
+    def wait_for_sessions(
+        self, since: int, *, count: int = 1, mails: int = 0, timeout: float = DELIVERY_TIMEOUT
+    ) -> list[dict[str, str]]:
+        """The per-session command counts smtpd logged after `since`.
+
+        smtpd ends each session with ``disconnect from H[A] ehlo=1 mail=2 rcpt=3/4 ...``; each
+        dict maps a command to its count ("accepted/total" when some were refused). Waits for
+        at least `count` sessions holding at least `mails` MAIL commands in all.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.log.open("rb") as log:
+                log.seek(since)
+                text = log.read().decode("utf-8", "replace")
+            sessions = [
+                dict(word.split("=", 1) for word in match.group(1).split())
+                for match in SMTPD_DISCONNECT.finditer(text)
+            ]
+            total = sum(int(s.get("mail", "0").rpartition("/")[2]) for s in sessions)
+            if len(sessions) >= count and total >= mails:
+                return sessions
+            if time.monotonic() >= deadline:
+                fail_with_logs(
+                    f"smtpd logged {len(sessions)} session(s) with {total} MAIL command(s), "
+                    f"expected {count} and {mails}, in {timeout:.0f} s",
+                    [self.log],
+                )
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -645,6 +685,41 @@ class SinkServer:
         """The transactions smtp-sink dumped so far (one file each, oldest first)."""
         files = sorted(self.dump_dir.iterdir(), key=lambda p: (p.stat().st_mtime_ns, p.name))
         return [p.read_bytes() for p in files]
+
+    def transactions(self) -> list[SinkTransaction]:
+        """The dumped transactions, parsed (smtp-sink(1) "DUMP FILE FORMAT")."""
+        return [parse_sink_dump(raw) for raw in self.messages()]
+
+
+@dataclass(frozen=True)
+class SinkTransaction:
+    """One transaction smtp-sink dumped: MAIL and RCPT arguments, and the message as received."""
+
+    mail_args: str
+    rcpt_args: tuple[str, ...]
+    # LF line ends; dot-stuffing already undone by smtp-sink.
+    content: bytes
+
+
+def parse_sink_dump(raw: bytes) -> SinkTransaction:
+    """Split a dump into smtp-sink's own records and the client's message."""
+    lines = raw.split(b"\n")
+    mail_args, rcpt_args = "", []
+    n = 0
+    while n < len(lines) and not lines[n].startswith(b"Received: "):
+        name, _, value = lines[n].decode("utf-8", "replace").partition(": ")
+        if name == "X-Mail-Args":
+            mail_args = value
+        elif name == "X-Rcpt-Args":
+            rcpt_args.append(value)
+        n += 1
+    # smtp-sink's Received: header ends its records: one line plus continuation lines.
+    n += 1
+    while n < len(lines) and lines[n][:1] in (b" ", b"\t"):
+        n += 1
+    # The dump adds one empty line after the message.
+    content = b"\n".join(lines[n:]).removesuffix(b"\n")
+    return SinkTransaction(mail_args, tuple(rcpt_args), content)
 
 
 # The conftest factory: smtp_sink(*options, lmtp=False).
@@ -829,3 +904,224 @@ def run_aiosmtpd(
         yield AiosmtpdServer(host, port, tls, auth, handler)
     finally:
         controller.stop()
+
+
+# --- a listener that hangs up ---------------------------------------------------------------
+
+
+@dataclass
+class HangupListener:
+    """Accepts TCP connections on one address and closes each at once, counting them."""
+
+    host: str
+    port: int
+    accepted: int = 0
+
+
+@contextlib.contextmanager
+def run_hangup_listener(host: str, port: int) -> Iterator[HangupListener]:
+    """Listen on host:port (any loopback address) while the context lasts."""
+    listener = HangupListener(host, port)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(16)
+    sock.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            listener.accepted += 1
+            conn.close()
+
+    thread = threading.Thread(target=serve, name=f"hangup-{host}:{port}", daemon=True)
+    thread.start()
+    try:
+        yield listener
+    finally:
+        stop.set()
+        thread.join(STOP_TIMEOUT)
+        sock.close()
+
+
+# --- the client under test ------------------------------------------------------------------
+
+# The adapters every client-side interop test runs with (issue 7: all three).
+ADAPTERS: tuple[str, ...] = ("blocking", "asyncio", "trio")
+CLIENT_HELO = f"client.{DOMAIN}"
+SENDER = f"sender@{DOMAIN}"
+# Upper bound for one deliver() or session in the async adapters; the blocking adapter is
+# bounded by the short per-command timeouts of client_config().
+CLIENT_DEADLINE = 60.0
+# Per-stage timeouts for loopback servers: a stuck exchange fails the test in seconds.
+CLIENT_TIMEOUTS: dict[str, str] = {
+    "connect_timeout": "5s",
+    "helo_timeout": "10s",
+    "mail_timeout": "10s",
+    "rcpt_timeout": "10s",
+    "data_init_timeout": "10s",
+    "data_xfer_timeout": "20s",
+    "data_done_timeout": "20s",
+    "quit_timeout": "5s",
+    "rset_timeout": "5s",
+}
+
+
+def client_config(*, lmtp: bool = False, **parameters: object) -> Any:
+    """A ClientConfig built the way an MTA would, from Postfix parameter names (from_postconf).
+
+    `parameters` are smtp(8) names without the ``smtp_``/``lmtp_`` prefix. TLS is off unless
+    given: STARTTLS has its own interop tests, these check delivery itself.
+    """
+    from smtpproto.config import ClientConfig
+
+    values: dict[str, object] = {
+        "helo_name": CLIENT_HELO,
+        "tls_security_level": "none",
+        **CLIENT_TIMEOUTS,
+        **parameters,
+    }
+    prefix = "lmtp_" if lmtp else "smtp_"
+    return ClientConfig.from_postconf({prefix + k: v for k, v in values.items()}, lmtp=lmtp)
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One mail transaction for a session: envelope and message."""
+
+    recipients: tuple[str, ...]
+    message: bytes
+    sender: str = SENDER
+
+
+@dataclass(frozen=True)
+class Client:
+    """One smtpproto adapter, called from a synchronous test; DNS goes to `dns` when given."""
+
+    adapter: str
+    dns: DnsServer | None = None
+
+    def using_dns(self, dns: DnsServer) -> Client:
+        """This adapter with its resolver pointed at the test zone's dnsmasq."""
+        return Client(self.adapter, dns)
+
+    def resolver(self) -> Any:
+        """The adapter's own resolver class, asking only dnsmasq; None: the default."""
+        if self.dns is None:
+            return None
+        from smtpproto.adapters import _dns
+
+        kind = {
+            "blocking": _dns.DefaultResolver,
+            "asyncio": _dns.DefaultAsyncResolver,
+            "trio": _dns.TrioResolver,
+        }[self.adapter]
+        return kind(nameservers=[self.dns.host], port=self.dns.port)
+
+    def deliver(
+        self,
+        destination: str,
+        *,
+        recipients: Sequence[str],
+        message: bytes,
+        sender: str = SENDER,
+        config: Any = None,
+    ) -> Any:
+        """Run the adapter's deliver() and return its DeliveryReport."""
+        module = self._module()
+        kwargs: dict[str, Any] = {
+            "sender": sender,
+            "recipients": list(recipients),
+            "message": message,
+            "config": config if config is not None else client_config(),
+            "resolver": self.resolver(),
+        }
+        if self.adapter == "blocking":
+            return module.deliver(destination, **kwargs)
+        return self._run(lambda: module.deliver(destination, **kwargs))
+
+    def session(
+        self, destination: str, transactions: Sequence[Transaction], *, config: Any = None
+    ) -> list[Any]:
+        """Run the transactions over one connect() session; one DeliveryReport each."""
+        module = self._module()
+        config = config if config is not None else client_config()
+        resolver = self.resolver()
+        if self.adapter == "blocking":
+            with module.connect(destination, config=config, resolver=resolver) as session:
+                return [
+                    session.send(sender=t.sender, recipients=list(t.recipients), message=t.message)
+                    for t in transactions
+                ]
+
+        async def run() -> list[Any]:
+            async with module.connect(destination, config=config, resolver=resolver) as session:
+                return [
+                    await session.send(
+                        sender=t.sender, recipients=list(t.recipients), message=t.message
+                    )
+                    for t in transactions
+                ]
+
+        reports: list[Any] = self._run(run)
+        return reports
+
+    def _module(self) -> Any:
+        if self.adapter == "blocking":
+            from smtpproto.adapters import blocking
+
+            return blocking
+        if self.adapter == "asyncio":
+            from smtpproto.adapters import asyncio as asyncio_adapter
+
+            return asyncio_adapter
+        from smtpproto.adapters import trio as trio_adapter
+
+        return trio_adapter
+
+    def _run(self, make: Callable[[], Any]) -> Any:
+        """Await make() under this adapter's event loop, within CLIENT_DEADLINE."""
+        if self.adapter == "asyncio":
+            import asyncio
+
+            async def main_asyncio() -> Any:
+                async with asyncio.timeout(CLIENT_DEADLINE):
+                    return await make()
+
+            return asyncio.run(main_asyncio())
+        import trio
+
+        async def main_trio() -> Any:
+            with trio.fail_after(CLIENT_DEADLINE):
+                return await make()
+
+        return trio.run(main_trio)
+
+
+def make_message(
+    token: str, body: str = "Hello from the interop tests.\r\n", **headers: str
+) -> bytes:
+    """A small RFC 5322 message whose Subject is token (to find it among deliveries)."""
+    fields = {
+        "From": SENDER,
+        "To": f"alice@{DOMAIN}",
+        "Subject": token,
+        "Message-ID": f"<{token}@{CLIENT_HELO}>",
+        "Date": "Wed, 25 Nov 2026 10:00:00 +0000",
+        **{name.replace("_", "-"): value for name, value in headers.items()},
+    }
+    header = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    return (header + "\r\n" + body).encode("utf-8")
+
+
+def split_message(raw: bytes) -> tuple[email.message.Message, bytes]:
+    """A stored message's parsed header, and its body bytes with line ends made LF."""
+    text = raw.replace(b"\r\n", b"\n")
+    head, _, body = text.partition(b"\n\n")
+    return email.message_from_bytes(head + b"\n\n"), body
