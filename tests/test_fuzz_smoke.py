@@ -1,0 +1,144 @@
+"""Every fuzz target of ``fuzz/`` for a few deterministic seconds, and the bugs fuzzing found.
+
+The smoke runs use hypothesis's ``derandomize`` (the same examples on every run, no example
+database) and a fixed prefix of the ``faults`` enumeration, so a failure here is reproducible
+as is. ``fuzz/README.md`` says how to run the targets for minutes or hours. The regression
+tests below each hold the minimal input a target shrank a real bug to.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from scripted import EHLO_PLAIN, GREETING, Session, go, smtp, statuses
+
+from smtpproto import RemoteProtocolError
+from smtpproto.replies import ReplyLimits, ReplyParser
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's fuzz/
+
+from fuzz import _harness
+from fuzz.targets import TARGETS
+
+# Examples per property target: enough to reach every kind of input each strategy draws,
+# small enough that all targets together take a few seconds.
+SMOKE_EXAMPLES = {
+    "replies": 150,
+    "connection": 150,
+    "body": 150,
+    "capabilities": 150,
+    "config": 150,
+    "session": 150,
+    "faults": 400,  # the clean run of every scenario, then the first faults of each
+}
+
+
+def test_every_target_has_a_smoke_run() -> None:
+    assert set(SMOKE_EXAMPLES) == set(TARGETS)
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE_EXAMPLES))
+def test_fuzz_target_smoke(name: str) -> None:
+    stats = _harness.run(
+        TARGETS[name],
+        seconds=60.0,  # a bound only: the example count ends the run long before
+        max_examples=SMOKE_EXAMPLES[name],
+        derandomize=True,
+        database=False,
+    )
+    assert stats.failure is None, stats.failure
+    assert stats.executions >= min(SMOKE_EXAMPLES[name], 50), stats.line()
+
+
+def test_fuzz_runner_command_line_runs_a_target(capsys: pytest.CaptureFixture[str]) -> None:
+    code = _harness.main(TARGETS, ["--target", "config", "--seconds", "0.5", "--no-database"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "config" in out and "executions" in out and "ok" in out
+
+
+# -- regression tests: the minimal inputs of bugs the targets found ------------------------
+
+
+def test_reply_byte_limit_below_line_limit_is_enforced() -> None:
+    # Found by `replies` (RP-11): with max_reply_bytes below max_line_length, the fast path
+    # for one-line replies skipped the reply size check that the line-by-line path makes, so
+    # the outcome depended on chunking and on auth mode.
+    limits = ReplyLimits(max_line_length=6, max_reply_bytes=4)
+    whole = ReplyParser(limits)
+    whole.feed(b"220 OK\r\n")
+    with pytest.raises(RemoteProtocolError):
+        whole.next_reply()
+    split = ReplyParser(limits)
+    split.feed(b"220 OK\r")
+    split.feed(b"\n")
+    with pytest.raises(RemoteProtocolError):
+        split.next_reply()
+
+
+def test_421_to_rcpt_without_pipelining_sends_nothing_but_quit() -> None:
+    # Found by `session`: a 421 to the first RCPT (RFC 5321 3.8) leaves the connection
+    # CLOSING, where only QUIT is legal; the engine went on with the next RCPT and
+    # LocalProtocolError escaped from deliver().
+    report, record = go(
+        smtp(b"250 2.1.0 ok\r\n", b"421 4.4.2 closing\r\n", ehlo=EHLO_PLAIN),
+        recipients=("a@example.com", "b@example.com"),
+    )
+    assert [status for status, _ in statuses(report)] == ["deferred", "deferred"]
+    assert b"RCPT TO:<b@example.com>" not in record.sent()
+
+
+def test_session_kept_after_a_421_end_of_data_reply_is_not_reused() -> None:
+    # Found by `session`: with recipient batches the session is kept for the next batch
+    # before the end-of-data reply is read (spec 9.3); that reply was a 421, so the kept
+    # connection was CLOSING and the RSET probe (spec 9.4) raised LocalProtocolError.
+    report, record = go(
+        smtp(
+            b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"421 4.3.0 closing\r\n", ehlo=EHLO_PLAIN
+        ),
+        recipients=("a@example.com", "b@example.com"),
+        destination_recipient_limit=1,
+    )
+    assert [status for status, _ in statuses(report)] == ["deferred", "deferred"]
+    assert b"RSET" not in record.sent()
+
+
+def test_protocol_error_in_the_ehlo_reply_closes_without_quit() -> None:
+    # Found by `session`: after a malformed EHLO reply (code change within the reply, RP-05)
+    # the connection refuses every command (CV-10a), and the QUIT of the handshake failure
+    # (spec 9.8) raised LocalProtocolError out of deliver().
+    report, record = go(Session([GREETING, b"250-mx.example\r\n550 5.0.0 changed\r\n"]))
+    assert statuses(report) == [("deferred", "4.5.0")]
+    assert record.sent() == b"EHLO client.example\r\n"
+
+
+def test_protocol_error_in_the_auth_reply_closes_without_quit() -> None:
+    # Found by `session`: the same as above in the AUTH step (RFC 4954 4): a malformed reply
+    # to AUTH left the connection in ERROR and the QUIT after the failed handshake raised
+    # LocalProtocolError out of deliver().
+    report, record = go(
+        Session([GREETING, b"250-mx.example\r\n250 AUTH CRAM-MD5\r\n", b"334-abc\r\n550 x\r\n"]),
+        sasl_auth_enable=True,
+        sasl_password_maps={"[192.0.2.1]": "user:secret"},
+        tls_security_level="none",
+    )
+    assert [status for status, _ in statuses(report)] == ["deferred"]
+    assert record.sent() == b"EHLO client.example\r\nAUTH CRAM-MD5\r\n"
+
+
+def test_421_to_a_pipelined_rcpt_sends_no_bdat() -> None:
+    # Found by `session`: with CHUNKING (RFC 3030) no DATA reply is owed after the RCPTs, so
+    # after a 421 to the last RCPT the engine went on to "BDAT n LAST" on a CLOSING connection
+    # and LocalProtocolError escaped from deliver().
+    report, record = go(
+        smtp(
+            b"250 ok\r\n250 ok\r\n421 4.4.2 closing\r\n",
+            ehlo=b"250-mx.example\r\n250-PIPELINING\r\n250 CHUNKING\r\n",
+        ),
+        recipients=("a@example.com", "b@example.com"),
+        chunking=True,
+    )
+    assert [status for status, _ in statuses(report)] == ["deferred", "deferred"]
+    assert b"BDAT" not in record.sent()
