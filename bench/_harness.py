@@ -1,0 +1,177 @@
+"""Servers and processes the benchmarks share: Postfix smtp-sink, the counting relay, children.
+
+Every wait is bounded; every process started here runs in its own session and is killed, by
+its own process group, when its block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+BENCH_DIR = Path(__file__).resolve().parent
+SBIN_PATH = os.pathsep.join(("/usr/sbin", "/sbin", "/usr/bin", "/usr/lib/postfix/sbin"))
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+class Unavailable(RuntimeError):
+    """A tool the benchmark needs (smtp-sink, smtp-source) is not installed here."""
+
+
+def postfix_tool(name: str) -> str:
+    """The path of a Postfix test program, or `Unavailable` naming the package."""
+    found = shutil.which(name, path=SBIN_PATH + os.pathsep + os.environ.get("PATH", ""))
+    if found is None:
+        raise Unavailable(f"{name} not found: apt-get install postfix")
+    return found
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback address right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited during start-up with status {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1.0):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on {HOST}:{port} after {START_TIMEOUT:.0f} s")
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    # The child leads its own process group (start_new_session), so this reaches only it.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def smtp_sink(*, lmtp: bool = False, pipelining: bool = True) -> Iterator[int]:
+    """Run Postfix smtp-sink on a free loopback port (nothing stored); yield the port."""
+    argv = [postfix_tool("smtp-sink"), "-h", "sink.example.test"]
+    if os.geteuid() == 0:
+        # smtp-sink refuses to keep root privileges (smtp-sink(1) -u).
+        argv += ["-u", pwd.getpwnam("nobody").pw_name]
+    if lmtp:
+        argv.append("-L")
+    if not pipelining:
+        argv.append("-p")
+    port = free_port()
+    # Backlog 512: the 64-connection runs open sessions faster than one accept loop drains.
+    argv += [f"{HOST}:{port}", "512"]
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        _wait_listening(port, process)
+        yield port
+    finally:
+        _stop(process)
+
+
+@dataclass
+class Relay:
+    """The counting, delaying relay of ``_proxy.py`` in front of a server."""
+
+    port: int
+    process: subprocess.Popen[str]
+
+    def _ask(self, command: str) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def reset(self) -> None:
+        """Zero the counters (after the relay has passed on everything in flight)."""
+        if self._ask("reset") != "ok":
+            raise RuntimeError("relay did not acknowledge reset")
+
+    def stats(self) -> dict[str, int]:
+        """Connections, client flights and bytes since the last reset."""
+        counters: dict[str, int] = json.loads(self._ask("stats"))
+        return counters
+
+
+@contextlib.contextmanager
+def relay(target_port: int, delay: float = 0.0) -> Iterator[Relay]:
+    """Run ``_proxy.py`` in front of `target_port`, adding `delay` seconds each way."""
+    process = subprocess.Popen(
+        [sys.executable, str(BENCH_DIR / "_proxy.py"), str(target_port), str(delay)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        _wait_listening(port, process)  # type: ignore[arg-type]
+        yield Relay(port, process)
+    finally:
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        _stop(process)
+
+
+@contextlib.contextmanager
+def chunking_server() -> Iterator[int]:
+    """Run ``_chunking_server.py`` (PIPELINING + CHUNKING); yield its port."""
+    process = subprocess.Popen(
+        [sys.executable, str(BENCH_DIR / "_chunking_server.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        _wait_listening(port, process)  # type: ignore[arg-type]
+        yield port
+    finally:
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        _stop(process)
+
+
+def run_child(args: list[str], timeout: float) -> dict[str, Any]:
+    """Run ``clients.py`` with `args` in a fresh interpreter; return its JSON result."""
+    command = [sys.executable, str(BENCH_DIR / "clients.py"), *args]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result within {timeout:.0f} s"}
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return {"error": f"exit {done.returncode}: {tail}"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
