@@ -24,7 +24,16 @@ from smtpproto._parameters import EXTRA_PARAMETERS, NOT_YET_IN_EFFECT, PARAMETER
 from smtpproto.config import ClientConfig
 from smtpproto.engine import deliver
 from smtpproto.envelope import Envelope, Recipient
-from smtpproto.requests import Connect, MXRecord, Receive, Send, Sleep, StartTLS, TLSInfo
+from smtpproto.requests import (
+    Connect,
+    ConnectFailed,
+    MXRecord,
+    Receive,
+    Send,
+    Sleep,
+    StartTLS,
+    TLSInfo,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -502,3 +511,23 @@ def test_sasl_tls_verified_security_options_apply_only_on_a_verified_session(
     assert authenticated == (verified_options is not None)
     if authenticated:
         assert statuses(report) == [("sent", "2.0.0")]
+
+
+def test_bind_address_is_the_source_of_ipv4_connections() -> None:
+    # smtp(8) smtp_bind_address / smtp_bind_address6: chosen by the server address's family
+    dns = {
+        ("example.com", "MX"): (MXRecord(10, "mx.example.com"),),
+        ("mx.example.com", "A"): ("192.0.2.1",),
+        ("mx.example.com", "AAAA"): ("2001:db8::1",),
+    }
+    _, record = go(
+        destination="example.com",
+        dns=dns,
+        servers={"2001:db8::1": [ConnectFailed("refused")], "192.0.2.1": [smtp(*OK)]},
+        bind_address="192.0.2.99",
+        bind_address6="2001:db8::99",
+    )
+    binds = {c.address: c.bind_address for c in record.of_type(Connect)}
+    assert binds == {"192.0.2.1": "192.0.2.99", "2001:db8::1": "2001:db8::99"}
+    _, unbound = go(smtp(*OK))
+    assert [c.bind_address for c in unbound.of_type(Connect)] == [None]

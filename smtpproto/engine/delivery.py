@@ -187,7 +187,13 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SessionPolicy
     try:
         # smtp(8): a zero connect timeout means no limit of our own (lmtp_connect_timeout=0s).
         timeout = config.connect_timeout or None
-        channel = yield Connect(target.host, target.address, target.port, timeout, target.family)
+        bind = None
+        if target.family == "inet":
+            # smtp(8): the local source address, per address family of the server.
+            bind = config.bind_address6 if ":" in target.address else config.bind_address
+        channel = yield Connect(
+            target.host, target.address, target.port, timeout, target.family, bind or None
+        )
     except ConnectFailed as exc:
         return connect_trouble(server, exc)
     session = Session(
