@@ -12,7 +12,7 @@ Parsing follows Postfix ``smtp_helo()`` (spec 4.1-4.5) with these decisions, eac
   ``STARTTLS`` and ``AUTH PLAINX`` offers no ``PLAIN`` (RP-21; nodemailer matched substrings).
 - A line whose keyword is not an RFC 5321 4.1.1.1 ehlo-keyword, or that holds a control
   character other than TAB, is ignored (RP-21 ``250-AUTH\\x00``). An empty line (Postfix
-  smtp-sink ends its reply with ``250 ``) is ignored too. Unknown keywords are kept.
+  smtp-sink ends its reply with ``"250 "``) is ignored too. Unknown keywords are kept.
 - A keyword on several lines keeps the parameters of all of them, in order, without
   duplicates: several AUTH lines, and AUTH with AUTH=, are merged (spec 4.3).
 - ``discard`` drops keywords as if the server had not sent them (Postfix

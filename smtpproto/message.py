@@ -5,14 +5,14 @@ what the server advertised, and returns a `Refusal` (a local, permanent-class st
 delivery layer reports as ``bounced``) or None. The one refusal that can only be found while
 the content streams (hostile MIME met by the 8bit->7bit conversion, `smtpproto.mime`) is
 raised as `MessageRefused`, a `LocalProtocolError` carrying the same `Refusal`; the engine
-then drops the connection without sending ``.`` (spec 8.5: no partial message is delivered).
+then drops the connection without sending ``.`` (spec 8.5: no partial message is delivered). ::
 
-| Helper | Status | Rule |
-|---|---|---|
-| `size_refusal` | 5.3.4 | spec 6.8, RFC 1870 6 |
-| `smtputf8_refusal` | 5.6.7 | spec 3.10, RFC 6531 3.4 |
-| `eightbit_refusal` | 5.6.3 | issue 3, RFC 6152 3, RFC 3463 X.6.3 |
-| `MessageRefused` from `smtpproto.mime` | 5.6.0 / 5.6.3 | spec 8.5 |
+    | Helper | Status | Rule |
+    |---|---|---|
+    | `size_refusal` | 5.3.4 | spec 6.8, RFC 1870 6 |
+    | `smtputf8_refusal` | 5.6.7 | spec 3.10, RFC 6531 3.4 |
+    | `eightbit_refusal` | 5.6.3 | issue 3, RFC 6152 3, RFC 3463 X.6.3 |
+    | `MessageRefused` from `smtpproto.mime` | 5.6.0 / 5.6.3 | spec 8.5 |
 
 Deliberate difference from Postfix (spec 8.5 (c)-(e), 8.6, quirk Q7): Postfix sends 8-bit
 octets raw to a server without 8BITMIME when conversion is disabled or the content is not

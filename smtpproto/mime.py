@@ -7,16 +7,16 @@ messages) is bounded by `mime_nesting_limit`; boundaries are compared on at most
 `mime_boundary_length_limit` octets (Postfix ``mime_boundary_length_limit``).
 
 What each entity becomes (spec 8.5 (b), header changes minimal: only the
-Content-Transfer-Encoding field is replaced, written at the end of the entity's header block):
+Content-Transfer-Encoding field is replaced, written at the end of the entity's header block)::
 
-| Entity | Content-Transfer-Encoding | Body |
-|---|---|---|
-| leaf, declared ``8bit``/``binary`` | ``quoted-printable`` | quoted-printable |
-| leaf, ``7bit``, undeclared or unknown | ``quoted-printable`` | quoted-printable (1) |
-| leaf, ``quoted-printable`` | unchanged | 8-bit octets become ``=HH`` (2) |
-| leaf, ``base64`` | unchanged | 8-bit octets become ``?`` (2) |
-| ``multipart/*``, ``message/rfc822``, ``message/news`` | ``8bit``/``binary`` -> ``7bit`` | parsed |
-| preamble, epilogue, boundary lines | - | 8-bit octets become ``?`` (3) |
+    | Entity | Content-Transfer-Encoding | Body |
+    |---|---|---|
+    | leaf, declared ``8bit``/``binary`` | ``quoted-printable`` | quoted-printable |
+    | leaf, ``7bit``, undeclared or unknown | ``quoted-printable`` | quoted-printable (1) |
+    | leaf, ``quoted-printable`` | unchanged | 8-bit octets become ``=HH`` (2) |
+    | leaf, ``base64`` | unchanged | 8-bit octets become ``?`` (2) |
+    | multipart/*, message/rfc822, message/news | 8bit/binary -> 7bit | parsed |
+    | preamble, epilogue, boundary lines | - | 8-bit octets become ``?`` (3) |
 
 (1) Deviation from Postfix (spec 8.5 (c), quirk Q7), which sends 8-bit octets of unlabelled
 or 7bit-labelled parts raw: a streaming converter cannot know whether such a part holds

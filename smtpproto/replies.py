@@ -9,7 +9,7 @@ Decisions (each one tested in ``tests/test_replies.py``):
   (spec 1.1, ``250 ok\\r\\r\\n``); here the second CR is a lone CR and an error.
 - Grammar (RFC 5321 4.2): three ASCII digits checked byte by byte (RP-08), first digit 2-5
   and second 0-5 (RP-09), then ``-`` (more lines follow), SP, or the end of the line: ``250``
-  and ``250 `` are legal final lines with empty text (RP-02, RP-03). Anything else is a
+  and ``"250 "`` are legal final lines with empty text (RP-02, RP-03). Anything else is a
   `RemoteProtocolError` (RP-07): unlike Postfix (spec 1.5, Quirk Q4) a malformed line is never
   absorbed into the next reply, because under pipelining that lets a QUIT reply pass for the
   end-of-data reply (RP-19).
