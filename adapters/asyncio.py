@@ -94,6 +94,14 @@ class _IO:
         return channel
 
     async def _starttls(self, channel: _Channel, request: StartTLS) -> Any:
+        # NS-01: plaintext the StreamReader holds past the 220 would be read back as if it had
+        # come through TLS (the CVE-2011-0411 class); the engine never saw it, so refuse here.
+        # start_tls moves the transport to the TLS protocol synchronously, so this check and
+        # the switch have no await between them.
+        # StreamReader has no public way to peek at its buffer.
+        if getattr(channel.reader, "_buffer", b""):
+            self.close(channel)
+            raise TLSFailed("plaintext received after the STARTTLS reply (response injection)")
         try:
             context = client_context(request.parameters)
             async with asyncio.timeout(request.timeout):

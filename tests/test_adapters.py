@@ -1043,3 +1043,24 @@ def test_auth_wrong_password_defers_and_never_bounces(
     secret = base64.b64encode(b"\0someone\0wrong-S3cr3t").decode()
     text = "\n".join(report.transcript) + result.diagnostic
     assert "wrong-S3cr3t" not in text and secret not in text
+
+
+def test_asyncio_refuses_starttls_when_plaintext_is_buffered_past_the_220() -> None:
+    # NS-01 in the asyncio adapter: bytes the StreamReader already holds when STARTTLS starts
+    # (they arrived after the engine's last read) would be read back as if TLS had carried them.
+    from smtpproto.requests import StartTLS, TLSFailed, TLSParameters
+
+    async def main() -> None:
+        left, right = socket.socketpair()
+        with left, right:
+            reader, writer = await asyncio.open_connection(sock=left)
+            channel = aio_adapter._Channel(reader, writer)
+            io = aio_adapter._IO(None)
+            io.open.add(channel)
+            reader.feed_data(b"250-evil\r\n250 AUTH PLAIN\r\n")
+            request = StartTLS(channel, "x", TLSParameters(verify=False), 5)
+            with pytest.raises(TLSFailed, match="response injection"):
+                await io._starttls(channel, request)
+            assert channel not in io.open and writer.transport.is_closing()
+
+    asyncio.run(main())
