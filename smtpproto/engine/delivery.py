@@ -428,7 +428,14 @@ def transact(
         clock=session.clock,
     )
     batch = tuple(range(len(envelope.recipients)))
-    usable = not session.closed and (session.uses == 0 or (yield from _probe(session)))
+    # Spec 9.4 probes a cached session with RSET so that a dead one can be swapped for
+    # another server. A session the caller holds has no other server, and its last
+    # transaction ended in a known state, so the probe would only cost a round trip: a dead
+    # connection shows up on MAIL instead, with the same outcome (deferred).
+    was_closed = session.closed
+    usable = not was_closed and (
+        session.uses == 0 or session.pinned or (yield from _probe(session))
+    )
     if usable:
         yield from run_transaction(
             session, envelope, iter_chunks(message), scan(message), ledger, batch, keep_open=True
@@ -437,7 +444,9 @@ def transact(
         ledger.fail(
             local_trouble(
                 "4.4.2",
-                f"lost connection with {session.server.label} while sending RSET",
+                f"lost connection with {session.server.label} while sending RSET"
+                if not was_closed
+                else f"connection with {session.server.label} was already closed",
                 site=True,
             ),
             session.server,
