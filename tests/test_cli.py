@@ -21,7 +21,7 @@ MESSAGE = b"Subject: cli test\r\n\r\nHello.\r\n"
 
 def smtpproto(*args: str, stdin: bytes = MESSAGE) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "smtpproto.adapters", *args],
+        [sys.executable, "-m", "smtpproto", *args],
         input=stdin.decode(),
         capture_output=True,
         text=True,
