@@ -238,7 +238,7 @@ def _deliver(args: argparse.Namespace) -> int:
         print(_json(report))
     else:
         for result in report.recipients:
-            print(format_log_line(result))
+            print(format_log_line(result, resolution=config.delay_logging_resolution_limit))
     return _exit_status(report)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,9 +67,17 @@ class Envelope:
     """Ask for an SMTPUTF8 transaction; set automatically for a non-ASCII envelope."""
     xforward: tuple[tuple[str, str], ...] = ()
     """Original-client attributes (NAME, ADDR, PORT, PROTO, HELO, IDENT, SOURCE) for XFORWARD."""
+    arrival: float | None = None
+    """When the message was queued, on the engine's clock; ``None``: unknown (queued long)."""
 
     def __post_init__(self) -> None:
         _check_text("sender", self.sender)
+        if self.arrival is not None and (
+            isinstance(self.arrival, bool)
+            or not isinstance(self.arrival, int | float)
+            or not math.isfinite(self.arrival)
+        ):
+            raise LocalProtocolError(f"arrival: expected a finite time or None: {self.arrival!r}")
         if not isinstance(self.recipients, tuple) or not self.recipients:
             raise LocalProtocolError("recipients: expected a non-empty tuple of Recipient")
         for r in self.recipients:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Literal
 
 from ._errors import LocalProtocolError
@@ -92,17 +94,40 @@ class DeliveryReport:
     transcript: tuple[str, ...]
 
 
-def format_delay(seconds: float) -> str:
-    """Seconds as Postfix logs them: at most two decimals, trailing zeros dropped."""
-    text = f"{seconds:.2f}".rstrip("0").rstrip(".")
-    return text or "0"
+# Postfix log_adhoc.c formats every delay with two significant digits (format_tv SIG_DIGS).
+_SIGNIFICANT = 2
 
 
-def format_log_line(result: RecipientResult) -> str:
-    """``to=<b@example.com>, relay=..., delay=0.12, dsn=2.0.0, status=sent (250 2.0.0 Ok)``."""
+def format_delay(seconds: float, resolution: int = 2) -> str:
+    """Seconds as Postfix logs them: two significant digits, at most `resolution` decimals
+    (``delay_logging_resolution_limit``, 0 to 6), trailing zeros dropped."""
+    if not 0 <= resolution <= 6 or isinstance(resolution, bool):
+        raise LocalProtocolError(f"resolution: expected 0 to 6 decimals, got {resolution!r}")
+    if seconds < 0:
+        raise LocalProtocolError(f"seconds: must not be negative, got {seconds!r}")
+    whole = int(seconds)
+    # Postfix format_tv: whole seconds use up significant digits; a sub-second value keeps
+    # its leading zeros and then two significant digits; `resolution` caps either.
+    if whole > 0:
+        decimals = max(0, _SIGNIFICANT - len(str(whole)))
+    elif seconds > 0:
+        decimals = _SIGNIFICANT - 1 - math.floor(math.log10(seconds))
+    else:
+        decimals = 0
+    # Postfix adds half a unit and truncates: round half up, not to even.
+    step = Decimal(1).scaleb(-min(decimals, resolution))
+    text = str(Decimal(repr(seconds)).quantize(step, rounding=ROUND_HALF_UP))
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def format_log_line(result: RecipientResult, *, resolution: int = 2) -> str:
+    """``to=<b@example.com>, relay=..., delay=0.12, dsn=2.0.0, status=sent (250 2.0.0 Ok)``;
+    `resolution` is ``ClientConfig.delay_logging_resolution_limit``."""
     # Postfix's qmgr log format: the relay is "none" when no server was reached.
     return (
         f"to=<{result.address}>, relay={result.relay or 'none'}, "
-        f"delay={format_delay(result.delay)}, dsn={result.dsn}, "
+        f"delay={format_delay(result.delay, resolution)}, dsn={result.dsn}, "
         f"status={result.status} ({result.diagnostic})"
     )

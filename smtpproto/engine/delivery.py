@@ -80,7 +80,8 @@ class _Walk:
     rng: Random
     nonce: Callable[[], str] | None
     lmtp: bool
-    cache: list[Session] = field(default_factory=list)
+    cache: list[tuple[Session, float]] = field(default_factory=list)
+    """Sessions kept for a later batch, each with the time it went idle."""
     tls: TLSInfo | None = None
     tls_states: dict[str, TLSState | None] = field(default_factory=dict)
     """relay -> the TLS of the last connection there, for the per-result report (issue 6)."""
@@ -238,10 +239,15 @@ def _probe(session: Session) -> IO:
 
 def _cached(walk: _Walk, target: _Target) -> IO:
     """A kept session to `target` that is still fit for use, or None (spec 9.1-9.4)."""
-    for session in list(walk.cache):
+    for entry in list(walk.cache):
+        session, idle_since = entry
         if (session.server.address, session.server.port) != (target.address, target.port):
             continue
-        walk.cache.remove(session)
+        walk.cache.remove(entry)
+        if walk.clock() - idle_since > walk.config.connection_cache_time_limit:
+            # Postfix's scache(8) closes a connection left unused this long, without QUIT.
+            yield from session.close()
+            continue
         if not session.reusable():
             yield from session.quit()
             continue
@@ -303,6 +309,7 @@ def _walk_batch(
                     continue
                 session = outcome
             session.server = server
+            session.arrival = envelope.arrival
             attempts = replace(attempts, sessions=attempts.sessions + 1)
             kept = yield from run_transaction(
                 session, envelope, iter_chunks(message), info, ledger, left(), keep_open=keep_open
@@ -310,7 +317,7 @@ def _walk_batch(
             walk.tls = session.tls or walk.tls
             walk.tls_states[server.relay] = session.tls_state
             if kept:
-                walk.cache.append(session)
+                walk.cache.append((session, walk.clock()))
         if final_dest:
             break
     remaining = left()
@@ -323,6 +330,18 @@ def _with_tls(
 ) -> tuple[RecipientResult, ...]:
     """Each result with the TLS of the session that decided it (issue 6: per-result TLS)."""
     return tuple(replace(r, tls=states.get(r.relay)) if r.relay is not None else r for r in results)
+
+
+def _may_cache(hops: tuple[Hop, ...], config: ClientConfig) -> bool:
+    """Whether sessions may be kept from one batch for the next (Postfix smtp_connect.c).
+
+    The later batches are the backlog that on-demand caching waits for; without it, only a
+    first next hop whose bare domain (or socket path) is in connection_cache_destinations.
+    """
+    if config.connection_cache_on_demand:
+        return True
+    wanted = {d.lower() for d in config.connection_cache_destinations}
+    return bool(hops) and hops[0].destination.host.lower() in wanted
 
 
 def _hops(destination: str, config: ClientConfig) -> tuple[Hop, ...]:
@@ -356,6 +375,7 @@ def deliver(
     count = len(envelope.recipients)
     size = config.destination_recipient_limit
     batches = [tuple(range(i, min(i + size, count))) for i in range(0, count, size)]
+    caching = _may_cache(hops, config)
     for n, batch in enumerate(batches):
         yield from _walk_batch(
             walk,
@@ -365,9 +385,9 @@ def deliver(
             info,
             ledger,
             batch,
-            keep_open=n < len(batches) - 1,
+            keep_open=caching and n < len(batches) - 1,
         )
-    for session in walk.cache:
+    for session, _ in walk.cache:
         yield from session.quit()
     return DeliveryReport(
         recipients=_with_tls(ledger.results(), walk.tls_states),
@@ -406,6 +426,9 @@ def open_session(
                 outcome.pinned = True
                 return outcome
             last = outcome
+            if outcome.final_server:
+                # skip_4xx_greeting=no: this server's refusal ends the walk.
+                raise ConnectFailed(outcome.diagnostic)
     raise ConnectFailed(last.diagnostic if last else "server unavailable or unable to receive mail")
 
 
@@ -437,6 +460,7 @@ def transact(
         session.uses == 0 or session.pinned or (yield from _probe(session))
     )
     if usable:
+        session.arrival = envelope.arrival
         yield from run_transaction(
             session, envelope, iter_chunks(message), scan(message), ledger, batch, keep_open=True
         )

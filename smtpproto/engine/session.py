@@ -8,7 +8,7 @@ and what each reply means, through :mod:`.trouble`.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .._errors import RemoteProtocolError
@@ -85,6 +85,9 @@ class Session:
     """Opened by ``open_session``: the caller keeps it for its own transactions, TLS or not."""
     uses: int = 0
     pix_delay_dotcrlf: bool = False
+    """PIX ``delay_dotcrlf`` is on for this connection (spec 3.3); see `pix_dotcrlf_due`."""
+    arrival: float | None = None
+    """When the message of the current transaction was queued (``Envelope.arrival``)."""
     transcript: list[str] = field(default_factory=list)
     _out: bytearray = field(default_factory=bytearray)
 
@@ -220,6 +223,18 @@ class Session:
             self.discard_output()
             yield Close(self.channel)
 
+    def pix_dotcrlf_due(self) -> bool:
+        """Whether ``delay_dotcrlf`` applies to the current message (spec 3.3, 8.4).
+
+        Postfix drops it for a message queued less than ``pix_workaround_threshold_time``;
+        a message of unknown arrival counts as queued long enough.
+        """
+        if not self.pix_delay_dotcrlf:
+            return False
+        if self.arrival is None:
+            return True
+        return self.clock() - self.arrival >= self.config.pix_workaround_threshold_time
+
     def sleep(self, seconds: float) -> IO:
         """Wait, for the PIX ``delay_dotcrlf`` workaround (spec 8.4)."""
         yield Sleep(seconds)
@@ -314,9 +329,16 @@ def handshake(session: Session, policy: SessionPolicy) -> IO:
     if not reply.is_positive:
         session.cacheable = False
         # Spec 3.1: 5xx with skip_5xx_greeting is treated as 4xx (next MX or defer).
-        return handshake_trouble(server, reply, soften=config.skip_5xx_greeting)
+        refusal = handshake_trouble(server, reply, soften=config.skip_5xx_greeting)
+        if reply.code // 100 == 4 and not config.skip_4xx_greeting:
+            # Postfix <= 2.0 smtp_skip_4xx_greeting=no: a 4xx greeting defers at once, with
+            # no other server tried (later versions always skip to the next server).
+            refusal = replace(refusal, final_server=True)
+        return refusal
     pix, announces_esmtp = _greeting_analysis(reply)
-    workarounds = {w.lower() for w in config.pix_workarounds} if pix else set()
+    # Spec 3.3: the per-address table, when it has this server, replaces the global list.
+    chosen = config.pix_workaround_maps.get(server.address, config.pix_workarounds)
+    workarounds = {w.lower() for w in chosen} if pix else set()
     session.pix_delay_dotcrlf = "delay_dotcrlf" in workarounds
     if config.never_send_ehlo or "disable_esmtp" in workarounds:
         esmtp = False  # spec 3.4: this wins

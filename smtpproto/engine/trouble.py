@@ -93,7 +93,8 @@ class Trouble:
     """A classified failure: status, Postfix diagnostic text, and the reply if there was one.
 
     `soft_non_final` is Postfix's SMTP_MISC_FAIL_SOFT_NON_FINAL (spec 2.3); `protocol_error`
-    and `site` tell the engine not to cache the session (spec 2.1, 2.5, 2.6, 9.2).
+    and `site` tell the engine not to cache the session (spec 2.1, 2.5, 2.6, 9.2);
+    `final_server` makes the failing server the last one tried (``skip_4xx_greeting=no``).
     """
 
     dsn: str
@@ -102,6 +103,7 @@ class Trouble:
     site: bool = False
     soft_non_final: bool = False
     protocol_error: bool = False
+    final_server: bool = False
 
     def __post_init__(self) -> None:
         if self.dsn[:2] not in ("4.", "5."):
@@ -262,11 +264,13 @@ class Ledger:
     ) -> Decision:
         """Apply `trouble` to `indices` (default: every unmarked recipient); marked ones stay.
 
-        `final` defaults to the server's FINAL_SERVER flag (true when there is no server).
+        `final` defaults to the server's FINAL_SERVER flag (true when there is no server),
+        and is forced on by a trouble that ends the walk (`Trouble.final_server`).
         """
         self.last = (trouble, server)
         if final is None:
             final = server is None or server.final
+        final = final or trouble.final_server
         decision = decide(trouble, final=final)
         targets = (
             self.pending if indices is None else [i for i in indices if i not in self._results]
