@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, get_args
 
@@ -116,6 +116,7 @@ from .events import (
     NeedData,
     RecipientReply,
     ServerClosing,
+    _command_reply,
 )
 from .replies import Reply, ReplyLimits, ReplyParser
 
@@ -172,6 +173,10 @@ class State(enum.Enum):
     def __repr__(self) -> str:
         """The state's name."""
         return self.value
+
+    # Enum's own __hash__ is Python code (hash of the name), paid on every transition-table
+    # and frozenset lookup; members compare by identity, so the C identity hash is equivalent.
+    __hash__ = object.__hash__
 
 
 _S = State
@@ -244,7 +249,7 @@ REPLY_TRANSITIONS: Final[dict[tuple[State, type, str], tuple[State, str]]] = {
 """(state, command type, reply class) -> (next state, the rule); the reply side."""
 
 # RFC 2920 3.1, RFC 3207 4, RFC 4954 4: nothing may be pipelined after these.
-_GROUP_ENDERS = (Ehlo, Helo, Lhlo, Data, StartTLS, Noop, Quit, EndOfData)
+_GROUP_ENDERS = frozenset({Ehlo, Helo, Lhlo, Data, StartTLS, Noop, Quit, EndOfData})
 # RFC 4954 4: the one-round mechanisms that may be pipelined with an initial response.
 _PIPELINABLE_AUTH = frozenset({"PLAIN", "EXTERNAL"})
 # States with an open mail transaction; leaving them forgets the transaction.
@@ -252,8 +257,11 @@ _TRANSACTION = frozenset(
     {_S.MAIL, _S.RCPT, _S.DATA, _S.CONTENT, _S.DOT, _S.BDAT_CHUNK, _S.BDAT, _S.BDAT_LAST}
 )
 _DEFAULT_LIMITS = ReplyLimits()
+# (state, command type) pairs with some reply-side transition: most replies have none.
+_REPLY_KEYS = frozenset((state, kind) for state, kind, _ in REPLY_TRANSITIONS)
 _OVER = frozenset({_S.QUIT_SENT, _S.CLOSED, _S.CLOSING, _S.ABORTED})
 _SENDABLE: Final = (*get_args(Command), MessageData, EndOfData)
+_HELLO_KINDS = frozenset(_HELLO)
 
 
 def format_transitions() -> str:
@@ -279,7 +287,7 @@ def _reply_class(reply: Reply) -> str:
     return _POSITIVE if reply.is_positive else _INTERMEDIATE if reply.is_intermediate else _NEGATIVE
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Transaction:
     # One MAIL transaction: what was sent and what the server said so far.
     mail: Mail
@@ -292,7 +300,7 @@ class _Transaction:
     bdat_refused: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Pending:
     # A command sent and not yet completely answered.
     command: Command | EndOfData
@@ -304,18 +312,64 @@ class _Pending:
 
     def ends_group(self) -> bool:
         command = self.command
-        if isinstance(command, Auth):
+        kind = type(command)
+        if kind is Auth:
+            assert isinstance(command, Auth)
             one_round = (
                 command.mechanism in _PIPELINABLE_AUTH and command.initial_response is not None
             )
             return self.challenged or not one_round
-        if isinstance(command, Bdat):
+        if kind is Bdat:
+            assert isinstance(command, Bdat)
             return command.last
-        return isinstance(command, _GROUP_ENDERS)
+        return kind in _GROUP_ENDERS
 
     def ends_message(self) -> bool:
         command = self.command
-        return isinstance(command, EndOfData) or (isinstance(command, Bdat) and command.last)
+        kind = type(command)
+        if kind is Bdat:
+            assert isinstance(command, Bdat)
+            return command.last
+        return kind is EndOfData
+
+
+# The states as module constants: an Enum member read through its class (State.READY)
+# goes through the metaclass and costs several times a global read, on every call.
+(
+    _ST_ABORTED,
+    _ST_BDAT,
+    _ST_BDAT_CHUNK,
+    _ST_BDAT_LAST,
+    _ST_CLOSED,
+    _ST_CLOSING,
+    _ST_CONNECTING,
+    _ST_CONTENT,
+    _ST_ERROR,
+    _ST_GREETED,
+    _ST_MAIL,
+    _ST_QUIT_SENT,
+    _ST_RCPT,
+    _ST_READY,
+    _ST_TLS_HANDSHAKE,
+    _ST_TLS_HELLO,
+) = (
+    State.ABORTED,
+    State.BDAT,
+    State.BDAT_CHUNK,
+    State.BDAT_LAST,
+    State.CLOSED,
+    State.CLOSING,
+    State.CONNECTING,
+    State.CONTENT,
+    State.ERROR,
+    State.GREETED,
+    State.MAIL,
+    State.QUIT_SENT,
+    State.RCPT,
+    State.READY,
+    State.TLS_HANDSHAKE,
+    State.TLS_HELLO,
+)
 
 
 class ClientConnection:
@@ -361,7 +415,7 @@ class ClientConnection:
         self._discard = discard
         self._line_length_limit = line_length_limit
         self._parser = ReplyParser(limits)
-        self._state = State.CONNECTING
+        self._state = _ST_CONNECTING
         self._capabilities: Capabilities | None = None
         self._is_tls = False
         self._authenticated = False
@@ -416,57 +470,70 @@ class ClientConnection:
 
     def send(self, command: Command | MessageData | EndOfData) -> bytes:
         """The bytes to write for `command`; `LocalProtocolError` (and no change) if illegal now."""
-        if self._state is State.ERROR:
+        if self._state is _ST_ERROR:
             raise LocalProtocolError(
                 f"the connection is unusable after a protocol error: {self._error} (CV-10a)"
             )
-        if not isinstance(command, _SENDABLE):
-            raise LocalProtocolError(f"command: expected a command, got {type(command).__name__}")
-        if isinstance(command, AuthResponse):
-            return self._send_auth_response(command)
+        # Dispatch on the exact type: SEND_TRANSITIONS is keyed by it, so a subclass of a
+        # command is refused below as before, and one dict lookup replaces isinstance chains.
         kind = type(command)
+        if kind not in _CHECKS:
+            if not isinstance(command, _SENDABLE):
+                raise LocalProtocolError(
+                    f"command: expected a command, got {type(command).__name__}"
+                )
+            if isinstance(command, AuthResponse):
+                return self._send_auth_response(command)
         entry = SEND_TRANSITIONS.get((self._state, kind))
         if entry is None:
             raise LocalProtocolError(self._illegal(kind))
-        self._check(command)
-        if isinstance(command, MessageData):
+        check = _CHECKS[kind]
+        if check is not None:
+            check(self, command)
+        if kind is MessageData:
+            assert isinstance(command, MessageData)
             return self._send_content(command)
-        if isinstance(command, EndOfData):
+        assert not isinstance(command, MessageData)
+        if kind is EndOfData:
             data = self._encoder().finish()
             size = 3  # the ".\r\n" line: the command part of what was just written
         else:
+            assert not isinstance(command, EndOfData)
             data = command.encode()
             size = len(data)
-            self._check_pipelining(command, size)
+            if self._pending:
+                self._check_pipelining(command, size)
         # Everything is checked: commit.
-        if isinstance(command, Mail):
+        if kind is Mail:
+            assert isinstance(command, Mail)
             self._txn = _Transaction(command)
         record = _Pending(command, size, self._txn)
         self._pending.append(record)
         self._unacknowledged += size
-        if isinstance(command, (Ehlo, Helo, Lhlo)):
+        if kind in _HELLO_KINDS:
             self._capabilities = None  # RFC 5321 4.1.4: a new hello, a new negotiation
-        if isinstance(command, Auth):
+        elif kind is Auth:
             self._parser.auth_mode = True  # RP-12
-        if isinstance(command, Bdat):
+        elif kind is Bdat:
+            assert isinstance(command, Bdat)
             assert self._txn is not None
             self._txn.chunk, self._txn.chunk_owed = record, command.size
             record.chunk_done = command.size == 0
         self._set_state(entry[0])
-        if isinstance(command, Bdat) and record.chunk_done:
+        if kind is Bdat and record.chunk_done:
             self._chunk_complete()
         self._settle()
         return data
 
     def _illegal(self, kind: type) -> str:
         allowed = sorted(k.__name__ for (s, k) in SEND_TRANSITIONS if s is self._state)
-        if self._state is State.CONNECTING:
+        if self._state is _ST_CONNECTING:
             why = "nothing may be sent before the greeting (NS-16)"
-        elif self._state in (State.QUIT_SENT, State.CLOSED):
+        elif self._state in (_ST_QUIT_SENT, _ST_CLOSED):
             why = "the session is over (QUIT sent or connection closed)"
-        elif self._state is State.ABORTED:
+        elif self._state is _ST_ABORTED:
             why = "the server answered in the middle of the content: close (spec 7.9)"
-        elif self._state is State.TLS_HANDSHAKE:
+        elif self._state is _ST_TLS_HANDSHAKE:
             why = "nothing may be sent until tls_established() (RFC 3207 4.2)"
         elif allowed:
             why = f"allowed here: {', '.join(allowed)} (RFC 5321 4.1.4, 3.3)"
@@ -474,64 +541,82 @@ class ClientConnection:
             why = "nothing may be sent now: a reply is awaited"
         return f"{kind.__name__} is not allowed in state {self._state.value}: {why}"
 
-    def _check(self, command: Command | MessageData | EndOfData) -> None:
-        # Everything that depends on the session rather than the state: LMTP versus SMTP,
-        # advertised extensions, the transaction so far.
-        caps = self._capabilities
-        name = type(command).__name__
-        if isinstance(command, (Ehlo, Helo)) and self._lmtp:
+    # -- session checks per command type (the table _CHECKS below): everything that depends
+    # on the session rather than the state: LMTP versus SMTP, advertised extensions, the
+    # transaction so far.
+
+    def _allow_ehlo_helo(self, command: Command | MessageData | EndOfData) -> None:
+        if self._lmtp:
+            name = type(command).__name__
             raise LocalProtocolError(f"{name} in an LMTP session: use Lhlo (RFC 2033 4.1)")
-        if isinstance(command, Lhlo) and not self._lmtp:
+
+    def _allow_lhlo(self, command: Command | MessageData | EndOfData) -> None:
+        if not self._lmtp:
             raise LocalProtocolError("Lhlo in an SMTP session: use Ehlo or Helo (RFC 2033 4.1)")
-        if isinstance(command, StartTLS):
-            if self._is_tls:
-                raise LocalProtocolError("StartTLS: TLS is already active (RFC 3207 4.2; NS-11)")
-            _require(caps, "STARTTLS", "StartTLS")
-        elif isinstance(command, Auth):
-            if self._authenticated:
-                raise LocalProtocolError("Auth: already authenticated (RFC 4954 4; AU-16)")
-            if any(isinstance(p.command, Auth) for p in self._pending):
-                raise LocalProtocolError("Auth: another AUTH is still unanswered (AU-16)")
-            _require(caps, "AUTH", "Auth")
-            assert caps is not None
-            if command.mechanism not in caps.auth_mechanisms:
-                raise LocalProtocolError(
-                    f"Auth: mechanism {command.mechanism} was not advertised (RFC 4954 4)"
-                )
-        elif isinstance(command, Xforward):
-            _require(caps, "XFORWARD", "Xforward")
-            assert caps is not None
-            unknown = {n.upper() for n, _ in command.attributes} - caps.xforward
-            if unknown:
-                raise LocalProtocolError(
-                    f"Xforward: attributes {sorted(unknown)} were not advertised (spec 13.1)"
-                )
-        elif isinstance(command, Mail):
-            _check_mail(caps, command)
-        elif isinstance(command, Rcpt):
-            _check_rcpt(caps, command, self._txn)
-        elif isinstance(command, Data):
-            assert self._txn is not None
-            if self._txn.mail.body == "BINARYMIME":
-                raise LocalProtocolError("Data: BODY=BINARYMIME needs BDAT (RFC 3030 3)")
-        elif isinstance(command, Bdat):
-            _require(caps, "CHUNKING", "Bdat")
-            assert self._txn is not None
-            if self._txn.bdat_refused:
-                raise LocalProtocolError("Bdat: a BDAT was refused; no more (RFC 3030 2)")
-        elif isinstance(command, MessageData):
-            txn = self._txn
-            assert txn is not None
-            if self._state is State.CONTENT and not txn.content_allowed:
-                raise LocalProtocolError(
-                    "MessageData: no recipient was accepted (or MAIL was refused): only "
-                    "EndOfData, an empty message, may follow the 354 (Postfix spec 7.7)"
-                )
-            if self._state is State.BDAT_CHUNK and len(command.data) > txn.chunk_owed:
-                raise LocalProtocolError(
-                    f"MessageData: {len(command.data)} octets, but the BDAT chunk has only "
-                    f"{txn.chunk_owed} left (RFC 3030 2)"
-                )
+
+    def _allow_starttls(self, command: Command | MessageData | EndOfData) -> None:
+        if self._is_tls:
+            raise LocalProtocolError("StartTLS: TLS is already active (RFC 3207 4.2; NS-11)")
+        _require(self._capabilities, "STARTTLS", "StartTLS")
+
+    def _allow_auth(self, command: Command | MessageData | EndOfData) -> None:
+        assert isinstance(command, Auth)
+        caps = self._capabilities
+        if self._authenticated:
+            raise LocalProtocolError("Auth: already authenticated (RFC 4954 4; AU-16)")
+        if any(isinstance(p.command, Auth) for p in self._pending):
+            raise LocalProtocolError("Auth: another AUTH is still unanswered (AU-16)")
+        _require(caps, "AUTH", "Auth")
+        assert caps is not None
+        if command.mechanism not in caps.auth_mechanisms:
+            raise LocalProtocolError(
+                f"Auth: mechanism {command.mechanism} was not advertised (RFC 4954 4)"
+            )
+
+    def _allow_xforward(self, command: Command | MessageData | EndOfData) -> None:
+        assert isinstance(command, Xforward)
+        caps = self._capabilities
+        _require(caps, "XFORWARD", "Xforward")
+        assert caps is not None
+        unknown = {n.upper() for n, _ in command.attributes} - caps.xforward
+        if unknown:
+            raise LocalProtocolError(
+                f"Xforward: attributes {sorted(unknown)} were not advertised (spec 13.1)"
+            )
+
+    def _allow_mail(self, command: Command | MessageData | EndOfData) -> None:
+        assert isinstance(command, Mail)
+        _check_mail(self._capabilities, command)
+
+    def _allow_rcpt(self, command: Command | MessageData | EndOfData) -> None:
+        assert isinstance(command, Rcpt)
+        _check_rcpt(self._capabilities, command, self._txn)
+
+    def _allow_data(self, command: Command | MessageData | EndOfData) -> None:
+        assert self._txn is not None
+        if self._txn.mail.body == "BINARYMIME":
+            raise LocalProtocolError("Data: BODY=BINARYMIME needs BDAT (RFC 3030 3)")
+
+    def _allow_bdat(self, command: Command | MessageData | EndOfData) -> None:
+        _require(self._capabilities, "CHUNKING", "Bdat")
+        assert self._txn is not None
+        if self._txn.bdat_refused:
+            raise LocalProtocolError("Bdat: a BDAT was refused; no more (RFC 3030 2)")
+
+    def _allow_message_data(self, command: Command | MessageData | EndOfData) -> None:
+        assert isinstance(command, MessageData)
+        txn = self._txn
+        assert txn is not None
+        if self._state is _ST_CONTENT and not txn.content_allowed:
+            raise LocalProtocolError(
+                "MessageData: no recipient was accepted (or MAIL was refused): only "
+                "EndOfData, an empty message, may follow the 354 (Postfix spec 7.7)"
+            )
+        if self._state is _ST_BDAT_CHUNK and len(command.data) > txn.chunk_owed:
+            raise LocalProtocolError(
+                f"MessageData: {len(command.data)} octets, but the BDAT chunk has only "
+                f"{txn.chunk_owed} left (RFC 3030 2)"
+            )
 
     def _check_pipelining(self, command: Command, size: int) -> None:
         if not self._pending:
@@ -578,7 +663,7 @@ class ClientConnection:
     def _send_content(self, command: MessageData) -> bytes:
         txn = self._txn
         assert txn is not None
-        if self._state is State.CONTENT:
+        if self._state is _ST_CONTENT:
             return self._encoder().feed(command.data)
         # BDAT: the caller's chunk, counted, unchanged (RFC 3030 2: exact octet counts).
         txn.chunk_owed -= len(command.data)
@@ -594,8 +679,8 @@ class ClientConnection:
         chunk.chunk_done = True
         txn.chunk = None
         assert isinstance(chunk.command, Bdat)
-        if self._state is State.BDAT_CHUNK:
-            self._set_state(State.BDAT_LAST if chunk.command.last else State.BDAT)
+        if self._state is _ST_BDAT_CHUNK:
+            self._set_state(_ST_BDAT_LAST if chunk.command.last else _ST_BDAT)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -603,7 +688,7 @@ class ClientConnection:
         """Add bytes received from the server; ``b""`` means the server closed the connection."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise LocalProtocolError(f"data: expected bytes, got {type(data).__name__}")
-        if self._state is State.ERROR:
+        if self._state is _ST_ERROR:
             return  # the error is sticky; next_event() raises it again
         if self._parser.at_eof:
             if data:
@@ -613,7 +698,7 @@ class ClientConnection:
 
     def next_event(self) -> Event | NeedData:
         """The next event, or `NEED_DATA`; `RemoteProtocolError` if the server broke the rules."""
-        if self._state is State.ERROR:
+        if self._state is _ST_ERROR:
             raise RemoteProtocolError(str(self._error))
         try:
             return self._next_event()
@@ -623,7 +708,7 @@ class ClientConnection:
 
     def tls_established(self) -> None:
         """Tell the connection that the TLS handshake after STARTTLS succeeded (RFC 3207 4.2)."""
-        if self._state is not State.TLS_HANDSHAKE:
+        if self._state is not _ST_TLS_HANDSHAKE:
             raise LocalProtocolError(
                 f"tls_established() in state {self._state.value}: only after a positive "
                 "STARTTLS reply"
@@ -637,46 +722,46 @@ class ClientConnection:
         self._is_tls = True
         self._capabilities = None
         self._authenticated = False
-        self._set_state(State.TLS_HELLO)
+        self._set_state(_ST_TLS_HELLO)
 
     def _fail(self, message: str) -> None:
         self._error = message
-        self._state = State.ERROR
+        self._state = _ST_ERROR
         self._pending.clear()
         self._unacknowledged = 0
         self._txn = None
 
     def _next_event(self) -> Event | NeedData:
         parser = self._parser
-        if self._state is State.TLS_HANDSHAKE:
+        if self._state is _ST_TLS_HANDSHAKE:
             self._check_no_injection()
             return self._end_of_input() if parser.at_eof else NEED_DATA
         reply = parser.next_reply()
         if reply is None:
             return self._end_of_input() if parser.at_eof else NEED_DATA
-        if self._state is State.CONNECTING:
+        if self._state is _ST_CONNECTING:
             return self._greeting(reply)
-        if not self._pending and self._state is State.CONTENT:
+        if not self._pending and self._state is _ST_CONTENT:
             # Postfix spec 7.9: a reply in the middle of the content (an early 552) is the
             # end-of-data reply; the server no longer reads content, so nothing more is sent.
-            self._set_state(State.ABORTED)
-            return CommandReply(EndOfData(), reply)
+            self._set_state(_ST_ABORTED)
+            return _command_reply(EndOfData(), reply)
         if not self._pending:
             if reply.code == 421:
                 if self._state not in _OVER:
-                    self._set_state(State.CLOSING)
+                    self._set_state(_ST_CLOSING)
                 return ServerClosing(reply)
             raise RemoteProtocolError(
                 f"reply with no command outstanding (RP-18, CV-10b): {str(reply)[:80]!r}"
             )
         head = self._pending[0]
         event = self._answer(head, reply)
-        if reply.code == 421 and not isinstance(head.command, Quit):
+        if reply.code == 421 and type(head.command) is not Quit:
             # RFC 5321 3.8: the server closes; what is still unanswered never will be.
             self._pending.clear()
             self._unacknowledged = 0
             self._parser.auth_mode = False
-            self._set_state(self._state if self._state in _OVER else State.CLOSING)
+            self._set_state(self._state if self._state in _OVER else _ST_CLOSING)
         self._settle()
         return event
 
@@ -690,38 +775,39 @@ class ClientConnection:
 
     def _end_of_input(self) -> Event:
         waiting = [p for p in self._pending if not isinstance(p.command, Quit)]
-        if self._state is State.CONNECTING or waiting:
+        if self._state is _ST_CONNECTING or waiting:
             what = (
                 "the greeting"
-                if self._state is State.CONNECTING
+                if self._state is _ST_CONNECTING
                 else (", ".join(type(p.command).__name__ for p in waiting))
             )
             raise RemoteProtocolError(f"connection closed while waiting for a reply to {what}")
         self._pending.clear()
         self._unacknowledged = 0
-        self._set_state(State.CLOSED)
+        self._set_state(_ST_CLOSED)
         return ConnectionClosed()
 
     def _greeting(self, reply: Reply) -> Greeting:
         # Postfix spec 3.1: any 2xx greets. Anything else refuses the session: only QUIT may
         # follow (RFC 5321 3.1); what the refusal means is the caller's decision.
-        self._set_state(State.GREETED if reply.is_positive else State.CLOSING)
+        self._set_state(_ST_GREETED if reply.is_positive else _ST_CLOSING)
         return Greeting(reply)
 
     def _answer(self, record: _Pending, reply: Reply) -> Event:
         command = record.command
-        if isinstance(command, Bdat) and not record.chunk_done:
+        kind = type(command)
+        if not record.chunk_done:  # only a BDAT's chunk is ever unfinished
             raise RemoteProtocolError(
                 f"reply {reply.code} to BDAT before its chunk was complete (RFC 3030 2)"
             )
-        if reply.is_intermediate:
+        if 300 <= reply.code < 400:
             self._check_intermediate(record, reply)
-            if isinstance(command, Auth):
+            if kind is Auth:
                 record.challenged = True
-                return CommandReply(command, reply)
+                return _command_reply(command, reply)
         if self._lmtp and record.ends_message():
             return self._recipient_reply(record, reply)
-        event = _ANSWER[type(command)](self, record, reply)
+        event = _ANSWER[kind](self, record, reply)
         self._complete(record, reply)
         return event
 
@@ -749,17 +835,20 @@ class ClientConnection:
         # `record` got its last reply (it is always the head: replies come in order).
         self._pending.popleft()
         self._unacknowledged -= record.size
-        if not any(isinstance(p.command, Auth) for p in self._pending):
+        # Only an AUTH turns auth_mode on, so outside AUTH there is nothing to scan for.
+        if self._parser.auth_mode and not any(type(p.command) is Auth for p in self._pending):
             self._parser.auth_mode = False
 
     def _complete(self, record: _Pending, reply: Reply) -> None:
         # The reply is the last one `record` gets: forget it, then the reply-side table.
         self._forget(record)
-        entry = REPLY_TRANSITIONS.get((self._state, type(record.command), _reply_class(reply)))
-        if entry is None:
-            entry = REPLY_TRANSITIONS.get((self._state, type(record.command), _ANY))
-        if entry is not None:
-            self._set_state(entry[0])
+        key = (self._state, type(record.command))
+        if key in _REPLY_KEYS:
+            entry = REPLY_TRANSITIONS.get((*key, _reply_class(reply)))
+            if entry is None:
+                entry = REPLY_TRANSITIONS.get((*key, _ANY))
+            if entry is not None:
+                self._set_state(entry[0])
 
     def _recipient_reply(self, record: _Pending, reply: Reply) -> RecipientReply:
         # RFC 2033 4.2, 4.3: one reply per accepted RCPT, in RCPT order.
@@ -786,17 +875,17 @@ class ClientConnection:
             # RFC 2033 4.3: BDAT LAST with no accepted recipient returns no reply; the RCPT
             # replies are all in, since they come before this one.
             self._forget(head)
-            if self._state is State.BDAT_LAST:
-                self._set_state(State.READY)
+            if self._state is _ST_BDAT_LAST:
+                self._set_state(_ST_READY)
         txn = self._txn
         if (
             txn is not None
             and txn.mail_refused
-            and self._state in (State.MAIL, State.RCPT, State.BDAT)
+            and self._state in (_ST_MAIL, _ST_RCPT, _ST_BDAT)
             and not any(p.txn is txn for p in self._pending)
         ):
             # Postfix spec 7.8: MAIL refused and every reply in: the transaction is void.
-            self._set_state(State.READY)
+            self._set_state(_ST_READY)
 
     def _set_state(self, state: State) -> None:
         self._state = state
@@ -810,32 +899,32 @@ class ClientConnection:
         assert isinstance(command, (Ehlo, Helo, Lhlo))
         if reply.is_positive and not isinstance(command, Helo):
             self._capabilities = Capabilities.from_reply(reply, discard=self._discard)
-            return CommandReply(command, reply, self._capabilities)
-        return CommandReply(command, reply)
+            return _command_reply(command, reply, self._capabilities)
+        return _command_reply(command, reply)
 
     def _answer_auth(self, record: _Pending, reply: Reply) -> CommandReply:
         assert isinstance(record.command, Auth)
         if reply.is_positive:
             self._authenticated = True
-        return CommandReply(record.command, reply)
+        return _command_reply(record.command, reply)
 
     def _answer_starttls(self, record: _Pending, reply: Reply) -> CommandReply:
         assert isinstance(record.command, StartTLS)
         if reply.is_positive:
             self._check_no_injection()
-        return CommandReply(record.command, reply)
+        return _command_reply(record.command, reply)
 
     def _answer_mail(self, record: _Pending, reply: Reply) -> CommandReply:
         assert isinstance(record.command, Mail)
         if not reply.is_positive and record.txn is not None:
             record.txn.mail_refused = True
-        return CommandReply(record.command, reply)
+        return _command_reply(record.command, reply)
 
     def _answer_rcpt(self, record: _Pending, reply: Reply) -> CommandReply:
         assert isinstance(record.command, Rcpt)
         if reply.is_positive and record.txn is not None:
             record.txn.accepted.append(record.command)
-        return CommandReply(record.command, reply)
+        return _command_reply(record.command, reply)
 
     def _answer_data(self, record: _Pending, reply: Reply) -> CommandReply:
         assert isinstance(record.command, Data)
@@ -843,18 +932,38 @@ class ClientConnection:
         if reply.is_intermediate and txn is not None:
             txn.content_allowed = bool(txn.accepted) and not txn.mail_refused
             txn.encoder = BodyEncoder(mode="data", line_length_limit=self._line_length_limit)
-        return CommandReply(record.command, reply)
+        return _command_reply(record.command, reply)
 
     def _answer_bdat(self, record: _Pending, reply: Reply) -> CommandReply:
         assert isinstance(record.command, Bdat)
         if not reply.is_positive and record.txn is not None:
             record.txn.bdat_refused = True
-        return CommandReply(record.command, reply)
+        return _command_reply(record.command, reply)
 
     def _answer_plain(self, record: _Pending, reply: Reply) -> CommandReply:
         assert not isinstance(record.command, AuthResponse)
-        return CommandReply(record.command, reply)
+        return _command_reply(record.command, reply)
 
+
+_CheckFn = Callable[[ClientConnection, Command | MessageData | EndOfData], None]
+# The session checks of each sendable command type; None: nothing beyond the state table.
+_CHECKS: dict[type, _CheckFn | None] = {
+    Ehlo: ClientConnection._allow_ehlo_helo,
+    Helo: ClientConnection._allow_ehlo_helo,
+    Lhlo: ClientConnection._allow_lhlo,
+    StartTLS: ClientConnection._allow_starttls,
+    Auth: ClientConnection._allow_auth,
+    Xforward: ClientConnection._allow_xforward,
+    Mail: ClientConnection._allow_mail,
+    Rcpt: ClientConnection._allow_rcpt,
+    Data: ClientConnection._allow_data,
+    Bdat: ClientConnection._allow_bdat,
+    MessageData: ClientConnection._allow_message_data,
+    EndOfData: None,
+    Noop: None,
+    Rset: None,
+    Quit: None,
+}
 
 _ANSWER = {
     Ehlo: ClientConnection._answer_hello,

@@ -184,6 +184,11 @@ _END = methodcaller("end")
 _FINAL = re.compile("[^-]")  # a separator that ends a reply
 _CONTINUATION = re.compile(rb"\n[0-9]{3}-")  # a continuation line after the first
 _NOT_DASH = "-".__ne__
+# Bounds of a parser's cache of one-line replies (see ReplyParser._parse): entries, and the
+# characters of a cached line, so that the cache holds a few KiB at most.
+_CACHE_ENTRIES = 32
+_CACHE_LINE = 160
+_CACHE_SCAN = 128  # lines of a parsed run looked at for the cache
 
 
 def _consume(iterator: Iterable[object]) -> None:
@@ -212,6 +217,8 @@ class ReplyParser:
         "_blocks_crlf",
         "_blocks_lf",
         "_buf",
+        "_cache",
+        "_cache_limits",
         "_code",
         "_eof",
         "_error",
@@ -245,6 +252,11 @@ class ReplyParser:
         self._eof = False
         # Raised once the replies parsed before it are returned, then on every call.
         self._error: str | None = None
+        # Well-formed one-line CRLF replies seen before, by their line ("250 2.1.5 Ok\r"):
+        # a server repeats a few of them for every message, and a Reply is immutable, so a
+        # line seen before needs neither the checks nor a new object.
+        self._cache: dict[str, Reply] = {}
+        self._cache_limits = limits  # what the cached lines were checked against
 
     @property
     def buffered(self) -> int:
@@ -311,6 +323,27 @@ class ReplyParser:
         complete = len(buf) - self._tail
         data = bytes(buf[:complete])
         del buf[:complete]
+        cache = self._cache
+        if (
+            cache
+            and self.limits is self._cache_limits
+            and not self._lines
+            and not self.auth_mode
+            and data[: data.find(b"\n")].decode("latin-1") in cache
+        ):
+            # Every cached line passed every check of _parse_single_lines under the same
+            # limits, so a run made only of cached lines parses to the cached replies. latin-1
+            # never fails; a non-ASCII line is simply not a key. The first line is tried alone
+            # so that a run of new lines is not split twice.
+            lines = data.decode("latin-1").split("\n")
+            lines.pop()  # data ends with LF: the empty string after it
+            try:
+                replies = list(map(cache.__getitem__, lines))
+            except KeyError:
+                pass
+            else:
+                self._ready.extend(replies)
+                return
         newlines = data.count(b"\n")
         carriage_returns = data.count(b"\r")
         crlf = carriage_returns == newlines and data.count(b"\r\n") == newlines
@@ -415,6 +448,13 @@ class ReplyParser:
         _consume(map(_SET_CODE, replies, codes))
         _consume(map(_SET_LINES, replies, zip(map(_TEXT_CRLF, lines))))
         self._ready.extend(replies)
+        # The first lines only: a run of new texts costs little, a repeated one is found.
+        fresh = dict(zip(lines[:_CACHE_SCAN], replies, strict=False))
+        if len(fresh) <= _CACHE_ENTRIES and max(map(len, fresh)) <= _CACHE_LINE:
+            cache = self._cache
+            if len(cache) + len(fresh) > _CACHE_ENTRIES:
+                cache.clear()
+            cache.update(fresh)
         return True
 
     def _parse_lines(self, data: bytes, pos: int, *, one_reply: bool) -> int:

@@ -626,3 +626,56 @@ def test_property_random_bytes_never_raise_anything_else(data: bytes, sizes: lis
             assert parser.buffered <= SMALL.max_line_length + 1
     except RemoteProtocolError:
         assert parser.buffered == 0
+
+
+# --- the cache of checked one-line replies (bench: repeated RCPT/MAIL replies) -------------
+
+
+def _codes_and_lines(parser: ReplyParser) -> list[tuple[int, tuple[str, ...]]]:
+    out = []
+    while (reply := parser.next_reply()) is not None:
+        out.append((reply.code, reply.lines))
+    return out
+
+
+def test_repeated_one_line_replies_parse_like_fresh_ones() -> None:
+    stream = b"250 2.1.5 Ok\r\n" * 50 + b"550 5.1.1 no\r\n" + b"250 2.1.5 Ok\r\n" * 50
+    warm = ReplyParser()
+    warm.feed(b"250 2.1.5 Ok\r\n" * 10)  # fills the cache
+    _codes_and_lines(warm)
+    cold = ReplyParser()
+    for parser in (warm, cold):
+        parser.feed(stream)
+    assert _codes_and_lines(warm) == _codes_and_lines(cold)
+
+
+def test_reply_cache_stays_bounded_over_many_distinct_lines() -> None:
+    parser = ReplyParser()
+    for n in range(2000):
+        parser.feed(b"250 2.1.5 Ok %d\r\n" % n * 3)
+        assert [code for code, _ in _codes_and_lines(parser)] == [250, 250, 250]
+    assert len(parser._cache) <= 32
+
+
+def test_cached_line_then_a_malformed_line_still_fails_in_order() -> None:
+    parser = ReplyParser()
+    parser.feed(b"250 ok\r\n" * 5)
+    _codes_and_lines(parser)
+    parser.feed(b"250 ok\r\n250 ok\r\n2x0 bad\r\n")
+    assert parser.next_reply() is not None and parser.next_reply() is not None
+    with pytest.raises(RemoteProtocolError):
+        parser.next_reply()
+    with pytest.raises(RemoteProtocolError):
+        parser.next_reply()  # sticky
+
+
+def test_cache_respects_a_smaller_reply_limit_per_parser() -> None:
+    # A line cached by a lenient parser must not slip past a strict parser's line limit.
+    lenient = ReplyParser()
+    line = b"250 " + b"x" * 120 + b"\r\n"
+    lenient.feed(line * 3)
+    _codes_and_lines(lenient)
+    strict = ReplyParser(ReplyLimits(max_line_length=64))
+    strict.feed(line)
+    with pytest.raises(RemoteProtocolError):
+        strict.next_reply()

@@ -75,17 +75,22 @@ class _Marks:
 
 
 def _timeout(session: Session, stage: Stage) -> float | None:
-    # Spec 10.1: the timeout of the command whose reply is awaited.
+    # Spec 10.1: the timeout of the command whose reply is awaited. Identity tests, commonest
+    # first: a dict built per call, and Stage's Python-level hash, cost more than the lookup.
     config = session.config
-    return {
-        Stage.XFORWARD_NAME_ADDR: config.xforward_timeout,
-        Stage.XFORWARD_PROTO_HELO: config.xforward_timeout,
-        Stage.MAIL: config.mail_timeout,
-        Stage.RCPT: config.rcpt_timeout,
-        Stage.DATA: config.data_init_timeout,
-        Stage.BODY: config.data_xfer_timeout,
-        Stage.DOT: config.data_done_timeout,
-    }[stage]
+    if stage is Stage.RCPT:
+        return config.rcpt_timeout
+    if stage is Stage.MAIL:
+        return config.mail_timeout
+    if stage is Stage.DATA:
+        return config.data_init_timeout
+    if stage is Stage.DOT:
+        return config.data_done_timeout
+    if stage is Stage.BODY:
+        return config.data_xfer_timeout
+    if stage is Stage.XFORWARD_NAME_ADDR or stage is Stage.XFORWARD_PROTO_HELO:
+        return config.xforward_timeout
+    raise KeyError(stage)
 
 
 def _xforward_commands(session: Session, envelope: Envelope) -> list[tuple[Stage, Command]]:
@@ -443,7 +448,7 @@ def _dot(
             session.write(Bdat(len(last), last=True))
             if last:
                 session.write_content(MessageData(last))
-        elif session.pix_delay_dotcrlf and deliver:
+        elif session.pix_dotcrlf_due() and deliver:
             # Spec 8.4: flush everything, wait, and only then send ".".
             yield from session.flush(config.data_xfer_timeout)
             yield from session.sleep(config.pix_workaround_delay_time)
