@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from .._errors import LocalProtocolError, RemoteProtocolError
 from ..body import BodyEncoder, MessageInfo
 from ..commands import Bdat, Command, Data, EndOfData, Mail, MessageData, Quit, Rcpt, Rset, Xforward
-from ..connection import State
 from ..envelope import Envelope
 from ..events import RecipientReply
 from ..message import (
@@ -508,12 +507,9 @@ def _end(session: Session, keep_open: bool, *, abort: bool) -> IO:
             return True
         yield from session.quit()
         return False
-    if session.connection.state is State.CLOSING:
-        # A 421 answered something (RFC 5321 3.8): the server is going away, RSET is pointless.
-        yield from session.close()
-        return False
     config = session.config
     caps = session.capabilities
+    # After a 421 (RFC 5321 3.8) Session.write refuses RSET as a lost connection: closed below.
     try:
         session.write(Rset())
         quit_queued = not keep and caps is not None and caps.pipelining
