@@ -4,7 +4,13 @@ The names below are the stable public surface; the submodules hold the rest. Ada
 supply sockets, TLS and DNS live in :mod:`smtpproto.adapters`, which this package never imports.
 """
 
-from smtpproto._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from smtpproto._errors import (
+    LocalProtocolError,
+    MessageRefused,
+    ProtocolError,
+    Refusal,
+    RemoteProtocolError,
+)
 from smtpproto.body import BodyEncoder, MessageInfo, MessageSource, scan
 from smtpproto.capabilities import Capabilities
 from smtpproto.commands import (
@@ -38,7 +44,6 @@ from smtpproto.events import (
     RecipientReply,
     ServerClosing,
 )
-from smtpproto.message import MessageRefused, Refusal
 from smtpproto.replies import EnhancedStatus, Reply, ReplyLimits, ReplyParser
 from smtpproto.report import DeliveryReport, RecipientResult
 

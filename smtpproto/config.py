@@ -19,8 +19,9 @@ from typing import Any
 
 from . import _parameters
 from ._errors import LocalProtocolError
+from .destinations import KNOWN_PORTS, parse_destinations
 
-__all__ = ["EXTENSION_FIELDS", "KNOWN_PORTS", "ClientConfig"]
+__all__ = ["EXTENSION_FIELDS", "ClientConfig"]
 
 EXTENSION_FIELDS = frozenset({"chunking"})
 """`ClientConfig` fields with no smtp(8) parameter behind them (set them by keyword)."""
@@ -42,10 +43,6 @@ _HELO = re.compile(r"[!-~]+", re.ASCII)
 _PROTOCOL = re.compile(
     r"(!?(SSLv2|SSLv3|TLSv1|TLSv1\.1|TLSv1\.2|TLSv1\.3)|[<>]=(TLSv1|TLSv1\.1|TLSv1\.2|TLSv1\.3))",
     re.ASCII,
-)
-# Symbolic ports without a services-database lookup (spec 14.1 known_tcp_ports).
-KNOWN_PORTS: Mapping[str, int] = MappingProxyType(
-    {"smtp": 25, "lmtp": 24, "smtps": 465, "submissions": 465, "submission": 587}
 )
 
 _TLS_LEVELS = frozenset({"none", "may", "encrypt", "verify", "secure"})
@@ -192,8 +189,6 @@ class ClientConfig:
             if normalized is not value:
                 object.__setattr__(self, f.name, normalized)
         if self.best_mx_transport:
-            from .destinations import parse_destinations
-
             try:
                 parse_destinations(self.best_mx_transport, lmtp=self.lmtp)
             except LocalProtocolError as error:

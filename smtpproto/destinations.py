@@ -6,16 +6,33 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from types import MappingProxyType
+from typing import Literal, Protocol
 
 from ._errors import LocalProtocolError
-from .config import KNOWN_PORTS
 
-if TYPE_CHECKING:
-    from .config import ClientConfig
+__all__ = ["KNOWN_PORTS", "Destination", "PortDefaults", "normalize_domain", "parse_destinations"]
 
-__all__ = ["Destination", "normalize_domain", "parse_destinations"]
+# Symbolic ports without a services-database lookup (spec 14.1 known_tcp_ports).
+KNOWN_PORTS: Mapping[str, int] = MappingProxyType(
+    {"smtp": 25, "lmtp": 24, "smtps": 465, "submissions": 465, "submission": 587}
+)
+
+
+class PortDefaults(Protocol):
+    """Where `parse_destinations` finds default ports; `ClientConfig` is one."""
+
+    @property
+    def tcp_port(self) -> int:
+        """The SMTP port for destinations that name none."""
+        ...
+
+    @property
+    def lmtp_tcp_port(self) -> int:
+        """The LMTP port for destinations that name none."""
+        ...
 
 Kind = Literal["mx", "host", "address", "unix"]
 
@@ -74,7 +91,7 @@ def parse_destinations(
     text: str,
     *,
     lmtp: bool = False,
-    config: ClientConfig | None = None,
+    config: PortDefaults | None = None,
     default_port: int | None = None,
 ) -> tuple[Destination, ...]:
     """Parse a next-hop list; the port defaults to `default_port`, else `config`'s

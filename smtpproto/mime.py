@@ -27,7 +27,7 @@ server without 8BITMIME. A converted top-level or embedded message without MIME-
 base64 decoders skip non-alphabet characters (RFC 2045 6.8), so the decoded content is what
 a lenient reader of the original would get. (3) Not content (RFC 2046 5.1.1).
 
-Refusals (`smtpproto.message.MessageRefused`; spec 8.5 "bounce conditions"): nesting deeper
+Refusals (`smtpproto.MessageRefused`; spec 8.5 "bounce conditions"): nesting deeper
 than `mime_nesting_limit` -> ``5.6.0 MIME nesting exceeds safety limit``; a header block over
 1 MiB -> ``5.6.0 MIME header exceeds safety limit``; 8-bit octets in a header -> ``5.6.3``
 (MIME cannot encode a header field without rewriting it; Postfix sends them raw).
@@ -46,8 +46,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from ._errors import LocalProtocolError
-from .message import MessageRefused, Refusal
+from ._errors import LocalProtocolError, MessageRefused, Refusal
 
 __all__ = ["content_type", "downgrade_8bit", "transfer_encoding"]
 

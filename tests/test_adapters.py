@@ -966,7 +966,7 @@ def test_tls_contexts_verify_only_at_verify_and_secure() -> None:
     # matched by the engine (tlspolicy.check_peer), so the library's hostname check stays off.
     from smtpproto.adapters._tls import client_context
 
-    from smtpproto.tlspolicy import TLSPolicy, tls_parameters
+    from smtpproto.engine.tlspolicy import TLSPolicy, tls_parameters
 
     for level in ("verify", "secure"):
         parameters = tls_parameters(TLSPolicy(level, match=("localhost",)))

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smtpproto import LocalProtocolError
+from smtpproto import LocalProtocolError, Refusal
 from smtpproto.body import (
     BodyEncoder,
     MessageInfo,
@@ -23,7 +23,7 @@ from smtpproto.body import (
     iter_wire,
     scan,
 )
-from smtpproto.message import Refusal, size_refusal, smtputf8_refusal
+from smtpproto.engine.refusals import size_refusal, smtputf8_refusal
 
 FAST = settings(max_examples=200, deadline=None)
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smtpproto import LocalProtocolError
+from smtpproto import LocalProtocolError, MessageRefused
 from smtpproto.body import BodyEncoder, MessageInfo, scan
-from smtpproto.message import MessageRefused, eightbit_refusal, needs_downgrade
+from smtpproto.engine.refusals import eightbit_refusal, needs_downgrade
 from smtpproto.mime import content_type, downgrade_8bit, transfer_encoding
 
 FAST = settings(max_examples=200, deadline=None)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtpproto import LocalProtocolError
-from smtpproto.redact import REDACTED, Secrets, redact_client_line, redact_text
+from smtpproto.engine.redact import REDACTED, Secrets, redact_client_line, redact_text
 from smtpproto.sasl import Login, Plain, SaslCredentials, XOAuth2, encode_response
 
 PASSWORD = "S3cr3t-π"

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from smtpproto import LocalProtocolError
 from smtpproto.config import ClientConfig
 from smtpproto.destinations import parse_destinations
-from smtpproto.requests import MXRecord
-from smtpproto.routing import (
+from smtpproto.engine.routing import (
     Attempts,
     ImplicitMX,
     RouteStatus,
@@ -36,6 +35,7 @@ from smtpproto.routing import (
     shuffle,
     truncate_self,
 )
+from smtpproto.requests import MXRecord
 
 CONFIG = ClientConfig()
 

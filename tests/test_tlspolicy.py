@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtpproto import LocalProtocolError
-from smtpproto.requests import TLSInfo, TLSParameters
-from smtpproto.tlspolicy import (
+from smtpproto.engine.tlspolicy import (
     LEVELS,
     TLSPolicy,
     certificate_matches,
@@ -29,6 +28,7 @@ from smtpproto.tlspolicy import (
     tls_required,
     trust_word,
 )
+from smtpproto.requests import TLSInfo, TLSParameters
 
 FAST = settings(max_examples=200, deadline=None)
 

@@ -33,7 +33,7 @@ from ..requests import (
     Resolve,
     TLSInfo,
 )
-from ..routing import (
+from .routing import (
     Attempts,
     Hop,
     RouteStatus,

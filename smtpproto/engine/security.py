@@ -28,7 +28,6 @@ from ..capabilities import Capabilities
 from ..commands import MAX_COMMAND_LINE, Auth, AuthResponse
 from ..commands import StartTLS as StartTLSCommand
 from ..config import ClientConfig
-from ..redact import Secrets, redact_text
 from ..replies import Reply
 from ..report import TLSState
 from ..requests import IOFailure, IOTimeout, StartTLS, TLSInfo, TLSParameters
@@ -43,7 +42,9 @@ from ..sasl import (
     security_options_for,
     select_mechanism,
 )
-from ..tlspolicy import (
+from .redact import Secrets, redact_text
+from .session import IO, Session, fail_stream, hello
+from .tlspolicy import (
     TLSPolicy,
     check_peer,
     established_message,
@@ -54,7 +55,6 @@ from ..tlspolicy import (
     tls_required,
     trust_word,
 )
-from .session import IO, Session, fail_stream, hello
 from .trouble import Stage, Trouble, handshake_trouble, is_protocol_error_code, local_trouble
 
 __all__ = ["MAX_AUTH_ROUNDS", "SecurityPolicy", "default_policy", "without_auth"]

@@ -27,7 +27,6 @@ from ..commands import (
 from ..config import ClientConfig
 from ..connection import NEED_DATA, ClientConnection, State
 from ..events import Event, Greeting
-from ..redact import redact_client_line
 from ..replies import Reply
 from ..report import TLSState
 from ..requests import (
@@ -42,6 +41,7 @@ from ..requests import (
     Sleep,
     TLSInfo,
 )
+from .redact import redact_client_line
 from .trouble import Server, Stage, Trouble, handshake_trouble, stream_trouble
 
 __all__ = ["IO", "Session", "SessionPolicy", "fail_stream", "handshake", "hello"]

@@ -12,20 +12,20 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .._errors import LocalProtocolError, RemoteProtocolError
+from .._errors import LocalProtocolError, MessageRefused, RemoteProtocolError
 from ..body import BodyEncoder, MessageInfo
 from ..commands import Bdat, Command, Data, EndOfData, Mail, MessageData, Quit, Rcpt, Rset, Xforward
 from ..envelope import Envelope
 from ..events import RecipientReply
-from ..message import (
-    MessageRefused,
+from ..mime import downgrade_8bit
+from ..replies import Reply
+from ..requests import ConnectionLost, IOFailure
+from .refusals import (
     eightbit_refusal,
     needs_downgrade,
     size_refusal,
     smtputf8_refusal,
 )
-from ..replies import Reply
-from ..requests import ConnectionLost, IOFailure
 from .session import IO, Session, fail_stream
 from .trouble import Decision, Ledger, Stage, Trouble, local_trouble, remote_trouble
 
@@ -188,8 +188,6 @@ def _message_chunks(message_chunks: Iterable[bytes], downgrade: bool) -> Iterabl
     # The connection's BodyEncoder does CRLF, dot-stuffing and line length; only the 8bit->7bit
     # conversion (spec 6.5) happens here, before it.
     if downgrade:
-        from ..mime import downgrade_8bit
-
         return downgrade_8bit(message_chunks)
     return message_chunks
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from ._errors import LocalProtocolError
-from .requests import TLSInfo, TLSParameters
+from .._errors import LocalProtocolError
+from ..requests import TLSInfo, TLSParameters
 
 __all__ = [
     "CIPHER_GRADES",

@@ -9,10 +9,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
-from ._errors import LocalProtocolError
-from .config import ClientConfig
-from .destinations import Destination, parse_destinations
-from .requests import MXRecord, Random
+from .._errors import LocalProtocolError
+from ..config import ClientConfig
+from ..destinations import Destination, parse_destinations
+from ..requests import MXRecord, Random
 
 __all__ = [
     "MAX_MX_RECORDS",

@@ -24,58 +24,20 @@ with ``5.6.3`` (RFC 3463: conversion required but not supported).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._errors import LocalProtocolError
+from .._errors import Refusal
 
 if TYPE_CHECKING:
-    from .body import MessageInfo
+    from ..body import MessageInfo
 
 __all__ = [
-    "MessageRefused",
-    "Refusal",
     "eightbit_refusal",
     "needs_downgrade",
     "size_refusal",
     "smtputf8_refusal",
 ]
-
-# RFC 3463 2: class "." subject "." detail; a local refusal is never a success.
-_STATUS = re.compile(r"[45]\.[0-9]{1,3}\.[0-9]{1,3}")
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """The client refuses to send this message: an RFC 3463 status and Postfix-style text."""
-
-    dsn: str
-    text: str
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.dsn, str) or _STATUS.fullmatch(self.dsn) is None:
-            raise LocalProtocolError(f"dsn: expected a 4.x.x or 5.x.x status, got {self.dsn!r}")
-        if not isinstance(self.text, str) or not self.text or not self.text.isprintable():
-            raise LocalProtocolError(f"text: expected one printable line, got {self.text!r}")
-
-    @property
-    def permanent(self) -> bool:
-        """True for a ``5.x.x`` status: the message bounces."""
-        return self.dsn.startswith("5")
-
-    def __str__(self) -> str:
-        return f"{self.dsn} {self.text}"
-
-
-class MessageRefused(LocalProtocolError):
-    """The content cannot be sent as it streams (hostile MIME); `refusal` says why."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(str(refusal))
-        self.refusal = refusal
-
 
 def size_refusal(info: MessageInfo, server_size: int | None, server: str) -> Refusal | None:
     """Spec 6.8: ``5.3.4`` when the server's SIZE limit is above 0 and below the message size.

@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ._errors import LocalProtocolError
-from .sasl import SaslCredentials
+from .._errors import LocalProtocolError
+from ..sasl import SaslCredentials
 
 __all__ = ["REDACTED", "Secrets", "redact_client_line", "redact_text"]
 
