@@ -41,6 +41,12 @@ NEED_DATA: Final = NeedData.NEED_DATA
 """Returned by `ClientConnection.next_event` when no complete event is buffered yet."""
 
 
+# What frozen dataclasses use to fill their own fields, looked up once: CommandReply._trusted
+# runs once per reply.
+_NEW = object.__new__
+_SET = object.__setattr__
+
+
 def _reply(value: object) -> Reply:
     if not isinstance(value, Reply):
         raise LocalProtocolError(f"reply: expected a Reply, got {type(value).__name__}")
@@ -88,12 +94,12 @@ class CommandReply:
 
         For `ClientConnection`, whose replies come from its parser and capabilities from
         `Capabilities.from_reply`: one event per reply, at two thirds of the cost of the
-        validating ``__init__`` (``bench/bench_engine.py``).
+        validating ``__init__`` (``bench/bench_engine.py`` counts it per message).
         """
-        event = object.__new__(cls)
-        object.__setattr__(event, "command", command)
-        object.__setattr__(event, "reply", reply)
-        object.__setattr__(event, "capabilities", capabilities)
+        event = _NEW(cls)
+        _SET(event, "command", command)
+        _SET(event, "reply", reply)
+        _SET(event, "capabilities", capabilities)
         return event
 
     @property
