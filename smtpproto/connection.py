@@ -122,6 +122,7 @@ from .replies import Reply, ReplyLimits, ReplyParser
 
 __all__ = [
     "NEED_DATA",
+    "REPLY_CODES",
     "REPLY_TRANSITIONS",
     "SEND_TRANSITIONS",
     "ClientConnection",
@@ -250,6 +251,29 @@ REPLY_TRANSITIONS: Final[dict[tuple[State, type, str], tuple[State, str]]] = {
 
 # RFC 2920 3.1, RFC 3207 4, RFC 4954 4: nothing may be pipelined after these.
 _GROUP_ENDERS = frozenset({Ehlo, Helo, Lhlo, Data, StartTLS, Noop, Quit, EndOfData})
+
+# RFC 5321 4.3.2 (RFC 3207 4 for STARTTLS, RFC 4954 4 for AUTH, RFC 3030 2 for BDAT, RFC 2033
+# 4.2 for the LMTP end of data): the success and intermediate codes each command may get. A
+# 2xx or 3xx outside its command's set is a reply to some other command, so it is a
+# RemoteProtocolError: a 221 to QUIT can never pass for the end-of-data 250 pipelined before
+# it, nor a 250 for DATA's 354. Negative replies (4xx, 5xx) are the caller's to classify.
+REPLY_CODES: Final[dict[type, frozenset[int]]] = {
+    Ehlo: frozenset({250}),
+    Helo: frozenset({250}),
+    Lhlo: frozenset({250}),
+    StartTLS: frozenset({220}),
+    Auth: frozenset({235, 334}),
+    Xforward: frozenset({250}),
+    Mail: frozenset({250}),
+    Rcpt: frozenset({250, 251}),
+    Data: frozenset({354}),
+    EndOfData: frozenset({250}),
+    Bdat: frozenset({250}),
+    Rset: frozenset({250}),
+    Noop: frozenset({250}),
+    Quit: frozenset({221}),
+}
+"""Command type -> the 2xx and 3xx reply codes it may get (RFC 5321 4.3.2 and extensions)."""
 # RFC 4954 4: the one-round mechanisms that may be pipelined with an initial response.
 _PIPELINABLE_AUTH = frozenset({"PLAIN", "EXTERNAL"})
 # States with an open mail transaction; leaving them forgets the transaction.
@@ -423,6 +447,8 @@ class ClientConnection:
         self._unacknowledged = 0
         self._txn: _Transaction | None = None
         self._error: str | None = None
+        # Replies taken out of the parser by _check_early, returned before any newer one.
+        self._early: deque[Reply] = deque()
 
     # -- public state ---------------------------------------------------------------------
 
@@ -503,6 +529,8 @@ class ClientConnection:
             size = len(data)
             if self._pending:
                 self._check_pipelining(command, size)
+        if kind is not Quit:
+            self._check_early(command)
         # Everything is checked: commit.
         if kind is Mail:
             assert isinstance(command, Mail)
@@ -524,6 +552,39 @@ class ClientConnection:
             self._chunk_complete()
         self._settle()
         return data
+
+    def _check_early(self, command: Command | MessageData | EndOfData) -> None:
+        # Bytes the server sent before this command went out can only answer commands sent
+        # before it. More of them than those commands still owe is a reply to a command not
+        # yet sent (a server answering RCPT and DATA in advance), a surplus reply, or leftover
+        # bytes before a new transaction: matching them to this command would credit it with
+        # another command's reply, so the session ends here and nothing is sent.
+        parser = self._parser
+        reply = parser.next_reply()
+        while reply is not None:
+            self._early.append(reply)
+            reply = parser.next_reply()
+        early = len(self._early) + (1 if parser.partial else 0)
+        if not early or early <= self._owed():
+            return
+        what = f" ({str(self._early[-1])[:80]!r})" if self._early else ""
+        message = (
+            f"the server sent data{what} before {_name(command)} was sent, more than the commands "
+            "before it await: a reply to a command not yet sent, or a surplus reply"
+        )
+        self._fail(message)
+        raise RemoteProtocolError(message)
+
+    def _owed(self) -> int:
+        # The replies still due to the commands outstanding: one each, except the LMTP end of
+        # data, which owes one per accepted recipient not yet answered (RFC 2033 4.2).
+        owed = 0
+        for record in self._pending:
+            if self._lmtp and record.ends_message() and record.txn is not None:
+                owed += len(record.txn.accepted) - record.answered
+            else:
+                owed += 1
+        return owed
 
     def _illegal(self, kind: type) -> str:
         allowed = sorted(k.__name__ for (s, k) in SEND_TRANSITIONS if s is self._state)
@@ -727,6 +788,7 @@ class ClientConnection:
     def _fail(self, message: str) -> None:
         self._error = message
         self._state = _ST_ERROR
+        self._early.clear()
         self._pending.clear()
         self._unacknowledged = 0
         self._txn = None
@@ -736,14 +798,20 @@ class ClientConnection:
         if self._state is _ST_TLS_HANDSHAKE:
             self._check_no_injection()
             return self._end_of_input() if parser.at_eof else NEED_DATA
-        reply = parser.next_reply()
+        reply = self._early.popleft() if self._early else parser.next_reply()
         if reply is None:
             return self._end_of_input() if parser.at_eof else NEED_DATA
         if self._state is _ST_CONNECTING:
             return self._greeting(reply)
         if not self._pending and self._state is _ST_CONTENT:
-            # Postfix spec 7.9: a reply in the middle of the content (an early 552) is the
+            # Rule 7.9: a refusal in the middle of the content (an early 552) is the
             # end-of-data reply; the server no longer reads content, so nothing more is sent.
+            # A success cannot be: the server has not seen the end of the message.
+            if reply.is_positive:
+                raise RemoteProtocolError(
+                    f"reply {str(reply)[:80]!r} before the end of data was sent: a success "
+                    "counts only after the whole content and the final dot (RFC 5321 4.1.1.4)"
+                )
             self._set_state(_ST_ABORTED)
             return _command_reply(EndOfData(), reply)
         if not self._pending:
@@ -800,11 +868,20 @@ class ClientConnection:
             raise RemoteProtocolError(
                 f"reply {reply.code} to BDAT before its chunk was complete (RFC 3030 2)"
             )
-        if 300 <= reply.code < 400:
-            self._check_intermediate(record, reply)
-            if kind is Auth:
-                record.challenged = True
-                return _command_reply(command, reply)
+        code = reply.code
+        if code < 400 and code not in REPLY_CODES[kind]:
+            if code >= 300:
+                self._check_intermediate(record, reply)  # raises, or a refusal (rule 2.5)
+            else:
+                raise RemoteProtocolError(
+                    f"reply {code} to {_name(command)}: it may get only "
+                    f"{_codes(kind)} (RFC 5321 4.3.2); this reply answers something else"
+                )
+        if kind is Auth and code == 334:
+            if record.challenged:
+                raise RemoteProtocolError("a second 334 before the response (RFC 4954 4)")
+            record.challenged = True
+            return _command_reply(command, reply)
         if self._lmtp and record.ends_message():
             return self._recipient_reply(record, reply)
         event = _ANSWER[kind](self, record, reply)
@@ -812,23 +889,14 @@ class ClientConnection:
         return event
 
     def _check_intermediate(self, record: _Pending, reply: Reply) -> None:
-        command = record.command
-        name = type(command).__name__
-        if isinstance(command, Auth):
-            if reply.code != 334:
-                raise RemoteProtocolError(f"{reply.code} to AUTH: only 334 (RFC 4954 4)")
-            if record.challenged:
-                raise RemoteProtocolError("a second 334 before the response (RFC 4954 4)")
-            return
-        if isinstance(command, StartTLS):
-            # NS-06: a 3xx to STARTTLS is impossible, and never a reason to go on.
+        # A 3xx its command may not get. For AUTH, DATA and STARTTLS it would move the session
+        # on (a challenge, the content, a handshake; NS-06), so it is a protocol error; to
+        # any other command it is a refusal for the caller to classify (rule 2.5: 5.5.0).
+        kind = type(record.command)
+        if kind is Auth or kind is Data or kind is StartTLS:
             raise RemoteProtocolError(
-                f"{reply.code} to {name}: a 3xx answers only DATA and AUTH (RFC 5321 4.3.2; NS-06)"
-            )
-        txn = record.txn
-        if isinstance(command, Data) and self._lmtp and (txn is None or not txn.accepted):
-            raise RemoteProtocolError(
-                f"{reply.code} to DATA with no accepted recipient (RFC 2033 4.2: MUST be 503)"
+                f"{reply.code} to {_name(record.command)}: it may get only {_codes(kind)} "
+                "(RFC 5321 4.3.2; NS-06)"
             )
 
     def _forget(self, record: _Pending) -> None:
@@ -929,6 +997,10 @@ class ClientConnection:
     def _answer_data(self, record: _Pending, reply: Reply) -> CommandReply:
         assert isinstance(record.command, Data)
         txn = record.txn
+        if reply.is_intermediate and self._lmtp and (txn is None or not txn.accepted):
+            raise RemoteProtocolError(
+                f"{reply.code} to DATA with no accepted recipient (RFC 2033 4.2: MUST be 503)"
+            )
         if reply.is_intermediate and txn is not None:
             txn.content_allowed = bool(txn.accepted) and not txn.mail_refused
             txn.encoder = BodyEncoder(mode="data", line_length_limit=self._line_length_limit)
@@ -981,6 +1053,17 @@ _ANSWER = {
     Rset: ClientConnection._answer_plain,
     Quit: ClientConnection._answer_plain,
 }
+
+
+def _name(command: Command | MessageData | EndOfData) -> str:
+    kind = type(command)
+    if kind is EndOfData:
+        return "the end of data"
+    return "message data" if kind is MessageData else kind.__name__.upper()
+
+
+def _codes(kind: type) -> str:
+    return " or ".join(str(code) for code in sorted(REPLY_CODES[kind]))
 
 
 def _require(caps: Capabilities | None, keyword: str, name: str) -> None:

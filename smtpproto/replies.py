@@ -265,6 +265,11 @@ class ReplyParser:
         return len(self._buf)
 
     @property
+    def partial(self) -> bool:
+        """True while part of a reply is buffered: lines of an unfinished reply, or a line."""
+        return bool(self._buf or self._lines)
+
+    @property
     def at_eof(self) -> bool:
         """True once ``feed(b"")`` was called."""
         return self._eof

@@ -412,7 +412,11 @@ def _verified(name: str = "mx.example.com") -> TLSInfo:
     )
 
 
-def _tls_session(info: TLSInfo, *after: bytes, ehlo: bytes = EHLO_PLAIN) -> Session:
+# OK is one pipelined flight of MAIL, RCPT and DATA replies: the server must offer PIPELINING.
+EHLO_PIPELINING = b"250-mx.example\r\n250 PIPELINING\r\n"
+
+
+def _tls_session(info: TLSInfo, *after: bytes, ehlo: bytes = EHLO_PIPELINING) -> Session:
     return Session(
         [b"220 mx.example.com ESMTP\r\n", STARTTLS_EHLO, b"220 go\r\n", info, ehlo, *after]
     )

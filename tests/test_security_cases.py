@@ -257,14 +257,26 @@ def test_ns06_354_to_starttls_is_a_protocol_error_never_data(level: str) -> None
     nothing_after_hello(record)
 
 
-@pytest.mark.parametrize("reply", [b"220 EHLO client!\r\n", b"250 go\r\n"])
-def test_ns07_any_2xx_to_starttls_starts_the_handshake(reply: bytes) -> None:
+def test_ns07_220_to_starttls_starts_the_handshake_whatever_its_text() -> None:
     report, record = go(
-        Session([GREETING, EHLO_TLS, reply, DEFAULT_TLS, POST_TLS, *OK]),
+        Session([GREETING, EHLO_TLS, b"220 EHLO client!\r\n", DEFAULT_TLS, POST_TLS, *OK]),
         tls_security_level="encrypt",
     )
     assert statuses(report) == [("sent", "2.0.0")]
     assert len(record.of_type(StartTLSRequest)) == 1
+
+
+@pytest.mark.parametrize("level", ["may", "encrypt"])
+def test_ns07_another_2xx_to_starttls_is_never_a_handshake_nor_plaintext(level: str) -> None:
+    # NS-07 lets us pick: RFC 3207 4 names only 220 (Postfix takes any 2xx). A 250 is a reply
+    # to something else; the session ends without a handshake and without plaintext mail.
+    report, record = go(
+        Session([GREETING, EHLO_TLS, b"250 go\r\n", DEFAULT_TLS, POST_TLS, *OK]),
+        tls_security_level=level,
+    )
+    assert only(report)[:2] == ("deferred", "4.5.0")
+    assert not record.of_type(StartTLSRequest)
+    nothing_after_hello(record)
 
 
 @pytest.mark.parametrize(
