@@ -214,6 +214,10 @@ SEND_TRANSITIONS: Final[dict[tuple[State, type], tuple[State, str]]] = {
     (_S.DOT, Quit): (_S.QUIT_SENT, "Postfix spec 7.3: QUIT pipelined after the end of data"),
     (_S.BDAT_CHUNK, MessageData): (_S.BDAT_CHUNK, "RFC 3030 2: the chunk follows BDAT"),
     (_S.BDAT, Bdat): (_S.BDAT_CHUNK, "RFC 3030 2: the next chunk"),
+    (_S.RCPT, MessageData): (_S.BDAT, "RFC 3030 2: content without DATA goes in BDAT chunks"),
+    (_S.BDAT, MessageData): (_S.BDAT, "RFC 3030 2: more content, framed as BDAT chunks"),
+    (_S.RCPT, EndOfData): (_S.BDAT_LAST, "RFC 3030 2: BDAT n LAST ends the content"),
+    (_S.BDAT, EndOfData): (_S.BDAT_LAST, "RFC 3030 2: BDAT n LAST ends the content"),
     (_S.BDAT_LAST, Quit): (_S.QUIT_SENT, "Postfix spec 7.3: QUIT pipelined after the last chunk"),
     (_S.CLOSING, Quit): (_S.QUIT_SENT, "RFC 5321 3.1, 3.8: QUIT after a refusal or 421"),
     **{
@@ -281,6 +285,9 @@ _TRANSACTION = frozenset(
     {_S.MAIL, _S.RCPT, _S.DATA, _S.CONTENT, _S.DOT, _S.BDAT_CHUNK, _S.BDAT, _S.BDAT_LAST}
 )
 _DEFAULT_LIMITS = ReplyLimits()
+# The largest BDAT header, for the pipelining checks made before a chunk's size is known.
+_MAX_CHUNK = 4294967295
+_LONGEST_BDAT = f"BDAT {_MAX_CHUNK} LAST\r\n".encode()
 # (state, command type) pairs with some reply-side transition: most replies have none.
 _REPLY_KEYS = frozenset((state, kind) for state, kind, _ in REPLY_TRANSITIONS)
 _OVER = frozenset({_S.QUIT_SENT, _S.CLOSED, _S.CLOSING, _S.ABORTED})
@@ -322,6 +329,7 @@ class _Transaction:
     chunk: _Pending | None = None  # the BDAT whose chunk is being sent
     chunk_owed: int = 0
     bdat_refused: bool = False
+    framed: bytearray | None = None  # BDAT content the connection frames: encoded, not sent
 
 
 @dataclass(eq=False, slots=True)
@@ -404,6 +412,8 @@ class ClientConnection:
     spec 7.2). `discard_keywords` are EHLO/LHLO keywords to ignore as if not advertised
     (Postfix ``smtp_discard_ehlo_keywords``, spec 4.5). `line_length_limit` is passed to the
     body encoder for DATA content (Postfix ``smtp_line_length_limit``, spec 8.3).
+    `bdat_chunk_size` is the size from which `MessageData` sent without DATA goes out as a
+    ``BDAT`` chunk (smaller pieces are gathered until then, or until `EndOfData`).
     """
 
     def __init__(
@@ -414,6 +424,7 @@ class ClientConnection:
         pipeline_limit: int = 4096,
         discard_keywords: Iterable[str] = (),
         line_length_limit: int = 998,
+        bdat_chunk_size: int = 65536,
     ) -> None:
         if type(lmtp) is not bool:
             raise LocalProtocolError(f"lmtp: expected a bool, got {lmtp!r}")
@@ -434,7 +445,12 @@ class ClientConnection:
             raise LocalProtocolError(
                 f"line_length_limit: expected an int >= 0, got {line_length_limit!r}"
             )
+        if type(bdat_chunk_size) is not int or bdat_chunk_size < 1:
+            raise LocalProtocolError(
+                f"bdat_chunk_size: expected an int >= 1, got {bdat_chunk_size!r}"
+            )
         self._lmtp = lmtp
+        self._bdat_chunk_size = bdat_chunk_size
         self._pipeline_limit = pipeline_limit
         self._discard = discard
         self._line_length_limit = line_length_limit
@@ -476,6 +492,16 @@ class ClientConnection:
     def pending(self) -> tuple[Command | EndOfData, ...]:
         """Commands sent and not yet completely answered, oldest first (FIFO)."""
         return tuple(p.command for p in self._pending)
+
+    @property
+    def awaiting(self) -> Command | EndOfData | None:
+        """The command whose reply comes next (the oldest outstanding), or None."""
+        return self._pending[0].command if self._pending else None
+
+    @property
+    def outstanding(self) -> int:
+        """How many commands are sent and not yet completely answered."""
+        return len(self._pending)
 
     @property
     def unacknowledged_bytes(self) -> int:
@@ -520,6 +546,8 @@ class ClientConnection:
             assert isinstance(command, MessageData)
             return self._send_content(command)
         assert not isinstance(command, MessageData)
+        if kind is EndOfData and self._state is not _ST_CONTENT:
+            return self._send_chunk(last=True)
         if kind is EndOfData:
             data = self._encoder().finish()
             size = 3  # the ".\r\n" line: the command part of what was just written
@@ -663,11 +691,42 @@ class ClientConnection:
         assert self._txn is not None
         if self._txn.bdat_refused:
             raise LocalProtocolError("Bdat: a BDAT was refused; no more (RFC 3030 2)")
+        if self._txn.framed is not None:
+            raise LocalProtocolError(
+                "Bdat: this content is framed by the connection (MessageData without DATA); "
+                "send MessageData and EndOfData, not Bdat"
+            )
+
+    def _allow_framed(self, name: str) -> None:
+        # MessageData or EndOfData without DATA: the connection frames them as BDAT chunks.
+        txn = self._txn
+        assert txn is not None
+        _require(self._capabilities, "CHUNKING", name)
+        if txn.bdat_refused:
+            raise LocalProtocolError(f"{name}: a BDAT was refused; no more (RFC 3030 2)")
+        if self._state is _ST_BDAT and txn.framed is None:
+            raise LocalProtocolError(
+                f"{name}: the chunks so far were sent with Bdat; go on with Bdat (RFC 3030 2)"
+            )
+        if txn.mail.body == "BINARYMIME":
+            raise LocalProtocolError(
+                f"{name}: BODY=BINARYMIME content is not encoded; send it with Bdat (RFC 3030 3)"
+            )
+        if self._pending:
+            # A chunk may go out now; check as for its longest header.
+            self._check_pipelining(Bdat(_MAX_CHUNK, last=True), len(_LONGEST_BDAT))
+
+    def _allow_end_of_data(self, command: Command | MessageData | EndOfData) -> None:
+        if self._state is not _ST_CONTENT:
+            self._allow_framed("EndOfData")
 
     def _allow_message_data(self, command: Command | MessageData | EndOfData) -> None:
         assert isinstance(command, MessageData)
         txn = self._txn
         assert txn is not None
+        if self._state is _ST_RCPT or self._state is _ST_BDAT:
+            self._allow_framed("MessageData")
+            return
         if self._state is _ST_CONTENT and not txn.content_allowed:
             raise LocalProtocolError(
                 "MessageData: no recipient was accepted (or MAIL was refused): only "
@@ -726,12 +785,46 @@ class ClientConnection:
         assert txn is not None
         if self._state is _ST_CONTENT:
             return self._encoder().feed(command.data)
+        if self._state is not _ST_BDAT_CHUNK:
+            framed = self._framing(txn)
+            assert txn.encoder is not None
+            framed += txn.encoder.feed(command.data)
+            if len(framed) < self._bdat_chunk_size:
+                self._set_state(_ST_BDAT)
+                return b""
+            return self._send_chunk(last=False)
         # BDAT: the caller's chunk, counted, unchanged (RFC 3030 2: exact octet counts).
         txn.chunk_owed -= len(command.data)
         if txn.chunk_owed == 0:
             self._chunk_complete()
             self._settle()
         return command.data
+
+    def _framing(self, txn: _Transaction) -> bytearray:
+        if txn.framed is None:
+            txn.framed = bytearray()
+            txn.encoder = BodyEncoder(mode="bdat", line_length_limit=self._line_length_limit)
+        return txn.framed
+
+    def _send_chunk(self, *, last: bool) -> bytes:
+        # RFC 3030 2: the content gathered so far as one chunk, its exact size in the header.
+        txn = self._txn
+        assert txn is not None
+        framed = self._framing(txn)
+        if last:
+            assert txn.encoder is not None
+            framed += txn.encoder.finish()
+        command = Bdat(len(framed), last=last)
+        self._check_early(command)
+        header = command.encode()
+        data = header + framed
+        framed.clear()
+        record = _Pending(command, len(header), txn)
+        self._pending.append(record)
+        self._unacknowledged += len(header)
+        self._set_state(_ST_BDAT_LAST if last else _ST_BDAT)
+        self._settle()
+        return data
 
     def _chunk_complete(self) -> None:
         txn = self._txn
@@ -1031,7 +1124,7 @@ _CHECKS: dict[type, _CheckFn | None] = {
     Data: ClientConnection._allow_data,
     Bdat: ClientConnection._allow_bdat,
     MessageData: ClientConnection._allow_message_data,
-    EndOfData: None,
+    EndOfData: ClientConnection._allow_end_of_data,
     Noop: None,
     Rset: None,
     Quit: None,

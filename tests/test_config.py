@@ -80,6 +80,8 @@ CASES: dict[str, tuple[Any, Any]] = {
     "smtp_randomize_addresses": ("false", False),
     "smtp_rcpt_timeout": ("90s", 90.0),
     "smtp_rset_timeout": ("1m", 60.0),
+    "smtp_per_request_deadline": ("yes", True),
+    "smtp_min_data_rate": ("1000", 1000),
     "smtp_sasl_auth_enable": ("yes", True),
     "smtp_sasl_mechanism_filter": ("plain, login", ("plain", "login")),
     "smtp_sasl_password_maps": (

@@ -198,6 +198,7 @@ def test_each_reply_read_uses_the_timeout_of_the_awaited_command() -> None:
         rcpt_timeout=13,
         data_init_timeout=14,
         data_done_timeout=16,
+        per_request_deadline=False,
     )
     timeouts = [r.timeout for r in record.of_type(Receive)]
     assert timeouts[:6] == [11, 11, 12, 13, 14, 16]

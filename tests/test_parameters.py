@@ -287,13 +287,18 @@ def test_connect_timeout_is_the_connect_request_timeout() -> None:
 
 
 def test_data_xfer_timeout_bounds_each_body_write() -> None:
-    _, record = go(smtp(*OK), data_xfer_timeout=17)
+    _, record = go(smtp(*OK), data_xfer_timeout=17, per_request_deadline=False)
     body = [s for s in record.of_type(Send) if b"hello" in s.data]
     assert body and all(s.timeout == 17 for s in body)
 
 
 def test_quit_timeout_bounds_the_quit_exchange() -> None:
-    _, record = go(smtp(*OK, b"221 bye\r\n"), skip_quit_response=False, quit_timeout=9)
+    _, record = go(
+        smtp(*OK, b"221 bye\r\n"),
+        skip_quit_response=False,
+        quit_timeout=9,
+        per_request_deadline=False,
+    )
     # QUIT rides with the end of data (its write is bounded by data_done_timeout); the reply
     # to it is read within quit_timeout.
     assert record.of_type(Receive)[-1].timeout == 9
@@ -307,6 +312,7 @@ def test_rset_timeout_bounds_the_probe_before_reuse() -> None:
         recipients=("a@x", "b@x"),
         destination_recipient_limit=1,
         rset_timeout=5,
+        per_request_deadline=False,
     )
     assert statuses(report) == [("sent", "2.0.0")] * 2
     rset = next(
@@ -336,6 +342,7 @@ def test_xforward_timeout_bounds_the_xforward_reply() -> None:
         envelope=env,
         send_xforward_command=True,
         xforward_timeout=21,
+        per_request_deadline=False,
     )
     assert b"XFORWARD ADDR=198.51.100.7\r\n" in record.sent()
     assert 21 in [r.timeout for r in record.of_type(Receive)]
@@ -348,6 +355,7 @@ def test_starttls_timeout_bounds_the_command_and_the_handshake() -> None:
         Session([b"220 mx\r\n", ehlo, b"220 go\r\n", tls, EHLO_PLAIN, *OK]),
         tls_security_level="may",
         starttls_timeout=33,
+        per_request_deadline=False,
     )
     (handshake,) = record.of_type(StartTLS)
     assert handshake.timeout == 33

@@ -54,7 +54,7 @@ from .routing import (
 )
 from .security import default_policy
 from .session import IO, Session, SessionPolicy, handshake
-from .transaction import PIPELINE_LIMIT, run_transaction
+from .transaction import PIPELINE_LIMIT, EnvelopeCommands, run_transaction
 from .trouble import Ledger, Server, Trouble, connect_trouble, local_trouble
 
 __all__ = ["close_session", "deliver", "open_session", "transact"]
@@ -260,6 +260,7 @@ def _walk_batch(
     walk: _Walk,
     hops: tuple[Hop, ...],
     envelope: Envelope,
+    commands: EnvelopeCommands,
     message: MessageSource,
     info: MessageInfo,
     ledger: Ledger,
@@ -312,7 +313,14 @@ def _walk_batch(
             session.arrival = envelope.arrival
             attempts = replace(attempts, sessions=attempts.sessions + 1)
             kept = yield from run_transaction(
-                session, envelope, iter_chunks(message), info, ledger, left(), keep_open=keep_open
+                session,
+                envelope,
+                commands,
+                iter_chunks(message),
+                info,
+                ledger,
+                left(),
+                keep_open=keep_open,
             )
             walk.tls = session.tls or walk.tls
             walk.tls_states[server.relay] = session.tls_state
@@ -370,6 +378,8 @@ def deliver(
     lmtp = config.lmtp
     hops = _hops(destination, config)
     info = scan(message)
+    # Every address is checked before the first request: nothing raises once mail went out.
+    commands = EnvelopeCommands.build(envelope, info, config)
     walk = _Walk(config, clock, rng, nonce, lmtp)
     ledger = Ledger((r.address for r in envelope.recipients), clock=clock)
     count = len(envelope.recipients)
@@ -381,6 +391,7 @@ def deliver(
             walk,
             hops,
             envelope,
+            commands,
             message,
             info,
             ledger,
@@ -444,6 +455,8 @@ def transact(
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
     if not isinstance(session, Session):
         raise LocalProtocolError(f"session: expected Session, got {type(session).__name__}")
+    info = scan(message)
+    commands = EnvelopeCommands.build(envelope, info, session.config)
     start = len(session.transcript)
     session.server = replace(session.server, final=True)
     ledger = Ledger(
@@ -462,7 +475,7 @@ def transact(
     if usable:
         session.arrival = envelope.arrival
         yield from run_transaction(
-            session, envelope, iter_chunks(message), scan(message), ledger, batch, keep_open=True
+            session, envelope, commands, iter_chunks(message), info, ledger, batch, keep_open=True
         )
     else:
         ledger.fail(

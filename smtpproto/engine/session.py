@@ -35,6 +35,7 @@ from ..requests import (
     ConnectionLost,
     IOFailure,
     IORequest,
+    IOTimeout,
     Random,
     Receive,
     Send,
@@ -44,13 +45,44 @@ from ..requests import (
 from .redact import redact_client_line
 from .trouble import Server, Stage, Trouble, handshake_trouble, stream_trouble
 
-__all__ = ["IO", "Session", "SessionPolicy", "fail_stream", "handshake", "hello"]
+__all__ = ["IO", "Budget", "Session", "SessionPolicy", "fail_stream", "handshake", "hello"]
 
 IO = Generator[IORequest, Any, Any]
 """The type of every engine generator: yields requests, receives their results."""
 
 # Spec 3.3: a greeting made only of these characters is Cisco PIX's mangled banner.
 _PIX_BANNER = frozenset("20 *\t\n")
+
+
+class Budget:
+    """The time one request may take: a limit per read or write, or a deadline (rule 10.2).
+
+    Postfix 3.7's ``smtp_per_request_deadline``: with `deadline` on, the limit covers sending
+    the whole request and receiving its whole reply, so a peer that trickles one byte at a
+    time cannot stretch it; without, each read or write gets the whole limit again. During
+    the content, `credit` adds time for the octets written (``smtp_min_data_rate``).
+    """
+
+    __slots__ = ("_clock", "_end", "_limit")
+
+    def __init__(self, clock: Callable[[], float], limit: float | None, deadline: bool) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._end = clock() + limit if deadline and limit is not None else None
+
+    def timeout(self) -> float | None:
+        """The timeout for the next read or write; `IOTimeout` once the deadline passed."""
+        if self._end is None:
+            return self._limit
+        left = self._end - self._clock()
+        if left <= 0:
+            raise IOTimeout(f"deadline of {self._limit}s passed")
+        return left
+
+    def credit(self, octets: int, rate: int) -> None:
+        """Octets written earn ``octets / rate`` seconds, never beyond the whole limit ahead."""
+        if self._end is not None and self._limit is not None and rate > 0:
+            self._end = min(self._end + octets / rate, self._clock() + self._limit)
 
 
 @dataclass
@@ -116,21 +148,36 @@ class Session:
         return len(data)
 
     def write_content(self, content: MessageData | EndOfData) -> None:
-        """Queue message content (encoded by the connection); no transcript line for it."""
+        """Queue message content (encoded by the connection); the transcript shows its end
+        and the BDAT header of each chunk, never the content itself."""
         self._check_usable(content)
-        self._out += self.connection.send(content)
+        in_data = self.connection.state is State.CONTENT
+        data = self.connection.send(content)
+        self._out += data
+        if in_data:
+            if type(content) is EndOfData:
+                self.transcript.append("Out: .")
+        elif data:
+            # A chunk the connection framed: its data starts with the BDAT header line.
+            self.transcript.append("Out: " + data[: data.index(b"\r\n")].decode("ascii"))
 
     @property
     def buffered(self) -> int:
         """Bytes queued and not yet handed to the adapter."""
         return len(self._out)
 
-    def flush(self, timeout: float | None) -> IO:
-        """Write everything queued in one ``Send``."""
-        if self._out:
-            data = bytes(self._out)
-            self._out.clear()
-            yield Send(self.channel, data, timeout)
+    def budget(self, timeout: float | None) -> Budget:
+        """The time budget of one request under this session's deadline setting."""
+        return Budget(self.clock, timeout, self.config.per_request_deadline)
+
+    def flush(self, budget: Budget) -> IO:
+        """Write everything queued in one ``Send``; returns the number of octets written."""
+        if not self._out:
+            return 0
+        data = bytes(self._out)
+        self._out.clear()
+        yield Send(self.channel, data, budget.timeout())
+        return len(data)
 
     def discard_output(self) -> None:
         """Forget queued output (spec 7.9: after a body write failure nothing more is sent)."""
@@ -141,12 +188,15 @@ class Session:
     def read(self, timeout: float | None) -> IO:
         """Flush, then read until the connection has the next event; return it.
 
-        End of stream while a reply is awaited is a lost connection (spec 10.4).
+        `timeout` is the limit of the request (rule 10.1), per call or as a deadline for the
+        flush and every read of the reply (rule 10.2). End of stream while a reply is awaited
+        is a lost connection (rule 10.4).
         """
-        yield from self.flush(timeout)
+        budget = self.budget(timeout)
+        yield from self.flush(budget)
         event = self.connection.next_event()
         while event is NEED_DATA:
-            data = yield Receive(self.channel, timeout)
+            data = yield Receive(self.channel, budget.timeout())
             if not data:
                 # A complete reply is always taken before reading again, so EOF here is EOF
                 # while a reply is awaited (spec 1.10, 10.4).
@@ -169,7 +219,7 @@ class Session:
         return reply
 
     def command(self, command: Command, timeout: float | None) -> IO:
-        """Send one command and return its reply (no pipelining)."""
+        """Send one command and return the reply to it (no pipelining)."""
         self.write(command)
         reply: Reply = yield from self.read_reply(timeout)
         return reply
@@ -207,7 +257,7 @@ class Session:
             try:
                 self.write(Quit())
                 if self.config.skip_quit_response:
-                    yield from self.flush(timeout)
+                    yield from self.flush(self.budget(timeout))
                 else:
                     yield from self.read(timeout)
             except (IOFailure, RemoteProtocolError):

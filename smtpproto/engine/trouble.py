@@ -222,6 +222,10 @@ class Ledger:
         """Indices of the recipients with no result yet, in envelope order."""
         return tuple(i for i in range(len(self._addresses)) if i not in self._results)
 
+    def is_pending(self, index: int) -> bool:
+        """True while recipient `index` has no result yet."""
+        return index not in self._results
+
     @property
     def destination_down(self) -> bool:
         """Spec 2.1: site trouble deferred recipients and no session completed a transaction."""
