@@ -42,9 +42,8 @@ Rules beyond the tables, each tested in ``tests/test_connection.py``:
   ENVID, NOTIFY, ORCPT and AUTH=. A HELO session has no extensions. A RCPT with a non-ASCII
   address needs a MAIL with ``smtputf8=True`` (RFC 6531 3.4); BODY=BINARYMIME needs BDAT
   (RFC 3030 3).
-- STARTTLS (RFC 3207): any 2xx is success, as in Postfix (``code / 100 == 2``; RFC 3207 names
-  only 220, and the TLS handshake decides anyway, NS-07); a 3xx is a `RemoteProtocolError`
-  (NS-06). After the positive reply, any byte the server sent past it, whether it arrived
+- STARTTLS (RFC 3207 4): 220 is success (Postfix takes any 2xx; NS-07 lets us pick the RFC);
+  another 2xx or a 3xx is a `RemoteProtocolError` (NS-06). After the positive reply, any byte the server sent past it, whether it arrived
   with the reply or before `tls_established`, is a `RemoteProtocolError`, CRLF or not
   (NS-01). After `tls_established` the capabilities, and a previous AUTH, are forgotten;
   only EHLO/LHLO or QUIT may follow until a positive reply (NS-10), HELO after a refused
@@ -53,28 +52,35 @@ Rules beyond the tables, each tested in ``tests/test_connection.py``:
   (RP-12). A 334 is delivered as a `CommandReply` for the AUTH (``is_challenge``), and only
   then may one `AuthResponse` be sent. AUTH in a transaction, a second AUTH after success, or
   an AUTH while another is unanswered are refused (AU-16).
-- Replies are matched in order to the commands sent. A 3xx to STARTTLS is a
-  `RemoteProtocolError` (NS-06), and to AUTH anything but a 334; a 3xx to any other command
-  but DATA is delivered like a refusal, for the caller to classify (Postfix spec 1.8: status
-  5.5.0), and never counts as success. A reply in the middle of the message content (no
-  end of data sent) is the end-of-data reply, early (Postfix spec 7.9: an early 552): the
-  state becomes ABORTED and nothing more may be sent. A 421 to any command but QUIT means
+- Replies are matched in order to the commands sent, and only to a command that was sent
+  and may get that code. Each command type has its success and intermediate codes
+  (`REPLY_CODES`, RFC 5321 4.3.2): any other 2xx or 3xx answers something else, so it is a
+  `RemoteProtocolError` (Postfix reads a stray 3xx as a 5.5.0 refusal, quirk Q2); refusals
+  (4xx, 5xx) are events for the caller to classify. `send` raises `RemoteProtocolError`, and
+  sends nothing, when the server already sent more than the commands before it owe: a reply
+  in advance, a surplus reply, leftover bytes before a new transaction. A refusal in the
+  middle of the message content (no end of data sent) is the end-of-data reply, early (rule
+  7.9: an early 552): the state becomes ABORTED and nothing more may be sent; a success
+  there is a `RemoteProtocolError`, as the server has not seen the end of the message. A 421 to any command but QUIT means
   the server is closing (RFC 5321 3.8): the commands still unanswered are dropped and only
   QUIT may be sent; a 421 with nothing outstanding is a `ServerClosing` event (CV-10c); any
   other reply with nothing outstanding is a `RemoteProtocolError` (RP-18, CV-10b). End of
   input with nothing outstanding, or with only a QUIT outstanding (NS-19: the QUIT reply
   never matters, Postfix spec 9.7), and no partial reply, is `ConnectionClosed`; any other
   end of input is a `RemoteProtocolError`.
-- Message content: after a 3xx to DATA, `MessageData` chunks go through a streaming
+- Message content: after a 354 to DATA, `MessageData` chunks go through a streaming
   `BodyEncoder` (CRLF normalization, dot-stuffing, line length) and `EndOfData` returns the
   encoder's finish (the rest and ``.\\r\\n``). When every RCPT was refused, or MAIL was, only
   `EndOfData` may follow the 354: the empty message of Postfix spec 7.7. LMTP: a 354 with no
   accepted recipient is a `RemoteProtocolError` (RFC 2033 4.2: such a DATA MUST fail), and the
   end of data gets one `RecipientReply` per accepted RCPT, in order (RFC 2033 4.2; RP-22).
-- BDAT (RFC 3030): ``Bdat(size)`` is followed by `MessageData` totalling exactly `size`
-  octets, which go out unchanged: the caller builds chunks with ``BodyEncoder(mode="bdat")``
-  to know their size first. A reply to a BDAT before its chunk is complete is a
-  `RemoteProtocolError`; after a refused BDAT no other BDAT may follow (RFC 3030 2).
+- BDAT (RFC 3030): `MessageData` and `EndOfData` sent without DATA (CHUNKING advertised) are
+  framed by the connection like DATA content: encoded (CRLF, line length; no dot-stuffing),
+  gathered up to ``bdat_chunk_size`` octets per ``BDAT n`` chunk, and ended by
+  ``BDAT n LAST``. For content that must go out unchanged (BODY=BINARYMIME), ``Bdat(size)``
+  is followed by `MessageData` totalling exactly `size` octets; the two ways do not mix in
+  one transaction. A reply to a BDAT before its chunk is complete is a `RemoteProtocolError`;
+  after a refused BDAT no other BDAT may follow (RFC 3030 2).
 """
 
 from __future__ import annotations
@@ -963,13 +969,13 @@ class ClientConnection:
             )
         code = reply.code
         if code < 400 and code not in REPLY_CODES[kind]:
-            if code >= 300:
-                self._check_intermediate(record, reply)  # raises, or a refusal (rule 2.5)
-            else:
-                raise RemoteProtocolError(
-                    f"reply {code} to {_name(command)}: it may get only "
-                    f"{_codes(kind)} (RFC 5321 4.3.2); this reply answers something else"
-                )
+            # Quirk Q2 (rule 2.5): Postfix reads such a reply as a 5.5.0 refusal. It is the
+            # reply to some other command, so the replies are out of step with the commands
+            # and no later reply can be trusted either (NS-06: never a handshake or content).
+            raise RemoteProtocolError(
+                f"reply {code} to {_name(command)}: it may get only {_codes(kind)} "
+                "(RFC 5321 4.3.2); this reply answers something else"
+            )
         if kind is Auth and code == 334:
             if record.challenged:
                 raise RemoteProtocolError("a second 334 before the response (RFC 4954 4)")
@@ -980,17 +986,6 @@ class ClientConnection:
         event = _ANSWER[kind](self, record, reply)
         self._complete(record, reply)
         return event
-
-    def _check_intermediate(self, record: _Pending, reply: Reply) -> None:
-        # A 3xx its command may not get. For AUTH, DATA and STARTTLS it would move the session
-        # on (a challenge, the content, a handshake; NS-06), so it is a protocol error; to
-        # any other command it is a refusal for the caller to classify (rule 2.5: 5.5.0).
-        kind = type(record.command)
-        if kind is Auth or kind is Data or kind is StartTLS:
-            raise RemoteProtocolError(
-                f"{reply.code} to {_name(record.command)}: it may get only {_codes(kind)} "
-                "(RFC 5321 4.3.2; NS-06)"
-            )
 
     def _forget(self, record: _Pending) -> None:
         # `record` got its last reply (it is always the head: replies come in order).
