@@ -43,31 +43,30 @@ Rules beyond the tables, each tested in ``tests/test_connection.py``:
   address needs a MAIL with ``smtputf8=True`` (RFC 6531 3.4); BODY=BINARYMIME needs BDAT
   (RFC 3030 3).
 - STARTTLS (RFC 3207 4): 220 is success (Postfix takes any 2xx; NS-07 lets us pick the RFC);
-  another 2xx or a 3xx is a `RemoteProtocolError` (NS-06). After the positive reply, any byte the server sent past it, whether it arrived
-  with the reply or before `tls_established`, is a `RemoteProtocolError`, CRLF or not
-  (NS-01). After `tls_established` the capabilities, and a previous AUTH, are forgotten;
-  only EHLO/LHLO or QUIT may follow until a positive reply (NS-10), HELO after a refused
-  EHLO (NS-15); a second STARTTLS is refused (NS-11).
+  another 2xx or a 3xx is a `RemoteProtocolError` (NS-06). After the positive reply, any byte the
+  server sent past it, whether it arrived with the reply or before `tls_established`, is a
+  `RemoteProtocolError`, CRLF or not (NS-01). After `tls_established` the capabilities, and a
+  previous AUTH, are forgotten; only EHLO/LHLO or QUIT may follow until a positive reply (NS-10),
+  HELO after a refused EHLO (NS-15); a second STARTTLS is refused (NS-11).
 - AUTH (RFC 4954): while an AUTH is unanswered the reply parser accepts long 334 lines
   (RP-12). A 334 is delivered as a `CommandReply` for the AUTH (``is_challenge``), and only
   then may one `AuthResponse` be sent. AUTH in a transaction, a second AUTH after success, or
   an AUTH while another is unanswered are refused (AU-16).
-- Replies are matched in order to the commands sent, and only to a command that was sent
-  and may get that code. Each command type has its success and intermediate codes
-  (`REPLY_CODES`, RFC 5321 4.3.2): any other 2xx or 3xx answers something else, so it is a
-  `RemoteProtocolError` (Postfix reads a stray 3xx as a 5.5.0 refusal, quirk Q2); refusals
-  (4xx, 5xx) are events for the caller to classify. `send` raises `RemoteProtocolError`, and
-  sends nothing, when the server already sent more than the commands before it owe: a reply
-  in advance, a surplus reply, leftover bytes before a new transaction. A refusal in the
-  middle of the message content (no end of data sent) is the end-of-data reply, early (rule
-  7.9: an early 552): the state becomes ABORTED and nothing more may be sent; a success
-  there is a `RemoteProtocolError`, as the server has not seen the end of the message. A 421 to any command but QUIT means
-  the server is closing (RFC 5321 3.8): the commands still unanswered are dropped and only
-  QUIT may be sent; a 421 with nothing outstanding is a `ServerClosing` event (CV-10c); any
-  other reply with nothing outstanding is a `RemoteProtocolError` (RP-18, CV-10b). End of
-  input with nothing outstanding, or with only a QUIT outstanding (NS-19: the QUIT reply
-  never matters, Postfix spec 9.7), and no partial reply, is `ConnectionClosed`; any other
-  end of input is a `RemoteProtocolError`.
+- Replies are matched in order to the commands sent, and only to a command that was sent and may
+  get that code. Each command type has its success and intermediate codes (`REPLY_CODES`, RFC 5321
+  4.3.2): any other 2xx or 3xx answers something else, so it is a `RemoteProtocolError` (Postfix
+  reads a stray 3xx as a 5.5.0 refusal, quirk Q2); refusals (4xx, 5xx) are events for the caller
+  to classify. `send` raises `RemoteProtocolError`, and sends nothing, when the server already
+  sent more than the commands before it owe: a reply in advance, a surplus reply, leftover bytes
+  before a new transaction. A refusal in the middle of the message content (no end of data sent)
+  is the end-of-data reply, early (rule 7.9: an early 552): the state becomes ABORTED and nothing
+  more may be sent; a success there is a `RemoteProtocolError`, as the server has not seen the end
+  of the message. A 421 to any command but QUIT means the server is closing (RFC 5321 3.8): the
+  commands still unanswered are dropped and only QUIT may be sent; a 421 with nothing outstanding
+  is a `ServerClosing` event (CV-10c); any other reply with nothing outstanding is a
+  `RemoteProtocolError` (RP-18, CV-10b). End of input with nothing outstanding, or with only a
+  QUIT outstanding (NS-19: the QUIT reply never matters, Postfix spec 9.7), and no partial reply,
+  is `ConnectionClosed`; any other end of input is a `RemoteProtocolError`.
 - Message content: after a 354 to DATA, `MessageData` chunks go through a streaming
   `BodyEncoder` (CRLF normalization, dot-stuffing, line length) and `EndOfData` returns the
   encoder's finish (the rest and ``.\\r\\n``). When every RCPT was refused, or MAIL was, only
