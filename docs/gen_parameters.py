@@ -68,7 +68,7 @@ changed it (`line_length_limit`, `tls_security_level`, the TLS grades).
 EXTRA_HEADER = """
 ## postconf(5) parameters beyond the smtp(8) listing
 
-The client policy also relies on these (spec sections 9 and 14); they follow the same rules.
+The client policy also relies on these (rules 9 and 14); they follow the same rules.
 
 {table_head}"""
 

@@ -1,5 +1,5 @@
 """ClientConfig and from_postconf: every smtp(8) parameter is either read or refused with a
-reason (issue 4, issue 10's table)."""
+reason (smtpproto/_parameters.py, docs/parameters.md)."""
 
 from __future__ import annotations
 
@@ -248,7 +248,7 @@ def test_myhostname_becomes_the_helo_name_when_none_is_given() -> None:
 
 
 def test_from_postconf_keeps_postfix_meaning_of_sasl_tls_security_options() -> None:
-    # Issue 6: the constructor default is noanonymous; a Postfix configuration keeps Postfix's.
+    # Quirk Q9: the constructor default is noanonymous; a Postfix configuration keeps Postfix's.
     assert ClientConfig().sasl_tls_security_options == frozenset({"noanonymous"})
     postfix = ClientConfig.from_postconf({})
     assert postfix.sasl_tls_security_options == frozenset({"noplaintext", "noanonymous"})
