@@ -17,8 +17,8 @@ although it was none (message content sent to a server that did not ask for it).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from smtpproto.requests import (
@@ -38,6 +38,7 @@ __all__ = ["Behaviour", "Server", "drive"]
 T = TypeVar("T")
 
 Kind = Literal["normal", "code", "twice", "early", "silent", "close", "deaf"]
+Target = Literal["EHLO", "HELO", "MAIL", "RCPT", "DATA", "END", "CHUNK", "RSET", "QUIT", "OTHER"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class Behaviour:
     kind: Kind = "normal"
     code: int = 250
     cut: int = 10_000
+    target: Target = "EHLO"
+    """The reply this behaviour applies to: the `nth` (from 0) reply of this kind."""
+    nth: int = 0
 
     @property
     def hostile(self) -> bool:
@@ -78,9 +82,9 @@ class _Transaction:
 
 @dataclass
 class Server:
-    """One connection's worth of hostile server; `behaviours` is consumed one per reply."""
+    """One connection's worth of hostile server; each behaviour applies to the reply it targets."""
 
-    behaviours: Iterator[Behaviour]
+    behaviours: list[Behaviour]
     lmtp: bool = False
     pipelining: bool = True
     chunking: bool = False
@@ -102,10 +106,17 @@ class Server:
     _closed: bool = False
     _deaf: bool = False
     _advance: int | None = None
+    _seen: dict[str, int] = field(default_factory=dict)
     """The code already sent for the next command (an ``early`` reply)."""
 
     def __post_init__(self) -> None:
         self.out += b"220 mx.example ESMTP hostile\r\n"
+
+    def plan(self, behaviours: list[Behaviour]) -> None:
+        """Add behaviours counted from now: ``nth=0`` is the next reply of its kind."""
+        self.behaviours.extend(
+            replace(b, nth=b.nth + self._seen.get(b.target, 0)) for b in behaviours
+        )
 
     # -- the client's side of the channel ----------------------------------------------------
 
@@ -131,12 +142,17 @@ class Server:
 
     # -- the server's side ------------------------------------------------------------------
 
-    def _behaviour(self) -> Behaviour:
-        behaviour = next(self.behaviours, NORMAL)
-        self.hostile = self.hostile or behaviour.hostile
-        return behaviour
+    def _behaviour(self, target: Target) -> Behaviour:
+        nth = self._seen.get(target, 0)
+        self._seen[target] = nth + 1
+        for i, behaviour in enumerate(self.behaviours):
+            if behaviour.target == target and behaviour.nth == nth:
+                del self.behaviours[i]
+                self.hostile = self.hostile or behaviour.hostile
+                return behaviour
+        return NORMAL
 
-    def _reply(self, reply: bytes) -> tuple[int | None, bool]:
+    def _reply(self, reply: bytes, target: Target) -> tuple[int | None, bool]:
         """Answer a command with `reply`, as the next behaviour says.
 
         Returns the code the client got for this command (None: no complete reply) and
@@ -147,7 +163,7 @@ class Server:
         if self._advance is not None:
             code, self._advance = self._advance, None
             return code, False
-        behaviour = self._behaviour()
+        behaviour = self._behaviour(target)
         kind = behaviour.kind
         code = int(reply[:3])
         if kind == "code":
@@ -193,7 +209,7 @@ class Server:
                 if self._chunk_last:
                     self._end_of_data()
                 else:
-                    self._reply(b"250 2.0.0 chunk ok\r\n")
+                    self._reply(b"250 2.0.0 chunk ok\r\n", "CHUNK")
                 continue
             end = self._in.find(b"\r\n")
             if end < 0:
@@ -206,7 +222,7 @@ class Server:
         verb = _VERBS.match(line)
         if verb is None:
             self.garbage.append(line)
-            self._reply(b"500 5.5.2 unknown command\r\n")
+            self._reply(b"500 5.5.2 unknown command\r\n", "OTHER")
             return
         name = verb.group(1).upper()
         if name in (b"EHLO", b"LHLO"):
@@ -216,35 +232,35 @@ class Server:
             if self.chunking:
                 keywords.append(b"CHUNKING")
             lines = [b"250-" + k for k in keywords[:-1]] + [b"250 " + keywords[-1]]
-            self._reply(b"\r\n".join(lines) + b"\r\n")
+            self._reply(b"\r\n".join(lines) + b"\r\n", "EHLO")
         elif name in (b"HELO", b"RSET", b"NOOP"):
             self._txn = _Transaction()
-            self._reply(b"250 2.0.0 ok\r\n")
+            self._reply(b"250 2.0.0 ok\r\n", "RSET" if name == b"RSET" else "HELO")
         elif name == b"QUIT":
-            self._reply(b"221 2.0.0 bye\r\n")
+            self._reply(b"221 2.0.0 bye\r\n", "QUIT")
             self._closing = True
         elif name == b"MAIL FROM:":
             self._txn = _Transaction()
-            code, in_time = self._reply(b"250 2.1.0 ok\r\n")
+            code, in_time = self._reply(b"250 2.1.0 ok\r\n", "MAIL")
             self._txn.mail_ok = code == 250 and in_time
         elif name == b"RCPT TO:":
             match = _RCPT.match(line)
             address = match.group(1).decode() if match else ""
             if self._txn.mail_ok:
-                code, in_time = self._reply(b"250 2.1.5 ok\r\n")
+                code, in_time = self._reply(b"250 2.1.5 ok\r\n", "RCPT")
                 if code in (250, 251) and in_time:
                     self._txn.rcpt_ok.append(address)
             else:
                 self.refused = True
-                self._reply(b"503 5.5.1 need MAIL\r\n")
+                self._reply(b"503 5.5.1 need MAIL\r\n", "RCPT")
         elif name == b"DATA":
             if self._txn.rcpt_ok:
-                code, _ = self._reply(b"354 go ahead\r\n")
+                code, _ = self._reply(b"354 go ahead\r\n", "DATA")
                 if code == 354:
                     self._mode = "data"  # whatever the reason, the server said 354
             else:
                 self.refused = True
-                code, _ = self._reply(b"554 5.5.1 no valid recipients\r\n")
+                code, _ = self._reply(b"554 5.5.1 no valid recipients\r\n", "DATA")
                 if code == 354:
                     self._mode = "data"
         else:  # BDAT
@@ -263,19 +279,19 @@ class Server:
             if self._chunk_last:
                 self._end_of_data()
             else:
-                self._reply(b"250 2.0.0 chunk ok\r\n")
+                self._reply(b"250 2.0.0 chunk ok\r\n", "CHUNK")
 
     def _end_of_data(self) -> None:
         self._mode = "command"
         txn = self._txn
         txn.complete = True
         if not txn.rcpt_ok:
-            self._reply(b"554 5.5.1 no valid recipients\r\n")
+            self._reply(b"554 5.5.1 no valid recipients\r\n", "END")
         elif self.lmtp:
             for address in txn.rcpt_ok:
-                if self._reply(b"250 2.0.0 delivered\r\n") == (250, True):
+                if self._reply(b"250 2.0.0 delivered\r\n", "END") == (250, True):
                     self.accepted.add(address)
-        elif self._reply(b"250 2.0.0 queued\r\n") == (250, True):
+        elif self._reply(b"250 2.0.0 queued\r\n", "END") == (250, True):
             self.accepted.update(txn.rcpt_ok)
         self._txn = _Transaction()
 
