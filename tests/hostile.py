@@ -111,12 +111,14 @@ class Server:
 
     def __post_init__(self) -> None:
         self.out += b"220 mx.example ESMTP hostile\r\n"
+        self._plan: dict[tuple[str, int], Behaviour] = {}
+        self.plan(self.behaviours)
 
     def plan(self, behaviours: list[Behaviour]) -> None:
         """Add behaviours counted from now: ``nth=0`` is the next reply of its kind."""
-        self.behaviours.extend(
-            replace(b, nth=b.nth + self._seen.get(b.target, 0)) for b in behaviours
-        )
+        for b in behaviours:
+            nth = b.nth + self._seen.get(b.target, 0)
+            self._plan.setdefault((b.target, nth), replace(b, nth=nth))
 
     # -- the client's side of the channel ----------------------------------------------------
 
@@ -145,12 +147,9 @@ class Server:
     def _behaviour(self, target: Target) -> Behaviour:
         nth = self._seen.get(target, 0)
         self._seen[target] = nth + 1
-        for i, behaviour in enumerate(self.behaviours):
-            if behaviour.target == target and behaviour.nth == nth:
-                del self.behaviours[i]
-                self.hostile = self.hostile or behaviour.hostile
-                return behaviour
-        return NORMAL
+        behaviour = self._plan.pop((target, nth), NORMAL)
+        self.hostile = self.hostile or behaviour.hostile
+        return behaviour
 
     def _reply(self, reply: bytes, target: Target) -> tuple[int | None, bool]:
         """Answer a command with `reply`, as the next behaviour says.
