@@ -12,6 +12,13 @@ success to the end of data after receiving the whole content (per recipient in L
 are exact and fast: `Server.accepted` is what may be reported ``sent``, and
 `Server.garbage` lists every line the client wrote that the server had to read as a command
 although it was none (message content sent to a server that did not ask for it).
+
+One case no client can tell apart, and `Server.in_flight` flags it: an extra reply (a surplus
+or one sent in advance) that reaches the client only after it wrote its next command is, on
+the wire, that command's reply; if the server later withholds a reply, every count matches
+and the shifted replies can all be valid. A client detects an extra reply that arrived before
+it wrote again (ClientConnection refuses to send then), or one that shifts a reply onto a
+command that may not get its code; this one only by luck (docs/security.md).
 """
 
 from __future__ import annotations
@@ -106,6 +113,12 @@ class Server:
     _closed: bool = False
     _deaf: bool = False
     _advance: int | None = None
+    _read: int = 0
+    """Octets the client has received so far."""
+    _extra: int | None = None
+    """Stream offset of the last extra reply (surplus or in advance) the server wrote."""
+    in_flight: bool = False
+    """An extra reply reached the client only after it wrote its next command (see below)."""
     _seen: dict[str, int] = field(default_factory=dict)
     """The code already sent for the next command (an ``early`` reply)."""
 
@@ -128,6 +141,11 @@ class Server:
             raise ConnectionLost("connection reset by peer")
         if self._deaf:
             raise IOTimeout("the server stopped reading")
+        if self._extra is not None and self._read <= self._extra:
+            # An extra reply (surplus or in advance) the client had not yet received when it
+            # wrote again: from the wire alone it is the reply to what the client writes now.
+            self.in_flight = True
+        self._extra = None
         self._in += data
         self._process()
 
@@ -136,6 +154,7 @@ class Server:
         if self.out:
             data = bytes(self.out[:max_bytes])
             del self.out[:max_bytes]
+            self._read += len(data)
             return data
         if self._closing:
             self._closed = True
@@ -177,8 +196,10 @@ class Server:
             return (code if behaviour.cut >= len(reply) else None), True
         self.out += reply
         if kind == "twice":
+            self._extra = self._read + len(self.out)
             self.out += reply
         elif kind == "early":
+            self._extra = self._read + len(self.out)
             self.out += b"%d early\r\n" % behaviour.code
             self._advance = behaviour.code
         elif kind == "deaf":
