@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from . import servers
+from . import exim, servers
+from .exim import EximServer
 from .servers import (
     AiosmtpdFactory,
     AiosmtpdServer,
@@ -131,3 +132,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("interop server start-up times")
     for name, seconds in sorted(servers.START_TIMES.items()):
         terminalreporter.write_line(f"{name:<20} {seconds:6.2f} s")
+
+
+# --- Exim 4 (tests/interop/exim.py) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def exim_server() -> Iterator[EximServer]:
+    """A private Exim 4 daemon: PIPELINING, CHUNKING, DSN; maildir delivery; refusals."""
+    with exim.run_exim() as server:
+        yield server
