@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from . import servers
+from . import exim, postfix_client, servers
+from .exim import EximServer
+from .postfix_client import PostfixDeliver, PostfixOracle
 from .servers import (
     AiosmtpdFactory,
     AiosmtpdServer,
@@ -131,3 +133,32 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("interop server start-up times")
     for name, seconds in sorted(servers.START_TIMES.items()):
         terminalreporter.write_line(f"{name:<20} {seconds:6.2f} s")
+
+
+# --- Exim 4 (tests/interop/exim.py) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def exim_server() -> Iterator[EximServer]:
+    """A private Exim 4 daemon: PIPELINING, CHUNKING, DSN; maildir delivery; refusals."""
+    with exim.run_exim() as server:
+        yield server
+
+
+# --- the Postfix client oracle (tests/interop/postfix_client.py) ----------------------------
+
+
+@pytest.fixture(scope="session")
+def postfix_oracle() -> Iterator[PostfixOracle]:
+    """A private Postfix whose own smtp(8)/lmtp(8) delivers messages for differential tests."""
+    with postfix_client.run_postfix_oracle() as oracle:
+        yield oracle
+
+
+@pytest.fixture
+def postfix_deliver(postfix_oracle: PostfixOracle) -> PostfixDeliver:
+    """postfix_deliver(dest, sender, recipients, message, *, lmtp=False, params=None) -> results.
+
+    Results map each recipient to Postfix's (status, dsn, text, relay); see postfix_client.py.
+    """
+    return postfix_oracle.deliver

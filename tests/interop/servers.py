@@ -603,6 +603,22 @@ class PostfixServer:
             time.sleep(0.05)
 
 
+def launch_postfix(name: str, binary: str, base: Path, log: Path) -> Process:
+    """Start the Postfix instance configured in base/etc (master in the foreground)."""
+    etc = base / "etc"
+    log.touch()
+    process = launch(
+        name,
+        [binary, "-c", str(etc), "start-fg"],
+        base / "postfix.out",
+        stop_command=[binary, "-c", str(etc), "stop"],
+        # "postfix start-fg" runs master -s, which calls setsid(): track it by its pid file.
+        extra_pid_files=[base / "spool" / "pid" / "master.pid"],
+    )
+    process.logs.append(log)
+    return process
+
+
 @contextlib.contextmanager
 def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[PostfixServer]:
     """Run a private Postfix instance (master in the foreground) while the context lasts."""
@@ -636,16 +652,7 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
     shutil.copyfile(tls.key_pem, etc / "server.key")
     (etc / "server.key").chmod(0o600)
     log = base / "postfix.log"
-    log.touch()
-    process = launch(
-        "postfix",
-        [binary, "-c", str(etc), "start-fg"],
-        base / "postfix.out",
-        stop_command=[binary, "-c", str(etc), "stop"],
-        # "postfix start-fg" runs master -s, which calls setsid(): track it by its pid file.
-        extra_pid_files=[spool / "pid" / "master.pid"],
-    )
-    process.logs.append(log)
+    process = launch_postfix("postfix", binary, base, log)
     server = PostfixServer(
         host=HOST,
         port=port,
