@@ -470,6 +470,7 @@ class ClientConnection:
         self._error: str | None = None
         # Replies taken out of the parser by _check_early, returned before any newer one.
         self._early: deque[Reply] = deque()
+        self._abandoned: Command | EndOfData | None = None
 
     # -- public state ---------------------------------------------------------------------
 
@@ -502,6 +503,11 @@ class ClientConnection:
     def awaiting(self) -> Command | EndOfData | None:
         """The command whose reply comes next (the oldest outstanding), or None."""
         return self._pending[0].command if self._pending else None
+
+    @property
+    def abandoned(self) -> Command | EndOfData | None:
+        """The first command a 421 left unanswered (RFC 5321 3.8: the server closed), or None."""
+        return self._abandoned
 
     @property
     def outstanding(self) -> int:
@@ -924,6 +930,8 @@ class ClientConnection:
         event = self._answer(head, reply)
         if reply.code == 421 and type(head.command) is not Quit:
             # RFC 5321 3.8: the server closes; what is still unanswered never will be.
+            waiting = [p.command for p in self._pending if type(p.command) is not Quit]
+            self._abandoned = waiting[0] if waiting else None
             self._pending.clear()
             self._unacknowledged = 0
             self._parser.auth_mode = False

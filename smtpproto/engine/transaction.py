@@ -28,7 +28,7 @@ from ..envelope import Envelope
 from ..events import CommandReply, Event, RecipientReply
 from ..mime import downgrade_8bit
 from ..replies import Reply
-from ..requests import IOFailure
+from ..requests import ConnectionLost, IOFailure
 from .refusals import eightbit_refusal, needs_downgrade, size_refusal, smtputf8_refusal
 from .session import IO, Session, fail_stream
 from .trouble import Decision, Ledger, Stage, Trouble, local_trouble, remote_trouble
@@ -254,6 +254,11 @@ def _collect(txn: _Transaction, until: int = 0) -> IO:
         txn.stage = _stage(awaiting)
         event = yield from session.read(_timeout(config, awaiting))
         txn.route(event)
+        if connection.abandoned is not None:
+            # RFC 5321 3.8: a 421 closed the session with commands unanswered; those
+            # recipients meet a lost connection while awaiting the next reply (rule 10.4).
+            txn.stage = _stage(connection.abandoned)
+            raise ConnectionLost("the server closed the connection (421)")
 
 
 # -- step 1: plan -------------------------------------------------------------------------
