@@ -399,12 +399,6 @@ CASES: dict[str, Any] = {
     "rcpt-class-mismatch": Case(Script(rcpt={BOB: "451 5.7.1 soft code, hard status"})),
     "rcpt-multiline": Case(Script(rcpt={BOB: "550-5.1.1 first line\r\n550 5.1.1 last line"})),
     "rcpt-555": Case(Script(rcpt={BOB: "555 5.5.4 unsupported parameter"})),
-    # rules 1.8 and 2.5: a reply of the wrong class is a 5.5.0 refusal.
-    "rcpt-354": Case(Script(rcpt={BOB: "354 go ahead"})),
-    "mail-334": Case(Script(mail="334 VXNlcm5hbWU6")),
-    "data-250": Case(Script(data="250 2.0.0 Ok")),
-    # A surplus RCPT reply is taken as the DATA reply by both clients (rule 7.1: FIFO).
-    "rcpt-surplus-reply": Case(Script(rcpt={ALICE: "250 2.1.5 Ok\r\n250 2.1.5 again"})),
     "all-rcpt-refused-data-554": Case(
         Script(rcpt_default="550 5.1.1 unknown", data="554 5.5.1 Error: no valid recipients")
     ),
@@ -418,9 +412,6 @@ CASES: dict[str, Any] = {
     "dot-452": Case(Script(dot="452 4.3.1 Insufficient system storage")),
     "dot-multiline": Case(Script(dot="250-2.0.0 queued\r\n250 2.0.0 as SCRIPTED")),
     "dot-2xx-with-5-status": Case(Script(dot="250 5.0.0 odd but accepted")),
-    # Postfix takes any 2xx after the dot as acceptance, 221 included; this case will move to
-    # DELIBERATE when smtpproto stops crediting a 221 to the end of data.
-    "dot-221": Case(Script(dot="221 2.0.0 Bye")),
     "dot-surplus-reply": Case(Script(dot="250 2.0.0 Ok\r\n250 2.0.0 again")),
     "greeting-421": Case(Script(greeting="421 4.3.2 Service not available")),
     "greeting-554": Case(Script(greeting="554 5.3.2 No SMTP service here")),
@@ -473,10 +464,23 @@ def test_same_outcomes_as_postfix_on_scripted_dialogues(
     assert len(server.sessions) == 2
 
 
-# Where smtpproto deliberately parts from Postfix (docs/reference/security-cases.md): a reply
-# that breaks RFC 5321's reply syntax is a protocol error that defers every recipient, where
-# Postfix guesses a meaning, and after RP-05 even credits the wrong recipient.
+# Where smtpproto deliberately parts from Postfix (docs/security.md, "Deliberate differences
+# from Postfix"): a reply that breaks RFC 5321's reply syntax, or that its command may not get,
+# is a protocol error that defers every recipient still without a final reply, where Postfix
+# guesses a meaning: it bounces 5.5.0, or credits a reply meant for another command.
 DELIBERATE: dict[str, Case] = {
+    # Quirk Q2 (rule 2.5): Postfix bounces bob 5.5.0 and delivers the others.
+    "rcpt-354": Case(Script(rcpt={BOB: "354 go ahead"})),
+    # Quirk Q2: Postfix bounces everyone 5.5.0 "in reply to MAIL FROM command".
+    "mail-334": Case(Script(mail="334 VXNlcm5hbWU6")),
+    # Quirk Q2: Postfix bounces everyone 5.5.0 "in reply to DATA command".
+    "data-250": Case(Script(data="250 2.0.0 Ok")),
+    # A surplus RCPT reply: Postfix shifts every later reply (rule 7.1: FIFO) and bounces
+    # everyone 5.5.0 for what was carol's 250, taken as the DATA reply.
+    "rcpt-surplus-reply": Case(Script(rcpt={ALICE: "250 2.1.5 Ok\r\n250 2.1.5 again"})),
+    # Postfix takes any 2xx after the dot, 221 included: with QUIT pipelined behind the dot,
+    # a server that answers only 221 has its mail counted as sent.
+    "dot-221": Case(Script(dot="221 2.0.0 Bye")),
     # RP-09: Postfix bounces bob 5.5.0 and delivers the others.
     "RP-09-code-600": Case(Script(rcpt={BOB: "600 6.0.0 out of range"})),
     # RP-05: Postfix takes the final line's 250 (rule 1.6) and counts bob as accepted.
