@@ -101,8 +101,9 @@ def test_wheel_from_a_clean_checkout_installs_runs_and_type_checks(tmp_path: Pat
     where = run([python, "-c", "import smtpproto.adapters as a; print(a.__file__)"], cwd=outside)
     assert str(env) in where and str(ROOT) not in where
 
+    command = env / "bin" / "smtpproto"
     demo = subprocess.run(
-        [env / "bin" / "smtpproto", "demo"],
+        [command, "demo"],
         cwd=outside,
         capture_output=True,
         text=True,
@@ -112,9 +113,9 @@ def test_wheel_from_a_clean_checkout_installs_runs_and_type_checks(tmp_path: Pat
     assert demo.stderr == ""
     assert "every delivery ended as expected" in demo.stdout
 
-    help_text = run([env / "bin" / "smtpproto", "deliver", "--help"], cwd=outside)
+    help_text = run([command, "deliver", "--help"], cwd=outside)
     assert "exit status:" in help_text and "--transcript" in help_text
-    version = run([env / "bin" / "smtpproto", "--version"], cwd=outside)
+    version = run([command, "--version"], cwd=outside)
     assert "(distribution smtpproto-client)" in version
 
     (outside / "user.py").write_text(USER_SCRIPT, encoding="utf-8")
