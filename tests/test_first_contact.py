@@ -161,6 +161,34 @@ def test_dn16_without_the_idna_extra_a_non_ascii_domain_is_refused_before_connec
     assert smtp.handler.helo_names == []  # type: ignore[attr-defined]
 
 
+# -- local mistakes -------------------------------------------------------------------------
+
+
+def test_non_utf8_address_is_refused_before_anything_is_sent(
+    adapter: str, smtp: SMTPServer
+) -> None:
+    # An undecodable byte from argv or a file arrives as a lone surrogate; it used to fail
+    # only when RCPT was encoded, after EHLO and MAIL had gone out.
+    with pytest.raises(smtpproto.LocalProtocolError, match="not valid UTF-8"):
+        deliver(adapter, smtp.destination, recipients=["b\udcff@demo.test"], config=PLAIN)
+    with pytest.raises(smtpproto.LocalProtocolError, match="not valid UTF-8"):
+        deliver(adapter, smtp.destination, sender="a\udcff@x.test", recipients=["b@demo.test"])
+    assert smtp.handler.helo_names == []  # type: ignore[attr-defined]
+
+
+def test_mx_lookup_without_dnspython_keeps_the_hint_in_the_result(adapter: str) -> None:
+    from smtpproto.adapters import _dns
+
+    resolver = _dns.DefaultResolver() if adapter == "blocking" else _dns.DefaultAsyncResolver()
+    resolver._have_dnspython = False
+    report = deliver(adapter, "example.com", recipients=["b@example.com"], resolver=resolver)
+    (result,) = report.recipients
+    assert (result.status, result.dsn) == ("deferred", "4.4.3")
+    assert result.diagnostic.endswith(
+        "no resolver available (MX lookups need dnspython: pip install 'smtpproto-client[dns]')"
+    )
+
+
 # -- logging ---------------------------------------------------------------------------------
 
 

@@ -147,6 +147,9 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
     except DNSError as exc:
         failure = mx_lookup_failure(exc.kind, dest.host, config=config)
         if isinstance(failure, RouteStatus):
+            if exc.kind == "unavailable":
+                # The resolver says what is missing (the dns extra): keep it in the result.
+                failure = replace(failure, text=f"{failure.text} ({exc.reason})")
             return [], _trouble(failure), False
         records = ()
     if not records:
