@@ -176,6 +176,19 @@ def test_non_utf8_address_is_refused_before_anything_is_sent(
     assert smtp.handler.helo_names == []  # type: ignore[attr-defined]
 
 
+def test_an_unreadable_ca_file_is_named_in_the_transcript_and_the_log(
+    adapter: str, smtp: SMTPServer, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = tmp_path / "ca.pem"
+    config = ClientConfig(tls_security_level="verify", tls_CAfile=str(missing))
+    with caplog.at_level(logging.INFO, logger="smtpproto"):
+        report = deliver(adapter, smtp.destination, recipients=["a@demo.test"], config=config)
+    assert (report.recipients[0].status, report.recipients[0].dsn) == ("deferred", "4.7.5")
+    cause = f"tls_CAfile {missing}: No such file or directory"
+    assert any(cause in line for line in report.transcript)
+    assert any(cause in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+
+
 def test_mx_lookup_without_dnspython_keeps_the_hint_in_the_result(adapter: str) -> None:
     from smtpproto.adapters import _dns
 
