@@ -69,7 +69,7 @@ adapters pass the machine's name, as Postfix finds it) or where current Postfix 
 EXTRA_HEADER = """
 ## postconf(5) parameters beyond the smtp(8) listing
 
-The client policy also relies on these (spec sections 9 and 14); they follow the same rules.
+The client policy also relies on these (rules 9 and 14); they follow the same rules.
 
 {table_head}"""
 

@@ -683,7 +683,7 @@ EXTRA_PARAMETERS: tuple[Parameter, ...] = (
         "test_parameters.py::test_connection_reuse_count_limit_closes_after_that_many_transactions",
     ),
 )
-"""postconf(5) parameters beyond the smtp(8) listing that spec sections 9 and 14 rely on."""
+"""postconf(5) parameters beyond the smtp(8) listing that rules 9 and 14 rely on."""
 
 NOT_YET_IN_EFFECT: frozenset[str] = frozenset(
     {

@@ -1,6 +1,6 @@
 """Client configuration: the smtp(8) parameters under their Postfix names, without ``smtp_``.
 
-`ClientConfig` holds Postfix's defaults (spec Appendix A) except where noted on the field.
+`ClientConfig` holds Postfix's defaults (client-rules Appendix A) except where noted on the field.
 `ClientConfig.from_postconf` reads Postfix's own names and value syntax, so a main.cf excerpt
 can be used as it is. Every parameter smtp(8) lists is either a field here or rejected with
 the reason it does not apply to a library (``smtpproto/_parameters.py``): nothing is ignored
@@ -98,16 +98,16 @@ class ClientConfig:
     send_xforward_command: bool = False
 
     # SMTPPROTO EXTENSIONS (no smtp(8) parameter)
-    # Issue 3: BDAT (RFC 3030) instead of DATA when the server offers CHUNKING. Off by default:
-    # Postfix's client never sends BDAT, so DATA is what its peers have been tested with.
+    # BDAT (RFC 3030) instead of DATA when the server offers CHUNKING (rule 15.4). Off by
+    # default: Postfix's client never sends BDAT, so DATA is what its peers have been tested with.
     chunking: bool = False
 
     # SASL AUTHENTICATION CONTROLS
     sasl_auth_enable: bool = False
     sasl_password_maps: Mapping[str, str] = _frozen_map()
     sasl_security_options: frozenset[str] = frozenset({"noplaintext", "noanonymous"})
-    # Issue 6: PLAIN/LOGIN are allowed under TLS by default (Postfix: $sasl_security_options;
-    # from_postconf keeps Postfix's meaning).
+    # Quirk Q9: PLAIN/LOGIN are allowed under TLS by default (Postfix:
+    # $sasl_security_options; from_postconf keeps Postfix's meaning).
     sasl_tls_security_options: frozenset[str] = frozenset({"noanonymous"})
     # None: the same as sasl_tls_security_options (Postfix's $smtp_sasl_tls_security_options).
     sasl_tls_verified_security_options: frozenset[str] | None = None
@@ -126,7 +126,7 @@ class ClientConfig:
     tls_mandatory_ciphers: str = "medium"
     tls_exclude_ciphers: tuple[str, ...] = ()
     tls_mandatory_exclude_ciphers: tuple[str, ...] = ()
-    # Issue 6: TLS 1.2 and up (the manual's "SSLv3, TLSv1" predates Postfix 3.6).
+    # TLS 1.2 and up (the manual's "SSLv3, TLSv1" predates Postfix 3.6).
     tls_mandatory_protocols: tuple[str, ...] = (">=TLSv1.2",)
     tls_note_starttls_offer: bool = False
     tls_secure_cert_match: tuple[str, ...] = ("nexthop", "dot-nexthop")
@@ -163,10 +163,10 @@ class ClientConfig:
 
     # MISCELLANEOUS CONTROLS
     # A next-hop destination (destination syntax) for mail that loops back to myself; Postfix
-    # names a transport here. Empty: defer or bounce (spec 14.6).
+    # names a transport here. Empty: defer or bounce (rule 14.6).
     best_mx_transport: str = ""
     delay_logging_resolution_limit: int = 2
-    # Our own addresses, for loop detection (spec 14.6). Postfix's "all" would need the
+    # Our own addresses, for loop detection (rule 14.6). Postfix's "all" would need the
     # interface list, which is I/O: list the addresses.
     inet_interfaces: tuple[str, ...] = ()
     proxy_interfaces: tuple[str, ...] = ()
@@ -246,14 +246,14 @@ class ClientConfig:
         if "myhostname" in values and "helo_name" not in values:
             values["helo_name"] = values["myhostname"]
         if "sasl_tls_security_options" not in values:
-            # Issue 6: from_postconf keeps Postfix's $smtp_sasl_security_options default.
+            # Quirk Q9: from_postconf keeps Postfix's $smtp_sasl_security_options default.
             values["sasl_tls_security_options"] = values.get(
                 "sasl_security_options", cls.sasl_security_options
             )
         return cls(**values)
 
 
-# lmtp(8) defaults that differ from smtp(8) (spec 10.1, 12.5, Appendix A).
+# lmtp(8) defaults that differ from smtp(8) (rules 10.1, 12.5, Appendix A).
 _LMTP_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {"skip_quit_response": False, "connect_timeout": 0.0, "tls_security_level": "none"}
 )

@@ -19,26 +19,26 @@ How the machine is built (h11 ``_state.py`` style, three kinds of transition):
   applied when the reply that completes a command arrives: a positive EHLO makes the session
   READY, a 354 opens the message content, the end-of-data reply ends the transaction.
 - **State-triggered**: a transaction whose MAIL was refused is over once none of its commands
-  is still unanswered (Postfix spec 7.8), and an LMTP ``BDAT LAST`` with no accepted recipient
+  is still unanswered (rule 7.8), and an LMTP ``BDAT LAST`` with no accepted recipient
   gets no reply at all (RFC 2033 4.3). These are the only rules written as code.
 
 Rules beyond the tables, each tested in ``tests/test_connection.py``:
 
 - Nothing is sent before the greeting is complete (NS-16). Any 2xx greeting opens the
-  session, as in Postfix (spec 3.1; RFC 5321 4.3.2 names only 220); any other greeting, a
+  session, as in Postfix (rule 3.1; RFC 5321 4.3.2 names only 220); any other greeting, a
   421 or 554 refusal (RFC 5321 3.1, 3.8) or an impossible 3xx, leaves only QUIT. The greeting
-  is always delivered as a `Greeting` event, so that the caller classifies it (spec 3.1).
+  is always delivered as a `Greeting` event, so that the caller classifies it (rule 3.1).
 - Pipelining (RFC 2920 3.1): without PIPELINING advertised no command is sent while another is
   unanswered. With it, EHLO, HELO, LHLO, DATA, STARTTLS (RFC 3207 4), NOOP, QUIT, AUTH (RFC
   4954 4, except PLAIN or EXTERNAL with an initial response), an AUTH that got a challenge,
   the end of data and ``BDAT LAST`` must end a group: nothing follows them until they are
-  answered, except QUIT straight after the end of data (Postfix spec 7.3). RSET is not in that
-  list, so RSET then QUIT (spec 7.6) pipelines. Unanswered command bytes never exceed
-  ``pipeline_limit`` (Postfix's 4096-octet rule, spec 7.2 and 7.4), except QUIT after the end
+  answered, except QUIT straight after the end of data (rule 7.3). RSET is not in that
+  list, so RSET then QUIT (rule 7.6) pipelines. Unanswered command bytes never exceed
+  ``pipeline_limit`` (Postfix's 4096-octet rule, rules 7.2 and 7.4), except QUIT after the end
   of data; the first command of a group is never refused for its size.
 - Extensions are used only when advertised: STARTTLS, AUTH (and only an advertised
   mechanism), BDAT (CHUNKING), XFORWARD attributes, and the MAIL/RCPT parameters SIZE,
-  BODY=8BITMIME (8BITMIME or SMTPUTF8, Postfix spec 3.10), BODY=BINARYMIME, SMTPUTF8, RET,
+  BODY=8BITMIME (8BITMIME or SMTPUTF8, rule 3.10), BODY=BINARYMIME, SMTPUTF8, RET,
   ENVID, NOTIFY, ORCPT and AUTH=. A HELO session has no extensions. A RCPT with a non-ASCII
   address needs a MAIL with ``smtputf8=True`` (RFC 6531 3.4); BODY=BINARYMIME needs BDAT
   (RFC 3030 3).
@@ -55,20 +55,20 @@ Rules beyond the tables, each tested in ``tests/test_connection.py``:
   an AUTH while another is unanswered are refused (AU-16).
 - Replies are matched in order to the commands sent. A 3xx to STARTTLS is a
   `RemoteProtocolError` (NS-06), and to AUTH anything but a 334; a 3xx to any other command
-  but DATA is delivered like a refusal, for the caller to classify (Postfix spec 1.8: status
+  but DATA is delivered like a refusal, for the caller to classify (rule 1.8: status
   5.5.0), and never counts as success. A reply in the middle of the message content (no
-  end of data sent) is the end-of-data reply, early (Postfix spec 7.9: an early 552): the
+  end of data sent) is the end-of-data reply, early (rule 7.9: an early 552): the
   state becomes ABORTED and nothing more may be sent. A 421 to any command but QUIT means
   the server is closing (RFC 5321 3.8): the commands still unanswered are dropped and only
   QUIT may be sent; a 421 with nothing outstanding is a `ServerClosing` event (CV-10c); any
   other reply with nothing outstanding is a `RemoteProtocolError` (RP-18, CV-10b). End of
   input with nothing outstanding, or with only a QUIT outstanding (NS-19: the QUIT reply
-  never matters, Postfix spec 9.7), and no partial reply, is `ConnectionClosed`; any other
+  never matters, rule 9.7), and no partial reply, is `ConnectionClosed`; any other
   end of input is a `RemoteProtocolError`.
 - Message content: after a 3xx to DATA, `MessageData` chunks go through a streaming
   `BodyEncoder` (CRLF normalization, dot-stuffing, line length) and `EndOfData` returns the
   encoder's finish (the rest and ``.\\r\\n``). When every RCPT was refused, or MAIL was, only
-  `EndOfData` may follow the 354: the empty message of Postfix spec 7.7. LMTP: a 354 with no
+  `EndOfData` may follow the 354: the empty message of rule 7.7. LMTP: a 354 with no
   accepted recipient is a `RemoteProtocolError` (RFC 2033 4.2: such a DATA MUST fail), and the
   end of data gets one `RecipientReply` per accepted RCPT, in order (RFC 2033 4.2; RP-22).
 - BDAT (RFC 3030): ``Bdat(size)`` is followed by `MessageData` totalling exactly `size`
@@ -160,7 +160,7 @@ class State(enum.Enum):
     TLS_HANDSHAKE = "TLS_HANDSHAKE"
     """STARTTLS accepted: nothing may be sent or received until `tls_established`."""
     ABORTED = "ABORTED"
-    """The server answered in the middle of the content: send nothing more, close (spec 7.9)."""
+    """The server answered in the middle of the content: send nothing more, close (rule 7.9)."""
     CLOSING = "CLOSING"
     """The server refused the session or said 421: only QUIT (RFC 5321 3.1, 3.8)."""
     QUIT_SENT = "QUIT_SENT"
@@ -210,10 +210,10 @@ SEND_TRANSITIONS: Final[dict[tuple[State, type], tuple[State, str]]] = {
     (_S.RCPT, Bdat): (_S.BDAT_CHUNK, "RFC 3030 2: BDAT instead of DATA"),
     (_S.CONTENT, MessageData): (_S.CONTENT, "RFC 5321 4.1.1.4: content after 354"),
     (_S.CONTENT, EndOfData): (_S.DOT, "RFC 5321 4.1.1.4: <CRLF>.<CRLF> ends the content"),
-    (_S.DOT, Quit): (_S.QUIT_SENT, "Postfix spec 7.3: QUIT pipelined after the end of data"),
+    (_S.DOT, Quit): (_S.QUIT_SENT, "Postfix rule 7.3: QUIT pipelined after the end of data"),
     (_S.BDAT_CHUNK, MessageData): (_S.BDAT_CHUNK, "RFC 3030 2: the chunk follows BDAT"),
     (_S.BDAT, Bdat): (_S.BDAT_CHUNK, "RFC 3030 2: the next chunk"),
-    (_S.BDAT_LAST, Quit): (_S.QUIT_SENT, "Postfix spec 7.3: QUIT pipelined after the last chunk"),
+    (_S.BDAT_LAST, Quit): (_S.QUIT_SENT, "Postfix rule 7.3: QUIT pipelined after the last chunk"),
     (_S.CLOSING, Quit): (_S.QUIT_SENT, "RFC 5321 3.1, 3.8: QUIT after a refusal or 421"),
     **{
         (state, Noop): (state, "RFC 5321 4.1.4: NOOP any time")
@@ -377,9 +377,9 @@ class ClientConnection:
 
     `lmtp` selects LMTP (LHLO, per-recipient replies, RFC 2033). `limits` bound what the
     reply parser buffers. `pipeline_limit` caps unanswered pipelined command octets (Postfix
-    spec 7.2). `discard_keywords` are EHLO/LHLO keywords to ignore as if not advertised
-    (Postfix ``smtp_discard_ehlo_keywords``, spec 4.5). `line_length_limit` is passed to the
-    body encoder for DATA content (Postfix ``smtp_line_length_limit``, spec 8.3).
+    rule 7.2). `discard_keywords` are EHLO/LHLO keywords to ignore as if not advertised
+    (Postfix ``smtp_discard_ehlo_keywords``, rule 4.5). `line_length_limit` is passed to the
+    body encoder for DATA content (Postfix ``smtp_line_length_limit``, rule 8.3).
     """
 
     def __init__(
@@ -453,7 +453,7 @@ class ClientConnection:
 
     @property
     def unacknowledged_bytes(self) -> int:
-        """Octets of command lines sent and not yet answered (Postfix's 4096 rule, spec 7.2)."""
+        """Octets of command lines sent and not yet answered (Postfix's 4096 rule, rule 7.2)."""
         return self._unacknowledged
 
     def __repr__(self) -> str:
@@ -532,7 +532,7 @@ class ClientConnection:
         elif self._state in (_ST_QUIT_SENT, _ST_CLOSED):
             why = "the session is over (QUIT sent or connection closed)"
         elif self._state is _ST_ABORTED:
-            why = "the server answered in the middle of the content: close (spec 7.9)"
+            why = "the server answered in the middle of the content: close (rule 7.9)"
         elif self._state is _ST_TLS_HANDSHAKE:
             why = "nothing may be sent until tls_established() (RFC 3207 4.2)"
         elif allowed:
@@ -581,7 +581,7 @@ class ClientConnection:
         unknown = {n.upper() for n, _ in command.attributes} - caps.xforward
         if unknown:
             raise LocalProtocolError(
-                f"Xforward: attributes {sorted(unknown)} were not advertised (spec 13.1)"
+                f"Xforward: attributes {sorted(unknown)} were not advertised (rule 13.1)"
             )
 
     def _allow_mail(self, command: Command | MessageData | EndOfData) -> None:
@@ -610,7 +610,7 @@ class ClientConnection:
         if self._state is _ST_CONTENT and not txn.content_allowed:
             raise LocalProtocolError(
                 "MessageData: no recipient was accepted (or MAIL was refused): only "
-                "EndOfData, an empty message, may follow the 354 (Postfix spec 7.7)"
+                "EndOfData, an empty message, may follow the 354 (rule 7.7)"
             )
         if self._state is _ST_BDAT_CHUNK and len(command.data) > txn.chunk_owed:
             raise LocalProtocolError(
@@ -631,7 +631,7 @@ class ClientConnection:
             )
         quit_after_message = isinstance(command, Quit) and last.ends_message()
         if quit_after_message:
-            return  # Postfix spec 7.3: "." and QUIT go out together, whatever the size
+            return  # rule 7.3: "." and QUIT go out together, whatever the size
         if last.ends_group():
             raise LocalProtocolError(
                 f"{name} after {last_name}: {last_name} must end a pipelined group until it "
@@ -640,7 +640,7 @@ class ClientConnection:
         if self._unacknowledged + size > self._pipeline_limit:
             raise LocalProtocolError(
                 f"{name}: {self._unacknowledged} unanswered octets plus {size} would exceed "
-                f"the pipeline limit of {self._pipeline_limit} (Postfix spec 7.2, 7.4)"
+                f"the pipeline limit of {self._pipeline_limit} (rules 7.2, 7.4)"
             )
 
     def _send_auth_response(self, command: AuthResponse) -> bytes:
@@ -742,7 +742,7 @@ class ClientConnection:
         if self._state is _ST_CONNECTING:
             return self._greeting(reply)
         if not self._pending and self._state is _ST_CONTENT:
-            # Postfix spec 7.9: a reply in the middle of the content (an early 552) is the
+            # Rule 7.9: a reply in the middle of the content (an early 552) is the
             # end-of-data reply; the server no longer reads content, so nothing more is sent.
             self._set_state(_ST_ABORTED)
             return _command_reply(EndOfData(), reply)
@@ -788,7 +788,7 @@ class ClientConnection:
         return ConnectionClosed()
 
     def _greeting(self, reply: Reply) -> Greeting:
-        # Postfix spec 3.1: any 2xx greets. Anything else refuses the session: only QUIT may
+        # Rule 3.1: any 2xx greets. Anything else refuses the session: only QUIT may
         # follow (RFC 5321 3.1); what the refusal means is the caller's decision.
         self._set_state(_ST_GREETED if reply.is_positive else _ST_CLOSING)
         return Greeting(reply)
@@ -884,7 +884,7 @@ class ClientConnection:
             and self._state in (_ST_MAIL, _ST_RCPT, _ST_BDAT)
             and not any(p.txn is txn for p in self._pending)
         ):
-            # Postfix spec 7.8: MAIL refused and every reply in: the transaction is void.
+            # Rule 7.8: MAIL refused and every reply in: the transaction is void.
             self._set_state(_ST_READY)
 
     def _set_state(self, state: State) -> None:
@@ -999,7 +999,7 @@ def _check_mail(caps: Capabilities | None, mail: Mail) -> None:
         _require(caps, "BINARYMIME", "Mail(body='BINARYMIME')")
         _require(caps, "CHUNKING", "Mail(body='BINARYMIME')")
     elif mail.body is not None and not (caps is not None and "SMTPUTF8" in caps):
-        # Postfix spec 3.10: SMTPUTF8 implies 8BITMIME (RFC 6531 3.1).
+        # Rule 3.10: SMTPUTF8 implies 8BITMIME (RFC 6531 3.1).
         _require(caps, "8BITMIME", f"Mail(body={mail.body!r})")
     if mail.smtputf8:
         _require(caps, "SMTPUTF8", "Mail(smtputf8=True)")

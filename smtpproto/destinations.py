@@ -1,4 +1,4 @@
-"""Next-hop destinations in Postfix syntax (smtp(8) "SMTP/LMTP DESTINATION SYNTAX", spec 14.1,
+"""Next-hop destinations in Postfix syntax (smtp(8) "SMTP/LMTP DESTINATION SYNTAX", rules 14.1,
 12.1): ``domain[:port]``, ``[host][:port]``, ``[addr][:port]``, ``[ipv6:addr][:port]``, and for
 LMTP ``unix:/path`` and ``inet:`` forms. Pure parsing: no services database, no DNS."""
 
@@ -33,7 +33,7 @@ IDNA_MISSING = (
 )
 """Why a non-ASCII domain was refused without an encoder; the adapters say the same."""
 
-# Symbolic ports without a services-database lookup (spec 14.1 known_tcp_ports).
+# Symbolic ports without a services-database lookup (rule 14.1 known_tcp_ports).
 KNOWN_PORTS: Mapping[str, int] = MappingProxyType(
     {"smtp": 25, "lmtp": 24, "smtps": 465, "submissions": 465, "submission": 587}
 )
@@ -55,7 +55,7 @@ class PortDefaults(Protocol):
 
 Kind = Literal["mx", "host", "address", "unix"]
 
-# Spec 14.1: a next-hop list is separated by commas and/or whitespace.
+# Rule 14.1: a next-hop list is separated by commas and/or whitespace.
 _SEPARATORS = re.compile(r"[\s,]+")
 # RFC 1035 2.3.1 letters-digits-hyphen labels; Postfix's valid_hostname also lets "_" through.
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", re.ASCII)
@@ -188,7 +188,7 @@ def _parse(entry: str, *, lmtp: bool, default_port: int, idna: IDNAEncoder | Non
         # An address needs no lookup; brackets are the documented form, this saves a query.
         address = ipaddress.IPv4Address(host)
     except ValueError:
-        # Spec 12.1: LMTP never looks up MX records.
+        # Rule 12.1: LMTP never looks up MX records.
         return _named("host" if lmtp else "mx", host, port, entry, idna)
     return Destination("address", str(address), port, entry)
 
@@ -200,7 +200,7 @@ def _parse_bracketed(
     if not bracket:
         raise LocalProtocolError('missing "]"')
     if after and not after.startswith(":"):
-        # Spec 14.1: Postfix's 'garbage after "]"'.
+        # Rule 14.1: Postfix's 'garbage after "]"'.
         raise LocalProtocolError(f'garbage after "]": {after!r}')
     port = _port(after[1:], default_port)
     if inside[:5].lower() == "ipv6:":

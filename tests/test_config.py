@@ -1,5 +1,5 @@
 """ClientConfig and from_postconf: every smtp(8) parameter is either read or refused with a
-reason (issue 4, issue 10's table)."""
+reason (smtpproto/_parameters.py, docs/parameters.md)."""
 
 from __future__ import annotations
 
@@ -261,7 +261,7 @@ def test_empty_names_take_the_machine_name_the_adapter_passes() -> None:
 
 
 def test_from_postconf_keeps_postfix_meaning_of_sasl_tls_security_options() -> None:
-    # Issue 6: the constructor default is noanonymous; a Postfix configuration keeps Postfix's.
+    # Quirk Q9: the constructor default is noanonymous; a Postfix configuration keeps Postfix's.
     assert ClientConfig().sasl_tls_security_options == frozenset({"noanonymous"})
     postfix = ClientConfig.from_postconf({})
     assert postfix.sasl_tls_security_options == frozenset({"noplaintext", "noanonymous"})

@@ -1,7 +1,7 @@
 """`ClientConnection`: command order, pipelining, replies, STARTTLS, AUTH, LMTP, content.
 
-Case ids are those of ``../shared/security-cases.md`` (RP-*, CV-*, NS-*, AU-*) and of the
-Postfix client spec (``spec 7.3`` etc.).
+Case ids (RP-*, CV-*, NS-*, AU-*) are those of docs/reference/security-cases.md, and
+``rule 7.3`` etc. those of docs/reference/client-rules.md.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def test_lmtp_uses_lhlo_and_smtp_refuses_it() -> None:
         smtp.send(Lhlo("c.example"))
 
 
-# -- pipelining (RFC 2920; Postfix spec 7.2-7.7) --------------------------------------------
+# -- pipelining (RFC 2920; rules 7.2-7.7) ---------------------------------------------------
 
 
 def test_without_pipelining_one_command_at_a_time() -> None:
@@ -799,7 +799,7 @@ def test_auth_is_forgotten_after_tls() -> None:
     conn.send(Auth("PLAIN", b"\0u\0p"))
 
 
-# -- message content (RFC 5321 4.1.1.4; Postfix spec 7.7, 7.8) -------------------------------
+# -- message content (RFC 5321 4.1.1.4; rules 7.7, 7.8) --------------------------------------
 
 
 def _at_content(*keywords: str, rcpt_code: int = 250) -> ClientConnection:

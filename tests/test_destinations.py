@@ -1,4 +1,4 @@
-"""Destination syntax of smtp(8) and lmtp(8) (spec 14.1, 12.1; DN-15, DN-16)."""
+"""Destination syntax of smtp(8) and lmtp(8) (rules 14.1, 12.1; DN-15, DN-16)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Scripted dialogues for smtp(8) parameters that came off the not-yet-in-effect list.
 
 delay_logging_resolution_limit (report log lines), smtp_skip_4xx_greeting,
-smtp_pix_workaround_maps and smtp_pix_workaround_threshold_time (spec 3.1, 3.3, 8.4).
+smtp_pix_workaround_maps and smtp_pix_workaround_threshold_time (rules 3.1, 3.3, 8.4).
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def test_skip_4xx_greeting_off_stops_open_session_at_the_first_4xx_greeting() ->
 
 
 def test_pix_workaround_maps_entry_replaces_the_global_workarounds() -> None:
-    # spec 3.3: only delay_dotcrlf for this address, so EHLO is not disabled
+    # rule 3.3: only delay_dotcrlf for this address, so EHLO is not disabled
     _, record = _pix(
         pix_workaround_maps={ADDR: frozenset({"delay_dotcrlf"})}, pix_workaround_delay_time=3
     )
@@ -249,7 +249,7 @@ def test_pix_workaround_maps_need_a_pix_banner() -> None:
 def test_pix_workaround_threshold_time_drops_delay_dotcrlf_for_young_mail(
     arrival: float | None, threshold: float, sleeps: int
 ) -> None:
-    # spec 3.3: delay_dotcrlf only for a message queued at least the threshold
+    # rule 3.3: delay_dotcrlf only for a message queued at least the threshold
     report, record = _pix(
         envelope=_envelope(arrival),
         pix_workaround_threshold_time=threshold,

@@ -1,4 +1,4 @@
-"""Every NS-* and AU-* case of ../shared/security-cases.md as a named scripted dialogue.
+"""Every NS-* and AU-* case of docs/reference/security-cases.md as a named scripted dialogue.
 
 The engine runs against `scripted` servers; cases tagged ``[conn]`` or ``[wire]`` in the
 catalogue are checked where they bite, at the connection or SASL layer, and again through
@@ -431,7 +431,7 @@ def test_ns13_handshake_failure_closes_without_quit_and_tries_the_next_mx(level:
     assert statuses(report) == [("sent", "2.0.0")]
     first = record.channels[0]
     assert first.closed and record.sent(first).endswith(b"STARTTLS\r\n")
-    # Never a plaintext retry on the same address (spec 5.5: a fresh message).
+    # Never a plaintext retry on the same address (rule 5.5: a fresh message).
     assert [c.address for c in record.channels] == ["192.0.2.1", "192.0.2.2"]
 
 
@@ -492,7 +492,7 @@ def test_ns14_certificate_checks_per_level(
     assert expected in r.diagnostic
     expected_trust = "Untrusted" if "not trusted" in expected else "Trusted"
     assert r.tls is not None and r.tls.trust == expected_trust  # TLS was up, unverified
-    # Spec 5.6: the TLS session works, so QUIT goes over it; nothing else does.
+    # Rule 5.6: the TLS session works, so QUIT goes over it; nothing else does.
     assert record.sent().endswith(b"STARTTLS\r\nQUIT\r\n")
 
 

@@ -1,4 +1,4 @@
-"""TLS security levels, policy-table lookups and certificate name matching (spec 5; NS-*)."""
+"""TLS security levels, policy-table lookups and certificate name matching (rule 5; NS-*)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def cert(*dns: str, cn: str | None = None) -> dict[str, object]:
     return peer
 
 
-# -- levels (spec 5.1) ------------------------------------------------------------------------
+# -- levels (rule 5.1) ------------------------------------------------------------------------
 
 
 def test_levels_order_and_requirements() -> None:
@@ -81,7 +81,7 @@ def test_policy_validates() -> None:
         TLSPolicy("secure", match=("*.example.com",))
 
 
-# -- smtp_tls_policy_maps (spec 5.1, 5.10) ----------------------------------------------------
+# -- smtp_tls_policy_maps (rules 5.1, 5.10) ---------------------------------------------------
 
 MAPS = {
     "example.com": "secure",
@@ -158,7 +158,7 @@ def test_parse_policy_servername() -> None:
     assert parse_policy("encrypt servername=hostname").servername == "hostname"
 
 
-# -- reference names (spec 5.8) ----------------------------------------------------------------
+# -- reference names (rule 5.8) ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -217,7 +217,7 @@ def test_match_names_never_encodes_a_u_label_with_idna_2003() -> None:
     assert match_names(policy, hostname="mx.faß.example", nexthop="x") == ()
 
 
-# -- certificate matching (spec 5.8; Postfix match_servername) -------------------------------
+# -- certificate matching (rule 5.8; Postfix match_servername) -------------------------------
 
 
 @pytest.mark.parametrize(
@@ -300,7 +300,7 @@ def test_wildcard_covers_exactly_one_label(label: str, domain: str) -> None:
     assert not certificate_matches(cert(f"{label}*.{domain}"), [f"{label}x.{domain}"])
 
 
-# -- after the handshake (spec 5.6; NS-14) -----------------------------------------------------
+# -- after the handshake (rule 5.6; NS-14) -----------------------------------------------------
 
 VERIFIED = TLSInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", True, cert("mx.example.com"))
 UNVERIFIED = TLSInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", False, None)

@@ -1,4 +1,4 @@
-"""The delivery request: destination list, MX walk, limits, fallback relays, reuse (spec §14, §9).
+"""The delivery request: destination list, MX walk, limits, fallback relays, reuse (rules 14, 9).
 
 Postfix smtp_connect.c ``smtp_connect()``/``smtp_connect_inet()`` and smtp_addr.c: walk the
 next-hop list (then the fallback relays), look up each entry's servers, try them in order
@@ -74,7 +74,7 @@ class _Target:
 
 @dataclass
 class _Walk:
-    """The state of one delivery request across destinations (spec 14.7)."""
+    """The state of one delivery request across destinations (rule 14.7)."""
 
     config: ClientConfig
     clock: Callable[[], float]
@@ -85,7 +85,7 @@ class _Walk:
     """Sessions kept for a later batch, each with the time it went idle."""
     tls: TLSInfo | None = None
     tls_states: dict[str, TLSState | None] = field(default_factory=dict)
-    """relay -> the TLS of the last connection there, for the per-result report (issue 6)."""
+    """relay -> the TLS of the last connection there, for the per-result report."""
     transcript: list[str] = field(default_factory=list)
 
 
@@ -94,7 +94,7 @@ def _trouble(status: RouteStatus) -> Trouble:
 
 
 def _host_addresses(name: str, walk: _Walk, preference: int) -> IO:
-    """Spec 14.3: the addresses of one host; returns (targets, RouteStatus or None)."""
+    """Rule 14.3: the addresses of one host; returns (targets, RouteStatus or None)."""
     if _is_address(name):
         return [Target(name, name, preference)], None
     found: list[Target] = []
@@ -123,7 +123,7 @@ def _is_address(host: str) -> bool:
 
 
 def _targets(dest: Destination, walk: _Walk) -> IO:
-    """Spec 14.1-14.6: the addresses to try for one destination, the lookup trouble, and
+    """Rules 14.1-14.6: the addresses to try for one destination, the lookup trouble, and
     whether this destination is final for loop reasons ("I am MX" or a loop)."""
     config = walk.config
     if dest.kind == "unix":
@@ -205,7 +205,7 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SessionPolicy
         connection=ClientConnection(
             lmtp=walk.lmtp,
             pipeline_limit=PIPELINE_LIMIT,
-            # Spec 3.9: the global list plus the per-address one, applied to every EHLO/LHLO.
+            # Rule 4.5: the global list plus the per-address one, applied to every EHLO/LHLO.
             discard_keywords=config.discard_ehlo_keywords
             | config.discard_ehlo_keyword_address_maps.get(target.address, frozenset()),
             line_length_limit=config.line_length_limit,
@@ -223,13 +223,13 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SessionPolicy
     trouble: Trouble | None = yield from handshake(session, policy)
     if trouble is None:
         return session
-    # Spec 9.8: QUIT after a handshake failure unless the stream is broken or forbidden.
+    # Rule 9.8: QUIT after a handshake failure unless the stream is broken or forbidden.
     yield from session.quit()
     return trouble
 
 
 def _probe(session: Session) -> IO:
-    """Spec 9.4: an RSET probe before a kept session is used again; False: drop it."""
+    """Rule 9.4: an RSET probe before a kept session is used again; False: drop it."""
     try:
         reply: Reply = yield from session.command(Rset(), session.config.rset_timeout)
     except (IOFailure, RemoteProtocolError):
@@ -242,7 +242,7 @@ def _probe(session: Session) -> IO:
 
 
 def _cached(walk: _Walk, target: _Target) -> IO:
-    """A kept session to `target` that is still fit for use, or None (spec 9.1-9.4)."""
+    """A kept session to `target` that is still fit for use, or None (rules 9.1-9.4)."""
     for entry in list(walk.cache):
         session, idle_since = entry
         if (session.server.address, session.server.port) != (target.address, target.port):
@@ -288,7 +288,7 @@ def _walk_batch(
         targets, trouble, stop_here = yield from _targets(dest, walk)
         final_dest = destination_is_final(d, hops, i_am_mx=stop_here)
         if trouble is not None:
-            # Spec 14.8: a lookup status is only recorded; it decides at the end of the list.
+            # Rule 14.8: a lookup status is only recorded; it decides at the end of the list.
             ledger.last = (trouble, None)
         attempts = Attempts.for_config(config)
         for k, target in enumerate(targets):
@@ -332,7 +332,7 @@ def _walk_batch(
 def _with_tls(
     results: tuple[RecipientResult, ...], states: dict[str, TLSState | None]
 ) -> tuple[RecipientResult, ...]:
-    """Each result with the TLS of the session that decided it (issue 6: per-result TLS)."""
+    """Each result with the TLS of the session that decided it."""
     return tuple(replace(r, tls=states.get(r.relay)) if r.relay is not None else r for r in results)
 
 
@@ -372,7 +372,7 @@ def deliver(
     """Deliver `message` to every recipient of `envelope` via `destination` (smtp(8) syntax).
 
     Recipients go in batches of ``destination_recipient_limit``, each a new transaction;
-    a session is kept between batches when rule 9.1 allows, and closed at the end.
+    a session is kept between batches when rule 9 allows, and closed at the end.
     `myhostname` is the machine's name, for a `config` that leaves ``myhostname`` empty;
     `idna` encodes non-ASCII domains (`smtpproto.destinations.normalize_domain`);
     `transcript`, when given, is the list the dialogue is appended to as it happens.
@@ -487,8 +487,8 @@ def transact(
 ) -> Generator[IORequest, Any, DeliveryReport]:
     """One transaction on an open session; what it cannot deliver there is deferred or bounced.
 
-    The session is the final server (spec 14.7): soft failures defer. A session used before
-    is first checked with RSET (spec 9.4); a dead one defers every recipient.
+    The session is the final server (rule 14.7): soft failures defer. A session used before
+    is first checked with RSET (rule 9.4); a dead one defers every recipient.
     """
     if not isinstance(envelope, Envelope):
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
@@ -501,7 +501,7 @@ def transact(
         clock=session.clock,
     )
     batch = tuple(range(len(envelope.recipients)))
-    # Spec 9.4 probes a cached session with RSET so that a dead one can be swapped for
+    # Rule 9.4 probes a cached session with RSET so that a dead one can be swapped for
     # another server. A session the caller holds has no other server, and its last
     # transaction ended in a known state, so the probe would only cost a round trip: a dead
     # connection shows up on MAIL instead, with the same outcome (deferred).
@@ -534,7 +534,7 @@ def transact(
 
 
 def close_session(session: Session) -> Generator[IORequest, Any, None]:
-    """QUIT (spec 9.7) and close; nothing that happens here affects any delivery."""
+    """QUIT (rule 9.7) and close; nothing that happens here affects any delivery."""
     if not isinstance(session, Session):
         raise LocalProtocolError(f"session: expected Session, got {type(session).__name__}")
     yield from session.quit()

@@ -1,4 +1,4 @@
-"""One mail transaction on an open session: Postfix's pipelining engine (spec §6, §7, §8, §12).
+"""One mail transaction on an open session: Postfix's pipelining engine (rules 6, 7, 8, 12).
 
 Postfix smtp_proto.c ``smtp_xfer()``/``smtp_loop()``: the commands of a transaction go out in
 as few flights as the PIPELINING and 4096-byte rules allow, replies are matched in FIFO order,
@@ -32,7 +32,7 @@ from .trouble import Decision, Ledger, Stage, Trouble, local_trouble, remote_tro
 __all__ = ["PIPELINE_LIMIT", "run_transaction"]
 
 PIPELINE_LIMIT = 4096
-"""Unread pipelined command bytes never exceed this (spec 7.2, 7.4: Postfix PIPELINING_BUFSIZE)."""
+"""Unread pipelined command bytes never exceed this (rules 7.2, 7.4: Postfix PIPELINING_BUFSIZE)."""
 
 BDAT_WINDOW = 16
 """With PIPELINING, at most this many BDAT replies are left unread while chunks go out.
@@ -40,18 +40,18 @@ BDAT_WINDOW = 16
 Bounds what the server must buffer for us (RFC 3030 4.2 allows pipelined BDAT), so neither
 side can block on a full socket while the other waits."""
 
-# Spec 13.1-13.2: the two XFORWARD commands and which attributes each carries, in order.
+# Rules 13.1-13.2: the two XFORWARD commands and which attributes each carries, in order.
 _XFORWARD_GROUPS: tuple[tuple[Stage, tuple[str, ...]], ...] = (
     (Stage.XFORWARD_NAME_ADDR, ("NAME", "ADDR", "PORT")),
     (Stage.XFORWARD_PROTO_HELO, ("PROTO", "HELO", "IDENT", "SOURCE")),
 )
-# Spec 13.1: these are left out when "unknown"; the others only when empty.
+# Rule 13.1: these are left out when "unknown"; the others only when empty.
 _XFORWARD_UNKNOWN_MEANS_NONE = frozenset({"NAME", "ADDR", "PORT", "PROTO"})
 
 
 @dataclass
 class _Marks:
-    """Spec 0, 7.1: each recipient of this session gets one mark, KEEP included."""
+    """Rules 0, 7.1: each recipient of this session gets one mark, KEEP included."""
 
     ledger: Ledger
     session: Session
@@ -66,7 +66,7 @@ class _Marks:
     def fail(self, trouble: Trouble, indices: Iterable[int] | None = None) -> Decision:
         targets = self.unmarked(indices)
         if trouble.protocol_error or trouble.site:
-            self.session.cacheable = False  # spec 2.5, 2.6, 9.2
+            self.session.cacheable = False  # rules 2.5, 2.6, 9.2
         decision = self.ledger.fail(trouble, self.session.server, targets)
         if decision == "keep":
             self.kept.update(targets)
@@ -74,7 +74,7 @@ class _Marks:
 
 
 def _timeout(session: Session, stage: Stage) -> float | None:
-    # Spec 10.1: the timeout of the command whose reply is awaited. Identity tests, commonest
+    # Rule 10.1: the timeout of the command whose reply is awaited. Identity tests, commonest
     # first: a dict built per call, and Stage's Python-level hash, cost more than the lookup.
     config = session.config
     if stage is Stage.RCPT:
@@ -113,13 +113,13 @@ def _xforward_commands(session: Session, envelope: Envelope) -> list[tuple[Stage
 
 
 def _eightbit(session: Session) -> bool:
-    # Spec 3.10: a server that advertises SMTPUTF8 but not 8BITMIME is assumed to have it.
+    # Rule 3.10: a server that advertises SMTPUTF8 but not 8BITMIME is assumed to have it.
     caps = session.capabilities
     return caps is not None and (caps.eightbitmime or caps.smtputf8)
 
 
 def _precheck(session: Session, envelope: Envelope, info: MessageInfo, marks: _Marks) -> bool:
-    """Spec 3.10 and 6.8, before any transaction command; False: nothing more to send."""
+    """Rules 3.10 and 6.8, before any transaction command; False: nothing more to send."""
     caps = session.capabilities
     server = session.server
     config = session.config
@@ -132,16 +132,16 @@ def _precheck(session: Session, envelope: Envelope, info: MessageInfo, marks: _M
         server=server.label,
     )
     if refusal is None:
-        # Issue 3: 8-bit octets never reach a server without 8BITMIME; another MX may have it,
-        # so like 5.6.7 this is SOFT_NON_FINAL (spec 2.3).
+        # Quirk Q7: 8-bit octets never reach a server without 8BITMIME; another MX may have
+        # it, so like 5.6.7 this is SOFT_NON_FINAL (rule 2.3).
         refusal = eightbit_refusal(info, _eightbit(session), config.disable_mime_output_conversion)
     if refusal is not None:
-        session.cacheable = False  # DONT_CACHE (spec 2.4)
+        session.cacheable = False  # DONT_CACHE (rule 2.4)
         marks.fail(local_trouble(refusal.dsn, refusal.text, soft_non_final=True))
         return False
     refusal = size_refusal(info, None if caps is None else caps.size, server.label)
     if refusal is not None:
-        # Spec 6.8: a message failure, a bounce even with other MX hosts left; the session
+        # Rule 6.8: a message failure, a bounce even with other MX hosts left; the session
         # itself is fine and counts as completed.
         marks.fail(local_trouble(refusal.dsn, refusal.text))
         marks.ledger.completed_session = True
@@ -151,7 +151,7 @@ def _precheck(session: Session, envelope: Envelope, info: MessageInfo, marks: _M
 
 @dataclass
 class _Receiver:
-    """Spec 7.5: the receiver state machine, fed replies in FIFO order."""
+    """Rule 7.5: the receiver state machine, fed replies in FIFO order."""
 
     session: Session
     marks: _Marks
@@ -163,7 +163,7 @@ class _Receiver:
         server = self.session.server
         if stage in (Stage.XFORWARD_NAME_ADDR, Stage.XFORWARD_PROTO_HELO):
             if not reply.is_positive:
-                # Spec 13.3: a warning only; the transaction goes on.
+                # Rule 13.3: a warning only; the transaction goes on.
                 self.session.transcript.append(
                     f"Warning: {remote_trouble(server, reply, stage).diagnostic}"
                 )
@@ -173,7 +173,7 @@ class _Receiver:
                 self.marks.fail(remote_trouble(server, reply, stage))
         elif stage is Stage.RCPT:
             if self.mail_rejected:
-                return  # spec 7.8: already failed by the MAIL reply
+                return  # rule 7.8: already failed by the MAIL reply
             if reply.is_positive:
                 self.accepted.append(index)
             else:
@@ -186,7 +186,7 @@ class _Receiver:
 
 def _message_chunks(message_chunks: Iterable[bytes], downgrade: bool) -> Iterable[bytes]:
     # The connection's BodyEncoder does CRLF, dot-stuffing and line length; only the 8bit->7bit
-    # conversion (spec 6.5) happens here, before it.
+    # conversion (rule 8.5) happens here, before it.
     if downgrade:
         return downgrade_8bit(message_chunks)
     return message_chunks
@@ -219,7 +219,7 @@ def run_transaction(
         envelope.sender,
         size=info.size if caps is not None and caps.size is not None and not downgrade else None,
         body="8BITMIME" if info.has_8bit and eightbit else None,
-        smtputf8=envelope.smtputf8 and caps is not None and caps.smtputf8,  # spec 6.1 (5)
+        smtputf8=envelope.smtputf8 and caps is not None and caps.smtputf8,  # rule 6.1 (5)
         ret=envelope.ret if dsn else None,
         envid=envelope.envid if dsn else None,
         quote=quote,
@@ -255,7 +255,7 @@ def run_transaction(
             receiver.handle(stage, index, reply)
 
     def must_abort(next_stage: Stage) -> bool:
-        # Spec 7.6: course correction, checked only when sender and receiver are in step.
+        # Rule 7.6: course correction, checked only when sender and receiver are in step.
         if outstanding:
             return False
         if next_stage is Stage.RCPT and receiver.mail_rejected:
@@ -283,13 +283,13 @@ def run_transaction(
 
     if chunking:
         if receiver.mail_rejected or not receiver.accepted:
-            # Issue 4: no content when every recipient failed; BDAT has no empty-message form.
+            # Rule 7.7: no content when every recipient failed; BDAT has no empty-message form.
             return (yield from _end(session, keep_open, abort=True))
         return (yield from _send_bdat(session, marks, receiver, chunks, downgrade, keep_open))
     if not receiver.data_accepted:
         return (yield from _end(session, keep_open, abort=True))
     if not receiver.accepted or receiver.mail_rejected:
-        # Spec 7.7-7.8: DATA accepted after every recipient failed: an empty message, just ".".
+        # Rules 7.7-7.8: DATA accepted after every recipient failed: an empty message, just ".".
         return (yield from _dot(session, marks, receiver, keep_open, deliver=False))
 
     try:
@@ -301,7 +301,7 @@ def run_transaction(
     except IOFailure as exc:
         return (yield from _body_write_failed(session, marks, receiver, exc))
     except MessageRefused as refused:
-        # Spec 8.5: hostile MIME met by the conversion; no partial message is ever delivered.
+        # Rule 8.5: hostile MIME met by the conversion; no partial message is ever delivered.
         trouble = local_trouble(refused.refusal.dsn, refused.refusal.text)
         return (yield from _content_failed(session, marks, receiver, trouble))
     except (LocalProtocolError, OSError) as exc:
@@ -357,7 +357,7 @@ def _send_bdat(
             held = data
         last = b"" if refusal else held + encoder.finish()
     except (IOFailure, RemoteProtocolError) as exc:
-        # Unlike spec 7.9 no reply is read: it would be a chunk's 250, not the end of data.
+        # Unlike rule 7.9 no reply is read: it would be a chunk's 250, not the end of data.
         marks.fail(fail_stream(session, exc, Stage.BDAT), receiver.accepted)
         yield from session.close()
         return False
@@ -393,7 +393,7 @@ def _content_failed(session: Session, marks: _Marks, receiver: _Receiver, troubl
 def _body_write_failed(
     session: Session, marks: _Marks, receiver: _Receiver, failure: IOFailure
 ) -> IO:
-    """Spec 7.9: no ".", no QUIT; one reply is still read, hoping for an early 5xx."""
+    """Rule 7.9: no ".", no QUIT; one reply is still read, hoping for an early 5xx."""
     session.discard_output()
     session.cacheable = False
     try:
@@ -413,7 +413,7 @@ def _end_of_data_reply(
     reply: Reply,
     stage: Stage = Stage.DOT,
 ) -> None:
-    # Spec 7.5 (SMTP end of data) and 12.4 (one LMTP reply): 2xx delivers the unmarked ones.
+    # Rule 7.5 (SMTP end of data) and 12.4 (one LMTP reply): 2xx delivers the unmarked ones.
     targets = marks.unmarked(indices)
     if reply.is_positive:
         for i in targets:
@@ -431,7 +431,7 @@ def _dot(
     deliver: bool,
     bdat: tuple[bytes, Callable[[], IO]] | None = None,
 ) -> IO:
-    """End of data, then QUIT pipelined behind it unless the session is kept (spec 7.3, 9.3).
+    """End of data, then QUIT pipelined behind it unless the session is kept (rules 7.3, 9.3).
 
     `bdat` is the last chunk and a reader of the chunk replies still owed: the end is then
     ``BDAT n LAST`` and its reply (per recipient for LMTP) plays the end-of-data reply.
@@ -446,13 +446,13 @@ def _dot(
             if last:
                 session.write_content(MessageData(last))
         elif session.pix_dotcrlf_due() and deliver:
-            # Spec 8.4: flush everything, wait, and only then send ".".
+            # Rule 8.4: flush everything, wait, and only then send ".".
             yield from session.flush(config.data_xfer_timeout)
             yield from session.sleep(config.pix_workaround_delay_time)
         if bdat is None:
             session.write_content(EndOfData())
             session.transcript.append("Out: .")
-        keep = keep_open and session.reusable()  # spec 9.3: decided now, never revisited
+        keep = keep_open and session.reusable()  # rule 9.3: decided now, never revisited
         caps = session.capabilities
         quit_queued = not keep and caps is not None and caps.pipelining
         if quit_queued:
@@ -461,7 +461,7 @@ def _dot(
         if bdat is not None:
             refused = yield from bdat[1]()
         if not deliver:
-            yield from session.read_reply(timeout)  # spec 7.7: the reply is ignored
+            yield from session.read_reply(timeout)  # rule 7.7: the reply is ignored
         elif refused is not None:
             # A chunk was refused after more went out: that refusal decides, whatever follows.
             yield from session.read(timeout)
@@ -482,13 +482,13 @@ def _dot(
             marks.fail(fail_stream(session, exc, stage), receiver.accepted)
         yield from session.close()
         return False
-    marks.ledger.completed_session = True  # spec 7.10
+    marks.ledger.completed_session = True  # rule 7.10
     if keep:
         session.uses += 1
         return True
     if quit_queued:
         if not config.skip_quit_response:
-            # Spec 9.7: the QUIT reply never matters.
+            # Rule 9.7: the QUIT reply never matters.
             with contextlib.suppress(IOFailure, RemoteProtocolError):
                 yield from session.read(config.quit_timeout)
         yield from session.close()
@@ -498,7 +498,7 @@ def _dot(
 
 
 def _end(session: Session, keep_open: bool, *, abort: bool) -> IO:
-    """Spec 7.6: abort with RSET (QUIT pipelined behind it unless kept); or just end."""
+    """Rule 7.6: abort with RSET (QUIT pipelined behind it unless kept); or just end."""
     keep = keep_open and session.reusable()
     if not abort:
         if keep:
@@ -517,7 +517,7 @@ def _end(session: Session, keep_open: bool, *, abort: bool) -> IO:
         if quit_queued and not config.skip_quit_response:
             yield from session.read(config.quit_timeout)
     except (IOFailure, RemoteProtocolError):
-        # Spec 7.9: an error in the RSET or QUIT state has no effect on recipients.
+        # Rule 7.9: an error in the RSET or QUIT state has no effect on recipients.
         yield from session.close()
         return False
     if keep and reply.is_positive:

@@ -1,4 +1,4 @@
-"""Fixtures that start real servers on loopback for the interop tests (issue 7).
+"""Fixtures that start real servers on loopback for the interop tests.
 
 Session-scoped where start-up is costly (Postfix, Dovecot, dnsmasq); factories where each test
 wants its own options (smtp-sink fault injection, aiosmtpd with or without STARTTLS/AUTH).
@@ -125,7 +125,7 @@ def pytest_runtest_makereport(
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Report how long each interop server took to start (issue 7 asks for the figures)."""
+    """Report how long each interop server took to start, so that slow fixtures show."""
     if not servers.START_TIMES:
         return
     terminalreporter.section("interop server start-up times")

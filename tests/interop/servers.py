@@ -1,4 +1,4 @@
-"""Real mail and DNS servers on loopback for the interop tests (issue 7).
+"""Real mail and DNS servers on loopback for the interop tests.
 
 Each server runs as a private instance in its own temporary directory: its own configuration,
 state, logs and maildirs, a free loopback port, nothing read from /etc and nothing relayed off
@@ -127,7 +127,8 @@ def in_ci() -> bool:
 
 
 def unavailable(reason: str) -> NoReturn:
-    """Skip (outside CI) or fail (in CI, issue 7) because a server cannot run here."""
+    """Skip (outside CI) or fail (in CI, where a missing server is a failure) because a
+    server cannot run here."""
     if in_ci():
         pytest.fail(f"interop server unavailable in CI: {reason}", pytrace=False)
     pytest.skip(reason)
@@ -952,7 +953,7 @@ def run_hangup_listener(host: str, port: int) -> Iterator[HangupListener]:
 
 # --- the client under test ------------------------------------------------------------------
 
-# The adapters every client-side interop test runs with (issue 7: all three).
+# The adapters every client-side interop test runs with: all three.
 ADAPTERS: tuple[str, ...] = ("blocking", "asyncio", "trio")
 CLIENT_HELO = f"client.{DOMAIN}"
 SENDER = f"sender@{DOMAIN}"
