@@ -36,6 +36,7 @@ which `iter_chunks` bounds by `chunk_size`.
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 from collections import deque
@@ -116,7 +117,9 @@ class SupportsRead(Protocol):
 MessageSource: TypeAlias = (
     "bytes | bytearray | memoryview | SupportsRead | Iterable[bytes] | email.message.Message"
 )
-"""Anything `iter_chunks` can read a message from."""
+"""Anything `iter_chunks` can read a message from. An ``email.message.Message`` goes out
+without its ``Bcc`` and ``Resent-Bcc`` headers, as ``smtplib.send_message`` sends it; bytes,
+files and chunks go out as given."""
 
 
 def _check_line_length_limit(line_length_limit: object) -> int:
@@ -406,9 +409,22 @@ def _is_email(message: object) -> TypeGuard[email.message.Message]:
     return module is not None and isinstance(message, module.Message)
 
 
+def _without_bcc(message: email.message.Message) -> email.message.Message:
+    # smtplib.send_message's rule: Bcc and Resent-Bcc name recipients the others must not
+    # see, so they never go out. A shallow copy: `del` rebinds the copy's header list only.
+    if message.get("Bcc") is None and message.get("Resent-Bcc") is None:
+        return message
+    stripped = copy.copy(message)
+    del stripped["Bcc"]
+    del stripped["Resent-Bcc"]
+    return stripped
+
+
 def _chunks_of_email(message: email.message.Message, chunk_size: int) -> Iterator[bytes]:
     import email.errors
     import email.generator
+
+    message = _without_bcc(message)
 
     # The stdlib generator has no incremental interface (and buffers every multipart's
     # subparts itself), so the flattened pieces are collected and handed out chunk by chunk,

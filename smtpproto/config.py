@@ -13,7 +13,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -60,10 +60,11 @@ class ClientConfig:
     """The Postfix smtp(8)/lmtp(8) parameters that apply to a library, with Postfix's defaults."""
 
     lmtp: bool = False
-    # Postfix's default is $myhostname; the core cannot ask the system, so "localhost" stands in.
-    # Set it (or helo_name) to the name the world knows this client by.
-    myhostname: str = "localhost"
-    helo_name: str = "localhost"
+    # Empty: the machine's name as Postfix's $myhostname would be. The core cannot ask the
+    # system, so the adapters pass that name to the engine (`with_hostname`); "localhost" only
+    # when nobody did. helo_name empty: $myhostname, Postfix's default.
+    myhostname: str = ""
+    helo_name: str = ""
     tcp_port: int = 25
     lmtp_tcp_port: int = 24
 
@@ -211,6 +212,14 @@ class ClientConfig:
             parts.append(f"{f.name}={value!r}")
         return f"ClientConfig({', '.join(parts)})"
 
+    def with_hostname(self, machine: str) -> ClientConfig:
+        """This config with an empty `myhostname` set to `machine` (or ``localhost``) and an
+        empty `helo_name` to `myhostname`; the engine calls it with the adapter's name."""
+        myhostname = self.myhostname or _helo(machine or "localhost")
+        if (myhostname, self.helo_name or myhostname) == (self.myhostname, self.helo_name):
+            return self
+        return replace(self, myhostname=myhostname, helo_name=self.helo_name or myhostname)
+
     @property
     def default_port(self) -> int:
         """The port for destinations that name none (``lmtp_tcp_port`` for LMTP)."""
@@ -347,6 +356,11 @@ def _helo(value: Any) -> str:
     return value
 
 
+def _optional_helo(value: Any) -> str:
+    # Empty means "not set": filled in by `ClientConfig.with_hostname`.
+    return value if value == "" else _helo(value)
+
+
 def _optional(check: Check) -> Check:
     return lambda value: None if value is None else check(value)
 
@@ -426,8 +440,8 @@ def _destination_list(value: Any) -> tuple[str, ...]:
 _CHECKS: Mapping[str, Check] = MappingProxyType(
     {
         "lmtp": _bool,
-        "myhostname": _helo,
-        "helo_name": _helo,
+        "myhostname": _optional_helo,
+        "helo_name": _optional_helo,
         "tcp_port": _port,
         "lmtp_tcp_port": _port,
         "ignore_mx_lookup_error": _bool,

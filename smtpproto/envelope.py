@@ -22,6 +22,13 @@ def _check_text(name: str, value: str) -> None:
         raise LocalProtocolError(f"{name}: expected str, got {type(value).__name__}")
     if any(c in value for c in "\r\n\0"):
         raise LocalProtocolError(f"{name}: CR, LF and NUL are not allowed: {value!r}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Undecodable bytes (surrogateescape) would fail only when the command is encoded,
+            # after EHLO and MAIL had gone out.
+            raise LocalProtocolError(f"{name}: not valid UTF-8 text: {value!r}") from None
 
 
 @dataclass(frozen=True)

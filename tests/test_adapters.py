@@ -457,7 +457,7 @@ def test_mx_lookup_without_dnspython_names_the_extra(adapter: str) -> None:
     failure = run_engine(adapter, catching(resolve(Resolve("example.com", "MX", 2))), resolver)
     assert isinstance(failure, DNSError)
     assert failure.kind == "unavailable"
-    assert "smtpproto[dns]" in failure.reason
+    assert "smtpproto-client[dns]" in failure.reason
     answer = run_engine(adapter, resolve(Resolve("localhost", "A", 5)), resolver)
     assert "127.0.0.1" in answer
 

@@ -430,6 +430,24 @@ def test_compat32_message_keeps_its_policy_with_crlf() -> None:
     assert b"".join(iter_chunks(msg)) == b"Subject: old\r\n\r\nbody\r\n"
 
 
+def test_email_message_goes_out_without_bcc_like_smtplib_send_message() -> None:
+    # smtplib.send_message deletes Bcc and Resent-Bcc before sending; so does the library.
+    msg = email.message.EmailMessage()
+    msg["To"] = "a@example.com"
+    msg["Bcc"] = "hidden@example.com"
+    msg["Resent-Bcc"] = "also-hidden@example.com"
+    msg.set_content("body\n")
+    data = b"".join(iter_chunks(msg))
+    assert b"hidden@example.com" not in data and b"To: a@example.com\r\n" in data
+    assert scan(msg).size == len(data)
+    assert msg["Bcc"] == "hidden@example.com"  # the caller's object is left as it was
+
+
+def test_raw_bytes_keep_their_bcc_header_as_given() -> None:
+    raw = b"Bcc: hidden@example.com\r\nSubject: x\r\n\r\nbody\r\n"
+    assert b"".join(iter_chunks(raw)) == raw
+
+
 def test_unflattenable_message_is_refused_naming_message() -> None:
     msg = email.message.EmailMessage(policy=email.policy.SMTP)
     msg["Subject"] = "x"

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .._failures import AuthenticationFailed, ConnectionFailed, SessionFailed, TLSPolicyFailed
 from ..body import MessageInfo, MessageSource, iter_chunks, scan
 from ..commands import Rset
 from ..config import ClientConfig
 from ..connection import ClientConnection
-from ..destinations import Destination, parse_destinations
+from ..destinations import Destination, IDNAEncoder, parse_destinations
 from ..envelope import Envelope
 from ..replies import Reply
 from ..report import DeliveryReport, RecipientResult, TLSState
@@ -52,7 +53,7 @@ from .routing import (
     select_mx,
     truncate_self,
 )
-from .security import default_policy
+from .security import SecurityPolicy, default_policy
 from .session import IO, Session, SessionPolicy, handshake
 from .transaction import PIPELINE_LIMIT, EnvelopeCommands, run_transaction
 from .trouble import Ledger, Server, Trouble, connect_trouble, local_trouble
@@ -146,6 +147,9 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
     except DNSError as exc:
         failure = mx_lookup_failure(exc.kind, dest.host, config=config)
         if isinstance(failure, RouteStatus):
+            if exc.kind == "unavailable":
+                # The resolver says what is missing (the dns extra): keep it in the result.
+                failure = replace(failure, text=f"{failure.text} ({exc.reason})")
             return [], _trouble(failure), False
         records = ()
     if not records:
@@ -352,9 +356,11 @@ def _may_cache(hops: tuple[Hop, ...], config: ClientConfig) -> bool:
     return bool(hops) and hops[0].destination.host.lower() in wanted
 
 
-def _hops(destination: str, config: ClientConfig) -> tuple[Hop, ...]:
+def _hops(destination: str, config: ClientConfig, idna: IDNAEncoder | None) -> tuple[Hop, ...]:
     return plan_hops(
-        parse_destinations(destination, lmtp=config.lmtp, config=config), config=config
+        parse_destinations(destination, lmtp=config.lmtp, config=config, idna=idna),
+        config=config,
+        idna=idna,
     )
 
 
@@ -367,20 +373,29 @@ def deliver(
     clock: Callable[[], float],
     rng: Random,
     nonce: Callable[[], str] | None = None,
+    myhostname: str = "",
+    idna: IDNAEncoder | None = None,
+    transcript: list[str] | None = None,
 ) -> Generator[IORequest, Any, DeliveryReport]:
     """Deliver `message` to every recipient of `envelope` via `destination` (smtp(8) syntax).
 
     Recipients go in batches of ``destination_recipient_limit``, each a new transaction;
     a session is kept between batches when rule 9 allows, and closed at the end.
+    `myhostname` is the machine's name, for a `config` that leaves ``myhostname`` empty;
+    `idna` encodes non-ASCII domains (`smtpproto.destinations.normalize_domain`);
+    `transcript`, when given, is the list the dialogue is appended to as it happens.
     """
     if not isinstance(envelope, Envelope):
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
+    config = config.with_hostname(myhostname)
     lmtp = config.lmtp
-    hops = _hops(destination, config)
+    hops = _hops(destination, config, idna)
     info = scan(message)
     # Every address is checked before the first request: nothing raises once mail went out.
     commands = EnvelopeCommands.build(envelope, info, config)
     walk = _Walk(config, clock, rng, nonce, lmtp)
+    if transcript is not None:
+        walk.transcript = transcript
     ledger = Ledger((r.address for r in envelope.recipients), clock=clock)
     count = len(envelope.recipients)
     size = config.destination_recipient_limit
@@ -415,32 +430,67 @@ def open_session(
     clock: Callable[[], float],
     rng: Random,
     nonce: Callable[[], str] | None = None,
+    myhostname: str = "",
+    idna: IDNAEncoder | None = None,
+    transcript: list[str] | None = None,
 ) -> Generator[IORequest, Any, Session]:
     """Connect and hand-shake (greeting, EHLO, STARTTLS, AUTH once) for several transactions.
 
-    Servers are tried as ``deliver`` would; when none completes the handshake this raises
-    :class:`~smtpproto.requests.ConnectFailed` with the last server's diagnostic.
+    Servers are tried as ``deliver`` would; when none completes the handshake this raises a
+    :class:`~smtpproto.SessionFailed` for the last server's outcome: `ConnectionFailed`,
+    `TLSPolicyFailed` or `AuthenticationFailed`. The keywords are those of ``deliver``.
     """
+    config = config.with_hostname(myhostname)
     lmtp = config.lmtp
     walk = _Walk(config, clock, rng, nonce, lmtp)
-    last: Trouble | None = None
-    for hop in _hops(destination, config):
+    if transcript is not None:
+        walk.transcript = transcript
+    last: SessionFailed | None = None
+    for hop in _hops(destination, config, idna):
         targets, trouble, _ = yield from _targets(hop.destination, walk)
-        last = trouble or last
+        if trouble is not None:
+            last = ConnectionFailed(trouble.dsn, trouble.diagnostic, trouble.reply)
         for target in targets:
             server = Server(target.host, target.address, target.port, True)
-            policy = default_policy(
-                config, unix=target.family == "unix", nexthop=hop.destination.text
+            steps = _Steps(
+                default_policy(config, unix=target.family == "unix", nexthop=hop.destination.text)
             )
-            outcome = yield from _connect(target, server, walk, policy)
+            outcome = yield from _connect(target, server, walk, steps)
             if isinstance(outcome, Session):
                 outcome.pinned = True
                 return outcome
-            last = outcome
+            last = steps.failure(outcome)
             if outcome.final_server:
                 # skip_4xx_greeting=no: this server's refusal ends the walk.
-                raise ConnectFailed(outcome.diagnostic)
-    raise ConnectFailed(last.diagnostic if last else "server unavailable or unable to receive mail")
+                raise last
+    raise last or ConnectionFailed("4.3.0", "server unavailable or unable to receive mail")
+
+
+@dataclass
+class _Steps:
+    """The security policy of one connection, remembering which step ended the handshake,
+    so that ``open_session`` raises the matching `SessionFailed`."""
+
+    policy: SecurityPolicy
+    failed: type[SessionFailed] = ConnectionFailed
+
+    def starttls(self, session: Session) -> IO:
+        """`SecurityPolicy.starttls`; a failure there is a TLS policy failure."""
+        trouble: Trouble | None = yield from self.policy.starttls(session)
+        if trouble is not None:
+            self.failed = TLSPolicyFailed
+        return trouble
+
+    def authenticate(self, session: Session) -> IO:
+        """`SecurityPolicy.authenticate`; a failure there is an authentication failure."""
+        trouble: Trouble | None = yield from self.policy.authenticate(session)
+        if trouble is not None:
+            self.failed = AuthenticationFailed
+        return trouble
+
+    def failure(self, trouble: Trouble) -> SessionFailed:
+        """The exception for `trouble`, the outcome of this connection."""
+        return self.failed(trouble.dsn, trouble.diagnostic, trouble.reply)
 
 
 def transact(

@@ -11,7 +11,7 @@ from typing import Literal, TypeVar
 
 from .._errors import LocalProtocolError
 from ..config import ClientConfig
-from ..destinations import Destination, parse_destinations
+from ..destinations import Destination, IDNAEncoder, parse_destinations
 from ..requests import MXRecord, Random
 
 __all__ = [
@@ -359,13 +359,17 @@ class Hop:
     fallback: bool = False
 
 
-def plan_hops(destinations: Sequence[Destination], *, config: ClientConfig) -> tuple[Hop, ...]:
+def plan_hops(
+    destinations: Sequence[Destination], *, config: ClientConfig, idna: IDNAEncoder | None = None
+) -> tuple[Hop, ...]:
     """The next-hop list with ``fallback_relay`` appended (rules 14.1, 14.10); a UNIX-domain
-    destination gets no fallback relays (rule 12.2)."""
+    destination gets no fallback relays (rule 12.2). `idna` encodes non-ASCII relay names."""
     hops = tuple(Hop(d) for d in destinations)
     if not config.fallback_relay or any(d.kind == "unix" for d in destinations):
         return hops
-    relays = parse_destinations(" ".join(config.fallback_relay), lmtp=config.lmtp, config=config)
+    relays = parse_destinations(
+        " ".join(config.fallback_relay), lmtp=config.lmtp, config=config, idna=idna
+    )
     return hops + tuple(Hop(d, fallback=True) for d in relays)
 
 

@@ -10,7 +10,7 @@ the names the way Postfix does (rule 5.8), so all three adapters agree.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -229,13 +229,11 @@ def nexthop_domain(destination: str) -> str:
 
 
 def _a_label(name: str) -> str | None:
+    # Next hops reach the policy in A-label form (smtpproto.destinations, IDNA 2008). A
+    # non-ASCII name here was never converted; Python's codec is IDNA 2003 (faß -> fass, a
+    # different domain), so such a name matches nothing rather than the wrong certificate.
     name = name.lower().rstrip(".")
-    if name.isascii():
-        return name
-    try:
-        return name.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
+    return name if name.isascii() else None
 
 
 def match_names(policy: TLSPolicy, *, hostname: str, nexthop: str) -> tuple[str, ...]:
@@ -349,9 +347,23 @@ def check_peer(policy: TLSPolicy, info: TLSInfo, names: Iterable[str]) -> str | 
         return None
     if not info.chain_verified or info.peer_certificate is None:
         return "Server certificate not trusted"
+    names = tuple(names)
     if not certificate_matches(info.peer_certificate, names):
-        return "Server certificate not verified"
+        # Postfix logs the names on a line of their own; a result line must say it alone.
+        presented = certificate_names(info.peer_certificate)
+        return (
+            f"Server certificate not verified (expected {_listed(names)}; "
+            f"presented {_listed(presented)})"
+        )
     return None
+
+
+def _listed(names: Sequence[str], limit: int = 5) -> str:
+    # Certificate names come from the peer: printable ASCII only, so that no control byte or
+    # look-alike reaches a log line, and a bounded count and length (NS-14).
+    shown = ["".join(c if " " < c < "\x7f" else "?" for c in name[:255]) for name in names[:limit]]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return (", ".join(shown) or "none") + more
 
 
 TrustWord = Literal["Anonymous", "Untrusted", "Trusted", "Verified"]
