@@ -109,24 +109,17 @@ def test_rfc8460_example_report_from_individual_attempts() -> None:
     aggregator = ReportAggregator()
     for attempt in _rfc_attempts():
         aggregator.add(attempt)
-    report = aggregator.report(
-        "company-y.example",
-        organization_name="Company-X",
-        contact_info="sts-reporting@company-x.example",
-        report_id="5065427c-23d3-47ca-b6e0-946ea0e8c4be",
-        start=START,
-        end=END,
-    )
+    fields: dict[str, object] = {
+        "organization_name": "Company-X",
+        "contact_info": "sts-reporting@company-x.example",
+        "report_id": "5065427c-23d3-47ca-b6e0-946ea0e8c4be",
+        "start": START,
+        "end": END,
+    }
+    report = aggregator.report("company-y.example", **fields)  # type: ignore[arg-type]
     assert report == RFC_EXAMPLE
     assert list(report) == list(RFC_EXAMPLE)  # the member order of the RFC's example
-    encoded = aggregator.report_json(
-        "company-y.example",
-        organization_name="Company-X",
-        contact_info="sts-reporting@company-x.example",
-        report_id="5065427c-23d3-47ca-b6e0-946ea0e8c4be",
-        start=START,
-        end=END,
-    )
+    encoded = aggregator.report_json("company-y.example", **fields)
     assert json.loads(encoded) == RFC_EXAMPLE
 
 
