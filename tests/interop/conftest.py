@@ -8,12 +8,14 @@ Outside CI a missing server skips with the apt package to install; in CI it fail
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from . import exim, postfix_client, servers
+from . import dnssec, exim, postfix_client, servers
+from .dnssec import DnssecLab
 from .exim import EximServer
 from .postfix_client import PostfixDeliver, PostfixOracle
 from .servers import (
@@ -69,6 +71,24 @@ def dns_server() -> Iterator[DnsServer]:
     """dnsmasq serving the test zone (servers.ZONE_MX, servers.ZONE_HOSTS) on loopback."""
     with servers.run_dnsmasq() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def dnssec_lab() -> Iterator[DnssecLab]:
+    """NSD serving the signed lab zones and Unbound validating them (tests/interop/dnssec.py)."""
+    with dnssec.run_dnssec_lab() as lab:
+        yield lab
+
+
+@pytest.fixture
+def make_dnssec_lab() -> Iterator[Callable[..., DnssecLab]]:
+    """Factory: make_dnssec_lab({"secure.test": ["_25._tcp.mx TLSA 3 1 1 ..."]}) for this test."""
+    with contextlib.ExitStack() as stack:
+
+        def start(records: Mapping[str, Sequence[str]] | None = None, **options: Any) -> DnssecLab:
+            return stack.enter_context(dnssec.run_dnssec_lab(records, **options))
+
+        yield start
 
 
 @pytest.fixture
