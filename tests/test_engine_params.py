@@ -10,7 +10,7 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
-from scripted import ADDR, Clock, Rng, Script, Session, go, run, smtp, statuses
+from support.world import ADDR, Clock, Rng, Script, Session, go, run, smtp, statuses
 
 from smtpproto._errors import LocalProtocolError
 from smtpproto.config import ClientConfig

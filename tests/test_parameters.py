@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from scripted import EHLO_PLAIN, Clock, Rng, Script, Session, go, run, smtp, statuses
+from support.world import EHLO_PLAIN, Clock, Rng, Script, Session, go, run, smtp, statuses
 
 from smtpproto._parameters import EXTRA_PARAMETERS, NOT_YET_IN_EFFECT, PARAMETERS, Parameter
 from smtpproto.config import ClientConfig
@@ -199,23 +199,6 @@ MX_SELF = {
 }
 
 
-def _deliver(
-    *sessions: Session, destination: str = "[192.0.2.1]", **config: Any
-) -> tuple[Any, Any]:
-    """`deliver` against scripted servers at 192.0.2.1, with `config` as given (no defaults)."""
-    env = Envelope("a@example.org", (Recipient("b@example.com"),))
-    script = Script(servers={"192.0.2.1": list(sessions)})
-    engine = deliver(
-        destination,
-        env,
-        b"Subject: t\r\n\r\nhello\r\n",
-        config=ClientConfig(**config),
-        clock=Clock(),
-        rng=Rng(),
-    )
-    return run(engine, script)
-
-
 @pytest.mark.parametrize(
     "config",
     [
@@ -239,7 +222,7 @@ def test_without_own_names_or_addresses_the_same_mx_is_tried() -> None:
 
 
 def test_helo_name_is_the_ehlo_argument() -> None:
-    _, record = _deliver(smtp(*OK), helo_name="client.test")
+    _, record = go(smtp(*OK), config=ClientConfig(helo_name="client.test"))
     assert record.flights()[0] == b"EHLO client.test\r\n"
 
 
