@@ -32,6 +32,8 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from support.model import Faults
+from support.sockets import LoopbackServer, free_port
 
 DATA_DIR = Path(__file__).parent / "data"
 HOST = "127.0.0.1"
@@ -145,14 +147,6 @@ def require_root(what: str) -> None:
     """Skip/fail unless running as root: Postfix and Dovecot switch to their system users."""
     if os.geteuid() != 0:
         unavailable(f"{what} needs root (it switches to its own system users); run as root")
-
-
-def free_port(host: str = HOST) -> int:
-    """Return a TCP port that is free on host right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def log_tail(paths: Sequence[Path]) -> str:
@@ -909,45 +903,12 @@ def run_aiosmtpd(
 # --- a listener that hangs up ---------------------------------------------------------------
 
 
-@dataclass
-class HangupListener:
-    """Accepts TCP connections on one address and closes each at once, counting them."""
-
-    host: str
-    port: int
-    accepted: int = 0
-
-
 @contextlib.contextmanager
-def run_hangup_listener(host: str, port: int) -> Iterator[HangupListener]:
-    """Listen on host:port (any loopback address) while the context lasts."""
-    listener = HangupListener(host, port)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(16)
-    sock.settimeout(0.05)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            listener.accepted += 1
-            conn.close()
-
-    thread = threading.Thread(target=serve, name=f"hangup-{host}:{port}", daemon=True)
-    thread.start()
-    try:
-        yield listener
-    finally:
-        stop.set()
-        thread.join(STOP_TIMEOUT)
-        sock.close()
+def run_hangup_listener(host: str, port: int) -> Iterator[LoopbackServer]:
+    """Listen on host:port (any loopback address) while the context lasts, closing every
+    connection at once, before any greeting; ``len(server.connections)`` counts them."""
+    with LoopbackServer(host=host, port=port, faults=Faults(close_at=0)) as server:
+        yield server
 
 
 # --- the client under test ------------------------------------------------------------------
