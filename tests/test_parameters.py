@@ -314,14 +314,29 @@ def test_connection_reuse_count_limit_closes_after_that_many_transactions() -> N
 
 def test_xforward_timeout_bounds_the_xforward_reply() -> None:
     env = Envelope("a@x", (Recipient("b@y"),), xforward=(("ADDR", "198.51.100.7"),))
+    replies = (b"250 ok\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n")
     _, record = go(
-        smtp(b"250 ok\r\n", *OK, ehlo=b"250-mx\r\n250 XFORWARD ADDR\r\n"),
+        smtp(*replies, ehlo=b"250-mx\r\n250 XFORWARD ADDR\r\n"),
         envelope=env,
         send_xforward_command=True,
         xforward_timeout=21,
+        mail_timeout=12,
+        rcpt_timeout=13,
+        data_init_timeout=14,
+        data_xfer_timeout=15,
+        data_done_timeout=16,
+        quit_timeout=17,
     )
     assert b"XFORWARD ADDR=198.51.100.7\r\n" in record.sent()
-    assert 21 in [r.timeout for r in record.of_type(Receive)]
+    # The XFORWARD exchange, and it alone, is bounded by xforward_timeout (rule 10.1).
+    assert [(verb, waits) for verb, waits in record.timeouts() if verb != "EHLO"] == [
+        ("XFORWARD", [("Send", 21), ("Receive", 21)]),
+        ("MAIL", [("Send", 12), ("Receive", 12)]),
+        ("RCPT", [("Send", 13), ("Receive", 13)]),
+        ("DATA", [("Send", 14), ("Receive", 14)]),
+        ("Subject:", [("Send", 15), ("Send", 16), ("Receive", 16)]),
+        ("QUIT", [("Send", 17)]),
+    ]
 
 
 def test_starttls_timeout_bounds_the_command_and_the_handshake() -> None:
@@ -331,10 +346,17 @@ def test_starttls_timeout_bounds_the_command_and_the_handshake() -> None:
         Session([b"220 mx\r\n", ehlo, b"220 go\r\n", tls, EHLO_PLAIN, *OK]),
         tls_security_level="may",
         starttls_timeout=33,
+        helo_timeout=11,
     )
     (handshake,) = record.of_type(StartTLS)
     assert handshake.timeout == 33
-    assert 33 in [r.timeout for r in record.of_type(Receive)]
+    # STARTTLS, its reply and the handshake are bounded by starttls_timeout, and nothing
+    # else is (rule 10.1): the EHLO before and after TLS keep helo_timeout.
+    assert record.timeouts()[:3] == [
+        ("EHLO", [("Send", 11), ("Receive", 11)]),
+        ("STARTTLS", [("Send", 33), ("Receive", 33), ("StartTLS", 33)]),
+        ("EHLO", [("Send", 11), ("Receive", 11)]),
+    ]
 
 
 def test_empty_pix_workarounds_keeps_esmtp_for_a_pix_banner() -> None:

@@ -184,6 +184,19 @@ class Record:
                     out[-1][1].append(r)
         return out
 
+    def timeouts(
+        self, channel: Channel | None = None
+    ) -> list[tuple[str, list[tuple[str, float | None]]]]:
+        """Per flight, its first word (the verb, or the message's first header) and the
+        (request type, timeout) of each of its writes and of the reads that await it."""
+        return [
+            (
+                data.split(b"\r\n", 1)[0].split(b" ", 1)[0].decode("ascii", "replace"),
+                [(type(r).__name__, getattr(r, "timeout", None)) for r in requests],
+            )
+            for data, requests in self.exchanges(channel)
+        ]
+
     def of_type(self, kind: type[T]) -> list[T]:
         """The requests of one type, in order."""
         return [r for r in self.requests if isinstance(r, kind)]
