@@ -260,21 +260,16 @@ class LoopbackServer:
         return wrapped
 
     def _hold(self, sock: socket.socket, served: Served) -> None:
-        # Stopped reading: keep the connection open, unread, until the client closes it
-        # (seen without reading: readable and nothing to peek) or the server stops.
+        # Stopped reading: keep the connection open, its octets unread (so the client's
+        # writes back up), until the client closes its side or the server stops. POLLRDHUP
+        # (Linux) reports the close even while unread octets wait in front of it.
+        poller = select.poll()
+        poller.register(sock, getattr(select, "POLLRDHUP", 0x2000) | select.POLLHUP)
         deadline = time.monotonic() + self.timeout
         while not self._stop.is_set() and time.monotonic() < deadline:
-            if isinstance(sock, ssl.SSLSocket):  # no peeking under TLS: hold until the end
-                time.sleep(POLL)
-            elif select.select([sock], [], [], POLL)[0]:
-                try:
-                    if not sock.recv(1, socket.MSG_PEEK):
-                        served.saw_eof.set()
-                        return
-                except (OSError, ValueError):
-                    served.saw_eof.set()
-                    return
-                time.sleep(POLL)
+            if poller.poll(POLL * 1000):
+                served.saw_eof.set()
+                return
 
 
 def _hung_up(model: ServerModel) -> bool:
