@@ -912,7 +912,7 @@ def test_tls_level_by_server_behaviour(
         assert mail_commands(server) == 0
         assert after_tls(server) in ([], [b"QUIT"])
     if level in ("verify", "secure") and behaviour == "wrong-name":
-        assert after_tls(server) == [b"QUIT"]  # spec 5.6: the session works, QUIT goes over it
+        assert after_tls(server) == [b"QUIT"]  # rule 5.6: the session works, QUIT goes over it
         assert "Server certificate not verified" in result.diagnostic
 
 

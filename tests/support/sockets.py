@@ -30,6 +30,7 @@ from .model import Behaviour, Canonical, Expect, Faults, ServerModel, Violation
 __all__ = ["HOST", "LoopbackServer", "Served", "free_port"]
 
 HOST = "127.0.0.1"
+"""The loopback address servers listen on unless told otherwise."""
 POLL = 0.05
 """Seconds between checks of the stop flag while a thread waits."""
 GRACE = 5.0

@@ -60,6 +60,7 @@ __all__ = [
     "FailSend",
     "LcgRng",
     "Outcome",
+    "Plan",
     "Record",
     "Rng",
     "Script",
@@ -78,6 +79,7 @@ T = TypeVar("T")
 DEFAULT_TLS = TLSInfo(version="TLSv1.3", cipher="TLS_AES_256_GCM_SHA384", chain_verified=False)
 """What a scripted handshake reports when the script names no `TLSInfo`."""
 REACTIVE_TLS = TLSInfo(version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", chain_verified=False)
+"""What a reactive server's successful handshake reports."""
 MAX_STEPS = 10_000
 """An engine that makes more requests than this on a test's small inputs is looping."""
 
@@ -479,8 +481,11 @@ def run(
 
 
 GREETING = b"220 mx.example ESMTP\r\n"
+"""The banner of `smtp`'s scripted server."""
 EHLO_PIPELINING = b"250-mx.example\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 DSN\r\n"
+"""`smtp`'s default EHLO reply: PIPELINING, 8BITMIME and DSN."""
 EHLO_PLAIN = b"250 mx.example\r\n"
+"""An EHLO reply with no extension."""
 
 
 def smtp(*steps: Step, greeting: bytes = GREETING, ehlo: bytes = EHLO_PIPELINING) -> Session:
@@ -489,7 +494,9 @@ def smtp(*steps: Step, greeting: bytes = GREETING, ehlo: bytes = EHLO_PIPELINING
 
 
 ADDR = "192.0.2.1"
+"""The address `go` plans its sessions at."""
 DEST = f"[{ADDR}]"
+"""`go`'s default next hop: ADDR, no MX lookup."""
 
 
 class Clock:
