@@ -60,15 +60,16 @@ uses it yet: it is the open part of the contract, listed in
 them without the table naming it.
 
 *Postfix default* is what the smtp(8) manual says; *Default here* is `ClientConfig`'s, which
-differs where a library cannot know the value (`myhostname`) or where current Postfix
-changed it (`line_length_limit`, `tls_security_level`, the TLS grades).
+differs where a library cannot know the value (`myhostname` and `helo_name` are empty: the
+adapters pass the machine's name, as Postfix finds it) or where current Postfix changed it
+(`line_length_limit`, `tls_security_level`, the TLS grades).
 
 {table_head}"""
 
 EXTRA_HEADER = """
 ## postconf(5) parameters beyond the smtp(8) listing
 
-The client policy also relies on these (spec sections 9 and 14); they follow the same rules.
+The client policy also relies on these (rules 9 and 14); they follow the same rules.
 
 {table_head}"""
 

@@ -652,6 +652,19 @@ PARAMETERS: tuple[Parameter, ...] = (
 
 EXTRA_PARAMETERS: tuple[Parameter, ...] = (
     _s(
+        "smtp_per_request_deadline",
+        "no",
+        "per_request_deadline",
+        "test_engine_deadlines.py::test_a_trickled_greeting_times_out_at_the_deadline",
+        "test_engine_deadlines.py::test_without_deadlines_each_read_gets_the_whole_limit",
+    ),
+    _s(
+        "smtp_min_data_rate",
+        "500",
+        "min_data_rate",
+        "test_engine_deadlines.py::test_content_writes_earn_time_at_the_minimum_data_rate",
+    ),
+    _s(
         "myhostname",
         "(the system's host name)",
         "myhostname",
@@ -683,7 +696,7 @@ EXTRA_PARAMETERS: tuple[Parameter, ...] = (
         "test_parameters.py::test_connection_reuse_count_limit_closes_after_that_many_transactions",
     ),
 )
-"""postconf(5) parameters beyond the smtp(8) listing that spec sections 9 and 14 rely on."""
+"""postconf(5) parameters beyond the smtp(8) listing that rules 9 and 14 rely on."""
 
 NOT_YET_IN_EFFECT: frozenset[str] = frozenset(
     {

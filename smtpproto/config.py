@@ -1,6 +1,6 @@
 """Client configuration: the smtp(8) parameters under their Postfix names, without ``smtp_``.
 
-`ClientConfig` holds Postfix's defaults (spec Appendix A) except where noted on the field.
+`ClientConfig` holds Postfix's defaults (client-rules Appendix A) except where noted on the field.
 `ClientConfig.from_postconf` reads Postfix's own names and value syntax, so a main.cf excerpt
 can be used as it is. Every parameter smtp(8) lists is either a field here or rejected with
 the reason it does not apply to a library (``smtpproto/_parameters.py``): nothing is ignored
@@ -13,7 +13,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -60,10 +60,11 @@ class ClientConfig:
     """The Postfix smtp(8)/lmtp(8) parameters that apply to a library, with Postfix's defaults."""
 
     lmtp: bool = False
-    # Postfix's default is $myhostname; the core cannot ask the system, so "localhost" stands in.
-    # Set it (or helo_name) to the name the world knows this client by.
-    myhostname: str = "localhost"
-    helo_name: str = "localhost"
+    # Empty: the machine's name as Postfix's $myhostname would be. The core cannot ask the
+    # system, so the adapters pass that name to the engine (`with_hostname`); "localhost" only
+    # when nobody did. helo_name empty: $myhostname, Postfix's default.
+    myhostname: str = ""
+    helo_name: str = ""
     tcp_port: int = 25
     lmtp_tcp_port: int = 24
 
@@ -97,16 +98,16 @@ class ClientConfig:
     send_xforward_command: bool = False
 
     # SMTPPROTO EXTENSIONS (no smtp(8) parameter)
-    # Issue 3: BDAT (RFC 3030) instead of DATA when the server offers CHUNKING. Off by default:
-    # Postfix's client never sends BDAT, so DATA is what its peers have been tested with.
+    # BDAT (RFC 3030) instead of DATA when the server offers CHUNKING (rule 15.4). Off by
+    # default: Postfix's client never sends BDAT, so DATA is what its peers have been tested with.
     chunking: bool = False
 
     # SASL AUTHENTICATION CONTROLS
     sasl_auth_enable: bool = False
     sasl_password_maps: Mapping[str, str] = _frozen_map()
     sasl_security_options: frozenset[str] = frozenset({"noplaintext", "noanonymous"})
-    # Issue 6: PLAIN/LOGIN are allowed under TLS by default (Postfix: $sasl_security_options;
-    # from_postconf keeps Postfix's meaning).
+    # Quirk Q9: PLAIN/LOGIN are allowed under TLS by default (Postfix:
+    # $sasl_security_options; from_postconf keeps Postfix's meaning).
     sasl_tls_security_options: frozenset[str] = frozenset({"noanonymous"})
     # None: the same as sasl_tls_security_options (Postfix's $smtp_sasl_tls_security_options).
     sasl_tls_verified_security_options: frozenset[str] | None = None
@@ -125,7 +126,7 @@ class ClientConfig:
     tls_mandatory_ciphers: str = "medium"
     tls_exclude_ciphers: tuple[str, ...] = ()
     tls_mandatory_exclude_ciphers: tuple[str, ...] = ()
-    # Issue 6: TLS 1.2 and up (the manual's "SSLv3, TLSv1" predates Postfix 3.6).
+    # TLS 1.2 and up (the manual's "SSLv3, TLSv1" predates Postfix 3.6).
     tls_mandatory_protocols: tuple[str, ...] = (">=TLSv1.2",)
     tls_note_starttls_offer: bool = False
     tls_secure_cert_match: tuple[str, ...] = ("nexthop", "dot-nexthop")
@@ -149,6 +150,11 @@ class ClientConfig:
     data_done_timeout: float = 600.0
     quit_timeout: float = 300.0
     rset_timeout: float = 20.0
+    # Postfix 3.7: each timeout above limits a whole request and its reply, not each read or
+    # write, so a peer that trickles bytes cannot stretch it. Postfix's default is "no"; the
+    # library's is on (docs/security.md); from_postconf keeps Postfix's.
+    per_request_deadline: bool = True
+    min_data_rate: int = 500
     mx_address_limit: int = 5
     mx_session_limit: int = 2
     connection_cache_destinations: tuple[str, ...] = ()
@@ -162,10 +168,10 @@ class ClientConfig:
 
     # MISCELLANEOUS CONTROLS
     # A next-hop destination (destination syntax) for mail that loops back to myself; Postfix
-    # names a transport here. Empty: defer or bounce (spec 14.6).
+    # names a transport here. Empty: defer or bounce (rule 14.6).
     best_mx_transport: str = ""
     delay_logging_resolution_limit: int = 2
-    # Our own addresses, for loop detection (spec 14.6). Postfix's "all" would need the
+    # Our own addresses, for loop detection (rule 14.6). Postfix's "all" would need the
     # interface list, which is I/O: list the addresses.
     inet_interfaces: tuple[str, ...] = ()
     proxy_interfaces: tuple[str, ...] = ()
@@ -206,6 +212,14 @@ class ClientConfig:
             parts.append(f"{f.name}={value!r}")
         return f"ClientConfig({', '.join(parts)})"
 
+    def with_hostname(self, machine: str) -> ClientConfig:
+        """This config with an empty `myhostname` set to `machine` (or ``localhost``) and an
+        empty `helo_name` to `myhostname`; the engine calls it with the adapter's name."""
+        myhostname = self.myhostname or _helo(machine or "localhost")
+        if (myhostname, self.helo_name or myhostname) == (self.myhostname, self.helo_name):
+            return self
+        return replace(self, myhostname=myhostname, helo_name=self.helo_name or myhostname)
+
     @property
     def default_port(self) -> int:
         """The port for destinations that name none (``lmtp_tcp_port`` for LMTP)."""
@@ -236,15 +250,17 @@ class ClientConfig:
                 raise LocalProtocolError(f"{name}: malformed value {raw!r}: {error}") from None
         if "myhostname" in values and "helo_name" not in values:
             values["helo_name"] = values["myhostname"]
+        if "per_request_deadline" not in values:
+            values["per_request_deadline"] = False  # Postfix 3.7's default
         if "sasl_tls_security_options" not in values:
-            # Issue 6: from_postconf keeps Postfix's $smtp_sasl_security_options default.
+            # Quirk Q9: from_postconf keeps Postfix's $smtp_sasl_security_options default.
             values["sasl_tls_security_options"] = values.get(
                 "sasl_security_options", cls.sasl_security_options
             )
         return cls(**values)
 
 
-# lmtp(8) defaults that differ from smtp(8) (spec 10.1, 12.5, Appendix A).
+# lmtp(8) defaults that differ from smtp(8) (rules 10.1, 12.5, Appendix A).
 _LMTP_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {"skip_quit_response": False, "connect_timeout": 0.0, "tls_security_level": "none"}
 )
@@ -340,6 +356,11 @@ def _helo(value: Any) -> str:
     return value
 
 
+def _optional_helo(value: Any) -> str:
+    # Empty means "not set": filled in by `ClientConfig.with_hostname`.
+    return value if value == "" else _helo(value)
+
+
 def _optional(check: Check) -> Check:
     return lambda value: None if value is None else check(value)
 
@@ -419,8 +440,8 @@ def _destination_list(value: Any) -> tuple[str, ...]:
 _CHECKS: Mapping[str, Check] = MappingProxyType(
     {
         "lmtp": _bool,
-        "myhostname": _helo,
-        "helo_name": _helo,
+        "myhostname": _optional_helo,
+        "helo_name": _optional_helo,
         "tcp_port": _port,
         "lmtp_tcp_port": _port,
         "ignore_mx_lookup_error": _bool,
@@ -482,6 +503,8 @@ _CHECKS: Mapping[str, Check] = MappingProxyType(
         "data_done_timeout": _seconds,
         "quit_timeout": _seconds,
         "rset_timeout": _seconds,
+        "per_request_deadline": _bool,
+        "min_data_rate": _int(1),
         "mx_address_limit": _int(0),
         "mx_session_limit": _int(0),
         "connection_cache_destinations": _destination_list,

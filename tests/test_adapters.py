@@ -451,7 +451,7 @@ def test_mx_lookup_without_dnspython_names_the_extra(adapter: str) -> None:
     failure = run_engine(adapter, catching(resolve(Resolve("example.com", "MX", 2))), resolver)
     assert isinstance(failure, DNSError)
     assert failure.kind == "unavailable"
-    assert "smtpproto[dns]" in failure.reason
+    assert "smtpproto-client[dns]" in failure.reason
     answer = run_engine(adapter, resolve(Resolve("localhost", "A", 5)), resolver)
     assert "127.0.0.1" in answer
 
@@ -787,8 +787,9 @@ def test_cancelled_trio_delivery_closes_the_connection(
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
-# TLS level x server behaviour, on every adapter (issue 6): a small threaded SMTP server that
-# can omit STARTTLS, refuse it, break the handshake, or present a good or bad certificate.
+# TLS level x server behaviour, on every adapter (NS-03, NS-05, NS-13, NS-14): a small
+# threaded SMTP server that can omit STARTTLS, refuse it, break the handshake, or present
+# a good or bad certificate.
 
 BEHAVIOURS = ["no-starttls", "454", "handshake-failure", "untrusted", "wrong-name", "good"]
 LEVELS = ["none", "may", "encrypt", "verify", "secure"]

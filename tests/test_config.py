@@ -1,5 +1,5 @@
 """ClientConfig and from_postconf: every smtp(8) parameter is either read or refused with a
-reason (issue 4, issue 10's table)."""
+reason (smtpproto/_parameters.py, docs/parameters.md)."""
 
 from __future__ import annotations
 
@@ -80,6 +80,8 @@ CASES: dict[str, tuple[Any, Any]] = {
     "smtp_randomize_addresses": ("false", False),
     "smtp_rcpt_timeout": ("90s", 90.0),
     "smtp_rset_timeout": ("1m", 60.0),
+    "smtp_per_request_deadline": ("yes", True),
+    "smtp_min_data_rate": ("1000", 1000),
     "smtp_sasl_auth_enable": ("yes", True),
     "smtp_sasl_mechanism_filter": ("plain, login", ("plain", "login")),
     "smtp_sasl_password_maps": (
@@ -245,8 +247,23 @@ def test_myhostname_becomes_the_helo_name_when_none_is_given() -> None:
     assert ClientConfig.from_postconf({"myhostname": "h.example"}).helo_name == "h.example"
 
 
+def test_empty_names_take_the_machine_name_the_adapter_passes() -> None:
+    # Postfix: smtp_helo_name = $myhostname, myhostname = the machine's name; the core cannot
+    # ask the system, so the engine fills in the name the adapter found (with_hostname).
+    assert (ClientConfig().myhostname, ClientConfig().helo_name) == ("", "")
+    filled = ClientConfig().with_hostname("vm.localdomain")
+    assert (filled.myhostname, filled.helo_name) == ("vm.localdomain", "vm.localdomain")
+    assert ClientConfig().with_hostname("").helo_name == "localhost"
+    own = ClientConfig(helo_name="client.example").with_hostname("vm.localdomain")
+    assert (own.myhostname, own.helo_name) == ("vm.localdomain", "client.example")
+    kept = ClientConfig(myhostname="mx.example")
+    assert kept.with_hostname("vm.localdomain").helo_name == "mx.example"
+    with pytest.raises(ValueError, match="non-empty ASCII name"):
+        ClientConfig().with_hostname("bad name")
+
+
 def test_from_postconf_keeps_postfix_meaning_of_sasl_tls_security_options() -> None:
-    # Issue 6: the constructor default is noanonymous; a Postfix configuration keeps Postfix's.
+    # Quirk Q9: the constructor default is noanonymous; a Postfix configuration keeps Postfix's.
     assert ClientConfig().sasl_tls_security_options == frozenset({"noanonymous"})
     postfix = ClientConfig.from_postconf({})
     assert postfix.sasl_tls_security_options == frozenset({"noplaintext", "noanonymous"})
@@ -284,7 +301,7 @@ def test_typed_python_values_pass_through_from_postconf() -> None:
         ("tls_security_level", "strict"),
         ("discard_ehlo_keywords", "pipelining"),
         ("sasl_password_maps", [("a", "b")]),
-        ("helo_name", ""),
+        ("helo_name", " "),
         ("helo_name", "a\r\nMAIL FROM:<x>"),
         ("tls_CAfile", "a\nb"),
         ("bind_address", "not-an-ip"),

@@ -1,7 +1,7 @@
 """Scripted dialogues for smtp(8) parameters that came off the not-yet-in-effect list.
 
 delay_logging_resolution_limit (report log lines), smtp_skip_4xx_greeting,
-smtp_pix_workaround_maps and smtp_pix_workaround_threshold_time (spec 3.1, 3.3, 8.4).
+smtp_pix_workaround_maps and smtp_pix_workaround_threshold_time (rules 3.1, 3.3, 8.4).
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from support.world import ADDR, Clock, Rng, Script, Session, go, run, smtp, statuses
 
+from smtpproto import ConnectionFailed
 from smtpproto._errors import LocalProtocolError
 from smtpproto.config import ClientConfig
 from smtpproto.engine import close_session, deliver, open_session, transact
 from smtpproto.envelope import Envelope, Recipient
 from smtpproto.report import DeliveryReport, RecipientResult, format_delay, format_log_line
-from smtpproto.requests import Connect, ConnectFailed, IORequest, MXRecord, Sleep
+from smtpproto.requests import Connect, IORequest, MXRecord, Sleep
 
 OK_TRANSACTION = (b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 ok\r\n")
 MX2 = {
@@ -28,7 +29,7 @@ MX2 = {
 PIX_BANNER = b"220 ********************\r\n"
 # After a PIX banner: the HELO/EHLO reply (no PIPELINING), then one reply per command.
 PIX_DIALOGUE = [b"250 hi\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n"]
-# scripted.Clock starts at 1000.0 and moves 10 ms per reading.
+# support.world.Clock starts at 1000.0 and moves 10 ms per reading.
 QUEUED_LONG_AGO = 0.0
 JUST_QUEUED = 999.0
 
@@ -82,8 +83,8 @@ def test_delay_logging_resolution_limit_zero_logs_whole_seconds_rounded_half_up(
 
 
 def test_delay_logging_resolution_limit_applies_to_a_delivered_report() -> None:
-    # scripted.Clock: two 10 ms readings between the request start and the result
-    report, _ = go(smtp(*OK_TRANSACTION))
+    # support.world.Clock: two 10 ms readings between the request start and the result
+    report, _ = go(smtp(*OK_TRANSACTION), per_request_deadline=False)
     (result,) = report.recipients
     assert result.delay == pytest.approx(0.02)
     lines = {
@@ -185,15 +186,16 @@ def test_skip_4xx_greeting_off_stops_open_session_at_the_first_4xx_greeting() ->
         servers={"192.0.2.1": [Session([b"421 busy\r\n"])], "192.0.2.2": [smtp()]},
     )
     engine = open_session("example.com", config=config, clock=Clock(), rng=Rng())
-    with pytest.raises(ConnectFailed, match="refused to talk to me: 421 busy"):
+    with pytest.raises(ConnectionFailed, match="refused to talk to me: 421 busy") as failure:
         run(engine, script)
+    assert failure.value.dsn == "4.0.0"  # the status deliver would give (rule 3.1)
 
 
 # -- pix_workaround_maps -------------------------------------------------------------------
 
 
 def test_pix_workaround_maps_entry_replaces_the_global_workarounds() -> None:
-    # spec 3.3: only delay_dotcrlf for this address, so EHLO is not disabled
+    # rule 3.3: only delay_dotcrlf for this address, so EHLO is not disabled
     _, record = _pix(
         pix_workaround_maps={ADDR: frozenset({"delay_dotcrlf"})}, pix_workaround_delay_time=3
     )
@@ -247,7 +249,7 @@ def test_pix_workaround_maps_need_a_pix_banner() -> None:
 def test_pix_workaround_threshold_time_drops_delay_dotcrlf_for_young_mail(
     arrival: float | None, threshold: float, sleeps: int
 ) -> None:
-    # spec 3.3: delay_dotcrlf only for a message queued at least the threshold
+    # rule 3.3: delay_dotcrlf only for a message queued at least the threshold
     report, record = _pix(
         envelope=_envelope(arrival),
         pix_workaround_threshold_time=threshold,
@@ -355,7 +357,7 @@ def test_connection_cache_destinations_keep_sessions_without_on_demand(
 
 
 def test_connection_cache_time_limit_closes_a_session_idle_too_long() -> None:
-    # scripted.Clock moves 10 ms per reading: a zero limit is always exceeded
+    # support.world.Clock moves 10 ms per reading: a zero limit is always exceeded
     report, record = go(
         smtp(*OK_TRANSACTION),
         smtp(*OK_TRANSACTION),

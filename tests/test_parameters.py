@@ -1,4 +1,4 @@
-"""The smtp(8) parameter table as a feature contract (issue 10).
+"""The smtp(8) parameter table as a feature contract (docs/parameters.md).
 
 Two halves. The contract checks: every parameter of the smtp(8) manual is in
 ``smtpproto/_parameters.py`` exactly once, every supported one is a `ClientConfig` field and
@@ -209,7 +209,7 @@ MX_SELF = {
     ids=["myhostname", "inet_interfaces", "proxy_interfaces"],
 )
 def test_mail_that_loops_back_to_myself_bounces_5_4_6(config: dict[str, Any]) -> None:
-    # spec 14.6: the best MX is this host, by name (myhostname) or by address (interfaces)
+    # rule 14.6: the best MX is this host, by name (myhostname) or by address (interfaces)
     report, record = go(destination="example.com", dns=MX_SELF, **config)
     assert statuses(report) == [("bounced", "5.4.6")]
     assert "loops back to myself" in report.recipients[0].diagnostic
@@ -239,7 +239,7 @@ def test_lhlo_name_is_the_lhlo_argument() -> None:
 
 @pytest.mark.parametrize("lmtp", [False, True], ids=["smtp", "lmtp"])
 def test_discard_ehlo_keyword_address_maps_applies_to_that_address_only(lmtp: bool) -> None:
-    # spec 3.9: PIPELINING discarded for 192.0.2.1 -> MAIL goes out alone
+    # rule 4.5: PIPELINING discarded for 192.0.2.1 -> MAIL goes out alone
     prefix = "lmtp_discard_lhlo" if lmtp else "smtp_discard_ehlo"
     config = ClientConfig.from_postconf(
         {f"{prefix}_keyword_address_maps": {"192.0.2.1": "pipelining"}}, lmtp=lmtp
@@ -270,13 +270,18 @@ def test_connect_timeout_is_the_connect_request_timeout() -> None:
 
 
 def test_data_xfer_timeout_bounds_each_body_write() -> None:
-    _, record = go(smtp(*OK), data_xfer_timeout=17)
+    _, record = go(smtp(*OK), data_xfer_timeout=17, per_request_deadline=False)
     body = [s for s in record.of_type(Send) if b"hello" in s.data]
     assert body and all(s.timeout == 17 for s in body)
 
 
 def test_quit_timeout_bounds_the_quit_exchange() -> None:
-    _, record = go(smtp(*OK, b"221 bye\r\n"), skip_quit_response=False, quit_timeout=9)
+    _, record = go(
+        smtp(*OK, b"221 bye\r\n"),
+        skip_quit_response=False,
+        quit_timeout=9,
+        per_request_deadline=False,
+    )
     # QUIT rides with the end of data (its write is bounded by data_done_timeout); the reply
     # to it is read within quit_timeout.
     assert record.of_type(Receive)[-1].timeout == 9
@@ -284,12 +289,13 @@ def test_quit_timeout_bounds_the_quit_exchange() -> None:
 
 
 def test_rset_timeout_bounds_the_probe_before_reuse() -> None:
-    # spec 9.4: the second batch reuses the connection after an RSET probe
+    # rule 9.4: the second batch reuses the connection after an RSET probe
     report, record = go(
         smtp(*OK, b"250 ok\r\n", *OK),
         recipients=("a@x", "b@x"),
         destination_recipient_limit=1,
         rset_timeout=5,
+        per_request_deadline=False,
     )
     assert statuses(report) == [("sent", "2.0.0")] * 2
     rset = next(
@@ -300,7 +306,7 @@ def test_rset_timeout_bounds_the_probe_before_reuse() -> None:
 
 
 def test_connection_reuse_count_limit_closes_after_that_many_transactions() -> None:
-    # spec 9.1: one transaction per connection, then a new one for the next batch
+    # rule 9.1: one transaction per connection, then a new one for the next batch
     report, record = go(
         smtp(*OK),
         smtp(*OK),
@@ -326,6 +332,7 @@ def test_xforward_timeout_bounds_the_xforward_reply() -> None:
         data_xfer_timeout=15,
         data_done_timeout=16,
         quit_timeout=17,
+        per_request_deadline=False,
     )
     assert b"XFORWARD ADDR=198.51.100.7\r\n" in record.sent()
     # The XFORWARD exchange, and it alone, is bounded by xforward_timeout (rule 10.1).
@@ -347,6 +354,7 @@ def test_starttls_timeout_bounds_the_command_and_the_handshake() -> None:
         tls_security_level="may",
         starttls_timeout=33,
         helo_timeout=11,
+        per_request_deadline=False,
     )
     (handshake,) = record.of_type(StartTLS)
     assert handshake.timeout == 33
@@ -360,7 +368,7 @@ def test_starttls_timeout_bounds_the_command_and_the_handshake() -> None:
 
 
 def test_empty_pix_workarounds_keeps_esmtp_for_a_pix_banner() -> None:
-    # spec 3.3: the workarounds are what pix_workarounds lists; none -> plain EHLO, no delay
+    # rule 3.3: the workarounds are what pix_workarounds lists; none -> plain EHLO, no delay
     banner = b"220 ********************\r\n"
     _, record = go(smtp(*OK, greeting=banner), pix_workarounds=frozenset())
     assert record.flights()[0] == b"EHLO client.example\r\n"
@@ -417,7 +425,11 @@ def _verified(name: str = "mx.example.com") -> TLSInfo:
     )
 
 
-def _tls_session(info: TLSInfo, *after: bytes, ehlo: bytes = EHLO_PLAIN) -> Session:
+# OK is one pipelined flight of MAIL, RCPT and DATA replies: the server must offer PIPELINING.
+EHLO_PIPELINING = b"250-mx.example\r\n250 PIPELINING\r\n"
+
+
+def _tls_session(info: TLSInfo, *after: bytes, ehlo: bytes = EHLO_PIPELINING) -> Session:
     return Session(
         [b"220 mx.example.com ESMTP\r\n", STARTTLS_EHLO, b"220 go\r\n", info, ehlo, *after]
     )

@@ -1,4 +1,4 @@
-"""Transcript and log redaction of AUTH secrets (security-cases AU-15)."""
+"""Transcript and log redaction of AUTH secrets (AU-15)."""
 
 from __future__ import annotations
 

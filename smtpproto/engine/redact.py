@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .._errors import LocalProtocolError
 from ..sasl import SaslCredentials
 
-__all__ = ["REDACTED", "Secrets", "redact_client_line", "redact_text"]
+__all__ = ["REDACTED", "Secrets", "password_map_secrets", "redact_client_line", "redact_text"]
 
 REDACTED = "[redacted]"
 """What stands in for a hidden value."""
@@ -66,6 +66,22 @@ class Secrets:
             ]
         encoded = [name for name in (user, authzid) if name]
         return cls(tuple(dict.fromkeys(hidden)), tuple(encoded))
+
+
+def password_map_secrets(password_maps: Mapping[str, str], delimiter: str = ":") -> Secrets:
+    """The secrets of every ``user:password`` value of `password_maps` at once.
+
+    For text shown before the engine has picked the entry a session uses, such as a log
+    written while the dialogue goes on (AU-15): hiding too much there is harmless.
+    """
+    hidden: list[str] = []
+    encoded: list[str] = []
+    for value in password_maps.values():
+        user, _, password = str(value).partition(delimiter)
+        secrets = Secrets.from_credentials(SaslCredentials(user, password))
+        hidden += secrets.hidden
+        encoded += secrets.encoded
+    return Secrets(tuple(dict.fromkeys(hidden)), tuple(dict.fromkeys(encoded)))
 
 
 def redact_client_line(line: bytes, *, auth_exchange: bool = False) -> str:
