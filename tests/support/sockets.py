@@ -193,6 +193,10 @@ class LoopbackServer:
         model = served.model
         sock: socket.socket = conn
         sock.settimeout(self.timeout)
+        if sock.family != socket.AF_UNIX:
+            # One segment per write: Nagle would hold each reply to pipelined commands until
+            # the client's delayed ACK, 40 ms a round trip.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             model.start()
             while True:
