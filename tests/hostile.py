@@ -28,11 +28,13 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
+from support.world import Record
+from support.world import drive as run_engine
+
 from smtpproto.requests import (
     Close,
     Connect,
     ConnectionLost,
-    IOFailure,
     IORequest,
     IOTimeout,
     Receive,
@@ -328,29 +330,19 @@ def drive(
     `chunk` says how many octets each ``Receive`` may return, so replies arrive split at
     arbitrary points. Anything but a normal return is the test's failure.
     """
-    result: Any = None
-    failure: IOFailure | None = None
-    for _ in range(max_steps):
-        try:
-            request = engine.send(result) if failure is None else engine.throw(failure)
-        except StopIteration as stop:
-            value: T = stop.value
-            return value
-        result, failure = None, None
-        try:
-            if isinstance(request, Connect):
-                result = connect()
-            elif isinstance(request, Send):
-                assert isinstance(request.channel, Server)
-                request.channel.client_send(request.data)
-            elif isinstance(request, Receive):
-                assert isinstance(request.channel, Server)
-                result = request.channel.client_receive(max(1, min(request.max_bytes, chunk())))
-            elif isinstance(request, (Close, Sleep)):
-                pass
-            else:
-                raise AssertionError(f"unexpected request {request!r}")
-        except IOFailure as exc:
-            failure = exc
-    engine.close()
-    raise AssertionError(f"engine still running after {max_steps} requests")
+
+    def answer(index: int, request: IORequest) -> Any:
+        if isinstance(request, Connect):
+            return connect()
+        if isinstance(request, Send):
+            assert isinstance(request.channel, Server)
+            request.channel.client_send(request.data)
+            return None
+        if isinstance(request, Receive):
+            assert isinstance(request.channel, Server)
+            return request.channel.client_receive(max(1, min(request.max_bytes, chunk())))
+        if isinstance(request, (Close, Sleep)):
+            return None
+        raise AssertionError(f"unexpected request {request!r}")
+
+    return run_engine(engine, answer, Record(), max_steps=max_steps)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from scripted import ADDR, DEST, Record, Rng, Script, Session, run, smtp, statuses
+from support.world import ADDR, DEST, Record, Rng, Script, Session, run, smtp, statuses
 
 from smtpproto.config import ClientConfig
 from smtpproto.engine import deliver

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripted import Session, go, smtp, statuses
+from support.world import Session, go, smtp, statuses
 
 from smtpproto.requests import Connect, ConnectFailed, DNSError, MXRecord, Resolve
 

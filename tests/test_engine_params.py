@@ -10,7 +10,7 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
-from scripted import ADDR, Clock, Rng, Script, Session, go, run, smtp, statuses
+from support.world import ADDR, Clock, Rng, Script, Session, go, run, smtp, statuses
 
 from smtpproto import ConnectionFailed
 from smtpproto._errors import LocalProtocolError
@@ -29,7 +29,7 @@ MX2 = {
 PIX_BANNER = b"220 ********************\r\n"
 # After a PIX banner: the HELO/EHLO reply (no PIPELINING), then one reply per command.
 PIX_DIALOGUE = [b"250 hi\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n"]
-# scripted.Clock starts at 1000.0 and moves 10 ms per reading.
+# support.world.Clock starts at 1000.0 and moves 10 ms per reading.
 QUEUED_LONG_AGO = 0.0
 JUST_QUEUED = 999.0
 
@@ -83,7 +83,7 @@ def test_delay_logging_resolution_limit_zero_logs_whole_seconds_rounded_half_up(
 
 
 def test_delay_logging_resolution_limit_applies_to_a_delivered_report() -> None:
-    # scripted.Clock: two 10 ms readings between the request start and the result
+    # support.world.Clock: two 10 ms readings between the request start and the result
     report, _ = go(smtp(*OK_TRANSACTION), per_request_deadline=False)
     (result,) = report.recipients
     assert result.delay == pytest.approx(0.02)
@@ -357,7 +357,7 @@ def test_connection_cache_destinations_keep_sessions_without_on_demand(
 
 
 def test_connection_cache_time_limit_closes_a_session_idle_too_long() -> None:
-    # scripted.Clock moves 10 ms per reading: a zero limit is always exceeded
+    # support.world.Clock moves 10 ms per reading: a zero limit is always exceeded
     report, record = go(
         smtp(*OK_TRANSACTION),
         smtp(*OK_TRANSACTION),

@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from scripted import EHLO_PLAIN, Clock, Rng, Script, Session, go, run, smtp, statuses
+from support.world import EHLO_PLAIN, Clock, Rng, Script, Session, go, run, smtp, statuses
 
 from smtpproto._parameters import EXTRA_PARAMETERS, NOT_YET_IN_EFFECT, PARAMETERS, Parameter
 from smtpproto.config import ClientConfig
@@ -199,23 +199,6 @@ MX_SELF = {
 }
 
 
-def _deliver(
-    *sessions: Session, destination: str = "[192.0.2.1]", **config: Any
-) -> tuple[Any, Any]:
-    """`deliver` against scripted servers at 192.0.2.1, with `config` as given (no defaults)."""
-    env = Envelope("a@example.org", (Recipient("b@example.com"),))
-    script = Script(servers={"192.0.2.1": list(sessions)})
-    engine = deliver(
-        destination,
-        env,
-        b"Subject: t\r\n\r\nhello\r\n",
-        config=ClientConfig(**config),
-        clock=Clock(),
-        rng=Rng(),
-    )
-    return run(engine, script)
-
-
 @pytest.mark.parametrize(
     "config",
     [
@@ -239,7 +222,7 @@ def test_without_own_names_or_addresses_the_same_mx_is_tried() -> None:
 
 
 def test_helo_name_is_the_ehlo_argument() -> None:
-    _, record = _deliver(smtp(*OK), helo_name="client.test")
+    _, record = go(smtp(*OK), config=ClientConfig(helo_name="client.test"))
     assert record.flights()[0] == b"EHLO client.test\r\n"
 
 
@@ -337,15 +320,30 @@ def test_connection_reuse_count_limit_closes_after_that_many_transactions() -> N
 
 def test_xforward_timeout_bounds_the_xforward_reply() -> None:
     env = Envelope("a@x", (Recipient("b@y"),), xforward=(("ADDR", "198.51.100.7"),))
+    replies = (b"250 ok\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n")
     _, record = go(
-        smtp(b"250 ok\r\n", *OK, ehlo=b"250-mx\r\n250 XFORWARD ADDR\r\n"),
+        smtp(*replies, ehlo=b"250-mx\r\n250 XFORWARD ADDR\r\n"),
         envelope=env,
         send_xforward_command=True,
         xforward_timeout=21,
+        mail_timeout=12,
+        rcpt_timeout=13,
+        data_init_timeout=14,
+        data_xfer_timeout=15,
+        data_done_timeout=16,
+        quit_timeout=17,
         per_request_deadline=False,
     )
     assert b"XFORWARD ADDR=198.51.100.7\r\n" in record.sent()
-    assert 21 in [r.timeout for r in record.of_type(Receive)]
+    # The XFORWARD exchange, and it alone, is bounded by xforward_timeout (rule 10.1).
+    assert [(verb, waits) for verb, waits in record.timeouts() if verb != "EHLO"] == [
+        ("XFORWARD", [("Send", 21), ("Receive", 21)]),
+        ("MAIL", [("Send", 12), ("Receive", 12)]),
+        ("RCPT", [("Send", 13), ("Receive", 13)]),
+        ("DATA", [("Send", 14), ("Receive", 14)]),
+        ("Subject:", [("Send", 15), ("Send", 16), ("Receive", 16)]),
+        ("QUIT", [("Send", 17)]),
+    ]
 
 
 def test_starttls_timeout_bounds_the_command_and_the_handshake() -> None:
@@ -355,11 +353,18 @@ def test_starttls_timeout_bounds_the_command_and_the_handshake() -> None:
         Session([b"220 mx\r\n", ehlo, b"220 go\r\n", tls, EHLO_PLAIN, *OK]),
         tls_security_level="may",
         starttls_timeout=33,
+        helo_timeout=11,
         per_request_deadline=False,
     )
     (handshake,) = record.of_type(StartTLS)
     assert handshake.timeout == 33
-    assert 33 in [r.timeout for r in record.of_type(Receive)]
+    # STARTTLS, its reply and the handshake are bounded by starttls_timeout, and nothing
+    # else is (rule 10.1): the EHLO before and after TLS keep helo_timeout.
+    assert record.timeouts()[:3] == [
+        ("EHLO", [("Send", 11), ("Receive", 11)]),
+        ("STARTTLS", [("Send", 33), ("Receive", 33), ("StartTLS", 33)]),
+        ("EHLO", [("Send", 11), ("Receive", 11)]),
+    ]
 
 
 def test_empty_pix_workarounds_keeps_esmtp_for_a_pix_banner() -> None:

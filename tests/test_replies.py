@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from helpers import session
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.connection import session
 
 from smtpproto import LocalProtocolError, RemoteProtocolError
 from smtpproto._replyfast import FastReplyParser

@@ -6,7 +6,7 @@ line over 2048 octets (rule 1.2), CRs before the LF (rule 1.1), or more than 100
 
 from __future__ import annotations
 
-from scripted import go, smtp, statuses
+from support.world import go, smtp, statuses
 
 DATA_REPLIES = b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n"
 
