@@ -197,15 +197,23 @@ def _deliver(args: argparse.Namespace) -> int:
     postconf = _postconf(args, destination)
     message = _Progress(_read_message(args.file))
 
-    from smtpproto.config import ClientConfig
+    from smtpproto.config import ClientConfig, declaration
     from smtpproto.destinations import parse_destinations
     from smtpproto.envelope import Recipient
     from smtpproto.report import format_log_line
 
+    from .postfix import read_file
+
     try:
-        config = ClientConfig.from_postconf(postconf, lmtp=args.lmtp)
+        config = ClientConfig.from_postconf(postconf, lmtp=args.lmtp, reader=read_file)
     except (ValueError, LocalProtocolError) as error:
         raise UsageError(f"configuration: {error}", EX_CONFIG) from None
+    for name in postconf:
+        # Accepted and checked, but changing nothing: say so rather than stay silent.
+        declared = declaration(name)
+        if declared is not None and declared.status != "supported":
+            status = "not yet in effect" if declared.status == "declared" else declared.status
+            print(f"smtpproto: warning: {name}: {status}: {declared.why}", file=sys.stderr)
     try:
         parse_destinations(destination, lmtp=args.lmtp, config=config)
         recipients = [Recipient(a, notify=notify) for a in args.recipients]

@@ -52,8 +52,8 @@ from .routing import (
     select_mx,
     truncate_self,
 )
-from .security import default_policy
-from .session import IO, Session, SessionPolicy, handshake
+from .security import SecurityPolicy, default_policy
+from .session import IO, Session, handshake
 from .transaction import PIPELINE_LIMIT, run_transaction
 from .trouble import Ledger, Server, Trouble, connect_trouble, local_trouble
 
@@ -129,7 +129,8 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
         return [_Target(dest.host, dest.host, None, family="unix")], None, True
     port = dest.port
     loops = loop_detection_applies(dest, config)
-    if dest.kind != "mx" or walk.lmtp:
+    # smtp_dns_support_level=disabled: no MX lookup, the domain's own addresses (smtp_addr.c).
+    if dest.kind != "mx" or walk.lmtp or config.dns_support_level == "disabled":
         found, status = yield from _host_addresses(dest.host, walk, 0)
         if found and loops:
             status = host_loops(found, dest.host, config=config)
@@ -182,9 +183,13 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
     )
 
 
-def _connect(target: _Target, server: Server, walk: _Walk, policy: SessionPolicy) -> IO:
+def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolicy) -> IO:
     """Open and hand-shake one session; returns the Session or the site Trouble."""
     config = walk.config
+    if config.tls_wrappermode:
+        refusal = policy.refuse_wrapper()
+        if refusal is not None:
+            return refusal
     try:
         # smtp(8): a zero connect timeout means no limit of our own (lmtp_connect_timeout=0s).
         timeout = config.connect_timeout or None
@@ -216,7 +221,11 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SessionPolicy
         started=walk.clock(),
         transcript=walk.transcript,
     )
-    trouble: Trouble | None = yield from handshake(session, policy)
+    trouble: Trouble | None = None
+    if config.tls_wrappermode:
+        trouble = yield from policy.wrap(session)
+    if trouble is None:
+        trouble = yield from handshake(session, policy)
     if trouble is None:
         return session
     # Spec 9.8: QUIT after a handshake failure unless the stream is broken or forbidden.
@@ -340,8 +349,7 @@ def _may_cache(hops: tuple[Hop, ...], config: ClientConfig) -> bool:
     """
     if config.connection_cache_on_demand:
         return True
-    wanted = {d.lower() for d in config.connection_cache_destinations}
-    return bool(hops) and hops[0].destination.host.lower() in wanted
+    return bool(hops) and config.connection_cache_destinations.matches(hops[0].destination.host)
 
 
 def _hops(destination: str, config: ClientConfig) -> tuple[Hop, ...]:
