@@ -808,8 +808,8 @@ class ClientConfig:
     # TROUBLE SHOOTING CONTROLS: none apply (see NOT_APPLICABLE).
 
     # MISCELLANEOUS CONTROLS
-    # A next-hop destination (destination syntax) for mail that loops back to myself; Postfix
-    # names a transport here. Empty: defer or bounce (rule 14.6).
+    # A next-hop destination (destination syntax) for mail whose best MX is this host; Postfix
+    # names a transport here. Empty: such mail bounces as a loop (rule 14.6).
     best_mx_transport: str = _p(
         "",
         "best_mx_transport",
@@ -817,8 +817,8 @@ class ClientConfig:
         "",
         "engine/delivery.py",
         lmtp=_SMTP_ONLY,
-        status="declared",
-        why="mail that loops back to myself is bounced or deferred, never handed on yet",
+        differs="a next-hop destination here (such as [127.0.0.1]:10025), where Postfix "
+        "names a master.cf transport",
     )
     delay_logging_resolution_limit: int = _p(
         2, "delay_logging_resolution_limit", integer(0, 6), "2", "report.py", lmtp=_SMTP_ONLY

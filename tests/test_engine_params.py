@@ -697,3 +697,44 @@ def _deliver_config(config: ClientConfig, *sessions: Session) -> tuple[DeliveryR
         f"[{ADDR}]", env, b"Subject: t\r\n\r\nx\r\n", config=config, clock=Clock(), rng=Rng()
     )
     return run(engine, Script(servers={ADDR: list(sessions)}))
+
+
+# -- best_mx_transport ---------------------------------------------------------------------
+
+MX_IS_ME = {
+    ("example.com", "MX"): (MXRecord(10, "mx.example.com"),),
+    ("mx.example.com", "A"): ("192.0.2.53",),
+}
+
+
+@pytest.mark.parameter("best_mx_transport")
+def test_best_mx_transport_takes_mail_for_which_this_host_is_the_best_mx() -> None:
+    # rule 14.6: without it, mail whose best MX is this host bounces as a loop
+    looped, record = go(destination="example.com", dns=MX_IS_ME, myhostname="mx.example.com")
+    assert statuses(looped) == [("bounced", "5.4.6")] and not _connects(record)
+    report, record = go(
+        destination="example.com",
+        dns=MX_IS_ME,
+        servers={"192.0.2.7": [smtp(*OK_TRANSACTION)]},
+        myhostname="mx.example.com",
+        best_mx_transport="[192.0.2.7]:10025",
+    )
+    assert statuses(report) == [("sent", "2.0.0")]
+    assert [(c.address, c.port) for c in record.of_type(Connect)] == [("192.0.2.7", 10025)]
+
+
+@pytest.mark.parameter("best_mx_transport")
+def test_best_mx_transport_is_not_used_while_a_better_mx_exists() -> None:
+    dns = {
+        ("example.com", "MX"): (MXRecord(5, "other.example.com"), MXRecord(10, "mx.example.com")),
+        ("other.example.com", "A"): (ADDR,),
+        ("mx.example.com", "A"): ("192.0.2.53",),
+    }
+    report, record = go(
+        destination="example.com",
+        dns=dns,
+        servers={ADDR: [smtp(*OK_TRANSACTION)]},
+        myhostname="mx.example.com",
+        best_mx_transport="[192.0.2.7]:10025",
+    )
+    assert statuses(report) == [("sent", "2.0.0")] and _connects(record) == [ADDR]

@@ -15,6 +15,9 @@ import ast
 import base64
 import importlib.util
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -1149,3 +1152,62 @@ def test_obsolete_tls_switches_apply_when_the_level_is_empty(
     report, _ = _run(config, smtp(*OK))
     required = level in ("encrypt", "verify")
     assert statuses(report) == [("deferred", "4.7.4") if required else ("sent", "2.0.0")]
+
+
+# -- the command's -o ----------------------------------------------------------------------
+
+
+def _command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "smtpproto", *args],
+        input="Subject: -o test\r\n\r\nHello.\r\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_smtp() -> Iterator[Any]:
+    from smtpproto.adapters.demo import DemoHandler, SMTPServer
+
+    with SMTPServer(DemoHandler(), auth_require_tls=False) as server:
+        yield server
+
+
+def _deliver_args(server: Any, *options: str) -> list[str]:
+    args = ["deliver", "--from", "a@client.demo", "--to", "b@demo.example"]
+    args += ["--dest", server.destination, "--tls", "none"]
+    for option in options:
+        args += ["-o", option]
+    return args
+
+
+def test_o_refuses_a_bad_value_naming_the_parameter(demo_smtp: Any) -> None:
+    done = _command(*_deliver_args(demo_smtp, "smtp_helo_timeout=200d"))
+    assert done.returncode == 78, done.stderr
+    assert "smtp_helo_timeout: malformed value '200d'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_o_names_what_it_accepts_without_effect_and_delivers(demo_smtp: Any) -> None:
+    done = _command(
+        *_deliver_args(demo_smtp, "daemon_timeout=1h", "smtp_header_checks=static:IGNORE")
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning: daemon_timeout: not applicable: a Postfix daemon's" in done.stderr
+    assert "warning: smtp_header_checks: not yet in effect: content inspection" in done.stderr
+    assert "status=sent" in done.stdout
+
+
+@pytest.mark.parameter("smtp_tls_policy_maps")
+def test_o_opens_table_files_through_the_commands_reader(demo_smtp: Any, tmp_path: Path) -> None:
+    # --tls none, but the table asks "verify" for this next hop: no CA knows the demo's
+    # certificate, so the mail is deferred rather than sent.
+    policy = tmp_path / "tls_policy"
+    policy.write_text(f"{demo_smtp.destination}  verify\n", encoding="utf-8")
+    done = _command(*_deliver_args(demo_smtp, f"smtp_tls_policy_maps=texthash:{policy}"))
+    assert done.returncode == 75, done.stdout + done.stderr
+    assert "dsn=4.7.5" in done.stdout
+    missing = _command(*_deliver_args(demo_smtp, "smtp_tls_policy_maps=texthash:/nonexistent"))
+    assert missing.returncode == 78 and "cannot read /nonexistent" in missing.stderr

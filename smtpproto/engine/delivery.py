@@ -172,6 +172,10 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
     if found and loops:
         check = truncate_self(found, dest.host, config=config, better_unresolved=status is not None)
         if check.status is not None:
+            if config.best_mx_transport and status is None:
+                # Postfix best_mx_transport: this host is the best MX, so the mail goes to
+                # the next hop named there instead of bouncing as a loop (rule 14.6).
+                return (yield from _best_mx_targets(walk))
             return [], _trouble(check.status), True
         found, i_am_mx = list(check.targets), check.i_am_mx
     ordered = order_addresses(found, config=config, rng=walk.rng)
@@ -181,6 +185,21 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
         trouble,
         i_am_mx,
     )
+
+
+def _best_mx_targets(walk: _Walk) -> IO:
+    """The addresses of ``best_mx_transport``'s next hops, as the final destination."""
+    found: list[_Target] = []
+    trouble: Trouble | None = None
+    for dest in parse_destinations(walk.config.best_mx_transport, lmtp=walk.lmtp):
+        if dest.kind == "unix":
+            found.append(_Target(dest.host, dest.host, None, family="unix"))
+            continue
+        targets, status = yield from _host_addresses(dest.host, walk, 0)
+        ordered = order_addresses(targets, config=walk.config, rng=walk.rng)
+        found.extend(_Target(t.host, t.address, dest.port) for t in ordered)
+        trouble = trouble or (status and _trouble(status))
+    return found, None if found else trouble, True
 
 
 def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolicy) -> IO:
