@@ -204,6 +204,15 @@ def _deliver(args: argparse.Namespace) -> int:
 
     from .postfix import read_file
 
+    for name in list(postconf):
+        declared = declaration(name)
+        if declared is None or declared.lmtp_name is None:
+            continue
+        if name == (declared.name if args.lmtp else declared.lmtp_name):
+            # Like main.cf, -o may hold the other client's settings: they change nothing.
+            other = "smtp(8)" if args.lmtp else "lmtp(8) (--lmtp)"
+            print(f"smtpproto: warning: {name}: ignored: only {other} reads it", file=sys.stderr)
+            del postconf[name]
     try:
         config = ClientConfig.from_postconf(postconf, lmtp=args.lmtp, reader=read_file)
     except (ValueError, LocalProtocolError) as error:

@@ -1200,6 +1200,40 @@ def test_o_names_what_it_accepts_without_effect_and_delivers(demo_smtp: Any) -> 
     assert "status=sent" in done.stdout
 
 
+def test_o_takes_every_name_of_the_manual(demo_smtp: Any) -> None:
+    # One run with all 166 names: each at a value Postfix accepts for it (its own default
+    # where that is a literal), the other client's names ignored with a warning.
+    samples = {"time": "10s", "number": "5", "yes/no": "no"}
+    chosen = {
+        "smtp_tls_security_level": "none",
+        "smtp_tls_wrappermode": "no",
+        "inet_interfaces": "127.0.0.2",
+        "best_mx_transport": "",
+        "smtp_bind_address": "",
+        "smtp_bind_address6": "",
+        "smtp_tls_servername": "hostname",
+        "smtp_dns_support_level": "enabled",
+        "smtp_sasl_tls_verified_security_options": "noanonymous",
+        "smtp_helo_name": "client.demo",
+        "lmtp_lhlo_name": "client.demo",
+        "myhostname": "client.demo",
+        "smtp_tls_dane_insecure_mx_policy": "may",
+        "smtp_tls_fingerprint_digest": "sha256",
+    }
+    options = []
+    for name in MANUAL:
+        d = declaration(name)
+        assert d is not None
+        literal = None if d.postfix_default.startswith(("$", "(")) else d.postfix_default
+        value = chosen.get(name, literal if literal is not None else samples.get(d.kind.label, ""))
+        options.append(f"{name}={value}")
+    done = _command(*_deliver_args(demo_smtp, *options))
+    assert done.returncode == 0, done.stderr
+    assert "status=sent" in done.stdout
+    assert "warning: lmtp_lhlo_name: ignored: only lmtp(8) (--lmtp) reads it" in done.stderr
+    assert "malformed" not in done.stderr and "unknown parameter" not in done.stderr
+
+
 @pytest.mark.parameter("smtp_tls_policy_maps")
 def test_o_opens_table_files_through_the_commands_reader(demo_smtp: Any, tmp_path: Path) -> None:
     # --tls none, but the table asks "verify" for this next hop: no CA knows the demo's

@@ -1001,7 +1001,11 @@ def client_config(*, lmtp: bool = False, **parameters: object) -> Any:
         **parameters,
     }
     prefix = "lmtp_" if lmtp else "smtp_"
-    return ClientConfig.from_postconf({prefix + k: v for k, v in values.items()}, lmtp=lmtp)
+    # lmtp(8) spells the hello parameters lmtp_lhlo_*.
+    renamed = {"helo_name": "lhlo_name", "helo_timeout": "lhlo_timeout"} if lmtp else {}
+    return ClientConfig.from_postconf(
+        {prefix + renamed.get(k, k): v for k, v in values.items()}, lmtp=lmtp
+    )
 
 
 @dataclass(frozen=True)
