@@ -1034,7 +1034,8 @@ class ClientConfig:
 
 
 def _legacy(name: str, default: str, why: str) -> Declaration:
-    return Declaration(name, BOOL, default, effect="config.py", lmtp=_SMTP_ONLY, differs=why)
+    # lmtp(8) reads lmtp_use_tls and friends; disable_dns_lookups is global.
+    return Declaration(name, BOOL, default, effect="config.py", differs=why)
 
 
 LEGACY: tuple[Declaration, ...] = (

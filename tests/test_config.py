@@ -640,3 +640,46 @@ def test_from_main_cf_applies_a_master_cf_services_overrides() -> None:
 def test_a_bad_client_setting_in_main_cf_is_still_refused_by_name() -> None:
     with pytest.raises(LocalProtocolError, match=r"^smtp_helo_timeout: malformed value '0'"):
         ClientConfig.from_main_cf("smtp_helo_timeout = 0\nsmtpd_whatever = 1\n")
+
+
+def test_lmtp_reads_the_obsolete_tls_switches_under_its_own_names() -> None:
+    config = ClientConfig.from_postconf({"lmtp_use_tls": "yes"}, lmtp=True)
+    assert config.tls_security_level == "may"
+    enforced = ClientConfig.from_postconf(
+        {"lmtp_enforce_tls": "yes", "lmtp_tls_enforce_peername": "no"}, lmtp=True
+    )
+    assert enforced.tls_security_level == "encrypt"
+    with pytest.raises(LocalProtocolError, match="lmtp_use_tls instead"):
+        ClientConfig.from_postconf({"smtp_use_tls": "yes"}, lmtp=True)
+
+
+# -- the adapters' reader and loader ---------------------------------------------------------
+
+
+def test_read_file_returns_utf8_text_and_refuses_other_bytes(tmp_path: Any) -> None:
+    from smtpproto.adapters.postfix import read_file
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_bytes("k caf\u00e9\n".encode())
+    bad.write_bytes(b"k caf\xe9\n")
+    assert read_file(str(good)) == "k caf\u00e9\n"
+    with pytest.raises(OSError, match="not UTF-8"):
+        read_file(str(bad))
+    with pytest.raises(LocalProtocolError, match=r"cannot read .*: not UTF-8"):
+        ClientConfig.from_postconf({"smtp_generic_maps": f"texthash:{bad}"}, reader=read_file)
+
+
+def test_load_reads_a_configuration_directory(tmp_path: Any) -> None:
+    from smtpproto.adapters.postfix import load
+
+    (tmp_path / "main.cf").write_text(
+        "myhostname = mx.example.com\n"
+        "smtp_tls_policy_maps = texthash:$config_directory/tls_policy\n"
+        "smtpd_banner = $myhostname ESMTP\n"
+    )
+    (tmp_path / "master.cf").write_text("relay unix - - n - - smtp\n  -o smtp_helo_timeout=5s\n")
+    (tmp_path / "tls_policy").write_text("example.com  secure\n")
+    config = load(str(tmp_path), service="relay")
+    assert config.helo_name == "mx.example.com" and config.helo_timeout == 5
+    assert config.tls_policy_maps.get("example.com") == "secure"
+    assert load(str(tmp_path)).helo_timeout == 300
