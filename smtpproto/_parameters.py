@@ -438,8 +438,8 @@ NOT_APPLICABLE: tuple[Declaration, ...] = (
         "smtp_tls_block_early_mail_reply",
         BOOL,
         "no",
-        "always on: a reply that arrives before its command is a protocol error on every "
-        "connection (NS-01), so the attack it detects cannot succeed",
+        "it detects commands injected through insecure TLS renegotiation (CVE-2009-3555); "
+        "the OpenSSL behind Python's ssl refuses such renegotiation, and TLS 1.3 has none",
     ),
     _na(
         "smtp_tls_cipherlist",
