@@ -128,9 +128,7 @@ def _parse_one(
         raise LocalProtocolError(f"destination {entry!r}: {error}") from None
 
 
-def _parse(
-    entry: str, *, lmtp: bool, default_port: int, known: Mapping[str, int]
-) -> Destination:
+def _parse(entry: str, *, lmtp: bool, default_port: int, known: Mapping[str, int]) -> Destination:
     if any(ord(c) < 32 or c == "\x7f" for c in entry):
         raise LocalProtocolError("control characters are not allowed")
     prefix, colon, rest = entry.partition(":")

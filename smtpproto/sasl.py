@@ -272,8 +272,6 @@ def parse_mechanism_filter(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(w.upper() for w in words)
 
 
-
-
 def security_options_for(
     *,
     tls: bool,

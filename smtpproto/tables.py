@@ -60,6 +60,7 @@ class KeyLookup(Protocol[T_co]):
         """The value for `key`, or ``None``."""
         ...
 
+
 Reader = Callable[[str], str]
 """Returns the text of the file at the given absolute path (the adapters supply one)."""
 
