@@ -24,7 +24,7 @@ __all__ = [
 Answer = tuple[MXRecord, ...] | tuple[str, ...]
 RRType = Literal["MX", "A", "AAAA"]
 
-_MISSING = "MX lookups need dnspython: install smtpproto[dns]"
+_MISSING = "MX lookups need dnspython: pip install 'smtpproto-client[dns]'"
 _FAMILIES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
 
 

@@ -1,10 +1,24 @@
-"""What the three adapters share: running an engine generator, and building its inputs."""
+"""What the three adapters share: running an engine generator, building its inputs, logging.
+
+Logging happens here, never in the core: the `smtpproto` logger's children get
+
+- ``smtpproto.delivery``: one Postfix-style line per recipient at INFO;
+- ``smtpproto.connection``: connection and TLS events, failures at INFO (connect refused,
+  TLS established or failed, a connection lost or timed out), the rest at DEBUG;
+- ``smtpproto.transcript``: the dialogue at DEBUG as it happens, AUTH secrets redacted.
+
+The library installs no handler; an application chooses where the lines go.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import random
+import re
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from typing import Any, Protocol, TypeVar
@@ -13,59 +27,268 @@ from smtpproto import engine
 from smtpproto._errors import LocalProtocolError
 from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
+from smtpproto.destinations import IDNAEncoder
+from smtpproto.engine.redact import Secrets, password_map_secrets, redact_text
 from smtpproto.envelope import Envelope, Recipient
-from smtpproto.report import DeliveryReport
-from smtpproto.requests import IOFailure, IORequest
+from smtpproto.report import DeliveryReport, format_log_line
+from smtpproto.requests import (
+    Close,
+    Connect,
+    IOFailure,
+    IORequest,
+    Receive,
+    Resolve,
+    Send,
+    StartTLS,
+    TLSInfo,
+)
 
 __all__ = [
     "AsyncIO",
     "AsyncSession",
+    "RunLog",
     "connect_async",
     "deliver_async",
     "drive",
     "drive_async",
     "engine_inputs",
+    "idna_encoder",
+    "machine_hostname",
     "make_envelope",
+    "start_delivery",
+    "start_session",
 ]
 
 T = TypeVar("T")
 Engine = Generator[IORequest, Any, T]
 
+RESULTS = logging.getLogger("smtpproto.delivery")
+CONNECTION = logging.getLogger("smtpproto.connection")
+TRANSCRIPT = logging.getLogger("smtpproto.transcript")
 
-def drive(engine: Engine[T], perform: Callable[[IORequest], Any]) -> T:
+# RFC 1035 2.3.1 labels, with "_" as Postfix's valid_hostname() allows.
+_HOSTNAME = re.compile(
+    r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]"
+    r"([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*",
+    re.ASCII,
+)
+
+
+@functools.cache
+def machine_hostname() -> str:
+    """The machine's name as Postfix's default ``myhostname`` is (mail_params.c).
+
+    ``gethostname()``, with ``.localdomain`` (Postfix's default ``mydomain``) appended to a name
+    without a dot; ``localhost`` when the system has no usable name. No DNS lookup: Postfix
+    does none, and ``socket.getfqdn()`` often answers ``localhost`` from /etc/hosts.
+    """
+    try:
+        name = socket.gethostname().rstrip(".")
+    except OSError:
+        return "localhost"
+    if name and "." not in name:
+        name += ".localdomain"
+    return name if len(name) <= 253 and _HOSTNAME.fullmatch(name) else "localhost"
+
+
+def _uts46(name: str) -> str:
+    import idna
+
+    # IDNA 2008 with UTS #46 mapping, non-transitional: ß stays ß (xn--fa-hia.de for faß.de).
+    return idna.encode(name, uts46=True).decode("ascii")
+
+
+@functools.cache
+def idna_encoder() -> IDNAEncoder | None:
+    """IDNA 2008 (UTS #46) through the ``idna`` package (the ``idna`` extra), else ``None``."""
+    try:
+        import idna  # noqa: F401
+    except ImportError:
+        return None
+    return _uts46
+
+
+def engine_inputs() -> dict[str, Any]:
+    """What the core takes as arguments: clock, randomness, SCRAM nonces, the machine's name
+    and the IDNA encoder."""
+    return {
+        "clock": time.monotonic,
+        "rng": random.SystemRandom(),
+        "nonce": lambda: secrets.token_urlsafe(24),
+        "myhostname": machine_hostname(),
+        "idna": idna_encoder(),
+    }
+
+
+class RunLog:
+    """Logs one engine run (a delivery, or a held session's life) on the `smtpproto` loggers
+    while it goes. `transcript` is the list the engine appends the dialogue to."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.transcript: list[str] = []
+        self._shown = 0
+        self._maps = config.sasl_password_maps
+        self._secrets: Secrets | None = None
+        self._peers: dict[int, str] = {}
+
+    def lines(self) -> None:
+        """Log the transcript lines the engine added since the last call."""
+        if self._shown == len(self.transcript):
+            return
+        if TRANSCRIPT.isEnabledFor(logging.DEBUG):
+            if self._secrets is None:
+                # The engine scrubs its transcript only once an AUTH exchange is over; a live
+                # log cannot wait, so it hides every configured secret (AU-15).
+                self._secrets = password_map_secrets(self._maps)
+            for line in self.transcript[self._shown :]:
+                TRANSCRIPT.debug("%s", redact_text(line, self._secrets))
+        self._shown = len(self.transcript)
+
+    def _peer(self, channel: object) -> str:
+        return self._peers.get(id(channel), "the server")
+
+    def before(self, request: IORequest) -> None:
+        """Called before `request` is performed."""
+        self.lines()
+        if not CONNECTION.isEnabledFor(logging.DEBUG):
+            return
+        match request:
+            case Resolve():
+                CONNECTION.debug("looking up %s records of %s", request.rrtype, request.name)
+            case Connect():
+                CONNECTION.debug("connecting to %s", _target(request))
+            case StartTLS():
+                CONNECTION.debug("TLS handshake with %s", self._peer(request.channel))
+            case Close():
+                CONNECTION.debug("closing the connection to %s", self._peer(request.channel))
+
+    def after(self, request: IORequest, result: Any) -> None:
+        """Called with the result of `request`."""
+        match request:
+            case Connect():
+                self._peers[id(result)] = _target(request)
+                CONNECTION.debug("connected to %s", _target(request))
+            case StartTLS() if isinstance(result, TLSInfo):
+                CONNECTION.info(
+                    "TLS with %s: %s with cipher %s, certificate chain %s",
+                    self._peer(request.channel),
+                    result.version,
+                    result.cipher,
+                    "verified" if result.chain_verified else "not verified",
+                )
+            case Resolve():
+                CONNECTION.debug("%s %s: %s", request.name, request.rrtype, result or "no records")
+            case Close():
+                self._peers.pop(id(request.channel), None)
+
+    def failed(self, request: IORequest, failure: IOFailure) -> None:
+        """Called when `request` failed with `failure`."""
+        match request:
+            case Resolve():
+                what = f"lookup of {request.rrtype} records of {request.name}"
+            case Connect():
+                what = f"connect to {_target(request)}"
+            case StartTLS():
+                what = f"TLS handshake with {self._peer(request.channel)}"
+            case Send():
+                what = f"sending to {self._peer(request.channel)}"
+            case Receive():
+                what = f"reading from {self._peer(request.channel)}"
+            case _:
+                what = type(request).__name__
+        CONNECTION.info("%s: %s", what, failure.reason)
+
+    def done(self, value: object) -> None:
+        """Called with what the engine returned: a report gets its result lines."""
+        self.lines()
+        if isinstance(value, DeliveryReport) and RESULTS.isEnabledFor(logging.INFO):
+            for result in value.recipients:
+                RESULTS.info("%s", format_log_line(result))
+
+
+def _target(request: Connect) -> str:
+    if request.family == "unix":
+        return request.address
+    return f"{request.host}[{request.address}]:{request.port}"
+
+
+class _Steps:
+    """One engine run, one request at a time: what the blocking and async loops share."""
+
+    def __init__(self, engine: Engine[Any], log: RunLog | None) -> None:
+        self.engine = engine
+        self.log = log
+        self.result: Any = None
+        self.failure: IOFailure | None = None
+        self.value: Any = None
+
+    def next(self) -> IORequest | None:
+        """The engine's next request, or ``None`` when it returned (`value`)."""
+        try:
+            if self.failure is None:
+                request = self.engine.send(self.result)
+            else:
+                request = self.engine.throw(self.failure)
+        except StopIteration as stop:
+            self.value = stop.value
+            if self.log is not None:
+                self.log.done(stop.value)
+            return None
+        if self.log is not None:
+            self.log.before(request)
+        return request
+
+    def succeeded(self, request: IORequest, result: Any) -> None:
+        """`request` was performed; `result` goes to the engine next."""
+        self.result, self.failure = result, None
+        if self.log is not None:
+            self.log.after(request, result)
+
+    def failed(self, request: IORequest, failure: IOFailure) -> None:
+        """`request` failed; `failure` is thrown into the engine next."""
+        self.result, self.failure = None, failure
+        if self.log is not None:
+            self.log.failed(request, failure)
+
+    def close(self) -> None:
+        """End the run (also when interrupted): the engine is closed, its last lines logged."""
+        self.engine.close()
+        if self.log is not None:
+            self.log.lines()
+
+
+def drive(engine: Engine[T], perform: Callable[[IORequest], Any], log: RunLog | None = None) -> T:
     """Run `engine` to completion, performing each request; failures go back in."""
-    result: Any = None
-    failure: IOFailure | None = None
+    steps = _Steps(engine, log)
     try:
-        while True:
+        while (request := steps.next()) is not None:
             try:
-                request = engine.send(result) if failure is None else engine.throw(failure)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            try:
-                result, failure = perform(request), None
+                result = perform(request)
             except IOFailure as error:
-                result, failure = None, error
+                steps.failed(request, error)
+            else:
+                steps.succeeded(request, result)
+        return steps.value  # type: ignore[no-any-return]
     finally:
-        engine.close()
+        steps.close()
 
 
-async def drive_async(engine: Engine[T], perform: Callable[[IORequest], Awaitable[Any]]) -> T:
+async def drive_async(
+    engine: Engine[T], perform: Callable[[IORequest], Awaitable[Any]], log: RunLog | None = None
+) -> T:
     """As `drive`, awaiting each request (asyncio and trio alike)."""
-    result: Any = None
-    failure: IOFailure | None = None
+    steps = _Steps(engine, log)
     try:
-        while True:
+        while (request := steps.next()) is not None:
             try:
-                request = engine.send(result) if failure is None else engine.throw(failure)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            try:
-                result, failure = await perform(request), None
+                result = await perform(request)
             except IOFailure as error:
-                result, failure = None, error
+                steps.failed(request, error)
+            else:
+                steps.succeeded(request, result)
+        return steps.value  # type: ignore[no-any-return]
     finally:
-        engine.close()
+        steps.close()
 
 
 def make_envelope(
@@ -85,13 +308,28 @@ def make_envelope(
     )
 
 
-def engine_inputs() -> dict[str, Any]:
-    """The clock, randomness and SCRAM nonce source the core takes as arguments."""
-    return {
-        "clock": time.monotonic,
-        "rng": random.SystemRandom(),
-        "nonce": lambda: secrets.token_urlsafe(24),
-    }
+def start_delivery(
+    destination: str, envelope: Envelope, message: MessageSource, config: ClientConfig | None
+) -> tuple[Engine[DeliveryReport], RunLog]:
+    """The engine's ``deliver`` with the adapters' inputs, and the log of its run."""
+    config = config or ClientConfig()
+    log = RunLog(config)
+    run = engine.deliver(
+        destination, envelope, message, config=config, transcript=log.transcript, **engine_inputs()
+    )
+    return run, log
+
+
+def start_session(
+    destination: str, config: ClientConfig | None
+) -> tuple[Engine[engine.Session], RunLog]:
+    """The engine's ``open_session`` for the adapters' ``connect``, and the session's log."""
+    config = config or ClientConfig()
+    log = RunLog(config)
+    run = engine.open_session(
+        destination, config=config, transcript=log.transcript, **engine_inputs()
+    )
+    return run, log
 
 
 class AsyncIO(Protocol):
@@ -109,23 +347,14 @@ class AsyncIO(Protocol):
 async def deliver_async(
     io: AsyncIO,
     destination: str,
-    *,
-    sender: str,
-    recipients: Iterable[str | Recipient],
+    envelope: Envelope,
     message: MessageSource,
     config: ClientConfig | None,
-    ret: str | None,
-    envid: str | None,
 ) -> DeliveryReport:
     """The body of both async ``deliver`` functions: run the engine, then close what is open."""
-    envelope = make_envelope(sender, recipients, ret, envid)
+    run, log = start_delivery(destination, envelope, message, config)
     try:
-        return await drive_async(
-            engine.deliver(
-                destination, envelope, message, config=config or ClientConfig(), **engine_inputs()
-            ),
-            io.perform,
-        )
+        return await drive_async(run, io.perform, log)
     finally:
         await io.close_all()
 
@@ -133,9 +362,10 @@ async def deliver_async(
 class AsyncSession:
     """An open connection (greeting, EHLO, STARTTLS and AUTH done) for several transactions."""
 
-    def __init__(self, session: engine.Session, io: AsyncIO) -> None:
+    def __init__(self, session: engine.Session, io: AsyncIO, log: RunLog) -> None:
         self._session = session
         self._io = io
+        self._log = log
 
     async def send(
         self,
@@ -149,7 +379,7 @@ class AsyncSession:
         """Run one mail transaction on this connection."""
         envelope = make_envelope(sender, recipients, ret, envid)
         return await drive_async(
-            engine.transact(self._session, envelope, message), self._io.perform
+            engine.transact(self._session, envelope, message), self._io.perform, self._log
         )
 
 
@@ -158,12 +388,10 @@ async def connect_async(
     io: AsyncIO, destination: str, config: ClientConfig | None
 ) -> AsyncIterator[AsyncSession]:
     """The body of both async ``connect`` functions: QUIT at the end, abort if it raises."""
+    run, log = start_session(destination, config)
     try:
-        session = await drive_async(
-            engine.open_session(destination, config=config or ClientConfig(), **engine_inputs()),
-            io.perform,
-        )
-        yield AsyncSession(session, io)
-        await drive_async(engine.close_session(session), io.perform)
+        session = await drive_async(run, io.perform, log)
+        yield AsyncSession(session, io, log)
+        await drive_async(engine.close_session(session), io.perform, log)
     finally:
         await io.close_all()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import warnings
+from collections.abc import Iterator
 
 from smtpproto.requests import TLSInfo, TLSParameters
 
@@ -28,7 +30,8 @@ def client_context(parameters: TLSParameters) -> ssl.SSLContext:
         if parameters.ca_file is None and parameters.ca_path is None:
             context.load_default_certs(ssl.Purpose.SERVER_AUTH)
         else:
-            context.load_verify_locations(cafile=parameters.ca_file, capath=parameters.ca_path)
+            with _naming("tls_CAfile", parameters.ca_file or parameters.ca_path):
+                context.load_verify_locations(cafile=parameters.ca_file, capath=parameters.ca_path)
     else:
         # Opportunistic TLS ("may", "encrypt"): Postfix does not require a valid chain there.
         context.verify_mode = ssl.CERT_NONE
@@ -44,8 +47,19 @@ def client_context(parameters: TLSParameters) -> ssl.SSLContext:
     if parameters.ciphers is not None:
         context.set_ciphers(parameters.ciphers)
     if parameters.cert_file is not None:
-        context.load_cert_chain(parameters.cert_file, parameters.key_file)
+        with _naming("tls_cert_file", parameters.cert_file):
+            context.load_cert_chain(parameters.cert_file, parameters.key_file)
     return context
+
+
+@contextlib.contextmanager
+def _naming(parameter: str, path: str | None) -> Iterator[None]:
+    # "[Errno 2] No such file or directory" alone does not say which file; a local mistake
+    # must be told apart from a server's TLS failure at a glance.
+    try:
+        yield
+    except OSError as error:
+        raise ValueError(f"{parameter} {path}: {error.strerror or error}") from None
 
 
 def tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket, parameters: TLSParameters) -> TLSInfo:

@@ -30,7 +30,7 @@ from smtpproto.requests import (
 )
 
 from ._dns import DefaultResolver, Resolver
-from ._driver import drive, engine_inputs, make_envelope
+from ._driver import RunLog, drive, make_envelope, start_delivery, start_session
 from ._tls import client_context, tls_info
 
 __all__ = ["Session", "connect", "deliver"]
@@ -144,13 +144,9 @@ def deliver(
     """Deliver one message to `destination` and report on every recipient."""
     io = _IO(resolver)
     envelope = make_envelope(sender, recipients, ret, envid)
+    run, log = start_delivery(destination, envelope, message, config)
     try:
-        return drive(
-            engine.deliver(
-                destination, envelope, message, config=config or ClientConfig(), **engine_inputs()
-            ),
-            io.perform,
-        )
+        return drive(run, io.perform, log)
     finally:
         io.close_all()
 
@@ -158,9 +154,10 @@ def deliver(
 class Session:
     """An open connection (greeting, EHLO, STARTTLS and AUTH done) for several transactions."""
 
-    def __init__(self, session: engine.Session, io: _IO) -> None:
+    def __init__(self, session: engine.Session, io: _IO, log: RunLog) -> None:
         self._session = session
         self._io = io
+        self._log = log
 
     def send(
         self,
@@ -173,21 +170,23 @@ class Session:
     ) -> DeliveryReport:
         """Run one mail transaction on this connection."""
         envelope = make_envelope(sender, recipients, ret, envid)
-        return drive(engine.transact(self._session, envelope, message), self._io.perform)
+        return drive(engine.transact(self._session, envelope, message), self._io.perform, self._log)
 
 
 @contextlib.contextmanager
 def connect(
     destination: str, *, config: ClientConfig | None = None, resolver: Resolver | None = None
 ) -> Iterator[Session]:
-    """Open a session to `destination`; QUIT when the block ends, abort if it raises."""
+    """Open a session to `destination`; QUIT when the block ends, abort if it raises.
+
+    Raises `smtpproto.ConnectionFailed`, `TLSPolicyFailed` or `AuthenticationFailed` (each a
+    `smtpproto.SessionFailed` with the DSN status) when no server completes the handshake.
+    """
     io = _IO(resolver)
+    run, log = start_session(destination, config)
     try:
-        session = drive(
-            engine.open_session(destination, config=config or ClientConfig(), **engine_inputs()),
-            io.perform,
-        )
-        yield Session(session, io)
-        drive(engine.close_session(session), io.perform)
+        session = drive(run, io.perform, log)
+        yield Session(session, io, log)
+        drive(engine.close_session(session), io.perform, log)
     finally:
         io.close_all()

@@ -8,6 +8,7 @@ recipient after DATA (DESIGN.md, "Known peer limits").
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 import ssl
@@ -210,6 +211,20 @@ class _Controller(Controller):
         return server
 
 
+class _LegacyNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Session.login_data is deprecated")
+
+
+_LEGACY_NOTICE = _LegacyNotice()
+
+
+def _quiet_aiosmtpd() -> None:
+    # aiosmtpd 1.4 logs a warning about its own legacy attribute on every successful AUTH,
+    # and with no handler configured Python prints it on stderr; nothing the user can act on.
+    logging.getLogger("mail.log").addFilter(_LEGACY_NOTICE)  # a filter is added only once
+
+
 def _free_port(host: str) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as probe:
@@ -229,6 +244,7 @@ class SMTPServer:
         handler: DemoHandler | None = None,
         *,
         host: str = "127.0.0.1",
+        port: int | None = None,
         auth_require_tls: bool = True,
     ) -> None:
         self.handler = handler if handler is not None else DemoHandler()
@@ -239,7 +255,7 @@ class SMTPServer:
         certificate.configure_cert(context)
         self.ca_file = str(Path(self._tmp.name) / "ca.pem")
         ca.cert_pem.write_to_path(self.ca_file)
-        port = _free_port(host)
+        port = _free_port(host) if port is None else port
         self.destination = f"[{'ipv6:' if ':' in host else ''}{host}]:{port}"
         self._controller = _Controller(
             self.handler,
@@ -251,6 +267,7 @@ class SMTPServer:
         )
 
     def __enter__(self) -> SMTPServer:
+        _quiet_aiosmtpd()
         self._controller.start()
         return self
 
@@ -276,35 +293,72 @@ LMTP_EXPECTED = {"alice@lmtp.demo": "sent", "nobody@lmtp.demo": "bounced"}
 LMTP_REJECTED = {"nobody@lmtp.demo": "550 5.1.1 <nobody@lmtp.demo>: mailbox unavailable"}
 
 
-def _show(title: str, report: Any, expected: Mapping[str, str]) -> bool:
+@dataclass(frozen=True)
+class _Step:
+    """One delivery of the tour: through which adapter, to which server, and what it shows."""
+
+    title: str
+    adapter: str
+    lmtp: bool
+    dialogue: bool
+
+
+_STEPS = (
+    _Step(
+        "SMTP through the blocking adapter: STARTTLS (level encrypt), AUTH PLAIN inside TLS,\n"
+        "   MAIL/RCPT/DATA pipelined. Alice and Bob are accepted; nobody is refused at RCPT.",
+        "blocking",
+        lmtp=False,
+        dialogue=True,
+    ),
+    _Step(
+        "LMTP through the blocking adapter: LHLO, then one reply per recipient after the\n"
+        "   final dot: alice is delivered, nobody bounces on its own.",
+        "blocking",
+        lmtp=True,
+        dialogue=True,
+    ),
+    _Step(
+        "SMTP through the asyncio adapter: the same engine, the same dialogue.",
+        "asyncio",
+        lmtp=False,
+        dialogue=False,
+    ),
+    _Step("LMTP through the asyncio adapter.", "asyncio", lmtp=True, dialogue=False),
+    _Step("SMTP through the trio adapter.", "trio", lmtp=False, dialogue=False),
+    _Step("LMTP through the trio adapter.", "trio", lmtp=True, dialogue=False),
+)
+
+
+def _show(number: int, step: _Step, report: Any, expected: Mapping[str, str]) -> bool:
     from smtpproto.report import format_log_line
 
-    print(f"== {title}")
-    for line in report.transcript:
-        print(f"   {line}")
-    got = {r.address: r.status for r in report.recipients}
+    print(f"\n{number}. {step.title}")
+    if step.dialogue:
+        print("   The dialogue, as report.transcript keeps it (secrets redacted):")
+        for line in report.transcript:
+            print(f"     {line}")
+        print("   One line per recipient, as Postfix logs it:")
     for result in report.recipients:
-        print(f"   {format_log_line(result)}")
+        print(f"     {format_log_line(result)}")
+    got = {r.address: r.status for r in report.recipients}
     if got != expected:
         print(f"   UNEXPECTED: wanted {expected}, got {got}")
     return got == expected
 
 
 def main() -> int:
-    """Run the demo; 0 when every delivery ends as expected."""
+    """Run the tour; 0 when every delivery ends as expected, else 1."""
     import functools
-    import warnings
 
     import trio
-    from smtpproto.adapters import asyncio as aio_adapter  # type: ignore[import-not-found]
-    from smtpproto.adapters import blocking as blocking_adapter
-    from smtpproto.adapters import trio as trio_adapter
 
     from smtpproto.config import ClientConfig
     from smtpproto.envelope import Recipient
 
-    # aiosmtpd 1.4 warns about its own legacy attribute on every successful AUTH.
-    warnings.filterwarnings("ignore", "Session.login_data is deprecated")
+    from . import asyncio as aio_adapter
+    from . import blocking as blocking_adapter
+    from . import trio as trio_adapter
 
     def run(adapter: str, destination: str, config: Any, recipients: list[Any]) -> Any:
         arguments = {
@@ -324,6 +378,11 @@ def main() -> int:
         lmtp_server = LMTPServer(rejected=LMTP_REJECTED, unix_path=str(Path(tmp) / "lmtp"))
         smtp_server = SMTPServer(DemoHandler(rejected={"nobody@demo.example"}))
         with smtp_server as smtp, lmtp_server as lmtp:
+            print("smtpproto demo: real deliveries to two servers started on this machine.")
+            print(f"  SMTP  aiosmtpd at {smtp.destination}: STARTTLS with a throwaway CA, AUTH")
+            print("        PLAIN/LOGIN after STARTTLS; it refuses nobody@demo.example at RCPT.")
+            print(f"  LMTP  a scripted server at {lmtp.destination}: one reply per recipient")
+            print("        after the data; it refuses nobody@lmtp.demo there.")
             smtp_config = ClientConfig.from_postconf(
                 {
                     "smtp_helo_name": "client.demo",
@@ -341,10 +400,16 @@ def main() -> int:
                 "bob@demo.example",
                 "nobody@demo.example",
             ]
-            for adapter in ("blocking", "asyncio", "trio"):
-                report = run(adapter, smtp.destination, smtp_config, smtp_recipients)
-                ok &= _show(f"SMTP through the {adapter} adapter", report, SMTP_EXPECTED)
-                report = run(adapter, lmtp.destination, lmtp_config, list(LMTP_EXPECTED))
-                ok &= _show(f"LMTP through the {adapter} adapter", report, LMTP_EXPECTED)
-    print("demo: all deliveries ended as expected" if ok else "demo: something unexpected")
+            for number, step in enumerate(_STEPS, 1):
+                if step.lmtp:
+                    report = run(step.adapter, lmtp.destination, lmtp_config, list(LMTP_EXPECTED))
+                    ok &= _show(number, step, report, LMTP_EXPECTED)
+                else:
+                    report = run(step.adapter, smtp.destination, smtp_config, smtp_recipients)
+                    ok &= _show(number, step, report, SMTP_EXPECTED)
+    if ok:
+        print("\ndemo: every delivery ended as expected: sent where accepted, bounced where")
+        print("refused. Next: smtpproto deliver --help, and docs/guide.md for the library.")
+    else:
+        print("\ndemo: something ended unexpectedly (see UNEXPECTED above)")
     return 0 if ok else 1

@@ -31,7 +31,7 @@ from smtpproto.requests import (
 )
 
 from ._dns import AsyncResolver, TrioResolver
-from ._driver import AsyncSession, connect_async, deliver_async
+from ._driver import AsyncSession, connect_async, deliver_async, make_envelope
 from ._tls import client_context, tls_info
 
 __all__ = ["Session", "connect", "deliver"]
@@ -145,16 +145,8 @@ async def deliver(
     resolver: AsyncResolver | None = None,
 ) -> DeliveryReport:
     """Deliver one message to `destination` and report on every recipient."""
-    return await deliver_async(
-        _IO(resolver),
-        destination,
-        sender=sender,
-        recipients=recipients,
-        message=message,
-        config=config,
-        ret=ret,
-        envid=envid,
-    )
+    envelope = make_envelope(sender, recipients, ret, envid)
+    return await deliver_async(_IO(resolver), destination, envelope, message, config)
 
 
 Session = AsyncSession
@@ -164,5 +156,9 @@ Session = AsyncSession
 def connect(
     destination: str, *, config: ClientConfig | None = None, resolver: AsyncResolver | None = None
 ) -> AbstractAsyncContextManager[AsyncSession]:
-    """Open a session to `destination`; QUIT when the block ends, abort if it raises."""
+    """Open a session to `destination`; QUIT when the block ends, abort if it raises.
+
+    Raises `smtpproto.ConnectionFailed`, `TLSPolicyFailed` or `AuthenticationFailed` (each a
+    `smtpproto.SessionFailed` with the DSN status) when no server completes the handshake.
+    """
     return connect_async(_IO(resolver), destination, config)

@@ -1,4 +1,4 @@
-"""smtpproto against its peers, all in one run on one server, printed as ratios (issue 9).
+"""smtpproto against its peers, all in one run on one server, printed as ratios.
 
 Run: ``.venv/bin/python bench/run.py`` (about three minutes on two cores; Linux; needs
 Postfix's ``smtp-sink`` and ``smtp-source``). Options: ``--seconds`` per cell (default 1),
@@ -393,7 +393,7 @@ def main() -> None:
     print_table(rows)
     print_flights(counted)
     print_memory(mem)
-    print("\nTargets (issue 9):")
+    print("\nTargets:")
     for line in targets(rows):
         print(f"  {line}")
     print(f"\nwhole run: {time.monotonic() - started:.0f} s")

@@ -87,6 +87,11 @@ writes them). From Python, a mapping or a callable serves as well. Binary tables
 as `texthash:`. The core reads no file: `from_postconf(..., reader=...)` takes a function
 that returns a file's text (`smtpproto.adapters.postfix.read_file`; the command passes it).
 
+*Postfix default* is what `postconf -d` of Postfix 3.7 prints; *Default here* is
+`ClientConfig()`'s. Where the library deliberately differs, the status says why
+(`docs/security.md` lists them all). `myhostname` and `helo_name` are empty: the adapters
+pass the machine's name, found as Postfix finds it, and the engine fills both in.
+
 """
 
 SUMMARY = """

@@ -257,7 +257,7 @@ class World:
             if server.closed_by_client:
                 raise Violation(f"I/O on a closed channel: {request!r}")
             if server.forbidden and not isinstance(request, Close):
-                raise Violation(f"I/O after a failed TLS handshake (spec 9.8): {request!r}")
+                raise Violation(f"I/O after a failed TLS handshake (rule 9.8): {request!r}")
         if isinstance(request, Close):
             request.channel.closed_by_client = True  # type: ignore[attr-defined]
             return None

@@ -6,7 +6,9 @@ codes, capabilities, 334 challenges, garbage, end of input) in random pieces, or
 handshake. Checked at every step:
 
 - only `LocalProtocolError` (from `send` and `tls_established`) and `RemoteProtocolError` (from
-  `next_event`) escape; a refused `send` changes nothing (state, pending, octet count);
+  `next_event`, and from `send` when the server sent data before the command went out)
+  escape; a `send` refused with `LocalProtocolError` changes nothing (state, pending, octet
+  count);
 - after a `RemoteProtocolError` the state is ERROR, `next_event` raises again and `send`
   raises `LocalProtocolError` (CV-10a);
 - every reply event names the command at the head of the FIFO (or the end of data, early);
@@ -225,6 +227,10 @@ def check(program: tuple[bool, int, ReplyLimits, int, list[tuple[str, Any]]]) ->
                 data = conn.send(arg)
             except LocalProtocolError:
                 assert _snapshot(conn) == before, (arg, before, _snapshot(conn))
+                continue
+            except RemoteProtocolError:
+                # Data the server sent before this command: never matched to it.
+                assert conn.state is State.ERROR
                 continue
             assert isinstance(data, bytes)
             assert conn.state is not State.ERROR

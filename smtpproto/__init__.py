@@ -11,6 +11,12 @@ from smtpproto._errors import (
     Refusal,
     RemoteProtocolError,
 )
+from smtpproto._failures import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    SessionFailed,
+    TLSPolicyFailed,
+)
 from smtpproto.body import BodyEncoder, MessageInfo, MessageSource, scan
 from smtpproto.capabilities import Capabilities
 from smtpproto.commands import (
@@ -51,6 +57,7 @@ __all__ = [
     "NEED_DATA",
     "Auth",
     "AuthResponse",
+    "AuthenticationFailed",
     "Bdat",
     "BodyEncoder",
     "Capabilities",
@@ -59,6 +66,7 @@ __all__ = [
     "Command",
     "CommandReply",
     "ConnectionClosed",
+    "ConnectionFailed",
     "Data",
     "DeliveryReport",
     "Destination",
@@ -90,8 +98,10 @@ __all__ = [
     "ReplyParser",
     "Rset",
     "ServerClosing",
+    "SessionFailed",
     "StartTLS",
     "State",
+    "TLSPolicyFailed",
     "Xforward",
     "parse_destinations",
     "scan",

@@ -56,7 +56,7 @@ def reply_blocks(max_line_length: int, max_lines: int, crlf: bool) -> re.Pattern
 
 # RFC 3463 2 (enhanced status code, as RFC 2034 4 puts it at the start of the reply text):
 # class "." subject "." detail, class 2/4/5, subject and detail 1-3 digits, followed by end of
-# text or white space (Postfix dsn_valid(), spec 1.8). Leading spaces are skipped (spec 1.8
+# text or white space (Postfix dsn_valid(), rule 1.8). Leading spaces are skipped (rule 1.8
 # table: "250  2.0.0 x"). Leading zeros are accepted, as Postfix does.
 ENHANCED_STATUS = re.compile(r"[ ]*([245])\.([0-9]{1,3})\.([0-9]{1,3})(?=[ \t]|$)")
 
@@ -64,7 +64,7 @@ ENHANCED_STATUS = re.compile(r"[ ]*([245])\.([0-9]{1,3})\.([0-9]{1,3})(?=[ \t]|$
 # GHSA-v3q9-hj7j-63hq rejects the same set). TAB is included: no argument needs it.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-# RFC 5321 4.1.2 Dot-string, with atext widened as Postfix quote_821_local() does (spec 6.5):
+# RFC 5321 4.1.2 Dot-string, with atext widened as Postfix quote_821_local() does (rule 6.5):
 # any character that is not a space, a control, or one of the specials <>()[]\,;:@" is
 # literal, 8-bit included (RFC 6531 3.3 UTF-8 atext). No empty atom: no leading, trailing or
 # doubled dot.

@@ -7,20 +7,20 @@ output never depends on how the input was split (SM-18). Its rules, in order:
 1. NUL octets are refused (`LocalProtocolError` naming ``message``, SM-17: the 2024 NUL
    smuggling variant; RFC 2045 2.7/2.8 allow no NUL outside BINARYMIME) or, with
    ``nul="strip"``, removed before anything else looks at the line.
-2. Every CRLF, bare LF and bare CR ends a line and becomes CRLF (security-cases 3.5 rule 1,
-   RFC 5321 2.3.8): no bare CR or LF ever reaches the wire, which is what keeps an embedding
+2. Every CRLF, bare LF and bare CR ends a line and becomes CRLF (SM-01..SM-16, RFC 5321
+   2.3.8): no bare CR or LF ever reaches the wire, which is what keeps an embedding
    MTA from relaying SMTP smuggling payloads (CVE-2023-51764 class, SM-01..SM-09). So
    ``CR CR LF`` is two line ends (SM-16), and a trailing CR is held back until the next chunk
    shows whether an LF follows (so BDAT sizes stay exact). With
-   ``bare_line_ends="reject"`` (security-cases 3.5, the strict mode) a bare CR or LF is a
+   ``bare_line_ends="reject"`` (the strict mode of the SM cases) a bare CR or LF is a
    `LocalProtocolError` instead (SM-19).
 3. In ``data`` mode a line starting with ``.`` gets one more ``.``, the first line included
    (RFC 5321 4.5.2; SM-10, SM-11).
 4. `line_length_limit` (Postfix ``smtp_line_length_limit``, default 998, 0 = off): a wire
    line longer than the limit is cut after exactly `limit` octets and continues on a new line
-   that starts with a single space (Postfix, spec 8.3), so continuation lines hold at most
+   that starts with a single space (Postfix, rule 8.3), so continuation lines hold at most
    ``limit - 1`` octets of the original and are never dot-stuffed. **Deviation from Postfix
-   quirk Q6 (spec 8.2):** the stuffing dot counts towards the limit, so with the default no
+   (rule 8.2, quirk Q6):** the stuffing dot counts towards the limit, so with the default no
    wire line ever exceeds 998 octets + CRLF = 1000 (RFC 5321 4.5.3.1.6), where Postfix would
    send 999 + CRLF for a 998-octet line starting with ``.``. A line of exactly `limit` wire
    octets is not folded.
@@ -36,6 +36,7 @@ which `iter_chunks` bounds by `chunk_size`.
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 from collections import deque
@@ -116,7 +117,9 @@ class SupportsRead(Protocol):
 MessageSource: TypeAlias = (
     "bytes | bytearray | memoryview | SupportsRead | Iterable[bytes] | email.message.Message"
 )
-"""Anything `iter_chunks` can read a message from."""
+"""Anything `iter_chunks` can read a message from. An ``email.message.Message`` goes out
+without its ``Bcc`` and ``Resent-Bcc`` headers, as ``smtplib.send_message`` sends it; bytes,
+files and chunks go out as given."""
 
 
 def _check_line_length_limit(line_length_limit: object) -> int:
@@ -188,7 +191,7 @@ class BodyEncoder:
 
     @property
     def folds(self) -> int:
-        """Line breaks inserted so far by `line_length_limit` (spec 8.3)."""
+        """Line breaks inserted so far by `line_length_limit` (rule 8.3)."""
         return self._folds
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> bytes:
@@ -310,7 +313,7 @@ class BodyEncoder:
         return b"".join(out)
 
     def _segment(self, seg: bytes, out: list[bytes]) -> None:
-        # Append `seg` (no line ends) to the current wire line, folding at the limit (spec 8.3).
+        # Append `seg` (no line ends) to the current wire line, folding at the limit (rule 8.3).
         if self._col == 0 and self._stuff and seg[:1] == b".":
             seg = b"." + seg
             self._dots += 1
@@ -406,9 +409,22 @@ def _is_email(message: object) -> TypeGuard[email.message.Message]:
     return module is not None and isinstance(message, module.Message)
 
 
+def _without_bcc(message: email.message.Message) -> email.message.Message:
+    # smtplib.send_message's rule: Bcc and Resent-Bcc name recipients the others must not
+    # see, so they never go out. A shallow copy: `del` rebinds the copy's header list only.
+    if message.get("Bcc") is None and message.get("Resent-Bcc") is None:
+        return message
+    stripped = copy.copy(message)
+    del stripped["Bcc"]
+    del stripped["Resent-Bcc"]
+    return stripped
+
+
 def _chunks_of_email(message: email.message.Message, chunk_size: int) -> Iterator[bytes]:
     import email.errors
     import email.generator
+
+    message = _without_bcc(message)
 
     # The stdlib generator has no incremental interface (and buffers every multipart's
     # subparts itself), so the flattened pieces are collected and handed out chunk by chunk,
@@ -504,7 +520,7 @@ class MessageInfo:
     transfer_encoding: str | None
     """Declared top-level Content-Transfer-Encoding, lower case; None when absent."""
     folded: bool
-    """Some line is longer than `line_length_limit` and is folded (spec 8.3 logs this)."""
+    """Some line is longer than `line_length_limit` and is folded (rule 8.3 logs this)."""
 
     def __post_init__(self) -> None:
         for name in ("size", "wire_size"):

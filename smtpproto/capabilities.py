@@ -1,22 +1,22 @@
 """What a server offers: its positive EHLO/LHLO reply parsed into `Capabilities`.
 
-Parsing follows Postfix ``smtp_helo()`` (spec 4.1-4.5) with these decisions, each tested in
+Parsing follows Postfix ``smtp_helo()`` (rules 4.1-4.5) with these decisions, each tested in
 ``tests/test_capabilities.py``:
 
 - The first word of the first line is the server's name, never a capability, whatever it
   says (RP-21: ``250-STARTTLS`` then ``250 SIZE 10`` offers no STARTTLS). The rest of the
   first line is greeting text and is ignored.
 - On every later line, leading spaces and TABs are skipped; the keyword ends at a space, a TAB
-  or ``=`` (the old ``AUTH=PLAIN LOGIN`` form, spec 4.1); the rest, split on spaces and TABs,
+  or ``=`` (the old ``AUTH=PLAIN LOGIN`` form, rule 4.1); the rest, split on spaces and TABs,
   are its parameters. Keywords match whole and case-insensitively: ``XSTARTTLS`` is not
   ``STARTTLS`` and ``AUTH PLAINX`` offers no ``PLAIN`` (RP-21; nodemailer matched substrings).
 - A line whose keyword is not an RFC 5321 4.1.1.1 ehlo-keyword, or that holds a control
   character other than TAB, is ignored (RP-21 ``250-AUTH\\x00``). An empty line (Postfix
   smtp-sink ends its reply with ``"250 "``) is ignored too. Unknown keywords are kept.
 - A keyword on several lines keeps the parameters of all of them, in order, without
-  duplicates: several AUTH lines, and AUTH with AUTH=, are merged (spec 4.3).
+  duplicates: several AUTH lines, and AUTH with AUTH=, are merged (rule 4.3).
 - ``discard`` drops keywords as if the server had not sent them (Postfix
-  ``smtp_discard_ehlo_keywords``, spec 4.5); names are case-insensitive and unknown names are
+  ``smtp_discard_ehlo_keywords``, rule 4.5); names are case-insensitive and unknown names are
   harmless.
 - SIZE (RFC 1870): ``size`` is None without SIZE. With SIZE, it is the limit when the (last)
   parameter is 1 to 20 ASCII digits (RFC 1870 4 size-value), else 0, which, like an advertised
@@ -40,7 +40,7 @@ __all__ = ["Capabilities"]
 # RFC 1870 4: size-value = 1*20DIGIT, ASCII digits only (str.isdigit() accepts others, and
 # int() of a huge string would raise).
 _SIZE_VALUE = re.compile(r"[0-9]{1,20}")
-# Spec 4.1: the keyword ends at SP, TAB or "=".
+# Rule 4.1: the keyword ends at SP, TAB or "=".
 _KEYWORD_END = re.compile(r"[ \t=]")
 # Controls other than TAB; a line holding one is ignored (RP-21).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -62,7 +62,7 @@ class Capabilities:
     """The server's name and ESMTP keywords from a positive EHLO or LHLO reply."""
 
     domain: str
-    """The first word of the first line: the name the server gives itself (spec 4.2)."""
+    """The first word of the first line: the name the server gives itself (rule 4.2)."""
     keywords: Mapping[str, tuple[str, ...]] = field(hash=False)
     """Upper-case keyword -> its parameters as sent, in order; read-only."""
 
@@ -160,10 +160,10 @@ class Capabilities:
 
     @property
     def auth_mechanisms(self) -> frozenset[str]:
-        """The SASL mechanisms of every AUTH and AUTH= line, upper-case (spec 4.3)."""
+        """The SASL mechanisms of every AUTH and AUTH= line, upper-case (rule 4.3)."""
         return frozenset(m.upper() for m in self.keywords.get("AUTH", ()))
 
     @property
     def xforward(self) -> frozenset[str]:
-        """The XFORWARD attribute names offered, upper-case (spec 4.3)."""
+        """The XFORWARD attribute names offered, upper-case (rule 4.3)."""
         return frozenset(a.upper() for a in self.keywords.get("XFORWARD", ()))

@@ -9,9 +9,9 @@ Line-length decisions:
 
 - A command line is at most `MAX_COMMAND_LINE` (512) octets with its CRLF (RFC 5321
   4.5.3.1.4). For AUTH this is the rule that decides whether the initial response fits on the
-  AUTH line (RFC 4954 4, spec 11.5); `Auth.fits` answers that before construction.
+  AUTH line (RFC 4954 4, rule 11.5); `Auth.fits` answers that before construction.
 - MAIL, RCPT and XFORWARD may be longer: ESMTP parameters raise the limit (RFC 5321
-  4.5.3.1.4, RFC 1870 3, RFC 3461 5) and Postfix sets no client-side limit on them (spec 6.6,
+  4.5.3.1.4, RFC 1870 3, RFC 3461 5) and Postfix sets no client-side limit on them (rules 6.6,
   13.4). They are still bounded at `MAX_EXTENDED_COMMAND_LINE` (2048) octets, which every
   combination of valid parameters stays under (512 + ORCPT 500 + NOTIFY, or 512 + SIZE +
   BODY + ENVID 100 xtext-encoded + RET + SMTPUTF8 + AUTH= 500).
@@ -78,9 +78,9 @@ MAX_EXTENDED_COMMAND_LINE = 2048
 _MAX_SIZE = 10**20 - 1
 # RFC 3461 4.4: an ENVID is at most 100 characters before xtext encoding.
 _MAX_ENVID = 100
-# RFC 3461 4.1 / spec 6.2: NEVER alone, or these in this order.
+# RFC 3461 4.1 / rule 6.2: NEVER alone, or these in this order.
 _NOTIFY_ORDER = ("SUCCESS", "FAILURE", "DELAY")
-# Postfix mail_proto.h XFORWARD attribute names, in the order spec 13.2 sends them.
+# Postfix mail_proto.h XFORWARD attribute names, in the order rule 13.2 sends them.
 _XFORWARD_NAMES = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
 
 
@@ -119,7 +119,7 @@ def _set_line(command: object, line: str, limit: int | None) -> None:
 
 
 def quote_mailbox(address: str) -> str:
-    """Quote the local part of `address` when it is not a dot-string (spec 6.5).
+    """Quote the local part of `address` when it is not a dot-string (rule 6.5).
 
     Postfix ``smtp_quote_rfc821_envelope``: split at the last ``@``; a local part that is not
     a valid dot-string is wrapped in double quotes with ``"`` and ``\\`` escaped; the domain is
@@ -146,7 +146,7 @@ def _xtext_table(specials: str) -> tuple[str, ...]:
 
 def xtext(value: str, specials: str = "+=") -> str:
     """Encode `value` (as UTF-8) as RFC 3461 4 xtext: ``+HH`` for every byte outside 33..126,
-    for ``+``, and for each character of `specials` (spec 6.4: ``"+="`` for ENVID and ORCPT,
+    for ``+``, and for each character of `specials` (rule 6.4: ``"+="`` for ENVID and ORCPT,
     ``""`` for XFORWARD)."""
     table = _xtext_table(specials)
     return "".join([table[b] for b in value.encode("utf-8")])
@@ -185,7 +185,7 @@ def _path(name: str, address: str, quote: bool) -> str:
 
 
 def _orcpt(value: str) -> str:
-    # RFC 3461 4.2 "ORCPT=" addr-type ";" xtext, and spec 6.3: a value with no type is taken
+    # RFC 3461 4.2 "ORCPT=" addr-type ";" xtext, and rule 6.3: a value with no type is taken
     # as an address and typed rfc822 (utf-8 when it is not ASCII, RFC 6533 3).
     kind, semicolon, address = value.partition(";")
     if not semicolon:
@@ -288,7 +288,7 @@ class Auth:
     """``AUTH mechanism [initial-response]`` (RFC 4954 4); ``b""`` is sent as ``=``.
 
     The whole line must fit in `MAX_COMMAND_LINE`; when `fits` says it does not, send
-    ``Auth(mechanism)`` and give the response to the first (empty) challenge (spec 11.5).
+    ``Auth(mechanism)`` and give the response to the first (empty) challenge (rule 11.5).
     """
 
     mechanism: str
@@ -321,7 +321,7 @@ class Auth:
     def fits(mechanism: str, initial_response: bytes | None) -> bool:
         """Whether ``AUTH mechanism initial-response`` fits in `MAX_COMMAND_LINE` octets.
 
-        Postfix's formula (spec 11.5): ``len(mech) + len(base64) + 8 <= 512``.
+        Postfix's formula (rule 11.5): ``len(mech) + len(base64) + 8 <= 512``.
         """
         if initial_response is None:
             return len(mechanism) + 7 <= MAX_COMMAND_LINE
@@ -366,7 +366,7 @@ class AuthResponse:
 
 @dataclass(frozen=True, slots=True)
 class Mail:
-    """``MAIL FROM:<sender>`` with ESMTP parameters in Postfix's order (spec 6.1).
+    """``MAIL FROM:<sender>`` with ESMTP parameters in Postfix's order (rule 6.1).
 
     SIZE (RFC 1870), BODY (RFC 6152, RFC 3030), ENVID and RET (RFC 3461), SMTPUTF8
     (RFC 6531), AUTH= (RFC 4954 5; ``""`` or ``"<>"`` sends ``AUTH=<>``). `sender` ``""`` is
@@ -427,7 +427,7 @@ class Mail:
 
 @dataclass(frozen=True, slots=True)
 class Rcpt:
-    """``RCPT TO:<recipient>`` with the DSN parameters ORCPT and NOTIFY (RFC 3461 4; spec 6.2).
+    """``RCPT TO:<recipient>`` with the DSN parameters ORCPT and NOTIFY (RFC 3461 4; rule 6.2).
 
     `notify` is NEVER alone or any of SUCCESS, FAILURE, DELAY (case-insensitive), sent in that
     fixed order. `orcpt` is ``type;address`` as given, or a bare address typed ``rfc822;``
@@ -476,11 +476,11 @@ def _notify(notify: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Xforward:
-    """``XFORWARD name=value ...`` (Postfix XFORWARD_README; spec 13.2).
+    """``XFORWARD name=value ...`` (Postfix XFORWARD_README; rule 13.2).
 
     Names are NAME, ADDR, PORT, PROTO, HELO, IDENT, SOURCE (any case, sent upper-case, in the
     order given); values are non-empty and xtext-encoded with no specials, so ``=`` stays
-    literal (spec 6.4).
+    literal (rule 6.4).
     """
 
     attributes: tuple[tuple[str, str], ...]

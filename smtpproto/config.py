@@ -126,6 +126,11 @@ def _helo(value: Any) -> str:
     return value
 
 
+def _optional_helo(value: Any) -> str:
+    # Empty means "not set": filled in by `ClientConfig.with_hostname`.
+    return value if value == "" else _helo(value)
+
+
 def _tls_level(value: Any) -> str:
     if value in _NOT_YET_LEVELS:
         raise LocalProtocolError(f"level {value!r} is not supported by smtpproto yet")
@@ -230,7 +235,7 @@ def _bounded_words(options: Iterable[str]) -> Kind:
     return words(choice(*allowed).check, label=" | ".join(allowed))
 
 
-HOST_NAME = Kind("host name", _helo)
+OPTIONAL_HOST_NAME = Kind("host name", _optional_helo)
 TLS_LEVEL = Kind("TLS level", _tls_level, lambda text, reader: text.strip().lower())
 PROTOCOLS = Kind("protocols", words(_protocol).check, _parse_protocols)
 CERT_MATCH = words(_cert_match, label="strategies or names")
@@ -256,23 +261,24 @@ class ClientConfig:
     """The Postfix smtp(8)/lmtp(8) parameters that apply to a library, with Postfix's defaults."""
 
     lmtp: bool = False
+    # Empty: not set. The core cannot ask the system for its name, so the adapters pass the
+    # machine's name to the engine, which fills both in (`with_hostname`), as Postfix's
+    # $myhostname and smtp_helo_name = $myhostname would be; "localhost" only when nobody did.
     myhostname: str = _p(
-        "localhost",
+        "",
         "myhostname",
-        HOST_NAME,
+        OPTIONAL_HOST_NAME,
         "(the system's host name)",
         "engine/routing.py",
         lmtp=_SMTP_ONLY,
-        differs="the core cannot ask the system for its name; set myhostname or helo_name",
     )
     helo_name: str = _p(
-        "localhost",
+        "",
         "smtp_helo_name",
-        HOST_NAME,
+        OPTIONAL_HOST_NAME,
         "$myhostname",
         "engine/session.py",
         lmtp="lmtp_lhlo_name",
-        differs="the core cannot ask the system for its name; from_postconf takes myhostname",
     )
     tcp_port: int = _p(25, "smtp_tcp_port", PORT, "smtp", "destinations.py", lmtp=_SMTP_ONLY)
     lmtp_tcp_port: int = _p(24, "lmtp_tcp_port", PORT, "24", "destinations.py", lmtp=_SMTP_ONLY)
@@ -486,8 +492,8 @@ class ClientConfig:
     )
 
     # SMTPPROTO EXTENSIONS (no Postfix parameter)
-    # BDAT (RFC 3030) instead of DATA when the server offers CHUNKING. Off by default:
-    # Postfix's client never sends BDAT, so DATA is what its peers have been tested with.
+    # BDAT (RFC 3030) instead of DATA when the server offers CHUNKING (rule 15.4). Off by
+    # default: Postfix's client never sends BDAT, so DATA is what its peers have been tested with.
     chunking: bool = _p(
         False,
         "smtpproto_chunking",
@@ -509,6 +515,7 @@ class ClientConfig:
         "noplaintext, noanonymous",
         "engine/security.py",
     )
+    # Quirk Q9: PLAIN/LOGIN are allowed under TLS by default.
     sasl_tls_security_options: frozenset[str] = _p(
         frozenset({"noanonymous"}),
         "smtp_sasl_tls_security_options",
@@ -754,7 +761,7 @@ class ClientConfig:
     quit_timeout: float = _p(300.0, "smtp_quit_timeout", TIME, "300s", "engine/session.py")
     rset_timeout: float = _p(20.0, "smtp_rset_timeout", TIME, "20s", "engine/delivery.py")
     per_request_deadline: bool = _p(
-        False,
+        True,
         "smtp_per_request_deadline",
         BOOL,
         "${smtp_per_record_deadline?{$smtp_per_record_deadline}:{no}}",
@@ -762,6 +769,8 @@ class ClientConfig:
         fallbacks=("smtp_per_record_deadline",),
         status="declared",
         why="the timeouts bound each read, not yet each request",
+        differs="on, so a peer that trickles bytes cannot stretch a request past its timeout; "
+        "from_postconf and from_main_cf keep Postfix's no",
     )
     min_data_rate: int = _p(
         500,
@@ -950,6 +959,16 @@ class ClientConfig:
                 text = repr(value)
             parts.append(f"{f.name}={text}")
         return f"ClientConfig({', '.join(parts)})"
+
+    def with_hostname(self, machine: str) -> ClientConfig:
+        """This config with an empty `myhostname` set to `machine` (or ``localhost``) and an
+        empty `helo_name` to `myhostname`; the engine calls it with the adapter's name."""
+        myhostname = self.myhostname or _helo(machine or "localhost")
+        if (myhostname, self.helo_name or myhostname) == (self.myhostname, self.helo_name):
+            return self
+        return dataclasses.replace(
+            self, myhostname=myhostname, helo_name=self.helo_name or myhostname
+        )
 
     @property
     def default_port(self) -> int:
@@ -1209,6 +1228,8 @@ def _build(
     _apply_legacy(values, legacy, mapping, lmtp)
     if "myhostname" in values and "helo_name" not in values:
         values["helo_name"] = values["myhostname"]
+    if "per_request_deadline" not in values:
+        values["per_request_deadline"] = False  # Postfix 3.7's default, unlike ClientConfig()'s
     if "sasl_tls_security_options" not in values:
         # From Postfix, the TLS options default to the plaintext ones ($smtp_sasl_security_options).
         values["sasl_tls_security_options"] = values.get(

@@ -19,62 +19,67 @@ How the machine is built (h11 ``_state.py`` style, three kinds of transition):
   applied when the reply that completes a command arrives: a positive EHLO makes the session
   READY, a 354 opens the message content, the end-of-data reply ends the transaction.
 - **State-triggered**: a transaction whose MAIL was refused is over once none of its commands
-  is still unanswered (Postfix spec 7.8), and an LMTP ``BDAT LAST`` with no accepted recipient
+  is still unanswered (rule 7.8), and an LMTP ``BDAT LAST`` with no accepted recipient
   gets no reply at all (RFC 2033 4.3). These are the only rules written as code.
 
 Rules beyond the tables, each tested in ``tests/test_connection.py``:
 
 - Nothing is sent before the greeting is complete (NS-16). Any 2xx greeting opens the
-  session, as in Postfix (spec 3.1; RFC 5321 4.3.2 names only 220); any other greeting, a
+  session, as in Postfix (rule 3.1; RFC 5321 4.3.2 names only 220); any other greeting, a
   421 or 554 refusal (RFC 5321 3.1, 3.8) or an impossible 3xx, leaves only QUIT. The greeting
-  is always delivered as a `Greeting` event, so that the caller classifies it (spec 3.1).
+  is always delivered as a `Greeting` event, so that the caller classifies it (rule 3.1).
 - Pipelining (RFC 2920 3.1): without PIPELINING advertised no command is sent while another is
   unanswered. With it, EHLO, HELO, LHLO, DATA, STARTTLS (RFC 3207 4), NOOP, QUIT, AUTH (RFC
   4954 4, except PLAIN or EXTERNAL with an initial response), an AUTH that got a challenge,
   the end of data and ``BDAT LAST`` must end a group: nothing follows them until they are
-  answered, except QUIT straight after the end of data (Postfix spec 7.3). RSET is not in that
-  list, so RSET then QUIT (spec 7.6) pipelines. Unanswered command bytes never exceed
-  ``pipeline_limit`` (Postfix's 4096-octet rule, spec 7.2 and 7.4), except QUIT after the end
+  answered, except QUIT straight after the end of data (rule 7.3). RSET is not in that
+  list, so RSET then QUIT (rule 7.6) pipelines. Unanswered command bytes never exceed
+  ``pipeline_limit`` (Postfix's 4096-octet rule, rules 7.2 and 7.4), except QUIT after the end
   of data; the first command of a group is never refused for its size.
 - Extensions are used only when advertised: STARTTLS, AUTH (and only an advertised
   mechanism), BDAT (CHUNKING), XFORWARD attributes, and the MAIL/RCPT parameters SIZE,
-  BODY=8BITMIME (8BITMIME or SMTPUTF8, Postfix spec 3.10), BODY=BINARYMIME, SMTPUTF8, RET,
+  BODY=8BITMIME (8BITMIME or SMTPUTF8, rule 3.10), BODY=BINARYMIME, SMTPUTF8, RET,
   ENVID, NOTIFY, ORCPT and AUTH=. A HELO session has no extensions. A RCPT with a non-ASCII
   address needs a MAIL with ``smtputf8=True`` (RFC 6531 3.4); BODY=BINARYMIME needs BDAT
   (RFC 3030 3).
-- STARTTLS (RFC 3207): any 2xx is success, as in Postfix (``code / 100 == 2``; RFC 3207 names
-  only 220, and the TLS handshake decides anyway, NS-07); a 3xx is a `RemoteProtocolError`
-  (NS-06). After the positive reply, any byte the server sent past it, whether it arrived
-  with the reply or before `tls_established`, is a `RemoteProtocolError`, CRLF or not
-  (NS-01). After `tls_established` the capabilities, and a previous AUTH, are forgotten;
-  only EHLO/LHLO or QUIT may follow until a positive reply (NS-10), HELO after a refused
-  EHLO (NS-15); a second STARTTLS is refused (NS-11).
+- STARTTLS (RFC 3207 4): 220 is success (Postfix takes any 2xx; NS-07 lets us pick the RFC);
+  another 2xx or a 3xx is a `RemoteProtocolError` (NS-06). After the positive reply, any byte the
+  server sent past it, whether it arrived with the reply or before `tls_established`, is a
+  `RemoteProtocolError`, CRLF or not (NS-01). After `tls_established` the capabilities, and a
+  previous AUTH, are forgotten; only EHLO/LHLO or QUIT may follow until a positive reply (NS-10),
+  HELO after a refused EHLO (NS-15); a second STARTTLS is refused (NS-11).
 - AUTH (RFC 4954): while an AUTH is unanswered the reply parser accepts long 334 lines
   (RP-12). A 334 is delivered as a `CommandReply` for the AUTH (``is_challenge``), and only
   then may one `AuthResponse` be sent. AUTH in a transaction, a second AUTH after success, or
   an AUTH while another is unanswered are refused (AU-16).
-- Replies are matched in order to the commands sent. A 3xx to STARTTLS is a
-  `RemoteProtocolError` (NS-06), and to AUTH anything but a 334; a 3xx to any other command
-  but DATA is delivered like a refusal, for the caller to classify (Postfix spec 1.8: status
-  5.5.0), and never counts as success. A reply in the middle of the message content (no
-  end of data sent) is the end-of-data reply, early (Postfix spec 7.9: an early 552): the
-  state becomes ABORTED and nothing more may be sent. A 421 to any command but QUIT means
-  the server is closing (RFC 5321 3.8): the commands still unanswered are dropped and only
-  QUIT may be sent; a 421 with nothing outstanding is a `ServerClosing` event (CV-10c); any
-  other reply with nothing outstanding is a `RemoteProtocolError` (RP-18, CV-10b). End of
-  input with nothing outstanding, or with only a QUIT outstanding (NS-19: the QUIT reply
-  never matters, Postfix spec 9.7), and no partial reply, is `ConnectionClosed`; any other
-  end of input is a `RemoteProtocolError`.
-- Message content: after a 3xx to DATA, `MessageData` chunks go through a streaming
+- Replies are matched in order to the commands sent, and only to a command that was sent and may
+  get that code. Each command type has its success and intermediate codes (`REPLY_CODES`, RFC 5321
+  4.3.2): any other 2xx or 3xx answers something else, so it is a `RemoteProtocolError` (Postfix
+  reads a stray 3xx as a 5.5.0 refusal, quirk Q2); refusals (4xx, 5xx) are events for the caller
+  to classify. `send` raises `RemoteProtocolError`, and sends nothing, when the server already
+  sent more than the commands before it owe: a reply in advance, a surplus reply, leftover bytes
+  before a new transaction. A refusal in the middle of the message content (no end of data sent)
+  is the end-of-data reply, early (rule 7.9: an early 552): the state becomes ABORTED and nothing
+  more may be sent; a success there is a `RemoteProtocolError`, as the server has not seen the end
+  of the message. A 421 to any command but QUIT means the server is closing (RFC 5321 3.8): the
+  commands still unanswered are dropped and only QUIT may be sent; a 421 with nothing outstanding
+  is a `ServerClosing` event (CV-10c); any other reply with nothing outstanding is a
+  `RemoteProtocolError` (RP-18, CV-10b). End of input with nothing outstanding, or with only a
+  QUIT outstanding (NS-19: the QUIT reply never matters, rule 9.7), and no partial reply,
+  is `ConnectionClosed`; any other end of input is a `RemoteProtocolError`.
+- Message content: after a 354 to DATA, `MessageData` chunks go through a streaming
   `BodyEncoder` (CRLF normalization, dot-stuffing, line length) and `EndOfData` returns the
   encoder's finish (the rest and ``.\\r\\n``). When every RCPT was refused, or MAIL was, only
-  `EndOfData` may follow the 354: the empty message of Postfix spec 7.7. LMTP: a 354 with no
+  `EndOfData` may follow the 354: the empty message of rule 7.7. LMTP: a 354 with no
   accepted recipient is a `RemoteProtocolError` (RFC 2033 4.2: such a DATA MUST fail), and the
   end of data gets one `RecipientReply` per accepted RCPT, in order (RFC 2033 4.2; RP-22).
-- BDAT (RFC 3030): ``Bdat(size)`` is followed by `MessageData` totalling exactly `size`
-  octets, which go out unchanged: the caller builds chunks with ``BodyEncoder(mode="bdat")``
-  to know their size first. A reply to a BDAT before its chunk is complete is a
-  `RemoteProtocolError`; after a refused BDAT no other BDAT may follow (RFC 3030 2).
+- BDAT (RFC 3030): `MessageData` and `EndOfData` sent without DATA (CHUNKING advertised) are
+  framed by the connection like DATA content: encoded (CRLF, line length; no dot-stuffing),
+  gathered up to ``bdat_chunk_size`` octets per ``BDAT n`` chunk, and ended by
+  ``BDAT n LAST``. For content that must go out unchanged (BODY=BINARYMIME), ``Bdat(size)``
+  is followed by `MessageData` totalling exactly `size` octets; the two ways do not mix in
+  one transaction. A reply to a BDAT before its chunk is complete is a `RemoteProtocolError`;
+  after a refused BDAT no other BDAT may follow (RFC 3030 2).
 """
 
 from __future__ import annotations
@@ -122,6 +127,7 @@ from .replies import Reply, ReplyLimits, ReplyParser
 
 __all__ = [
     "NEED_DATA",
+    "REPLY_CODES",
     "REPLY_TRANSITIONS",
     "SEND_TRANSITIONS",
     "ClientConnection",
@@ -160,7 +166,7 @@ class State(enum.Enum):
     TLS_HANDSHAKE = "TLS_HANDSHAKE"
     """STARTTLS accepted: nothing may be sent or received until `tls_established`."""
     ABORTED = "ABORTED"
-    """The server answered in the middle of the content: send nothing more, close (spec 7.9)."""
+    """The server answered in the middle of the content: send nothing more, close (rule 7.9)."""
     CLOSING = "CLOSING"
     """The server refused the session or said 421: only QUIT (RFC 5321 3.1, 3.8)."""
     QUIT_SENT = "QUIT_SENT"
@@ -210,10 +216,14 @@ SEND_TRANSITIONS: Final[dict[tuple[State, type], tuple[State, str]]] = {
     (_S.RCPT, Bdat): (_S.BDAT_CHUNK, "RFC 3030 2: BDAT instead of DATA"),
     (_S.CONTENT, MessageData): (_S.CONTENT, "RFC 5321 4.1.1.4: content after 354"),
     (_S.CONTENT, EndOfData): (_S.DOT, "RFC 5321 4.1.1.4: <CRLF>.<CRLF> ends the content"),
-    (_S.DOT, Quit): (_S.QUIT_SENT, "Postfix spec 7.3: QUIT pipelined after the end of data"),
+    (_S.DOT, Quit): (_S.QUIT_SENT, "Postfix rule 7.3: QUIT pipelined after the end of data"),
     (_S.BDAT_CHUNK, MessageData): (_S.BDAT_CHUNK, "RFC 3030 2: the chunk follows BDAT"),
     (_S.BDAT, Bdat): (_S.BDAT_CHUNK, "RFC 3030 2: the next chunk"),
-    (_S.BDAT_LAST, Quit): (_S.QUIT_SENT, "Postfix spec 7.3: QUIT pipelined after the last chunk"),
+    (_S.RCPT, MessageData): (_S.BDAT, "RFC 3030 2: content without DATA goes in BDAT chunks"),
+    (_S.BDAT, MessageData): (_S.BDAT, "RFC 3030 2: more content, framed as BDAT chunks"),
+    (_S.RCPT, EndOfData): (_S.BDAT_LAST, "RFC 3030 2: BDAT n LAST ends the content"),
+    (_S.BDAT, EndOfData): (_S.BDAT_LAST, "RFC 3030 2: BDAT n LAST ends the content"),
+    (_S.BDAT_LAST, Quit): (_S.QUIT_SENT, "Postfix rule 7.3: QUIT pipelined after the last chunk"),
     (_S.CLOSING, Quit): (_S.QUIT_SENT, "RFC 5321 3.1, 3.8: QUIT after a refusal or 421"),
     **{
         (state, Noop): (state, "RFC 5321 4.1.4: NOOP any time")
@@ -250,6 +260,29 @@ REPLY_TRANSITIONS: Final[dict[tuple[State, type, str], tuple[State, str]]] = {
 
 # RFC 2920 3.1, RFC 3207 4, RFC 4954 4: nothing may be pipelined after these.
 _GROUP_ENDERS = frozenset({Ehlo, Helo, Lhlo, Data, StartTLS, Noop, Quit, EndOfData})
+
+# RFC 5321 4.3.2 (RFC 3207 4 for STARTTLS, RFC 4954 4 for AUTH, RFC 3030 2 for BDAT, RFC 2033
+# 4.2 for the LMTP end of data): the success and intermediate codes each command may get. A
+# 2xx or 3xx outside its command's set is a reply to some other command, so it is a
+# RemoteProtocolError: a 221 to QUIT can never pass for the end-of-data 250 pipelined before
+# it, nor a 250 for DATA's 354. Negative replies (4xx, 5xx) are the caller's to classify.
+REPLY_CODES: Final[dict[type, frozenset[int]]] = {
+    Ehlo: frozenset({250}),
+    Helo: frozenset({250}),
+    Lhlo: frozenset({250}),
+    StartTLS: frozenset({220}),
+    Auth: frozenset({235, 334}),
+    Xforward: frozenset({250}),
+    Mail: frozenset({250}),
+    Rcpt: frozenset({250, 251}),
+    Data: frozenset({354}),
+    EndOfData: frozenset({250}),
+    Bdat: frozenset({250}),
+    Rset: frozenset({250}),
+    Noop: frozenset({250}),
+    Quit: frozenset({221}),
+}
+"""Command type -> the 2xx and 3xx reply codes it may get (RFC 5321 4.3.2 and extensions)."""
 # RFC 4954 4: the one-round mechanisms that may be pipelined with an initial response.
 _PIPELINABLE_AUTH = frozenset({"PLAIN", "EXTERNAL"})
 # States with an open mail transaction; leaving them forgets the transaction.
@@ -257,6 +290,9 @@ _TRANSACTION = frozenset(
     {_S.MAIL, _S.RCPT, _S.DATA, _S.CONTENT, _S.DOT, _S.BDAT_CHUNK, _S.BDAT, _S.BDAT_LAST}
 )
 _DEFAULT_LIMITS = ReplyLimits()
+# The largest BDAT header, for the pipelining checks made before a chunk's size is known.
+_MAX_CHUNK = 4294967295
+_LONGEST_BDAT = f"BDAT {_MAX_CHUNK} LAST\r\n".encode()
 # (state, command type) pairs with some reply-side transition: most replies have none.
 _REPLY_KEYS = frozenset((state, kind) for state, kind, _ in REPLY_TRANSITIONS)
 _OVER = frozenset({_S.QUIT_SENT, _S.CLOSED, _S.CLOSING, _S.ABORTED})
@@ -298,6 +334,7 @@ class _Transaction:
     chunk: _Pending | None = None  # the BDAT whose chunk is being sent
     chunk_owed: int = 0
     bdat_refused: bool = False
+    framed: bytearray | None = None  # BDAT content the connection frames: encoded, not sent
 
 
 @dataclass(eq=False, slots=True)
@@ -377,9 +414,11 @@ class ClientConnection:
 
     `lmtp` selects LMTP (LHLO, per-recipient replies, RFC 2033). `limits` bound what the
     reply parser buffers. `pipeline_limit` caps unanswered pipelined command octets (Postfix
-    spec 7.2). `discard_keywords` are EHLO/LHLO keywords to ignore as if not advertised
-    (Postfix ``smtp_discard_ehlo_keywords``, spec 4.5). `line_length_limit` is passed to the
-    body encoder for DATA content (Postfix ``smtp_line_length_limit``, spec 8.3).
+    rule 7.2). `discard_keywords` are EHLO/LHLO keywords to ignore as if not advertised
+    (Postfix ``smtp_discard_ehlo_keywords``, rule 4.5). `line_length_limit` is passed to the
+    body encoder for DATA content (Postfix ``smtp_line_length_limit``, rule 8.3).
+    `bdat_chunk_size` is the size from which `MessageData` sent without DATA goes out as a
+    ``BDAT`` chunk (smaller pieces are gathered until then, or until `EndOfData`).
     """
 
     def __init__(
@@ -390,6 +429,7 @@ class ClientConnection:
         pipeline_limit: int = 4096,
         discard_keywords: Iterable[str] = (),
         line_length_limit: int = 998,
+        bdat_chunk_size: int = 65536,
     ) -> None:
         if type(lmtp) is not bool:
             raise LocalProtocolError(f"lmtp: expected a bool, got {lmtp!r}")
@@ -410,7 +450,12 @@ class ClientConnection:
             raise LocalProtocolError(
                 f"line_length_limit: expected an int >= 0, got {line_length_limit!r}"
             )
+        if type(bdat_chunk_size) is not int or bdat_chunk_size < 1:
+            raise LocalProtocolError(
+                f"bdat_chunk_size: expected an int >= 1, got {bdat_chunk_size!r}"
+            )
         self._lmtp = lmtp
+        self._bdat_chunk_size = bdat_chunk_size
         self._pipeline_limit = pipeline_limit
         self._discard = discard
         self._line_length_limit = line_length_limit
@@ -423,6 +468,9 @@ class ClientConnection:
         self._unacknowledged = 0
         self._txn: _Transaction | None = None
         self._error: str | None = None
+        # Replies taken out of the parser by _check_early, returned before any newer one.
+        self._early: deque[Reply] = deque()
+        self._abandoned: Command | EndOfData | None = None
 
     # -- public state ---------------------------------------------------------------------
 
@@ -452,8 +500,23 @@ class ClientConnection:
         return tuple(p.command for p in self._pending)
 
     @property
+    def awaiting(self) -> Command | EndOfData | None:
+        """The command whose reply comes next (the oldest outstanding), or None."""
+        return self._pending[0].command if self._pending else None
+
+    @property
+    def abandoned(self) -> Command | EndOfData | None:
+        """The first command a 421 left unanswered (RFC 5321 3.8: the server closed), or None."""
+        return self._abandoned
+
+    @property
+    def outstanding(self) -> int:
+        """How many commands are sent and not yet completely answered."""
+        return len(self._pending)
+
+    @property
     def unacknowledged_bytes(self) -> int:
-        """Octets of command lines sent and not yet answered (Postfix's 4096 rule, spec 7.2)."""
+        """Octets of command lines sent and not yet answered (Postfix's 4096 rule, rule 7.2)."""
         return self._unacknowledged
 
     def __repr__(self) -> str:
@@ -494,6 +557,8 @@ class ClientConnection:
             assert isinstance(command, MessageData)
             return self._send_content(command)
         assert not isinstance(command, MessageData)
+        if kind is EndOfData and self._state is not _ST_CONTENT:
+            return self._send_chunk(last=True)
         if kind is EndOfData:
             data = self._encoder().finish()
             size = 3  # the ".\r\n" line: the command part of what was just written
@@ -503,6 +568,8 @@ class ClientConnection:
             size = len(data)
             if self._pending:
                 self._check_pipelining(command, size)
+        if kind is not Quit:
+            self._check_early(command)
         # Everything is checked: commit.
         if kind is Mail:
             assert isinstance(command, Mail)
@@ -525,6 +592,39 @@ class ClientConnection:
         self._settle()
         return data
 
+    def _check_early(self, command: Command | MessageData | EndOfData) -> None:
+        # Bytes the server sent before this command went out can only answer commands sent
+        # before it. More of them than those commands still owe is a reply to a command not
+        # yet sent (a server answering RCPT and DATA in advance), a surplus reply, or leftover
+        # bytes before a new transaction: matching them to this command would credit it with
+        # another command's reply, so the session ends here and nothing is sent.
+        parser = self._parser
+        reply = parser.next_reply()
+        while reply is not None:
+            self._early.append(reply)
+            reply = parser.next_reply()
+        early = len(self._early) + (1 if parser.partial else 0)
+        if not early or early <= self._owed():
+            return
+        what = f" ({str(self._early[-1])[:80]!r})" if self._early else ""
+        message = (
+            f"the server sent data{what} before {_name(command)} was sent, more than the commands "
+            "before it await: a reply to a command not yet sent, or a surplus reply"
+        )
+        self._fail(message)
+        raise RemoteProtocolError(message)
+
+    def _owed(self) -> int:
+        # The replies still due to the commands outstanding: one each, except the LMTP end of
+        # data, which owes one per accepted recipient not yet answered (RFC 2033 4.2).
+        owed = 0
+        for record in self._pending:
+            if self._lmtp and record.ends_message() and record.txn is not None:
+                owed += len(record.txn.accepted) - record.answered
+            else:
+                owed += 1
+        return owed
+
     def _illegal(self, kind: type) -> str:
         allowed = sorted(k.__name__ for (s, k) in SEND_TRANSITIONS if s is self._state)
         if self._state is _ST_CONNECTING:
@@ -532,7 +632,7 @@ class ClientConnection:
         elif self._state in (_ST_QUIT_SENT, _ST_CLOSED):
             why = "the session is over (QUIT sent or connection closed)"
         elif self._state is _ST_ABORTED:
-            why = "the server answered in the middle of the content: close (spec 7.9)"
+            why = "the server answered in the middle of the content: close (rule 7.9)"
         elif self._state is _ST_TLS_HANDSHAKE:
             why = "nothing may be sent until tls_established() (RFC 3207 4.2)"
         elif allowed:
@@ -581,7 +681,7 @@ class ClientConnection:
         unknown = {n.upper() for n, _ in command.attributes} - caps.xforward
         if unknown:
             raise LocalProtocolError(
-                f"Xforward: attributes {sorted(unknown)} were not advertised (spec 13.1)"
+                f"Xforward: attributes {sorted(unknown)} were not advertised (rule 13.1)"
             )
 
     def _allow_mail(self, command: Command | MessageData | EndOfData) -> None:
@@ -602,15 +702,46 @@ class ClientConnection:
         assert self._txn is not None
         if self._txn.bdat_refused:
             raise LocalProtocolError("Bdat: a BDAT was refused; no more (RFC 3030 2)")
+        if self._txn.framed is not None:
+            raise LocalProtocolError(
+                "Bdat: this content is framed by the connection (MessageData without DATA); "
+                "send MessageData and EndOfData, not Bdat"
+            )
+
+    def _allow_framed(self, name: str) -> None:
+        # MessageData or EndOfData without DATA: the connection frames them as BDAT chunks.
+        txn = self._txn
+        assert txn is not None
+        _require(self._capabilities, "CHUNKING", name)
+        if txn.bdat_refused:
+            raise LocalProtocolError(f"{name}: a BDAT was refused; no more (RFC 3030 2)")
+        if self._state is _ST_BDAT and txn.framed is None:
+            raise LocalProtocolError(
+                f"{name}: the chunks so far were sent with Bdat; go on with Bdat (RFC 3030 2)"
+            )
+        if txn.mail.body == "BINARYMIME":
+            raise LocalProtocolError(
+                f"{name}: BODY=BINARYMIME content is not encoded; send it with Bdat (RFC 3030 3)"
+            )
+        if self._pending:
+            # A chunk may go out now; check as for its longest header.
+            self._check_pipelining(Bdat(_MAX_CHUNK, last=True), len(_LONGEST_BDAT))
+
+    def _allow_end_of_data(self, command: Command | MessageData | EndOfData) -> None:
+        if self._state is not _ST_CONTENT:
+            self._allow_framed("EndOfData")
 
     def _allow_message_data(self, command: Command | MessageData | EndOfData) -> None:
         assert isinstance(command, MessageData)
         txn = self._txn
         assert txn is not None
+        if self._state is _ST_RCPT or self._state is _ST_BDAT:
+            self._allow_framed("MessageData")
+            return
         if self._state is _ST_CONTENT and not txn.content_allowed:
             raise LocalProtocolError(
                 "MessageData: no recipient was accepted (or MAIL was refused): only "
-                "EndOfData, an empty message, may follow the 354 (Postfix spec 7.7)"
+                "EndOfData, an empty message, may follow the 354 (rule 7.7)"
             )
         if self._state is _ST_BDAT_CHUNK and len(command.data) > txn.chunk_owed:
             raise LocalProtocolError(
@@ -631,7 +762,7 @@ class ClientConnection:
             )
         quit_after_message = isinstance(command, Quit) and last.ends_message()
         if quit_after_message:
-            return  # Postfix spec 7.3: "." and QUIT go out together, whatever the size
+            return  # rule 7.3: "." and QUIT go out together, whatever the size
         if last.ends_group():
             raise LocalProtocolError(
                 f"{name} after {last_name}: {last_name} must end a pipelined group until it "
@@ -640,7 +771,7 @@ class ClientConnection:
         if self._unacknowledged + size > self._pipeline_limit:
             raise LocalProtocolError(
                 f"{name}: {self._unacknowledged} unanswered octets plus {size} would exceed "
-                f"the pipeline limit of {self._pipeline_limit} (Postfix spec 7.2, 7.4)"
+                f"the pipeline limit of {self._pipeline_limit} (rules 7.2, 7.4)"
             )
 
     def _send_auth_response(self, command: AuthResponse) -> bytes:
@@ -665,12 +796,46 @@ class ClientConnection:
         assert txn is not None
         if self._state is _ST_CONTENT:
             return self._encoder().feed(command.data)
+        if self._state is not _ST_BDAT_CHUNK:
+            framed = self._framing(txn)
+            assert txn.encoder is not None
+            framed += txn.encoder.feed(command.data)
+            if len(framed) < self._bdat_chunk_size:
+                self._set_state(_ST_BDAT)
+                return b""
+            return self._send_chunk(last=False)
         # BDAT: the caller's chunk, counted, unchanged (RFC 3030 2: exact octet counts).
         txn.chunk_owed -= len(command.data)
         if txn.chunk_owed == 0:
             self._chunk_complete()
             self._settle()
         return command.data
+
+    def _framing(self, txn: _Transaction) -> bytearray:
+        if txn.framed is None:
+            txn.framed = bytearray()
+            txn.encoder = BodyEncoder(mode="bdat", line_length_limit=self._line_length_limit)
+        return txn.framed
+
+    def _send_chunk(self, *, last: bool) -> bytes:
+        # RFC 3030 2: the content gathered so far as one chunk, its exact size in the header.
+        txn = self._txn
+        assert txn is not None
+        framed = self._framing(txn)
+        if last:
+            assert txn.encoder is not None
+            framed += txn.encoder.finish()
+        command = Bdat(len(framed), last=last)
+        self._check_early(command)
+        header = command.encode()
+        data = header + framed
+        framed.clear()
+        record = _Pending(command, len(header), txn)
+        self._pending.append(record)
+        self._unacknowledged += len(header)
+        self._set_state(_ST_BDAT_LAST if last else _ST_BDAT)
+        self._settle()
+        return data
 
     def _chunk_complete(self) -> None:
         txn = self._txn
@@ -727,6 +892,7 @@ class ClientConnection:
     def _fail(self, message: str) -> None:
         self._error = message
         self._state = _ST_ERROR
+        self._early.clear()
         self._pending.clear()
         self._unacknowledged = 0
         self._txn = None
@@ -736,14 +902,20 @@ class ClientConnection:
         if self._state is _ST_TLS_HANDSHAKE:
             self._check_no_injection()
             return self._end_of_input() if parser.at_eof else NEED_DATA
-        reply = parser.next_reply()
+        reply = self._early.popleft() if self._early else parser.next_reply()
         if reply is None:
             return self._end_of_input() if parser.at_eof else NEED_DATA
         if self._state is _ST_CONNECTING:
             return self._greeting(reply)
         if not self._pending and self._state is _ST_CONTENT:
-            # Postfix spec 7.9: a reply in the middle of the content (an early 552) is the
+            # Rule 7.9: a refusal in the middle of the content (an early 552) is the
             # end-of-data reply; the server no longer reads content, so nothing more is sent.
+            # A success cannot be: the server has not seen the end of the message.
+            if reply.is_positive:
+                raise RemoteProtocolError(
+                    f"reply {str(reply)[:80]!r} before the end of data was sent: a success "
+                    "counts only after the whole content and the final dot (RFC 5321 4.1.1.4)"
+                )
             self._set_state(_ST_ABORTED)
             return _command_reply(EndOfData(), reply)
         if not self._pending:
@@ -758,6 +930,8 @@ class ClientConnection:
         event = self._answer(head, reply)
         if reply.code == 421 and type(head.command) is not Quit:
             # RFC 5321 3.8: the server closes; what is still unanswered never will be.
+            waiting = [p.command for p in self._pending if type(p.command) is not Quit]
+            self._abandoned = waiting[0] if waiting else None
             self._pending.clear()
             self._unacknowledged = 0
             self._parser.auth_mode = False
@@ -788,7 +962,7 @@ class ClientConnection:
         return ConnectionClosed()
 
     def _greeting(self, reply: Reply) -> Greeting:
-        # Postfix spec 3.1: any 2xx greets. Anything else refuses the session: only QUIT may
+        # Rule 3.1: any 2xx greets. Anything else refuses the session: only QUIT may
         # follow (RFC 5321 3.1); what the refusal means is the caller's decision.
         self._set_state(_ST_GREETED if reply.is_positive else _ST_CLOSING)
         return Greeting(reply)
@@ -800,36 +974,25 @@ class ClientConnection:
             raise RemoteProtocolError(
                 f"reply {reply.code} to BDAT before its chunk was complete (RFC 3030 2)"
             )
-        if 300 <= reply.code < 400:
-            self._check_intermediate(record, reply)
-            if kind is Auth:
-                record.challenged = True
-                return _command_reply(command, reply)
+        code = reply.code
+        if code < 400 and code not in REPLY_CODES[kind]:
+            # Quirk Q2 (rule 2.5): Postfix reads such a reply as a 5.5.0 refusal. It is the
+            # reply to some other command, so the replies are out of step with the commands
+            # and no later reply can be trusted either (NS-06: never a handshake or content).
+            raise RemoteProtocolError(
+                f"reply {code} to {_name(command)}: it may get only {_codes(kind)} "
+                "(RFC 5321 4.3.2); this reply answers something else"
+            )
+        if kind is Auth and code == 334:
+            if record.challenged:
+                raise RemoteProtocolError("a second 334 before the response (RFC 4954 4)")
+            record.challenged = True
+            return _command_reply(command, reply)
         if self._lmtp and record.ends_message():
             return self._recipient_reply(record, reply)
         event = _ANSWER[kind](self, record, reply)
         self._complete(record, reply)
         return event
-
-    def _check_intermediate(self, record: _Pending, reply: Reply) -> None:
-        command = record.command
-        name = type(command).__name__
-        if isinstance(command, Auth):
-            if reply.code != 334:
-                raise RemoteProtocolError(f"{reply.code} to AUTH: only 334 (RFC 4954 4)")
-            if record.challenged:
-                raise RemoteProtocolError("a second 334 before the response (RFC 4954 4)")
-            return
-        if isinstance(command, StartTLS):
-            # NS-06: a 3xx to STARTTLS is impossible, and never a reason to go on.
-            raise RemoteProtocolError(
-                f"{reply.code} to {name}: a 3xx answers only DATA and AUTH (RFC 5321 4.3.2; NS-06)"
-            )
-        txn = record.txn
-        if isinstance(command, Data) and self._lmtp and (txn is None or not txn.accepted):
-            raise RemoteProtocolError(
-                f"{reply.code} to DATA with no accepted recipient (RFC 2033 4.2: MUST be 503)"
-            )
 
     def _forget(self, record: _Pending) -> None:
         # `record` got its last reply (it is always the head: replies come in order).
@@ -884,7 +1047,7 @@ class ClientConnection:
             and self._state in (_ST_MAIL, _ST_RCPT, _ST_BDAT)
             and not any(p.txn is txn for p in self._pending)
         ):
-            # Postfix spec 7.8: MAIL refused and every reply in: the transaction is void.
+            # Rule 7.8: MAIL refused and every reply in: the transaction is void.
             self._set_state(_ST_READY)
 
     def _set_state(self, state: State) -> None:
@@ -929,6 +1092,10 @@ class ClientConnection:
     def _answer_data(self, record: _Pending, reply: Reply) -> CommandReply:
         assert isinstance(record.command, Data)
         txn = record.txn
+        if reply.is_intermediate and self._lmtp and (txn is None or not txn.accepted):
+            raise RemoteProtocolError(
+                f"{reply.code} to DATA with no accepted recipient (RFC 2033 4.2: MUST be 503)"
+            )
         if reply.is_intermediate and txn is not None:
             txn.content_allowed = bool(txn.accepted) and not txn.mail_refused
             txn.encoder = BodyEncoder(mode="data", line_length_limit=self._line_length_limit)
@@ -959,7 +1126,7 @@ _CHECKS: dict[type, _CheckFn | None] = {
     Data: ClientConnection._allow_data,
     Bdat: ClientConnection._allow_bdat,
     MessageData: ClientConnection._allow_message_data,
-    EndOfData: None,
+    EndOfData: ClientConnection._allow_end_of_data,
     Noop: None,
     Rset: None,
     Quit: None,
@@ -983,6 +1150,17 @@ _ANSWER = {
 }
 
 
+def _name(command: Command | MessageData | EndOfData) -> str:
+    kind = type(command)
+    if kind is EndOfData:
+        return "the end of data"
+    return "message data" if kind is MessageData else kind.__name__.upper()
+
+
+def _codes(kind: type) -> str:
+    return " or ".join(str(code) for code in sorted(REPLY_CODES[kind]))
+
+
 def _require(caps: Capabilities | None, keyword: str, name: str) -> None:
     if caps is None or keyword not in caps:
         raise LocalProtocolError(
@@ -999,7 +1177,7 @@ def _check_mail(caps: Capabilities | None, mail: Mail) -> None:
         _require(caps, "BINARYMIME", "Mail(body='BINARYMIME')")
         _require(caps, "CHUNKING", "Mail(body='BINARYMIME')")
     elif mail.body is not None and not (caps is not None and "SMTPUTF8" in caps):
-        # Postfix spec 3.10: SMTPUTF8 implies 8BITMIME (RFC 6531 3.1).
+        # Rule 3.10: SMTPUTF8 implies 8BITMIME (RFC 6531 3.1).
         _require(caps, "8BITMIME", f"Mail(body={mail.body!r})")
     if mail.smtputf8:
         _require(caps, "SMTPUTF8", "Mail(smtputf8=True)")

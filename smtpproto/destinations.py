@@ -1,4 +1,4 @@
-"""Next-hop destinations in Postfix syntax (smtp(8) "SMTP/LMTP DESTINATION SYNTAX", spec 14.1,
+"""Next-hop destinations in Postfix syntax (smtp(8) "SMTP/LMTP DESTINATION SYNTAX", rules 14.1,
 12.1): ``domain[:port]``, ``[host][:port]``, ``[addr][:port]``, ``[ipv6:addr][:port]``, and for
 LMTP ``unix:/path`` and ``inet:`` forms. Pure parsing: no services database, no DNS."""
 
@@ -6,16 +6,34 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, Protocol
 
 from ._errors import LocalProtocolError
 
-__all__ = ["KNOWN_PORTS", "Destination", "PortDefaults", "normalize_domain", "parse_destinations"]
+__all__ = [
+    "IDNA_MISSING",
+    "KNOWN_PORTS",
+    "Destination",
+    "IDNAEncoder",
+    "PortDefaults",
+    "normalize_domain",
+    "parse_destinations",
+]
 
-# Symbolic ports without a services-database lookup (spec 14.1 known_tcp_ports).
+IDNAEncoder = Callable[[str], str]
+"""Turns a domain with non-ASCII labels into its A-label (``xn--``) form, or raises
+``ValueError``/``UnicodeError``. The adapters pass IDNA 2008 with UTS #46 mapping (the ``idna``
+package), as Postfix 3.7 does; the core has no encoder of its own."""
+
+IDNA_MISSING = (
+    "needs an IDNA 2008 encoder: install the 'idna' extra (pip install 'smtpproto-client[idna]')"
+)
+"""Why a non-ASCII domain was refused without an encoder; the adapters say the same."""
+
+# Symbolic ports without a services-database lookup (rule 14.1 known_tcp_ports).
 KNOWN_PORTS: Mapping[str, int] = MappingProxyType(
     {"smtp": 25, "lmtp": 24, "smtps": 465, "submissions": 465, "submission": 587}
 )
@@ -42,7 +60,7 @@ class PortDefaults(Protocol):
 
 Kind = Literal["mx", "host", "address", "unix"]
 
-# Spec 14.1: a next-hop list is separated by commas and/or whitespace.
+# Rule 14.1: a next-hop list is separated by commas and/or whitespace.
 _SEPARATORS = re.compile(r"[\s,]+")
 # RFC 1035 2.3.1 letters-digits-hyphen labels; Postfix's valid_hostname also lets "_" through.
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", re.ASCII)
@@ -51,7 +69,9 @@ _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", re.ASCI
 @dataclass(frozen=True)
 class Destination:
     """One next hop: MX lookup (``mx``), address lookup (``host``), a literal ``address``, or a
-    UNIX-domain socket path (``unix``, LMTP only). `text` is the entry as given."""
+    UNIX-domain socket path (``unix``, LMTP only). `text` is the entry as given, with a
+    non-ASCII domain in its A-label form, so that policy and password lookups by next hop
+    see one spelling."""
 
     kind: Kind
     host: str
@@ -75,19 +95,30 @@ class Destination:
         return self.kind == "mx"
 
 
-def normalize_domain(name: str) -> str:
+def normalize_domain(name: str, idna: IDNAEncoder | None = None) -> str:
     """`name` as a lower-case A-label domain without the trailing dot (DN-16), or raise
-    ``ValueError`` saying what is wrong."""
+    `LocalProtocolError` saying what is wrong.
+
+    A non-ASCII name goes through `idna`; without one it is refused (`IDNA_MISSING`). Python's
+    built-in ``idna`` codec is never used: it implements IDNA 2003, which maps ``faß.de`` to
+    ``fass.de``, another registered domain (Postfix 3.7 uses IDNA 2008, UTS #46).
+    """
     if name.endswith("."):
         name = name[:-1]
     if not name:
         raise LocalProtocolError("empty host name")
-    try:
-        # DN-16: stdlib IDNA 2003 codec; ASCII names go through it too for the length checks.
-        ascii_name = name.encode("idna").decode("ascii")
-    except UnicodeError as error:
-        raise LocalProtocolError(f"invalid host name ({error})") from None
+    ascii_name = name
+    if not name.isascii():
+        if idna is None:
+            raise LocalProtocolError(f"non-ASCII domain {name!r} {IDNA_MISSING}")
+        try:
+            ascii_name = idna(name)
+        except (UnicodeError, ValueError) as error:
+            raise LocalProtocolError(f"invalid host name {name!r} ({error})") from None
+        if not isinstance(ascii_name, str) or not ascii_name.isascii():
+            raise LocalProtocolError(f"idna: the encoder returned {ascii_name!r} for {name!r}")
     labels = ascii_name.split(".")
+    # RFC 1035 2.3.4: labels of 1..63 octets (the regex), 253 octets in all without the dot.
     if len(ascii_name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         raise LocalProtocolError("invalid host name")
     return ascii_name.lower()
@@ -99,10 +130,12 @@ def parse_destinations(
     lmtp: bool = False,
     config: PortDefaults | None = None,
     default_port: int | None = None,
+    idna: IDNAEncoder | None = None,
 ) -> tuple[Destination, ...]:
     """Parse a next-hop list; the port defaults to `default_port`, else `config`'s
     ``tcp_port``/``lmtp_tcp_port``, else 25 (SMTP) or 24 (LMTP). A port given by name is
-    looked up in `config`'s ``known_tcp_ports``, else in `KNOWN_PORTS`."""
+    looked up in `config`'s ``known_tcp_ports``, else in `KNOWN_PORTS`. Non-ASCII domains need
+    `idna` (see `normalize_domain`)."""
     if not isinstance(text, str):
         raise LocalProtocolError(f"destination: expected a str, got {text!r}")
     known = KNOWN_PORTS if config is None else config.known_tcp_ports
@@ -115,20 +148,40 @@ def parse_destinations(
     if not entries:
         raise LocalProtocolError("destination: empty")
     return tuple(
-        _parse_one(entry, lmtp=lmtp, default_port=default_port, known=known) for entry in entries
+        _parse_one(entry, lmtp=lmtp, default_port=default_port, known=known, idna=idna)
+        for entry in entries
     )
 
 
 def _parse_one(
-    entry: str, *, lmtp: bool, default_port: int, known: Mapping[str, int]
+    entry: str,
+    *,
+    lmtp: bool,
+    default_port: int,
+    known: Mapping[str, int],
+    idna: IDNAEncoder | None,
 ) -> Destination:
     try:
-        return _parse(entry, lmtp=lmtp, default_port=default_port, known=known)
+        return _parse(entry, lmtp=lmtp, default_port=default_port, known=known, idna=idna)
     except ValueError as error:
         raise LocalProtocolError(f"destination {entry!r}: {error}") from None
 
 
-def _parse(entry: str, *, lmtp: bool, default_port: int, known: Mapping[str, int]) -> Destination:
+def _named(kind: Kind, host: str, port: int, entry: str, idna: IDNAEncoder | None) -> Destination:
+    name = normalize_domain(host, idna)
+    # `host` is a substring of `entry` after an ASCII prefix, so this replaces exactly it.
+    text = entry if host.isascii() else entry.replace(host, name, 1)
+    return Destination(kind, name, port, text)
+
+
+def _parse(
+    entry: str,
+    *,
+    lmtp: bool,
+    default_port: int,
+    known: Mapping[str, int],
+    idna: IDNAEncoder | None,
+) -> Destination:
     if any(ord(c) < 32 or c == "\x7f" for c in entry):
         raise LocalProtocolError("control characters are not allowed")
     prefix, colon, rest = entry.partition(":")
@@ -146,7 +199,7 @@ def _parse(entry: str, *, lmtp: bool, default_port: int, known: Mapping[str, int
     else:
         entry_body = entry
     if entry_body.startswith("["):
-        return _parse_bracketed(entry, entry_body, default_port, known)
+        return _parse_bracketed(entry, entry_body, default_port, known, idna)
     host, colon, port_text = entry_body.rpartition(":")
     if not colon:
         host, port_text = entry_body, ""
@@ -155,19 +208,19 @@ def _parse(entry: str, *, lmtp: bool, default_port: int, known: Mapping[str, int
         # An address needs no lookup; brackets are the documented form, this saves a query.
         address = ipaddress.IPv4Address(host)
     except ValueError:
-        # Spec 12.1: LMTP never looks up MX records.
-        return Destination("host" if lmtp else "mx", normalize_domain(host), port, entry)
+        # Rule 12.1: LMTP never looks up MX records.
+        return _named("host" if lmtp else "mx", host, port, entry, idna)
     return Destination("address", str(address), port, entry)
 
 
 def _parse_bracketed(
-    entry: str, body: str, default_port: int, known: Mapping[str, int]
+    entry: str, body: str, default_port: int, known: Mapping[str, int], idna: IDNAEncoder | None
 ) -> Destination:
     inside, bracket, after = body[1:].partition("]")
     if not bracket:
         raise LocalProtocolError('missing "]"')
     if after and not after.startswith(":"):
-        # Spec 14.1: Postfix's 'garbage after "]"'.
+        # Rule 14.1: Postfix's 'garbage after "]"'.
         raise LocalProtocolError(f'garbage after "]": {after!r}')
     port = _port(after[1:], default_port, known)
     if inside[:5].lower() == "ipv6:":
@@ -183,7 +236,7 @@ def _parse_bracketed(
         pass
     if inside.replace(".", "").isdigit():
         raise LocalProtocolError(f"invalid IPv4 address {inside!r}")
-    return Destination("host", normalize_domain(inside), port, entry)
+    return _named("host", inside, port, entry, idna)
 
 
 def _port(text: str, default: int, known: Mapping[str, int]) -> int:

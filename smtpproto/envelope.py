@@ -10,9 +10,9 @@ from ._errors import LocalProtocolError
 
 __all__ = ["Envelope", "Recipient"]
 
-# RFC 3461 4.1: NEVER stands alone; otherwise a subset, sent in Postfix's fixed order (spec 6.2).
+# RFC 3461 4.1: NEVER stands alone; otherwise a subset, sent in Postfix's fixed order (rule 6.2).
 _NOTIFY_ORDER = ("SUCCESS", "FAILURE", "DELAY")
-# Postfix mail_proto.h XFORWARD attributes (spec 13.1).
+# Postfix mail_proto.h XFORWARD attributes (rule 13.1).
 _XFORWARD_NAMES = frozenset({"NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"})
 
 
@@ -22,6 +22,13 @@ def _check_text(name: str, value: str) -> None:
         raise LocalProtocolError(f"{name}: expected str, got {type(value).__name__}")
     if any(c in value for c in "\r\n\0"):
         raise LocalProtocolError(f"{name}: CR, LF and NUL are not allowed: {value!r}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Undecodable bytes (surrogateescape) would fail only when the command is encoded,
+            # after EHLO and MAIL had gone out.
+            raise LocalProtocolError(f"{name}: not valid UTF-8 text: {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -101,5 +108,5 @@ class Envelope:
         addresses = self.sender + "".join(r.address for r in self.recipients)
         if not addresses.isascii():
             # RFC 6531 3.4: a non-ASCII envelope can only travel in an SMTPUTF8 transaction, so
-            # such an envelope asks for one whatever the caller said (spec 3.10 then applies).
+            # such an envelope asks for one whatever the caller said (rule 3.10 then applies).
             object.__setattr__(self, "smtputf8", True)

@@ -1,4 +1,4 @@
-"""8BITMIME -> 7bit conversion for servers without 8BITMIME (RFC 6152 3, Postfix spec 8.5).
+"""8BITMIME -> 7bit conversion for servers without 8BITMIME (RFC 6152 3, rule 8.5).
 
 `downgrade_8bit` is a streaming, line-based MIME state machine (Postfix mime_state.c in
 spirit): it reads message chunks and yields 7-bit content, holding at most one header block
@@ -6,7 +6,7 @@ and one 64 KiB line piece. A stack of open containers (multipart boundaries, emb
 messages) is bounded by `mime_nesting_limit`; boundaries are compared on at most their first
 `mime_boundary_length_limit` octets (Postfix ``mime_boundary_length_limit``).
 
-What each entity becomes (spec 8.5 (b), header changes minimal: only the
+What each entity becomes (rule 8.5 (b), header changes minimal: only the
 Content-Transfer-Encoding field is replaced, written at the end of the entity's header block)::
 
     | Entity | Content-Transfer-Encoding | Body |
@@ -18,7 +18,7 @@ Content-Transfer-Encoding field is replaced, written at the end of the entity's 
     | multipart/*, message/rfc822, message/news | 8bit/binary -> 7bit | parsed |
     | preamble, epilogue, boundary lines | - | 8-bit octets become ``?`` (3) |
 
-(1) Deviation from Postfix (spec 8.5 (c), quirk Q7), which sends 8-bit octets of unlabelled
+(1) Deviation from Postfix (rules 8.5 (c), quirk Q7), which sends 8-bit octets of unlabelled
 or 7bit-labelled parts raw: a streaming converter cannot know whether such a part holds
 8-bit octets before its header is out, and the rule here is that no 8-bit octet reaches a
 server without 8BITMIME. A converted top-level or embedded message without MIME-Version gets
@@ -29,12 +29,12 @@ Content-Type, ``Content-Type: text/plain; charset=unknown-8bit`` (RFC 1428): MIM
 base64 decoders skip non-alphabet characters (RFC 2045 6.8), so the decoded content is what
 a lenient reader of the original would get. (3) Not content (RFC 2046 5.1.1).
 
-Refusals (`smtpproto.MessageRefused`; spec 8.5 "bounce conditions"): nesting deeper
+Refusals (`smtpproto.MessageRefused`; rule 8.5 "bounce conditions"): nesting deeper
 than `mime_nesting_limit` -> ``5.6.0 MIME nesting exceeds safety limit``; a header block over
 1 MiB -> ``5.6.0 MIME header exceeds safety limit``; 8-bit octets in a header -> ``5.6.3``
 (MIME cannot encode a header field without rewriting it; Postfix sends them raw).
 
-Quoted-printable (spec 8.5 "QP details", RFC 2045 6.7): octets below 32 but TAB, ``=`` and
+Quoted-printable (rule 8.5 "QP details", RFC 2045 6.7): octets below 32 but TAB, ``=`` and
 octets above 126 become ``=HH`` (upper case); a soft line break ``=`` follows the token that
 takes an encoded line past 72 characters (lines stay within 76); a SP or TAB ending a hard
 line is encoded. Line ends are CRLF, a bare CR or LF ending a line as in `BodyEncoder`; dot
@@ -117,7 +117,7 @@ def _soft_cut(line: bytes) -> int:
 
 
 class _QuotedPrintable:
-    """Streaming quoted-printable encoder over line pieces (RFC 2045 6.7, spec 8.5)."""
+    """Streaming quoted-printable encoder over line pieces (RFC 2045 6.7, rule 8.5)."""
 
     def __init__(self) -> None:
         self._line = b""  # encoded text of the open output line, at most 76 characters
@@ -326,7 +326,7 @@ class _Downgrader:
             added.append(b"Content-Transfer-Encoding: 7bit")
         for lines in self._fields:
             if added and _is_cte(lines[0]):
-                continue  # spec 8.5 (b): the old field goes, the new one ends the block
+                continue  # rule 8.5 (b): the old field goes, the new one ends the block
             for line in lines:
                 self.out.append(line)
                 self.out.append(b"\r\n")
@@ -376,7 +376,7 @@ def downgrade_8bit(
     mime_nesting_limit: int = 100,
     mime_boundary_length_limit: int = 2048,
 ) -> Iterator[bytes]:
-    """Convert message chunks to 7-bit MIME (spec 8.5); raises `MessageRefused` on hostile MIME.
+    """Convert message chunks to 7-bit MIME (rule 8.5); raises `MessageRefused` on hostile MIME.
 
     Output lines end in CRLF and hold only octets below 128; feed them to a `BodyEncoder`.
     """

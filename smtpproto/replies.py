@@ -3,14 +3,14 @@
 Decisions (each one tested in ``tests/test_replies.py``):
 
 - Line ends: LF ends a line, and one CR immediately before it is dropped. A bare LF is
-  accepted (RP-13 decided lenient: Postfix spec 1.1 and every peer but lettre accept it). A CR
+  accepted (RP-13 decided lenient: Postfix, rule 1.1, and every peer but lettre accept it). A CR
   anywhere else in a line never ends it: it is a lone CR, which, like NUL and every other C0
   control except HT, makes the line malformed (RP-14). Postfix strips every CR before the LF
-  (spec 1.1, ``250 ok\\r\\r\\n``); here the second CR is a lone CR and an error.
+  (rule 1.1, ``250 ok\\r\\r\\n``); here the second CR is a lone CR and an error.
 - Grammar (RFC 5321 4.2): three ASCII digits checked byte by byte (RP-08), first digit 2-5
   and second 0-5 (RP-09), then ``-`` (more lines follow), SP, or the end of the line: ``250``
   and ``"250 "`` are legal final lines with empty text (RP-02, RP-03). Anything else is a
-  `RemoteProtocolError` (RP-07): unlike Postfix (spec 1.5, Quirk Q4) a malformed line is never
+  `RemoteProtocolError` (RP-07): unlike Postfix (rule 1.5, quirk Q4) a malformed line is never
   absorbed into the next reply, because under pipelining that lets a QUIT reply pass for the
   end-of-data reply (RP-19).
 - Every line of a reply carries the same code; a different code is an error (RP-05; unlike
@@ -19,7 +19,7 @@ Decisions (each one tested in ``tests/test_replies.py``):
   `ReplyParser.auth_mode` is set, a 334 line may be as long as ``max_auth_line_length``
   (RFC 4954 4; RP-12). Past any limit the parser raises; it never buffers more than one
   line's limit plus its CRLF of incomplete data (RP-10, RP-11).
-- End of input inside a reply, even between its lines, is an error (RP-06, spec 1.10).
+- End of input inside a reply, even between its lines, is an error (RP-06, rule 1.10).
 - Every error is sticky: the parser raises it again on every later call.
 - Text is decoded as UTF-8 with replacement characters, never an exception (RP-15).
 """
@@ -89,7 +89,7 @@ class Reply:
 
     @property
     def text(self) -> str:
-        """The text of all lines joined with ``"\\n"`` (spec 1.6)."""
+        """The text of all lines joined with ``"\\n"`` (rule 1.6)."""
         return "\n".join(self.lines)
 
     @property
@@ -109,7 +109,7 @@ class Reply:
 
     @property
     def dsn(self) -> str:
-        """The enhanced status, else ``"<class>.0.0"``; ``"5.5.0"`` for a 3xx (spec 1.8)."""
+        """The enhanced status, else ``"<class>.0.0"``; ``"5.5.0"`` for a 3xx (rule 1.8)."""
         status = self.enhanced
         if status is not None:
             return str(status)
@@ -265,6 +265,11 @@ class ReplyParser:
         return len(self._buf)
 
     @property
+    def partial(self) -> bool:
+        """True while part of a reply is buffered: lines of an unfinished reply, or a line."""
+        return bool(self._buf or self._lines)
+
+    @property
     def at_eof(self) -> bool:
         """True once ``feed(b"")`` was called."""
         return self._eof
@@ -306,7 +311,7 @@ class ReplyParser:
             if self._error is None:
                 if not self._eof or not (self._buf or self._lines):
                     return None
-                self._fail("connection closed inside a reply (RFC 5321 4.2, spec 1.10)")
+                self._fail("connection closed inside a reply (RFC 5321 4.2, rule 1.10)")
         raise RemoteProtocolError(self._error)
 
     def _fail(self, message: str) -> None:
@@ -349,7 +354,7 @@ class ReplyParser:
         crlf = carriage_returns == newlines and data.count(b"\r\n") == newlines
         fast = not self.auth_mode
         if carriage_returns and not crlf:
-            # Mixed line ends: one CR before each LF goes (spec 1.1). If a lone CR is left,
+            # Mixed line ends: one CR before each LF goes (rule 1.1). If a lone CR is left,
             # keep the original so the line-by-line path reports it on its line (RP-14).
             stripped = data.replace(b"\r\n", b"\n")
             if b"\r" in stripped:

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 Status = Literal["sent", "deferred", "bounced"]
-"""The three terminal outcomes of spec §0 (Postfix's DELIVERED, DEFERRED, BOUNCED)."""
+"""The three terminal outcomes of rule 0 (Postfix's DELIVERED, DEFERRED, BOUNCED)."""
 
 Trust = Literal["Anonymous", "Untrusted", "Trusted", "Verified"]
 """Postfix's words for a TLS session: no certificate, unchecked, chain verified, name matched."""
@@ -54,7 +54,7 @@ class TLSState:
         return f"{self.trust} TLS {self.version} with cipher {self.cipher}"
 
 
-# The DSN class that each outcome may carry (spec §0: soft = 4, hard = 5; 2.8: success = 2).
+# The DSN class that each outcome may carry (rule 0: soft = 4, hard = 5; 2.8: success = 2).
 _CLASS_FOR_STATUS: dict[str, str] = {"sent": "2", "deferred": "4", "bounced": "5"}
 
 
@@ -76,7 +76,7 @@ class RecipientResult:
         if self.status not in _CLASS_FOR_STATUS:
             raise LocalProtocolError(f"status: expected sent, deferred or bounced: {self.status!r}")
         # A sent recipient with a 5.x.x code would be a lie in a DSN (RFC 3464 2.3.4); soft
-        # bounces (spec 2.2) keep their 5.x.x code though, so only "sent" is pinned to class 2.
+        # bounces (rule 2.2) keep their 5.x.x code though, so only "sent" is pinned to class 2.
         klass = self.dsn.partition(".")[0]
         if klass not in ("2", "4", "5") or (self.status == "sent") != (klass == "2"):
             raise LocalProtocolError(f"dsn: {self.dsn!r} does not fit status {self.status!r}")

@@ -5,7 +5,7 @@ A mechanism turns decoded ``334`` challenges into raw responses; the caller does
 the core draws no random numbers. Every peer mistake is a `RemoteProtocolError`, after which
 the caller cancels the exchange with ``*`` (RFC 4954 4) -- unless a final reply already came.
 
-Which mechanism to use follows Postfix (spec 11.4): the server's list, narrowed by
+Which mechanism to use follows Postfix (rule 11.4): the server's list, narrowed by
 ``sasl_mechanism_filter``, minus what the security options forbid, strongest first.
 """
 
@@ -54,7 +54,7 @@ __all__ = [
 SECURITY_OPTIONS = frozenset(
     {"noplaintext", "noactive", "nodictionary", "noanonymous", "mutual_auth", "forward_secrecy"}
 )
-"""The words ``smtp_sasl_security_options`` accepts (spec 11.4)."""
+"""The words ``smtp_sasl_security_options`` accepts (rule 11.4)."""
 
 DEFAULT_SECURITY_OPTIONS = frozenset({"noplaintext", "noanonymous"})
 """``sasl_security_options`` for cleartext sessions: Postfix's default; no password in clear."""
@@ -88,7 +88,7 @@ PREFERENCE: tuple[str, ...] = (
 )
 """Strongest first. EXTERNAL leads because it is used only when asked for by name."""
 
-_DEFAULT_MAX_ROUNDS = 10  # smtplib stops at 5, lettre at 10, Postfix at 100 (AU-08, spec 11.5)
+_DEFAULT_MAX_ROUNDS = 10  # smtplib stops at 5, lettre at 10, Postfix at 100 (AU-08, rule 11.5)
 _DEFAULT_MIN_ITERATIONS = 4096  # RFC 7677 4: at least 4096; RFC 5802 5's example uses it too
 _DEFAULT_MAX_ITERATIONS = 1_000_000  # AU-13: a server's i=2000000000 must not pin the CPU
 _MAX_CHALLENGE = 16384  # RFC 4954 4: 12288 octets of base64 plus slack (ReplyLimits default)
@@ -210,7 +210,7 @@ def lookup_credentials(
     sender_dependent: bool = False,
     delimiter: str = ":",
 ) -> SaslCredentials | None:
-    """Find credentials the way ``smtp_sasl_password_maps`` does (spec 11.2); first match wins.
+    """Find credentials the way ``smtp_sasl_password_maps`` does (rule 11.2); first match wins.
 
     Keys tried: with `sender_dependent` and a non-empty `sender`, the sender address and then
     ``@domain``; then the server `host` name; then the literal next-hop `destination` (e.g.
@@ -280,7 +280,7 @@ def security_options_for(
     tls_options: frozenset[str] = DEFAULT_TLS_SECURITY_OPTIONS,
     tls_verified_options: frozenset[str] | None = None,
 ) -> frozenset[str]:
-    """The options in force for a channel (spec 11.4): `tls` must be the channel's real state.
+    """The options in force for a channel (rule 11.4): `tls` must be the channel's real state.
 
     AU-05: the answer depends on whether TLS is actually up, never on what the server says.
     """
@@ -359,7 +359,7 @@ class _Mechanism:
         """The client-first message for the AUTH line (RFC 4954 4), or ``None``.
 
         ``None`` also when ``AUTH <name> <base64>`` CRLF would exceed `max_line` octets
-        (Postfix: ``len(mech) + len(resp) + 8 <= 512``, spec 11.5; AU-06): the response then
+        (Postfix: ``len(mech) + len(resp) + 8 <= 512``, rule 11.5; AU-06): the response then
         goes in answer to the server's first, empty, challenge. Call at most once, first.
         """
         if self._asked_ir or self._rounds:
@@ -384,7 +384,7 @@ class _Mechanism:
             raise self._fail(f"more than {self._max_rounds} challenges (AU-08)")
         if self._ir == _IR_PENDING:
             # RFC 4954 4: without an initial response on the AUTH line the server sends an
-            # empty challenge first; Postfix rejects a non-empty one (spec 11.5).
+            # empty challenge first; Postfix rejects a non-empty one (rule 11.5).
             if challenge:
                 raise self._fail("non-empty initial challenge")
             self._ir = _IR_SENT
@@ -751,7 +751,7 @@ def select_mechanism(
     client_certificate: bool = False,
     preference: Sequence[str] = PREFERENCE,
 ) -> Selection:
-    """Choose the mechanism to use from the server's list (spec 11.4; AU-17).
+    """Choose the mechanism to use from the server's list (rule 11.4; AU-17).
 
     `security_options` must come from :func:`security_options_for` with the channel's real TLS
     state. `mechanism_filter` is ``sasl_mechanism_filter``: a `MatchList` (names, ``!name``,

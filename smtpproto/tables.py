@@ -731,6 +731,11 @@ class Lookup(Generic[T]):
     def __bool__(self) -> bool:
         return bool(self.tables)
 
+    def known_results(self) -> tuple[Any, ...]:
+        """The raw values the tables can return that are known in advance (`Table.results`):
+        not those of callables or of ``$n`` patterns, which exist only for a key."""
+        return tuple(result for table in self.tables for result in table.results() or ())
+
     def describe(self, *, redact: bool = False) -> str:
         """The tables for humans, in search order; with `redact`, no value is shown."""
         return "Lookup(" + ", ".join(t.describe(redact=redact) for t in self.tables) + ")"

@@ -457,7 +457,7 @@ def test_mx_lookup_without_dnspython_names_the_extra(adapter: str) -> None:
     failure = run_engine(adapter, catching(resolve(Resolve("example.com", "MX", 2))), resolver)
     assert isinstance(failure, DNSError)
     assert failure.kind == "unavailable"
-    assert "smtpproto[dns]" in failure.reason
+    assert "smtpproto-client[dns]" in failure.reason
     answer = run_engine(adapter, resolve(Resolve("localhost", "A", 5)), resolver)
     assert "127.0.0.1" in answer
 
@@ -793,8 +793,9 @@ def test_cancelled_trio_delivery_closes_the_connection(make_peer: Callable[..., 
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
-# TLS level x server behaviour, on every adapter (issue 6): a small threaded SMTP server that
-# can omit STARTTLS, refuse it, break the handshake, or present a good or bad certificate.
+# TLS level x server behaviour, on every adapter (NS-03, NS-05, NS-13, NS-14): a small
+# threaded SMTP server that can omit STARTTLS, refuse it, break the handshake, or present
+# a good or bad certificate.
 
 BEHAVIOURS = ["no-starttls", "454", "handshake-failure", "untrusted", "wrong-name", "good"]
 LEVELS = ["none", "may", "encrypt", "verify", "secure"]
@@ -957,7 +958,7 @@ def test_tls_level_by_server_behaviour(
         assert server.mail == 0
         assert server.after_tls in ([], [b"QUIT"])
     if level in ("verify", "secure") and behaviour == "wrong-name":
-        assert server.after_tls == [b"QUIT"]  # spec 5.6: the session works, QUIT goes over it
+        assert server.after_tls == [b"QUIT"]  # rule 5.6: the session works, QUIT goes over it
         assert "Server certificate not verified" in result.diagnostic
 
 

@@ -1,4 +1,4 @@
-"""The body encoder, message sources and sizes (security-cases 3, spec 6.8, 8.1-8.4)."""
+"""The body encoder, message sources and sizes (SM-*; rules 6.8, 8.1-8.4)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def encode(data: bytes, *chunks_at: int, **options: object) -> bytes:
 
 
 def reference(data: bytes, *, limit: int = 998, stuff: bool = True) -> bytes:
-    """The rules of security-cases 3.5 and spec 8.3, applied to a whole message at once."""
+    """The SM-* normalization rules and rule 8.3, applied to a whole message at once."""
     data = data.replace(b"\0", b"")
     text = re.sub(rb"\r\n|\r|\n", b"\n", data)
     lines = text.split(b"\n")
@@ -55,7 +55,7 @@ def reference(data: bytes, *, limit: int = 998, stuff: bool = True) -> bytes:
     return b"".join(line + b"\r\n" for line in out) + (b".\r\n" if stuff else b"")
 
 
-# security-cases 3.6: input -> exact wire, normalize mode, default options.
+# SM-01..SM-17: input -> exact wire, normalize mode, default options.
 SM_CASES = {
     "SM-01": (b"a\nb", b"a\r\nb\r\n.\r\n"),
     "SM-02": (b"a\rb", b"a\r\nb\r\n.\r\n"),
@@ -179,7 +179,7 @@ def test_sm19_reject_mode_refuses_bare_lf_and_bare_cr() -> None:
 
 
 def test_sm19_reject_mode_in_a_stream_raises_at_the_offending_chunk() -> None:
-    # The engine must then close without the terminator (security-cases 3.5 rule 7).
+    # The engine must then close without the terminator (SM-19).
     encoder = BodyEncoder(bare_line_ends="reject")
     clean = b"x" * 900 + b"\r\n"
     sent = b"".join(encoder.feed(clean) for _ in range(5))
@@ -430,6 +430,24 @@ def test_compat32_message_keeps_its_policy_with_crlf() -> None:
     assert b"".join(iter_chunks(msg)) == b"Subject: old\r\n\r\nbody\r\n"
 
 
+def test_email_message_goes_out_without_bcc_like_smtplib_send_message() -> None:
+    # smtplib.send_message deletes Bcc and Resent-Bcc before sending; so does the library.
+    msg = email.message.EmailMessage()
+    msg["To"] = "a@example.com"
+    msg["Bcc"] = "hidden@example.com"
+    msg["Resent-Bcc"] = "also-hidden@example.com"
+    msg.set_content("body\n")
+    data = b"".join(iter_chunks(msg))
+    assert b"hidden@example.com" not in data and b"To: a@example.com\r\n" in data
+    assert scan(msg).size == len(data)
+    assert msg["Bcc"] == "hidden@example.com"  # the caller's object is left as it was
+
+
+def test_raw_bytes_keep_their_bcc_header_as_given() -> None:
+    raw = b"Bcc: hidden@example.com\r\nSubject: x\r\n\r\nbody\r\n"
+    assert b"".join(iter_chunks(raw)) == raw
+
+
 def test_unflattenable_message_is_refused_naming_message() -> None:
     msg = email.message.EmailMessage(policy=email.policy.SMTP)
     msg["Subject"] = "x"
@@ -575,7 +593,7 @@ def test_refusal_validates_status_and_text() -> None:
         Refusal("5.3.4", "two\nlines")
 
 
-# Memory: the encoder streams (issue 3: memory stays flat as the message grows).
+# Memory: the encoder streams, so memory stays flat as the message grows.
 
 
 def test_fifty_mib_from_a_generator_streams_in_bounded_memory() -> None:

@@ -1,4 +1,4 @@
-"""EHLO/LHLO keyword parsing: RP-21 traps, Postfix spec 4.1-4.5, and a property test."""
+"""EHLO/LHLO keyword parsing: RP-21 traps, rules 4.1-4.5, and a property test."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def test_rp21_duplicate_keywords() -> None:
     c = caps(b"250-mx\r\n250-PIPELINING\r\n250-PIPELINING\r\n250-SIZE 10\r\n250 SIZE 20\r\n")
     assert c.pipelining
     assert c.keywords["PIPELINING"] == ()
-    assert c.size == 20  # the last SIZE line wins, as in Postfix (spec 4.3)
+    assert c.size == 20  # the last SIZE line wins, as in Postfix (rule 4.3)
 
 
 def test_rp21_leading_whitespace_is_skipped() -> None:
@@ -150,7 +150,7 @@ def test_single_line_reply_has_no_keywords() -> None:
     assert Capabilities.from_reply(Reply(250, ("",))).domain == ""
 
 
-# -- discard (spec 4.5) ----------------------------------------------------------------------
+# -- discard (rule 4.5) ----------------------------------------------------------------------
 
 
 def test_discard_removes_keywords_case_insensitively() -> None:

@@ -1,4 +1,4 @@
-"""Command encoders: CV-02/CV-03 injection cases, Postfix spec 6.1-6.5 and 11.5 vectors, RFC
+"""Command encoders: CV-02/CV-03 injection cases, rules 6.1-6.5 and 11.5 vectors, RFC
 examples, and a round-trip property through a small MAIL/RCPT line parser."""
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def test_cv03_space_in_a_local_part_is_quoted_never_bare() -> None:
         Rcpt("a b@x", quote=False)
 
 
-# -- spec 6.5: quoting ------------------------------------------------------------------------
+# -- rule 6.5: quoting ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -219,7 +219,7 @@ def test_non_ascii_recipient_is_left_to_the_connection() -> None:
     assert Rcpt("jöe@bücher.example").encode() == "RCPT TO:<jöe@bücher.example>\r\n".encode()
 
 
-# -- spec 6.1-6.4: parameters -----------------------------------------------------------------
+# -- rules 6.1-6.4: parameters ----------------------------------------------------------------
 
 
 def test_spec_6_1_mail_vector() -> None:
@@ -315,7 +315,7 @@ def test_rfc1870_size_example() -> None:
 
 
 def test_rfc3461_examples_in_postfix_parameter_order() -> None:
-    # RFC 3461 6.1 shows RET before ENVID and NOTIFY before ORCPT; Postfix (spec 6.1, 6.2)
+    # RFC 3461 6.1 shows RET before ENVID and NOTIFY before ORCPT; Postfix (rules 6.1, 6.2)
     # sends ENVID before RET and ORCPT before NOTIFY. Servers accept any order.
     mail = Mail("Alice@Pure-Heart.ORG", ret="HDRS", envid="QQ314159")
     assert mail.encode() == b"MAIL FROM:<Alice@Pure-Heart.ORG> ENVID=QQ314159 RET=HDRS\r\n"
@@ -376,7 +376,7 @@ def test_mail_and_rcpt_may_exceed_512_but_stay_bounded() -> None:
         Mail("s@x", auth="a" * 2100)
 
 
-# -- AUTH (RFC 4954 4, spec 11.5) ------------------------------------------------------------
+# -- AUTH (RFC 4954 4, rule 11.5) ------------------------------------------------------------
 
 
 def test_auth_initial_response_encoding() -> None:
@@ -393,7 +393,7 @@ def test_auth_mechanism_name_is_checked() -> None:
 
 
 def test_auth_initial_response_too_long_is_refused_and_fits_says_so() -> None:
-    # Spec 11.5: len("PLAIN") + len(base64) + 8 <= 512; 369 raw octets are 492 in base64.
+    # Rule 11.5: len("PLAIN") + len(base64) + 8 <= 512; 369 raw octets are 492 in base64.
     fitting = b"x" * 369
     assert Auth.fits("PLAIN", fitting)
     assert len(Auth("PLAIN", fitting).encode()) == 505

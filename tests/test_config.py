@@ -351,8 +351,24 @@ def test_myhostname_becomes_the_helo_name_when_none_is_given() -> None:
     assert ClientConfig.from_postconf({"myhostname": "h.example"}).helo_name == "h.example"
 
 
+def test_empty_names_take_the_machine_name_the_adapter_passes() -> None:
+    # Postfix: smtp_helo_name = $myhostname, myhostname = the machine's name; the core cannot
+    # ask the system, so the engine fills in the name the adapter found (with_hostname).
+    assert (ClientConfig().myhostname, ClientConfig().helo_name) == ("", "")
+    filled = ClientConfig().with_hostname("vm.localdomain")
+    assert (filled.myhostname, filled.helo_name) == ("vm.localdomain", "vm.localdomain")
+    assert ClientConfig().with_hostname("").helo_name == "localhost"
+    own = ClientConfig(helo_name="client.example").with_hostname("vm.localdomain")
+    assert (own.myhostname, own.helo_name) == ("vm.localdomain", "client.example")
+    kept = ClientConfig(myhostname="mx.example")
+    assert kept.with_hostname("vm.localdomain").helo_name == "mx.example"
+    with pytest.raises(ValueError, match="non-empty ASCII name"):
+        ClientConfig().with_hostname("bad name")
+
+
 def test_from_postconf_keeps_postfix_meaning_of_sasl_tls_security_options() -> None:
-    # The constructor default allows PLAIN under TLS; a Postfix configuration keeps Postfix's.
+    # Quirk Q9: the constructor default allows PLAIN under TLS; a Postfix configuration keeps
+    # Postfix's.
     assert ClientConfig().sasl_tls_security_options == frozenset({"noanonymous"})
     postfix = ClientConfig.from_postconf({})
     assert postfix.sasl_tls_security_options == frozenset({"noplaintext", "noanonymous"})
@@ -464,7 +480,7 @@ def test_arbitrary_timeout_text_is_parsed_or_refused_by_name(text: str) -> None:
         ("discard_ehlo_keywords", "pipelining"),
         ("sasl_password_maps", [("a", "b")]),
         ("sasl_password_maps", 42),
-        ("helo_name", ""),
+        ("helo_name", " "),
         ("helo_name", "a\r\nMAIL FROM:<x>"),
         ("tls_CAfile", "a\nb"),
         ("bind_address", "not-an-ip"),

@@ -1,7 +1,7 @@
 """`ClientConnection`: command order, pipelining, replies, STARTTLS, AUTH, LMTP, content.
 
-Case ids are those of ``../shared/security-cases.md`` (RP-*, CV-*, NS-*, AU-*) and of the
-Postfix client spec (``spec 7.3`` etc.).
+Case ids (RP-*, CV-*, NS-*, AU-*) are those of docs/reference/security-cases.md, and
+``rule 7.3`` etc. those of docs/reference/client-rules.md.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def test_lmtp_uses_lhlo_and_smtp_refuses_it() -> None:
         smtp.send(Lhlo("c.example"))
 
 
-# -- pipelining (RFC 2920; Postfix spec 7.2-7.7) --------------------------------------------
+# -- pipelining (RFC 2920; rules 7.2-7.7) ---------------------------------------------------
 
 
 def test_without_pipelining_one_command_at_a_time() -> None:
@@ -460,19 +460,27 @@ def test_rp19_garbage_after_pipelined_dot_and_quit_is_rpe() -> None:
     assert conn.state is State.ERROR
 
 
-def test_spec_1_8_a_3xx_to_mail_or_rcpt_is_a_refusal_never_success() -> None:
+@pytest.mark.parametrize(
+    ("commands", "server"),
+    [
+        ((Mail("a@x.example"),), b"334 odd\r\n"),
+        ((Mail("a@x.example"), Rcpt("b@y.example"), Data()), b"250 ok\r\n354 odd\r\n"),
+    ],
+)
+def test_a_3xx_to_mail_or_rcpt_is_a_reply_out_of_step(
+    commands: tuple[Command, ...], server: bytes
+) -> None:
+    # Quirk Q2: Postfix reads it as a 5.5.0 refusal. MAIL and RCPT never get a 3xx (RFC 5321
+    # 4.3.2), so this reply answers another command and nothing after it can be trusted.
     conn = session("PIPELINING")
-    conn.send(Mail("a@x.example"))
-    conn.send(Rcpt("b@y.example"))
-    conn.send(Data())
-    events = feed(conn, b"250 ok\r\n354 odd\r\n354 go\r\n")
-    assert _codes(events) == [250, 354, 354]
-    with pytest.raises(LocalProtocolError, match="only EndOfData"):
-        conn.send(MessageData(b"x"))  # the RCPT was not accepted
-    conn = session()
-    conn.send(Mail("a@x.example"))
-    feed(conn, b"334 odd\r\n")
-    assert conn.state is State.READY  # MAIL refused: no transaction
+    for command in commands:
+        conn.send(command)
+    conn.receive_data(server)
+    with pytest.raises(RemoteProtocolError, match="it may get only"):
+        drain(conn)
+    assert conn.state is State.ERROR
+    with pytest.raises(LocalProtocolError):
+        conn.send(MessageData(b"x"))
 
 
 def test_spec_7_9_a_reply_in_the_middle_of_the_content_ends_it() -> None:
@@ -612,17 +620,27 @@ def test_ns01_overlong_injected_line_is_rpe_too() -> None:
 def test_ns06_3xx_to_starttls_is_rpe() -> None:
     conn = _starttls()
     conn.receive_data(b"354 do something else\r\n")
-    with pytest.raises(RemoteProtocolError, match="3xx"):
+    with pytest.raises(RemoteProtocolError, match="only 220"):
         conn.next_event()
 
 
-@pytest.mark.parametrize("line", [b"220 EHLO client!\r\n", b"250 go ahead\r\n"])
-def test_ns07_any_2xx_starts_the_handshake(line: bytes) -> None:
+def test_ns07_220_starts_the_handshake_whatever_its_text() -> None:
     conn = _starttls()
-    feed(conn, line)
+    feed(conn, b"220 EHLO client!\r\n")
     assert conn.state is State.TLS_HANDSHAKE
     with pytest.raises(LocalProtocolError, match="tls_established"):
         conn.send(Ehlo("c.example"))
+
+
+@pytest.mark.parametrize("line", [b"250 go ahead\r\n", b"221 bye\r\n"])
+def test_ns07_another_2xx_to_starttls_answers_something_else(line: bytes) -> None:
+    # NS-07 lets us pick: RFC 3207 4 names 220 only, and a 2xx that is not the STARTTLS reply
+    # (a 250 meant for another command, a 221 closing) must not start a handshake.
+    conn = _starttls()
+    conn.receive_data(line)
+    with pytest.raises(RemoteProtocolError, match="only 220"):
+        conn.next_event()
+    assert conn.state is State.ERROR
 
 
 @pytest.mark.parametrize("code", [454, 501, 502, 530, 554])
@@ -777,7 +795,7 @@ def test_auth_reply_errors_are_rpe() -> None:
     conn = session("AUTH LOGIN")
     conn.send(Auth("LOGIN"))
     conn.receive_data(b"354 go\r\n")
-    with pytest.raises(RemoteProtocolError, match="only 334"):
+    with pytest.raises(RemoteProtocolError, match="only 235 or 334"):
         conn.next_event()
     conn = session("AUTH LOGIN")
     conn.send(Auth("LOGIN"))
@@ -799,7 +817,7 @@ def test_auth_is_forgotten_after_tls() -> None:
     conn.send(Auth("PLAIN", b"\0u\0p"))
 
 
-# -- message content (RFC 5321 4.1.1.4; Postfix spec 7.7, 7.8) -------------------------------
+# -- message content (RFC 5321 4.1.1.4; rules 7.7, 7.8) --------------------------------------
 
 
 def _at_content(*keywords: str, rcpt_code: int = 250) -> ClientConnection:
@@ -1086,19 +1104,21 @@ def test_constructor_checks_its_arguments() -> None:
 
 # -- properties (hypothesis) ----------------------------------------------------------------
 
-# A complete pipelined session, server side, and the client commands that go with it.
-_SERVER_STREAM = (
-    b"220-mx.example ESMTP\r\n220 ready\r\n"
-    + ehlo_reply("PIPELINING", "SIZE 1000", "8BITMIME", "AUTH PLAIN")
-    + b"235 2.7.0 ok\r\n"
-    + b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no\r\n354 go\r\n"
-    + b"250 2.0.0 queued\r\n221 2.0.0 bye\r\n"
+# A complete pipelined session, server side, one flight per client group, and the client
+# commands that go with it. The server answers a group only after the client sent it: bytes
+# that arrive before their command are a protocol error (test_early_* below).
+_SERVER_FLIGHTS = (
+    b"220-mx.example ESMTP\r\n220 ready\r\n",
+    ehlo_reply("PIPELINING", "SIZE 1000", "8BITMIME", "AUTH PLAIN"),
+    b"235 2.7.0 ok\r\n250 2.1.0 ok\r\n",
+    b"250 2.1.5 ok\r\n550 5.1.1 no\r\n354 go\r\n",
+    b"250 2.0.0 queued\r\n221 2.0.0 bye\r\n",
 )
 
 
-def _run(chunks: list[bytes]) -> list[tuple[str, int]]:
+def _run(flights: list[list[bytes]]) -> list[tuple[str, int]]:
     # The client reacts to each event as it comes, sending as much as the rules allow, so the
-    # events depend only on the server bytes, never on how they were split.
+    # events depend only on the server bytes, never on how each flight was split.
     conn = ClientConnection()
     script: list[list[Command | MessageData | EndOfData]] = [
         [Ehlo("c.example")],
@@ -1108,32 +1128,44 @@ def _run(chunks: list[bytes]) -> list[tuple[str, int]]:
     ]
     triggers = iter(script)
     seen: list[tuple[str, int]] = []
-    for chunk in [*chunks, b""]:
-        conn.receive_data(chunk)
-        while (event := conn.next_event()) is not NEED_DATA:
-            if isinstance(event, ConnectionClosed):
-                seen.append(("closed", 0))
-                break
-            name = type(getattr(event, "command", event)).__name__
-            seen.append((name, event.reply.code))
-            if isinstance(event, Greeting) or (
-                isinstance(event, CommandReply) and isinstance(event.command, (Ehlo, Mail, Data))
-            ):
-                for command in next(triggers):
-                    conn.send(command)
+    for chunks in [*flights, [b""]]:
+        for chunk in chunks:
+            conn.receive_data(chunk)
+            while (event := conn.next_event()) is not NEED_DATA:
+                if isinstance(event, ConnectionClosed):
+                    seen.append(("closed", 0))
+                    break
+                name = type(getattr(event, "command", event)).__name__
+                seen.append((name, event.reply.code))
+                if isinstance(event, Greeting) or (
+                    isinstance(event, CommandReply)
+                    and isinstance(event.command, (Ehlo, Mail, Data))
+                ):
+                    for command in next(triggers):
+                        conn.send(command)
     return seen
 
 
-_EXPECTED = _run([_SERVER_STREAM])
+_EXPECTED = _run([[flight] for flight in _SERVER_FLIGHTS])
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(min_value=0, max_value=len(_SERVER_STREAM)), max_size=12))
-def test_property_1_splitting_the_server_stream_gives_the_same_events(cuts: list[int]) -> None:
-    points = sorted(set(cuts))
-    bounds = [0, *points, len(_SERVER_STREAM)]
-    chunks = [_SERVER_STREAM[a:b] for a, b in itertools.pairwise(bounds) if b > a]
-    assert _run(chunks) == _EXPECTED
+@given(
+    st.tuples(
+        *(
+            st.lists(st.integers(min_value=0, max_value=len(flight)), max_size=6)
+            for flight in _SERVER_FLIGHTS
+        )
+    )
+)
+def test_property_1_splitting_the_server_stream_gives_the_same_events(
+    cuts: tuple[list[int], ...],
+) -> None:
+    flights = []
+    for flight, points in zip(_SERVER_FLIGHTS, cuts, strict=True):
+        bounds = [0, *sorted(set(points)), len(flight)]
+        flights.append([flight[a:b] for a, b in itertools.pairwise(bounds) if b > a])
+    assert _run(flights) == _EXPECTED
 
 
 def test_property_1_expected_events() -> None:

@@ -158,7 +158,7 @@ class Model:
             and self.phase in ("mail", "rcpt")
             and all(t is not self.txn for _, t in self.pending)
         ):
-            # Postfix spec 7.8: a transaction whose MAIL was refused is over once answered.
+            # Rule 7.8: a transaction whose MAIL was refused is over once answered.
             self.phase, self.txn = "ready", None
 
 

@@ -1,7 +1,8 @@
-"""Destination syntax of smtp(8) and lmtp(8) (spec 14.1, 12.1; DN-15, DN-16)."""
+"""Destination syntax of smtp(8) and lmtp(8) (rules 14.1, 12.1; DN-15, DN-16)."""
 
 from __future__ import annotations
 
+import idna
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,11 @@ from smtpproto.destinations import Destination, normalize_domain, parse_destinat
 def one(text: str, **kw: object) -> Destination:
     (destination,) = parse_destinations(text, **kw)  # type: ignore[arg-type]
     return destination
+
+
+def uts46(name: str) -> str:
+    """IDNA 2008 with UTS #46 mapping, the encoder the adapters pass."""
+    return idna.encode(name, uts46=True).decode("ascii")
 
 
 @pytest.mark.parametrize(
@@ -34,8 +40,6 @@ def one(text: str, **kw: object) -> Destination:
         ("[IPv6:2001:DB8:0:0:0:0:0:1]", "address", "2001:db8::1", 25),
         ("192.0.2.1:26", "address", "192.0.2.1", 26),
         ("example.com.", "mx", "example.com", 25),
-        ("bücher.example", "mx", "xn--bcher-kva.example", 25),
-        ("[bücher.example]:25", "host", "xn--bcher-kva.example", 25),
     ],
 )
 def test_dn15_smtp_destination_forms(text: str, kind: str, host: str, port: int) -> None:
@@ -50,9 +54,56 @@ def test_dn15_brackets_suppress_mx_lookup() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "kind", "host", "port", "nexthop"),
+    [
+        ("bücher.example", "mx", "xn--bcher-kva.example", 25, "xn--bcher-kva.example"),
+        ("[Bücher.example]:26", "host", "xn--bcher-kva.example", 26, "[xn--bcher-kva.example]:26"),
+    ],
+)
+def test_dn16_a_non_ascii_destination_is_used_in_its_a_label_form(
+    text: str, kind: str, host: str, port: int, nexthop: str
+) -> None:
+    # `text` is the next hop TLS policy and SASL lookups see: one spelling, the A-label.
+    assert one(text, idna=uts46) == Destination(kind, host, port, nexthop)  # type: ignore[arg-type]
+
+
 def test_dn16_idn_is_queried_as_a_label_and_trailing_dot_is_dropped() -> None:
-    assert normalize_domain("bücher.example") == "xn--bcher-kva.example"
+    assert normalize_domain("bücher.example", uts46) == "xn--bcher-kva.example"
     assert normalize_domain("example.com.") == normalize_domain("example.com")
+
+
+def test_dn16_idna_2008_keeps_sharp_s_so_fass_and_fass_stay_two_domains() -> None:
+    # Postfix 3.7 (UTS #46 non-transitional): faß.de is xn--fa-hia.de; IDNA 2003, Python's
+    # built-in codec, would send the mail to fass.de, another registered domain.
+    assert normalize_domain("faß.de", uts46) == "xn--fa-hia.de"
+    assert normalize_domain("FASS.de", uts46) == "fass.de"
+    assert "faß.de".encode("idna") == b"fass.de"  # the codec the core must never use
+
+
+def test_dn16_non_ascii_without_an_encoder_is_refused_naming_the_extra() -> None:
+    with pytest.raises(LocalProtocolError, match=r"smtpproto-client\[idna\]"):
+        normalize_domain("faß.de")
+    with pytest.raises(LocalProtocolError, match="IDNA 2008"):
+        parse_destinations("[faß.de]:25")
+
+
+def test_dn16_an_encoder_error_or_bad_output_is_a_local_error() -> None:
+    with pytest.raises(LocalProtocolError, match="invalid host name"):
+        normalize_domain("a\u200db.example", uts46)  # ZWJ outside a joining context
+    with pytest.raises(LocalProtocolError, match="encoder returned"):
+        normalize_domain("bücher.example", lambda name: name)
+    with pytest.raises(LocalProtocolError, match="invalid host name"):
+        normalize_domain("bücher.example", lambda name: "not a name")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z0-9]{1,10}){0,3}", fullmatch=True))
+def test_dn16_ascii_names_never_reach_the_encoder(name: str) -> None:
+    def refuse(text: str) -> str:
+        raise AssertionError(f"the encoder was asked about {text!r}")
+
+    assert normalize_domain(name, refuse) == name
 
 
 @pytest.mark.parametrize(

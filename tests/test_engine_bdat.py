@@ -1,4 +1,4 @@
-"""Scripted dialogues for BDAT (RFC 3030 CHUNKING), the `chunking` switch of issue 3."""
+"""Scripted dialogues for BDAT (RFC 3030 CHUNKING), the `chunking` switch (rule 15.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scripted dialogues for the delivery request: MX walk, limits, fallback, reuse (spec §9, §14)."""
+"""Scripted dialogues for the delivery request: MX walk, limits, fallback, reuse (rules 9, 14)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def connects(record: object) -> list[str]:
 
 
 def test_mx_hosts_are_tried_in_preference_order_and_soft_failure_moves_on() -> None:
-    # spec 14.2, 14.7: 4xx greeting at mx1 is KEEP, mx2 delivers
+    # rules 14.2, 14.7: 4xx greeting at mx1 is KEEP, mx2 delivers
     report, record = go(
         destination="example.com",
         dns=MX2,
@@ -31,7 +31,7 @@ def test_mx_hosts_are_tried_in_preference_order_and_soft_failure_moves_on() -> N
 
 
 def test_hard_rcpt_failure_bounces_at_once_even_with_mx_left() -> None:
-    # spec 2.2
+    # rule 2.2
     report, record = go(
         destination="example.com",
         dns=MX2,
@@ -42,7 +42,7 @@ def test_hard_rcpt_failure_bounces_at_once_even_with_mx_left() -> None:
 
 
 def test_last_error_decides_at_end_of_list() -> None:
-    # spec 14.8 test: primary 451 on RCPT, backup refuses the connection -> 4.4.1 deferred
+    # rule 14.8 test: primary 451 on RCPT, backup refuses the connection -> 4.4.1 deferred
     report, _ = go(
         destination="example.com",
         dns=MX2,
@@ -54,7 +54,7 @@ def test_last_error_decides_at_end_of_list() -> None:
 
 
 def test_no_mx_falls_back_to_the_domain_address() -> None:
-    # spec 14.2: NODATA -> implicit MX
+    # rule 14.2: NODATA -> implicit MX
     report, record = go(
         destination="example.com",
         dns={("example.com", "MX"): (), ("example.com", "A"): ("192.0.2.9",)},
@@ -65,14 +65,14 @@ def test_no_mx_falls_back_to_the_domain_address() -> None:
 
 
 def test_null_mx_bounces_without_connecting() -> None:
-    # RFC 7505, spec 14.2
+    # RFC 7505, rule 14.2
     report, record = go(destination="example.com", dns={("example.com", "MX"): (MXRecord(0, ""),)})
     assert statuses(report) == [("bounced", "5.1.10")]
     assert connects(record) == []
 
 
 def test_temporary_mx_lookup_failure_defers_4_4_3() -> None:
-    # spec 14.2
+    # rule 14.2
     report, record = go(
         destination="example.com",
         dns={("example.com", "MX"): DNSError("temporary", "SERVFAIL")},
@@ -82,7 +82,7 @@ def test_temporary_mx_lookup_failure_defers_4_4_3() -> None:
 
 
 def test_ignore_mx_lookup_error_uses_the_domain_address() -> None:
-    # spec 14.2
+    # rule 14.2
     report, _ = go(
         destination="example.com",
         dns={
@@ -96,7 +96,7 @@ def test_ignore_mx_lookup_error_uses_the_domain_address() -> None:
 
 
 def test_mx_hosts_without_addresses_bounce_unless_defer_if_no_mx_address_found() -> None:
-    # spec 14.4
+    # rule 14.4
     dns = {("example.com", "MX"): (MXRecord(10, "gone.example.com"),)}
     report, _ = go(destination="example.com", dns=dns)
     assert statuses(report)[0][0] == "bounced"
@@ -105,7 +105,7 @@ def test_mx_hosts_without_addresses_bounce_unless_defer_if_no_mx_address_found()
 
 
 def test_every_address_tried_counts_against_mx_address_limit() -> None:
-    # spec 14.7: connect failures count too
+    # rule 14.7: connect failures count too
     dns = {
         ("example.com", "MX"): tuple(MXRecord(i, f"mx{i}.example.com") for i in range(1, 4)),
         **{(f"mx{i}.example.com", "A"): (f"192.0.2.{i}",) for i in range(1, 4)},
@@ -116,7 +116,7 @@ def test_every_address_tried_counts_against_mx_address_limit() -> None:
 
 
 def test_mx_session_limit_counts_sessions_past_the_handshake() -> None:
-    # spec 14.7
+    # rule 14.7
     dns = {
         ("example.com", "MX"): tuple(MXRecord(i, f"mx{i}.example.com") for i in range(1, 4)),
         **{(f"mx{i}.example.com", "A"): (f"192.0.2.{i}",) for i in range(1, 4)},
@@ -133,7 +133,7 @@ def test_mx_session_limit_counts_sessions_past_the_handshake() -> None:
 
 
 def test_fallback_relay_is_tried_after_the_destination() -> None:
-    # spec 14.10
+    # rule 14.10
     report, record = go(
         destination="[192.0.2.1]",
         servers={"192.0.2.1": [ConnectFailed("refused")], "192.0.2.7": [smtp(*OK_TRANSACTION)]},
@@ -144,7 +144,7 @@ def test_fallback_relay_is_tried_after_the_destination() -> None:
 
 
 def test_hard_error_from_fallback_relay_becomes_4_3_5() -> None:
-    # spec 14.8: a hard status recorded for a fallback relay is a configuration problem
+    # rule 14.8: a hard status recorded for a fallback relay is a configuration problem
     report, _ = go(
         destination="[192.0.2.1]",
         dns={("relay.invalid", "A"): DNSError("nxdomain", "no")},
@@ -155,7 +155,7 @@ def test_hard_error_from_fallback_relay_becomes_4_3_5() -> None:
 
 
 def test_domain_without_mx_or_address_bounces_5_4_4() -> None:
-    # spec 14.3: NODATA for the implicit MX's address lookup
+    # rule 14.3: NODATA for the implicit MX's address lookup
     report, record = go(
         destination="example.com",
         dns={("example.com", "MX"): (), ("example.com", "A"): (), ("example.com", "AAAA"): ()},
@@ -165,7 +165,7 @@ def test_domain_without_mx_or_address_bounces_5_4_4() -> None:
 
 
 def test_destination_recipient_limit_splits_into_transactions_on_one_connection() -> None:
-    # new MAIL per batch; the session is kept between batches after an RSET probe (spec 9.4)
+    # new MAIL per batch; the session is kept between batches after an RSET probe (rule 9.4)
     report, record = go(
         smtp(
             b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n",
@@ -185,7 +185,7 @@ def test_destination_recipient_limit_splits_into_transactions_on_one_connection(
 
 
 def test_no_reuse_past_connection_reuse_time_limit() -> None:
-    # spec 9.1-9.3: expired -> QUIT after the first batch, new connection for the second
+    # rules 9.1-9.3: expired -> QUIT after the first batch, new connection for the second
     report, record = go(
         smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"),
         smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"),
@@ -198,7 +198,7 @@ def test_no_reuse_past_connection_reuse_time_limit() -> None:
 
 
 def test_failed_rset_probe_drops_the_cached_connection() -> None:
-    # spec 9.4
+    # rule 9.4
     report, record = go(
         smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n", b"421 gone\r\n"),
         smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"),

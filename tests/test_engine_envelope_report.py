@@ -1,4 +1,4 @@
-"""Envelope validation and Postfix-style report lines (spec 6.2, RFC 3461; qmgr log format)."""
+"""Envelope validation and Postfix-style report lines (rule 6.2, RFC 3461; qmgr log format)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from smtpproto.report import RecipientResult, format_delay, format_log_line
 
 
 def test_notify_is_put_in_postfix_fixed_order() -> None:
-    # spec 6.2: SUCCESS,FAILURE,DELAY whatever order the caller used
+    # rule 6.2: SUCCESS,FAILURE,DELAY whatever order the caller used
     r = Recipient("b@example.com", notify=("delay", "SUCCESS"))
     assert r.notify == ("SUCCESS", "DELAY")
 
@@ -56,7 +56,7 @@ def test_envid_over_100_characters_is_refused() -> None:
 
 
 def test_non_ascii_envelope_asks_for_smtputf8() -> None:
-    # RFC 6531 3.4; spec 3.10 decides what happens when the server lacks SMTPUTF8
+    # RFC 6531 3.4; rule 3.10 decides what happens when the server lacks SMTPUTF8
     assert Envelope("a@x", (Recipient("bé@y"),)).smtputf8
     assert not Envelope("a@x", (Recipient("b@y"),)).smtputf8
 

@@ -1,6 +1,6 @@
 """Scripted dialogues for message refusals: 8-bit without 8BITMIME, SMTPUTF8, content failures.
 
-Issue 3 and spec 3.10, 8.5: a message the client will not send is refused before MAIL where
+Rules 3.10, 8.5 and quirk Q7: a message the client will not send is refused before MAIL where
 that can be known, and otherwise the connection is dropped without ``.`` so that the server
 discards the partial message (SM-19).
 """
@@ -25,7 +25,7 @@ EIGHT_BIT_BODY = b"Subject: t\r\n\r\ncaf\xc3\xa9\r\n"
 
 
 def test_8bit_body_to_a_7bit_server_is_converted_and_sent_without_size() -> None:
-    # Spec 8.5 and 6.1 (1): converted to quoted-printable; no BODY=8BITMIME on MAIL
+    # Rules 8.5 and 6.1 (1): converted to quoted-printable; no BODY=8BITMIME on MAIL
     report, record = go(
         smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 ok\r\n", ehlo=EHLO_NO_8BIT),
         message=EIGHT_BIT_BODY,
@@ -39,7 +39,7 @@ def test_8bit_body_to_a_7bit_server_is_converted_and_sent_without_size() -> None
 
 
 def test_8bit_with_conversion_disabled_is_refused_before_mail() -> None:
-    # Issue 3: 8-bit octets never reach a server without 8BITMIME (5.6.3); last server: bounce
+    # Quirk Q7: 8-bit octets never reach a server without 8BITMIME (5.6.3); last server: bounce
     report, record = go(
         smtp(b"221 bye\r\n", ehlo=EHLO_NO_8BIT),
         message=EIGHT_BIT_BODY,
@@ -51,7 +51,7 @@ def test_8bit_with_conversion_disabled_is_refused_before_mail() -> None:
 
 
 def test_8bit_refusal_tries_the_next_mx_which_has_8bitmime() -> None:
-    # Like 5.6.7 (spec 3.10) the refusal is SOFT_NON_FINAL: another MX may have 8BITMIME
+    # Like 5.6.7 (rule 3.10) the refusal is SOFT_NON_FINAL: another MX may have 8BITMIME
     report, record = go(
         destination="example.com",
         dns=MX2,
@@ -69,7 +69,7 @@ def test_8bit_refusal_tries_the_next_mx_which_has_8bitmime() -> None:
 
 
 def test_8bit_header_in_a_mime_part_drops_the_connection_without_the_dot() -> None:
-    # Spec 8.5: hostile MIME met while converting; no partial message may be delivered
+    # Rule 8.5: hostile MIME met while converting; no partial message may be delivered
     message = (
         b"Subject: t\r\nMIME-Version: 1.0\r\n"
         b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
@@ -115,7 +115,7 @@ def test_source_that_changes_after_the_scan_defers_and_sends_no_dot() -> None:
 
 
 def test_utf8_header_with_smtputf8_requested_needs_a_smtputf8_server() -> None:
-    # Spec 3.10: requested, and the message has UTF-8 in a header -> 5.6.7, never MAIL
+    # Rule 3.10: requested, and the message has UTF-8 in a header -> 5.6.7, never MAIL
     envelope = Envelope("a@example.org", (Recipient("b@example.com"),), smtputf8=True)
     report, record = go(
         smtp(b"221 bye\r\n", ehlo=EHLO_PLAIN),

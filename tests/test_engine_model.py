@@ -1,4 +1,4 @@
-"""Model-based property test of the delivery engine against random servers (spec §0, 2, 14.7).
+"""Model-based property test of the delivery engine against random servers (rules 0, 2, 14.7).
 
 Random DNS with several MX hosts, random reply codes at every step, connection loss or
 timeout at any I/O request: every recipient ends with exactly one status, ``sent`` only after

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from scripted import ADDR, Clock, Rng, Script, Session, go, run, smtp, statuses
 
+from smtpproto import ConnectionFailed
 from smtpproto._errors import LocalProtocolError
 from smtpproto.config import ClientConfig
 from smtpproto.engine import close_session, deliver, open_session, transact
 from smtpproto.envelope import Envelope, Recipient
 from smtpproto.report import DeliveryReport, RecipientResult, format_delay, format_log_line
-from smtpproto.requests import Connect, ConnectFailed, IORequest, MXRecord, Sleep
+from smtpproto.requests import Connect, IORequest, MXRecord, Sleep
 
 OK_TRANSACTION = (b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 ok\r\n")
 MX2 = {
@@ -87,7 +88,7 @@ def test_delay_logging_resolution_limit_zero_logs_whole_seconds_rounded_half_up(
 @pytest.mark.parameter("delay_logging_resolution_limit")
 def test_delay_logging_resolution_limit_applies_to_a_delivered_report() -> None:
     # scripted.Clock: two 10 ms readings between the request start and the result
-    report, _ = go(smtp(*OK_TRANSACTION))
+    report, _ = go(smtp(*OK_TRANSACTION), per_request_deadline=False)
     (result,) = report.recipients
     assert result.delay == pytest.approx(0.02)
     lines = {
@@ -194,8 +195,9 @@ def test_skip_4xx_greeting_off_stops_open_session_at_the_first_4xx_greeting() ->
         servers={"192.0.2.1": [Session([b"421 busy\r\n"])], "192.0.2.2": [smtp()]},
     )
     engine = open_session("example.com", config=config, clock=Clock(), rng=Rng())
-    with pytest.raises(ConnectFailed, match="refused to talk to me: 421 busy"):
+    with pytest.raises(ConnectionFailed, match="refused to talk to me: 421 busy") as failure:
         run(engine, script)
+    assert failure.value.dsn == "4.0.0"  # the status deliver would give (rule 3.1)
 
 
 # -- pix_workaround_maps -------------------------------------------------------------------

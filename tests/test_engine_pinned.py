@@ -29,7 +29,7 @@ def batch(count: int) -> Generator[IORequest, Any, list[DeliveryReport]]:
 
 
 def test_transactions_on_a_held_session_need_no_rset_probe() -> None:
-    # The probe of spec 9.4 is for cached sessions; the caller's own session goes straight on,
+    # The probe of rule 9.4 is for cached sessions; the caller's own session goes straight on,
     # so each transaction is one flight of MAIL/RCPT/DATA and one of content.
     reports, record = run(batch(3), Script(servers={ADDR: [smtp(*TRANSACTION * 3)]}))
     assert [statuses(r) for r in reports] == [[("sent", "2.0.0")]] * 3

@@ -1,4 +1,4 @@
-"""Scripted dialogues for the session start and end (spec §3, §9.7, §13, 6.5, 8.4)."""
+"""Scripted dialogues for the session start and end (rules 3, 9.7, 13, 6.5, 8.4)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ OK_TRANSACTION = (b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 ok\r\n")
 
 
 def test_greeting_any_2xx_is_accepted() -> None:
-    # spec 3.1
+    # rule 3.1
     report, _ = go(smtp(*OK_TRANSACTION, greeting=b"221 odd but positive\r\n"))
     assert statuses(report) == [("sent", "2.0.0")]
 
 
 def test_greeting_4xx_is_a_site_failure_deferred_at_the_final_server() -> None:
-    # spec 3.1: site failure; QUIT follows (9.8)
+    # rule 3.1: site failure; QUIT follows (9.8)
     report, record = go(Session([b"421 4.3.2 busy\r\n"]))
     (r,) = report.recipients
     assert (r.status, r.dsn) == ("deferred", "4.3.2")
@@ -27,19 +27,19 @@ def test_greeting_4xx_is_a_site_failure_deferred_at_the_final_server() -> None:
 
 
 def test_greeting_5xx_with_skip_5xx_greeting_is_treated_as_4xx() -> None:
-    # spec 3.1
+    # rule 3.1
     report, _ = go(Session([b"554 5.7.1 go away\r\n"]))
     assert statuses(report) == [("deferred", "4.7.1")]
 
 
 def test_greeting_5xx_without_skip_5xx_greeting_bounces() -> None:
-    # spec 3.1
+    # rule 3.1
     report, _ = go(Session([b"554 5.7.1 go away\r\n"]), skip_5xx_greeting=False)
     assert statuses(report) == [("bounced", "5.7.1")]
 
 
 def test_greeting_timeout_has_greeting_stage_text() -> None:
-    # spec 3.9, 2.7
+    # rules 3.9, 2.7
     report, record = go(Session([IOTimeout("slow")]))
     (r,) = report.recipients
     assert r.diagnostic.endswith("timed out while receiving the initial server greeting")
@@ -47,13 +47,13 @@ def test_greeting_timeout_has_greeting_stage_text() -> None:
 
 
 def test_ehlo_sent_by_default_even_without_esmtp_in_banner() -> None:
-    # spec 3.4
+    # rule 3.4
     _, record = go(smtp(*OK_TRANSACTION, greeting=b"220 mx.example\r\n"))
     assert record.flights()[0] == b"EHLO client.example\r\n"
 
 
 def test_without_always_send_ehlo_the_banner_decides() -> None:
-    # spec 3.4: EHLO only when the banner has the word ESMTP
+    # rule 3.4: EHLO only when the banner has the word ESMTP
     _, plain = go(
         Session(
             [
@@ -73,7 +73,7 @@ def test_without_always_send_ehlo_the_banner_decides() -> None:
 
 
 def test_never_send_ehlo_sends_helo() -> None:
-    # spec 3.4
+    # rule 3.4
     _, record = go(
         Session(
             [GREETING, b"250 hi\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n"]
@@ -84,14 +84,14 @@ def test_never_send_ehlo_sends_helo() -> None:
 
 
 def test_ehlo_421_is_a_site_failure_without_helo_fallback() -> None:
-    # spec 3.5
+    # rule 3.5
     report, record = go(Session([GREETING, b"421 4.7.0 closing\r\n"]))
     assert b"HELO" not in record.sent()
     assert statuses(report) == [("deferred", "4.7.0")]
 
 
 def test_ehlo_rejected_falls_back_to_helo() -> None:
-    # spec 3.5
+    # rule 3.5
     report, record = go(
         Session(
             [
@@ -110,13 +110,13 @@ def test_ehlo_rejected_falls_back_to_helo() -> None:
 
 
 def test_helo_5xx_bounces_everything() -> None:
-    # spec 3.6, Q1
+    # rules 3.6, quirk Q1
     report, _ = go(Session([GREETING, b"502 no\r\n", b"550 5.7.1 not you\r\n"]))
     assert statuses(report) == [("bounced", "5.7.1")]
 
 
 def test_pix_banner_disables_esmtp_and_delays_dotcrlf() -> None:
-    # spec 3.3, 8.4, 8.9
+    # rules 3.3, 8.4, 8.9
     _, record = go(
         Session(
             [
@@ -138,7 +138,7 @@ def test_pix_banner_disables_esmtp_and_delays_dotcrlf() -> None:
 
 
 def test_discard_ehlo_keywords_turns_off_pipelining() -> None:
-    # spec 4.5
+    # rule 4.5
     _, record = go(
         smtp(b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n"),
         discard_ehlo_keywords=("pipelining",),
@@ -147,13 +147,13 @@ def test_discard_ehlo_keywords_turns_off_pipelining() -> None:
 
 
 def test_envelope_addresses_are_quoted_by_default() -> None:
-    # spec 6.5
+    # rule 6.5
     _, record = go(smtp(*OK_TRANSACTION), recipients=("a b@example.com",))
     assert b'RCPT TO:<"a b"@example.com>\r\n' in record.sent()
 
 
 def test_quote_rfc821_envelope_off_sends_address_as_given() -> None:
-    # spec 6.5
+    # rule 6.5
     _, record = go(
         smtp(*OK_TRANSACTION), recipients=("a.b@example.com",), quote_rfc821_envelope=False
     )
@@ -161,14 +161,14 @@ def test_quote_rfc821_envelope_off_sends_address_as_given() -> None:
 
 
 def test_skip_quit_response_off_reads_quit_reply() -> None:
-    # spec 9.7
+    # rule 9.7
     report, record = go(smtp(*OK_TRANSACTION, b"221 bye\r\n"), skip_quit_response=False)
     assert report.recipients[0].status == "sent"
     assert record.channels[0].steps == []
 
 
 def test_lhlo_is_sent_for_lmtp_and_each_recipient_gets_its_own_reply() -> None:
-    # spec 3.7, 12.4: rcpt2 rejected -> exactly two end-of-data replies, for rcpt1 and rcpt3
+    # rules 3.7, 12.4: rcpt2 rejected -> exactly two end-of-data replies, for rcpt1 and rcpt3
     report, record = go(
         Session(
             [
@@ -189,7 +189,7 @@ def test_lhlo_is_sent_for_lmtp_and_each_recipient_gets_its_own_reply() -> None:
 
 
 def test_lmtp_lost_connection_mid_replies_defers_the_rest() -> None:
-    # spec 12.4
+    # rule 12.4
     report, _ = go(
         Session(
             [
@@ -208,7 +208,7 @@ def test_lmtp_lost_connection_mid_replies_defers_the_rest() -> None:
 
 
 def test_xforward_sent_before_mail_when_offered_and_enabled() -> None:
-    # spec 13.1-13.2: two commands, pipelined with MAIL; "unknown" values left out
+    # rules 13.1-13.2: two commands, pipelined with MAIL; "unknown" values left out
     env = Envelope(
         "a@example.org",
         (Recipient("b@example.com"),),
@@ -236,7 +236,7 @@ def test_xforward_sent_before_mail_when_offered_and_enabled() -> None:
 
 
 def test_xforward_not_sent_by_default() -> None:
-    # spec 13.1: send_xforward_command=no
+    # rule 13.1: send_xforward_command=no
     env = Envelope("a@x", (Recipient("b@y"),), xforward=(("ADDR", "198.51.100.7"),))
     _, record = go(
         smtp(*OK_TRANSACTION, ehlo=b"250-mx\r\n250-PIPELINING\r\n250 XFORWARD ADDR\r\n"),
@@ -246,7 +246,7 @@ def test_xforward_not_sent_by_default() -> None:
 
 
 def test_helo_session_has_no_extensions() -> None:
-    # spec 3.6: no SIZE=, no DSN parameters after HELO
+    # rule 3.6: no SIZE=, no DSN parameters after HELO
     env = Envelope("a@x", (Recipient("b@y", notify=("NEVER",)),), ret="FULL")
     _, record = go(
         Session(

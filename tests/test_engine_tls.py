@@ -1,4 +1,4 @@
-"""STARTTLS through the security policy, SMTPUTF8 and 8BITMIME checks (spec 3.10, 5.2-5.7, 6.1;
+"""STARTTLS through the security policy, SMTPUTF8 and 8BITMIME checks (rules 3.10, 5.2-5.7, 6.1;
 NS-03..NS-05)."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def test_ns04_encrypt_starttls_refused_is_a_site_failure_without_mail() -> None:
 
 
 def test_ns05_encrypt_handshake_failure_closes_without_quit() -> None:
-    # spec 5.5: no more I/O after a failed handshake
+    # rule 5.5: no more I/O after a failed handshake
     report, record = go(
         smtp(b"220 go ahead\r\n", TLSFailed("bad record mac"), ehlo=EHLO_TLS),
         tls_security_level="encrypt",
@@ -42,7 +42,7 @@ def test_ns05_encrypt_handshake_failure_closes_without_quit() -> None:
 
 
 def test_may_level_runs_starttls_then_ehlo_again() -> None:
-    # spec 5.2, 5.7: a second EHLO after TLS; the report carries the TLS parameters
+    # rules 5.2, 5.7: a second EHLO after TLS; the report carries the TLS parameters
     report, record = go(
         Session(
             [
@@ -63,7 +63,7 @@ def test_may_level_runs_starttls_then_ehlo_again() -> None:
 
 
 def test_may_level_goes_on_in_plaintext_when_starttls_is_refused() -> None:
-    # spec 5.3
+    # rule 5.3
     report, record = go(
         smtp(b"454 4.7.0 no\r\n", *OK_TRANSACTION, ehlo=EHLO_TLS), tls_security_level="may"
     )
@@ -72,13 +72,13 @@ def test_may_level_goes_on_in_plaintext_when_starttls_is_refused() -> None:
 
 
 def test_none_level_never_sends_starttls() -> None:
-    # spec 5.2
+    # rule 5.2
     _, record = go(smtp(*OK_TRANSACTION, ehlo=EHLO_TLS), tls_security_level="none")
     assert b"STARTTLS" not in record.sent()
 
 
 def test_smtputf8_required_but_not_offered_bounces_5_6_7_at_the_final_server() -> None:
-    # spec 3.10
+    # rule 3.10
     env = Envelope("a@example.org", (Recipient("bé@example.com"),))
     report, record = go(smtp(), envelope=env)
     (r,) = report.recipients
@@ -87,7 +87,7 @@ def test_smtputf8_required_but_not_offered_bounces_5_6_7_at_the_final_server() -
 
 
 def test_smtputf8_offered_adds_the_mail_parameter() -> None:
-    # spec 6.1 (5)
+    # rule 6.1 (5)
     env = Envelope("a@example.org", (Recipient("bé@example.com"),))
     _, record = go(
         smtp(*OK_TRANSACTION, ehlo=b"250-mx\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"),
@@ -97,13 +97,13 @@ def test_smtputf8_offered_adds_the_mail_parameter() -> None:
 
 
 def test_8bit_message_gets_body_8bitmime_when_offered() -> None:
-    # spec 6.1 (2)
+    # rule 6.1 (2)
     _, record = go(smtp(*OK_TRANSACTION), message="Subject: t\r\n\r\ncafé\r\n".encode())
     assert b"MAIL FROM:<a@example.org> BODY=8BITMIME\r\n" in record.sent()
 
 
 def test_tls_session_is_not_reused_for_the_next_batch() -> None:
-    # spec 9.6: smtp_tls_connection_reuse=no; the second batch opens a new connection
+    # rule 9.6: smtp_tls_connection_reuse=no; the second batch opens a new connection
     tls_server = [GREETING, EHLO_TLS, b"220 go\r\n", DEFAULT_TLS, b"250-mx\r\n250 PIPELINING\r\n"]
     report, record = go(
         Session([*tls_server, *OK_TRANSACTION]),
@@ -117,7 +117,7 @@ def test_tls_session_is_not_reused_for_the_next_batch() -> None:
 
 
 def test_starttls_offered_in_the_first_ehlo_only_is_used_once_and_not_missed_after() -> None:
-    # Issue 6: the post-TLS EHLO drops STARTTLS (as every server does); the client neither
+    # Rule 4.3: the post-TLS EHLO drops STARTTLS (as every server does); the client neither
     # asks again nor treats the missing keyword as a downgrade, since TLS is already up.
     report, record = go(
         Session(
@@ -136,7 +136,7 @@ def test_starttls_offered_in_the_first_ehlo_only_is_used_once_and_not_missed_aft
 
 def test_starttls_stripped_from_a_reconnect_is_refused_at_encrypt_but_not_at_may() -> None:
     # A man in the middle strips STARTTLS on the next connection: encrypt defers, may goes on
-    # in plaintext (opportunistic TLS is downgradable by design, spec 5.1).
+    # in plaintext (opportunistic TLS is downgradable by design, rule 5.1).
     stripped = Session([GREETING, b"250-mx.example\r\n250 PIPELINING\r\n", *OK_TRANSACTION])
     report, record = go(stripped, tls_security_level="encrypt")
     assert statuses(report) == [("deferred", "4.7.4")]

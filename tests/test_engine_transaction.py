@@ -1,4 +1,4 @@
-"""Scripted dialogues for one transaction: pipelining, outcomes, DSN (spec §2, §6, §7, §12)."""
+"""Scripted dialogues for one transaction: pipelining, outcomes, DSN (rules 2, 6, 7, 12)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from smtpproto.requests import ConnectionLost, IOTimeout, Receive, Send
 
 
 def test_pipelining_sends_mail_rcpts_and_data_in_one_flight() -> None:
-    # spec 7.3: one client write with MAIL, every RCPT and DATA before anything is read
+    # rule 7.3: one client write with MAIL, every RCPT and DATA before anything is read
     report, record = go(
         smtp(b"250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 queued\r\n"),
         recipients=("b@example.com", "c@example.com", "d@example.com"),
@@ -24,7 +24,7 @@ def test_pipelining_sends_mail_rcpts_and_data_in_one_flight() -> None:
 
 
 def test_dot_and_quit_go_out_together_after_the_body() -> None:
-    # spec 7.3: the last flush ends with ".\r\nQUIT\r\n"; QUIT's reply is not read (9.7)
+    # rule 7.3: the last flush ends with ".\r\nQUIT\r\n"; QUIT's reply is not read (9.7)
     report, record = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 queued\r\n"))
     assert record.sent().endswith(b"hello\r\n.\r\nQUIT\r\n")
     assert report.recipients[0].status == "sent"
@@ -32,7 +32,7 @@ def test_dot_and_quit_go_out_together_after_the_body() -> None:
 
 
 def test_without_pipelining_each_command_waits_for_its_reply() -> None:
-    # spec 7.2(b)
+    # rule 7.2(b)
     report, record = go(
         smtp(
             b"250 ok\r\n",
@@ -52,7 +52,7 @@ def test_without_pipelining_each_command_waits_for_its_reply() -> None:
 
 
 def test_all_recipients_rejected_sends_no_content_and_data_354_gets_a_lone_dot() -> None:
-    # spec 7.7: DATA already sent; a 354 after every RCPT failed is answered with "." only
+    # rule 7.7: DATA already sent; a 354 after every RCPT failed is answered with "." only
     report, record = go(
         smtp(b"250 ok\r\n550 5.1.1 no such user\r\n354 go\r\n", b"250 ok\r\n"),
     )
@@ -65,14 +65,14 @@ def test_all_recipients_rejected_sends_no_content_and_data_354_gets_a_lone_dot()
 
 
 def test_all_recipients_rejected_and_data_rejected_sends_rset() -> None:
-    # spec 7.7
+    # rule 7.7
     report, record = go(smtp(b"250 ok\r\n550 5.1.1 unknown\r\n554 5.5.1 no valid recipients\r\n"))
     assert record.flights()[2].startswith(b"RSET\r\n")
     assert statuses(report) == [("bounced", "5.1.1")]
 
 
 def test_mail_rejected_ignores_rcpt_replies() -> None:
-    # spec 7.8: the 250 to RCPT does not count; every recipient failed with the MAIL reply
+    # rule 7.8: the 250 to RCPT does not count; every recipient failed with the MAIL reply
     report, record = go(
         smtp(b"553 5.7.1 sender refused\r\n250 ok\r\n250 ok\r\n554 no\r\n"),
         recipients=("b@example.com", "c@example.com"),
@@ -82,26 +82,31 @@ def test_mail_rejected_ignores_rcpt_replies() -> None:
     assert b"RSET\r\n" in record.sent()
 
 
-def test_data_answered_250_is_a_protocol_error_bounce() -> None:
-    # spec 2.5, Q2: DATA answered 2xx -> 5.5.0 with "Protocol error: " prefix, then RSET
+def test_data_answered_250_is_a_protocol_error_deferred_never_a_bounce() -> None:
+    # Quirk Q2 (rule 2.5): Postfix bounces 5.5.0 when DATA gets a 2xx. DATA may get only 354
+    # (RFC 5321 4.3.2), so a 250 answers another command: the replies are out of step, and
+    # the recipient is deferred without any content sent (docs/security.md).
     report, record = go(smtp(b"250 ok\r\n250 ok\r\n250 ok\r\n"))
     (r,) = report.recipients
-    assert (r.status, r.dsn) == ("bounced", "5.5.0")
-    assert r.diagnostic.startswith("Protocol error: host")
-    assert b"RSET\r\n" in record.sent()
+    assert (r.status, r.dsn) == ("deferred", "4.5.0")
+    assert "reply 250 to DATA" in r.diagnostic
+    assert record.sent().endswith(b"DATA\r\n")
 
 
-def test_rcpt_answered_354_bounces_that_recipient() -> None:
-    # spec 2.5
-    report, _ = go(
+def test_rcpt_answered_354_defers_the_transaction_never_sends_content() -> None:
+    # Quirk Q2 (rule 2.5): Postfix bounces that recipient 5.5.0 and goes on. A 354 to RCPT
+    # answers another command, so the replies after it are out of step: nobody is bounced
+    # for another command's reply, and no content goes out (docs/security.md).
+    report, record = go(
         smtp(b"250 ok\r\n354 what\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"),
         recipients=("b@example.com", "c@example.com"),
     )
-    assert statuses(report) == [("bounced", "5.5.0"), ("sent", "2.0.0")]
+    assert statuses(report) == [("deferred", "4.5.0"), ("deferred", "4.5.0")]
+    assert record.sent().endswith(b"DATA\r\n")
 
 
 def test_soft_rcpt_failure_at_the_final_server_is_deferred() -> None:
-    # spec 2.2
+    # rule 2.2
     report, _ = go(
         smtp(b"250 ok\r\n451 4.3.0 try later\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"),
         recipients=("b@example.com", "c@example.com"),
@@ -110,14 +115,14 @@ def test_soft_rcpt_failure_at_the_final_server_is_deferred() -> None:
 
 
 def test_end_of_data_rejection_is_a_message_failure() -> None:
-    # spec 7.5
+    # rule 7.5
     report, _ = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"554 5.6.0 content rejected\r\n"))
     assert statuses(report) == [("bounced", "5.6.0")]
     assert report.recipients[0].diagnostic.endswith("(in reply to end of DATA command)")
 
 
 def test_lost_connection_after_end_of_data_is_deferred_as_possible_duplicate() -> None:
-    # spec 2.7, 10.3: "message may be sent more than once"
+    # rules 2.7, 10.3: "message may be sent more than once"
     report, _ = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", ConnectionLost("reset")))
     (r,) = report.recipients
     assert (r.status, r.dsn) == ("deferred", "4.4.2")
@@ -128,7 +133,7 @@ def test_lost_connection_after_end_of_data_is_deferred_as_possible_duplicate() -
 
 
 def test_timeout_waiting_for_rcpt_reply_defers_with_stage_text() -> None:
-    # spec 2.9, 10.3
+    # rules 2.9, 10.3
     report, _ = go(smtp(IOTimeout("slow")))
     (r,) = report.recipients
     assert (r.status, r.dsn) == ("deferred", "4.4.2")
@@ -136,7 +141,7 @@ def test_timeout_waiting_for_rcpt_reply_defers_with_stage_text() -> None:
 
 
 def test_body_write_failure_reads_one_reply_and_sends_no_dot() -> None:
-    # spec 7.9: an early 552 after a failed write is the end-of-data reply
+    # rule 7.9: an early 552 after a failed write is the end-of-data reply
     report, record = go(
         smtp(
             b"250 ok\r\n250 ok\r\n354 go\r\n",
@@ -150,7 +155,7 @@ def test_body_write_failure_reads_one_reply_and_sends_no_dot() -> None:
 
 
 def test_body_write_failure_without_reply_is_lost_while_sending_body() -> None:
-    # spec 7.9
+    # rule 7.9
     report, _ = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", FailSend(ConnectionLost("reset"))))
     (r,) = report.recipients
     assert (r.status, r.dsn) == ("deferred", "4.4.2")
@@ -158,7 +163,7 @@ def test_body_write_failure_without_reply_is_lost_while_sending_body() -> None:
 
 
 def test_dsn_parameters_sent_only_when_dsn_is_offered() -> None:
-    # spec 6.1-6.3
+    # rules 6.1-6.3
     env = Envelope(
         "a@example.org",
         (Recipient("b@example.com", notify=("FAILURE",), orcpt="rfc822;b@example.com"),),
@@ -177,7 +182,7 @@ def test_dsn_parameters_sent_only_when_dsn_is_offered() -> None:
 
 
 def test_size_over_server_limit_bounces_without_mail() -> None:
-    # spec 6.8: 5.3.4, no MAIL sent, no other MX tried
+    # rule 6.8: 5.3.4, no MAIL sent, no other MX tried
     report, record = go(
         smtp(ehlo=b"250-mx.example\r\n250 SIZE 10\r\n"), message=b"x" * 100 + b"\r\n"
     )
@@ -188,7 +193,7 @@ def test_size_over_server_limit_bounces_without_mail() -> None:
 
 
 def test_each_reply_read_uses_the_timeout_of_the_awaited_command() -> None:
-    # spec 10.1
+    # rule 10.1
     _, record = go(
         smtp(b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n", ehlo=EHLO_PLAIN),
         helo_timeout=11,
@@ -196,13 +201,14 @@ def test_each_reply_read_uses_the_timeout_of_the_awaited_command() -> None:
         rcpt_timeout=13,
         data_init_timeout=14,
         data_done_timeout=16,
+        per_request_deadline=False,
     )
     timeouts = [r.timeout for r in record.of_type(Receive)]
     assert timeouts[:6] == [11, 11, 12, 13, 14, 16]
 
 
 def test_sent_result_carries_reply_relay_and_dsn() -> None:
-    # spec 2.8
+    # rule 2.8
     report, _ = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 Ok: queued\r\n"))
     (r,) = report.recipients
     assert r.relay == "192.0.2.1[192.0.2.1]:25"
@@ -211,7 +217,7 @@ def test_sent_result_carries_reply_relay_and_dsn() -> None:
 
 
 def test_send_requests_carry_a_timeout() -> None:
-    # spec 10.1: every write has its phase's timeout
+    # rule 10.1: every write has its phase's timeout
     _, record = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"))
     assert all(s.timeout is not None for s in record.of_type(Send))
 

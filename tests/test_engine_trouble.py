@@ -1,4 +1,4 @@
-"""Failure classification and per-recipient bookkeeping (spec §2, 14.7, 14.8)."""
+"""Failure classification and per-recipient bookkeeping (rules 2, 14.7, 14.8)."""
 
 from __future__ import annotations
 
@@ -38,19 +38,19 @@ def ticking() -> Callable[[], float]:
     [
         ("4.4.2", False, "keep"),
         ("4.4.2", True, "deferred"),
-        ("5.1.1", False, "bounced"),  # spec 2.2: hard bounces even with MX hosts left
+        ("5.1.1", False, "bounced"),  # rule 2.2: hard bounces even with MX hosts left
         ("5.1.1", True, "bounced"),
     ],
 )
 def test_status_class_and_final_server_decide_the_outcome(
     dsn: str, final: bool, expected: str
 ) -> None:
-    # spec 2.2
+    # rule 2.2
     assert decide(local_trouble(dsn, "x"), final=final) == expected
 
 
 def test_soft_non_final_hard_status_is_kept_until_the_final_server() -> None:
-    # spec 2.3 (SMTPUTF8, 3.10)
+    # rule 2.3 (SMTPUTF8, 3.10)
     trouble = local_trouble("5.6.7", "needs SMTPUTF8", soft_non_final=True)
     assert decide(trouble, final=False) == "keep"
     assert decide(trouble, final=True) == "bounced"
@@ -66,7 +66,7 @@ def test_soft_non_final_hard_status_is_kept_until_the_final_server() -> None:
     ],
 )
 def test_lost_connection_texts_follow_postfix_stages(stage: Stage, text: str) -> None:
-    # spec 2.7, 2.9
+    # rules 2.7, 2.9
     trouble = stream_trouble(MX, ConnectionLost("reset"), stage)
     assert (trouble.dsn, trouble.diagnostic) == (
         "4.4.2",
@@ -76,7 +76,7 @@ def test_lost_connection_texts_follow_postfix_stages(stage: Stage, text: str) ->
 
 
 def test_timeout_text_says_conversation_timed_out() -> None:
-    # spec 10.3
+    # rule 10.3
     trouble = stream_trouble(MX, IOTimeout("slow"), Stage.MAIL)
     assert (
         trouble.diagnostic
@@ -85,7 +85,7 @@ def test_timeout_text_says_conversation_timed_out() -> None:
 
 
 def test_connect_failure_is_4_4_1_with_address_and_port() -> None:
-    # spec 14.7
+    # rule 14.7
     trouble = connect_trouble(MX, ConnectFailed("Connection refused"))
     assert (trouble.dsn, trouble.diagnostic) == (
         "4.4.1",
@@ -108,12 +108,12 @@ def test_connect_failure_is_4_4_1_with_address_and_port() -> None:
     ],
 )
 def test_protocol_error_codes(code: int, flag: bool) -> None:
-    # spec 2.6
+    # rule 2.6
     assert is_protocol_error_code(code) is flag
 
 
 def test_each_recipient_is_marked_once() -> None:
-    # spec §0: exactly one outcome per recipient
+    # rule 0: exactly one outcome per recipient
     ledger = Ledger(["a@x", "b@x"], clock=ticking())
     ledger.fail(local_trouble("5.1.1", "no"), FINAL, [0])
     with pytest.raises(LocalProtocolError):
@@ -121,7 +121,7 @@ def test_each_recipient_is_marked_once() -> None:
 
 
 def test_bulk_failure_leaves_marked_recipients_alone() -> None:
-    # spec 10.3: recipients already rejected or delivered keep their outcome
+    # rule 10.3: recipients already rejected or delivered keep their outcome
     ledger = Ledger(["a@x", "b@x"], clock=ticking())
     ledger.fail(local_trouble("5.1.1", "no"), FINAL, [0])
     ledger.fail(stream_trouble(FINAL, ConnectionLost("x"), Stage.DATA), FINAL)
@@ -132,7 +132,7 @@ def test_bulk_failure_leaves_marked_recipients_alone() -> None:
 
 
 def test_keep_records_nothing_but_remembers_the_last_status() -> None:
-    # spec 2.2, 14.8
+    # rules 2.2, 14.8
     ledger = Ledger(["a@x"], clock=ticking())
     assert ledger.fail(local_trouble("4.2.0", "later"), MX) == "keep"
     assert ledger.pending == (0,)
@@ -142,7 +142,7 @@ def test_keep_records_nothing_but_remembers_the_last_status() -> None:
 
 
 def test_end_of_list_without_any_status_is_4_3_0() -> None:
-    # spec 14.8
+    # rule 14.8
     ledger = Ledger(["a@x"], clock=ticking())
     ledger.finish([0])
     (r,) = ledger.results()
@@ -151,7 +151,7 @@ def test_end_of_list_without_any_status_is_4_3_0() -> None:
 
 
 def test_hard_status_from_fallback_relay_becomes_4_3_5() -> None:
-    # spec 14.8
+    # rule 14.8
     ledger = Ledger(["a@x"], clock=ticking())
     ledger.last = (local_trouble("5.4.4", "not found"), None)
     ledger.finish([0], hard_is_configuration=True)
@@ -159,14 +159,14 @@ def test_hard_status_from_fallback_relay_becomes_4_3_5() -> None:
 
 
 def test_site_failure_deferred_at_final_server_means_destination_down() -> None:
-    # spec 2.1
+    # rule 2.1
     ledger = Ledger(["a@x"], clock=ticking())
     ledger.fail(connect_trouble(FINAL, ConnectFailed("refused")), FINAL)
     assert ledger.destination_down
 
 
 def test_completed_session_prevents_destination_down() -> None:
-    # spec 2.1, 7.10
+    # rules 2.1, 7.10
     ledger = Ledger(["a@x", "b@x"], clock=ticking())
     ledger.completed_session = True
     ledger.fail(connect_trouble(FINAL, ConnectFailed("refused")), FINAL)

@@ -92,8 +92,8 @@ def test_421_to_rcpt_without_pipelining_sends_nothing_but_quit() -> None:
 
 def test_session_kept_after_a_421_end_of_data_reply_is_not_reused() -> None:
     # Found by `session`: with recipient batches the session is kept for the next batch
-    # before the end-of-data reply is read (spec 9.3); that reply was a 421, so the kept
-    # connection was CLOSING and the RSET probe (spec 9.4) raised LocalProtocolError.
+    # before the end-of-data reply is read (rule 9.3); that reply was a 421, so the kept
+    # connection was CLOSING and the RSET probe (rule 9.4) raised LocalProtocolError.
     report, record = go(
         smtp(
             b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"421 4.3.0 closing\r\n", ehlo=EHLO_PLAIN
@@ -108,7 +108,7 @@ def test_session_kept_after_a_421_end_of_data_reply_is_not_reused() -> None:
 def test_protocol_error_in_the_ehlo_reply_closes_without_quit() -> None:
     # Found by `session`: after a malformed EHLO reply (code change within the reply, RP-05)
     # the connection refuses every command (CV-10a), and the QUIT of the handshake failure
-    # (spec 9.8) raised LocalProtocolError out of deliver().
+    # (rule 9.8) raised LocalProtocolError out of deliver().
     report, record = go(Session([GREETING, b"250-mx.example\r\n550 5.0.0 changed\r\n"]))
     assert statuses(report) == [("deferred", "4.5.0")]
     assert record.sent() == b"EHLO client.example\r\n"

@@ -1,4 +1,4 @@
-"""8BITMIME -> 7bit conversion (spec 8.5, RFC 6152 3, RFC 2045 6.7) and the decisions around it."""
+"""8BITMIME -> 7bit conversion (rule 8.5, RFC 6152 3, RFC 2045 6.7) and the decisions around it."""
 
 from __future__ import annotations
 
@@ -404,7 +404,7 @@ def test_content_type_and_transfer_encoding_parsing() -> None:
     assert transfer_encoding(b"") == ""
 
 
-# Decisions before MAIL (smtpproto/message.py), spec 8.5/8.6 and issue 3.
+# Decisions before MAIL (smtpproto/engine/refusals.py), rules 8.5/8.6 and quirk Q7.
 
 
 def _info(*, has_8bit: bool, header_8bit: bool = False) -> MessageInfo:

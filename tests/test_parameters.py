@@ -334,7 +334,7 @@ def test_lhlo_name_is_the_lhlo_argument() -> None:
 )
 @pytest.mark.parametrize("lmtp", [False, True], ids=["smtp", "lmtp"])
 def test_discard_ehlo_keyword_address_maps_applies_to_that_address_only(lmtp: bool) -> None:
-    # rule 3.9: PIPELINING discarded for 192.0.2.1 -> MAIL goes out alone
+    # rule 4.5: PIPELINING discarded for 192.0.2.1 -> MAIL goes out alone
     prefix = "lmtp_discard_lhlo" if lmtp else "smtp_discard_ehlo"
     config = ClientConfig.from_postconf(
         {f"{prefix}_keyword_address_maps": {"192.0.2.1": "pipelining"}}, lmtp=lmtp
@@ -368,14 +368,19 @@ def test_connect_timeout_is_the_connect_request_timeout() -> None:
 
 @pytest.mark.parameter("smtp_data_xfer_timeout")
 def test_data_xfer_timeout_bounds_each_body_write() -> None:
-    _, record = go(smtp(*OK), data_xfer_timeout=17)
+    _, record = go(smtp(*OK), data_xfer_timeout=17, per_request_deadline=False)
     body = [s for s in record.of_type(Send) if b"hello" in s.data]
     assert body and all(s.timeout == 17 for s in body)
 
 
 @pytest.mark.parameter("smtp_quit_timeout", "smtp_skip_quit_response")
 def test_quit_timeout_bounds_the_quit_exchange() -> None:
-    _, record = go(smtp(*OK, b"221 bye\r\n"), skip_quit_response=False, quit_timeout=9)
+    _, record = go(
+        smtp(*OK, b"221 bye\r\n"),
+        skip_quit_response=False,
+        quit_timeout=9,
+        per_request_deadline=False,
+    )
     # QUIT rides with the end of data (its write is bounded by data_done_timeout); the reply
     # to it is read within quit_timeout.
     assert record.of_type(Receive)[-1].timeout == 9
@@ -390,6 +395,7 @@ def test_rset_timeout_bounds_the_probe_before_reuse() -> None:
         recipients=("a@x", "b@x"),
         destination_recipient_limit=1,
         rset_timeout=5,
+        per_request_deadline=False,
     )
     assert statuses(report) == [("sent", "2.0.0")] * 2
     rset = next(
@@ -424,6 +430,7 @@ def test_xforward_timeout_bounds_the_xforward_reply() -> None:
         envelope=env,
         send_xforward_command=True,
         xforward_timeout=21,
+        per_request_deadline=False,
     )
     assert b"XFORWARD ADDR=198.51.100.7\r\n" in record.sent()
     assert 21 in [r.timeout for r in record.of_type(Receive)]
@@ -437,6 +444,7 @@ def test_starttls_timeout_bounds_the_command_and_the_handshake() -> None:
         Session([b"220 mx\r\n", ehlo, b"220 go\r\n", tls, EHLO_PLAIN, *OK]),
         tls_security_level="may",
         starttls_timeout=33,
+        per_request_deadline=False,
     )
     (handshake,) = record.of_type(StartTLS)
     assert handshake.timeout == 33
@@ -496,7 +504,11 @@ def _verified(name: str = "mx.example.com") -> TLSInfo:
     )
 
 
-def _tls_session(info: TLSInfo, *after: bytes, ehlo: bytes = EHLO_PLAIN) -> Session:
+# OK is one pipelined flight of MAIL, RCPT and DATA replies: the server must offer PIPELINING.
+EHLO_PIPELINING = b"250-mx.example\r\n250 PIPELINING\r\n"
+
+
+def _tls_session(info: TLSInfo, *after: bytes, ehlo: bytes = EHLO_PIPELINING) -> Session:
     return Session(
         [b"220 mx.example.com ESMTP\r\n", STARTTLS_EHLO, b"220 go\r\n", info, ehlo, *after]
     )
@@ -647,9 +659,11 @@ def test_bind_address_is_the_source_of_ipv4_connections() -> None:
     "smtp_data_done_timeout",
 )
 def test_each_reply_is_read_within_the_timeout_of_its_command() -> None:
-    # smtp(8): the greeting and EHLO replies within helo_timeout, then one per command
+    # smtp(8): the greeting and EHLO replies within helo_timeout, then one per command;
+    # without deadlines each read gets the whole limit (Postfix's default)
     _, record = go(
         smtp(b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 2.0.0 ok\r\n"),
+        per_request_deadline=False,
         helo_timeout=11,
         mail_timeout=12,
         rcpt_timeout=13,
@@ -767,7 +781,10 @@ UNVERIFIED = TLSInfo(version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", chain_v
 def test_tls_security_level_decides_whether_starttls_is_used(
     level: str, starttls: bool, status: tuple[str, str]
 ) -> None:
-    session = Session([b"220 mx\r\n", STARTTLS_OFFER, b"220 go\r\n", UNVERIFIED, EHLO_PLAIN, *OK])
+    # OK's replies come in one flight: the EHLO after TLS offers PIPELINING, as before it.
+    session = Session(
+        [b"220 mx\r\n", STARTTLS_OFFER, b"220 go\r\n", UNVERIFIED, EHLO_PIPELINING, *OK]
+    )
     plain = smtp(*OK, ehlo=STARTTLS_OFFER)
     report, record = go(session if starttls else plain, tls_security_level=level)
     assert statuses(report) == [status]
@@ -1040,7 +1057,7 @@ def test_sasl_password_maps_read_postfix_tables() -> None:
 
 @pytest.mark.parameter("smtp_sasl_security_options")
 def test_sasl_security_options_keep_plaintext_passwords_off_a_cleartext_session() -> None:
-    ehlo = b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n"
+    ehlo = b"250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN\r\n"
     report, record = go(smtp(*OK, ehlo=ehlo), **SASL)  # noplaintext, noanonymous
     assert statuses(report) == [("deferred", "4.7.0")]
     assert b"AUTH" not in record.sent()

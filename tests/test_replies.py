@@ -1,5 +1,5 @@
-"""ReplyParser, Reply and EnhancedStatus: the RP-* cases of security-cases.md section 4.3 that
-live at the wire layer, Postfix spec 1.1-1.8, and property tests on chunking and limits."""
+"""ReplyParser, Reply and EnhancedStatus: the RP-* cases that live at the wire layer,
+rules 1.1-1.8, and property tests on chunking and limits."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def test_rp07_continuation_then_other_code_is_an_error() -> None:
 
 
 def test_rp07_garbage_is_never_absorbed_into_the_next_reply() -> None:
-    # Unlike Postfix spec 1.5 (Quirk Q4): garbage then 250 must not become one 250 reply.
+    # Unlike Postfix (rule 1.5, quirk Q4): garbage then 250 must not become one 250 reply.
     with pytest.raises(RemoteProtocolError):
         parse_all(b"garbage\r\n250 ok\r\n")
 
@@ -290,13 +290,13 @@ def test_rp12_auth_cap_still_applies() -> None:
 
 
 def test_rp13_bare_lf_ends_a_line() -> None:
-    # Decided lenient, as Postfix (spec 1.1) and every peer but lettre.
+    # Decided lenient, as Postfix (rule 1.1) and every peer but lettre.
     assert parse_one(b"250 ok\n") == Reply(250, ("ok",))
     assert parse_one(b"250-a\n250 b\r\n") == Reply(250, ("a", "b"))
 
 
 def test_only_one_cr_before_lf_is_dropped() -> None:
-    # Postfix drops every CR before LF (spec 1.1); here the second CR is a lone CR (RP-14).
+    # Postfix drops every CR before LF (rule 1.1); here the second CR is a lone CR (RP-14).
     with pytest.raises(RemoteProtocolError, match="control character"):
         parse_all(b"250 ok\r\r\n")
 

@@ -9,7 +9,7 @@ of the command it answers. Two deliberate differences from the printed text, bot
 - The RFCs print message *text*; on the wire a text line starting with ``.`` is dot-stuffed
   (RFC 5321 4.5.2), so ``...etc. etc. etc.`` goes out as ``....etc. etc. etc.``.
 - RFC 3461's example orders ``RET`` before ``ENVID`` and ``NOTIFY`` before ``ORCPT``; the
-  commands here use Postfix's fixed order (spec 6.1, 6.2: ENVID then RET, ORCPT then
+  commands here use Postfix's fixed order (rules 6.1, 6.2: ENVID then RET, ORCPT then
   NOTIFY). Parameter order carries no meaning (RFC 5321 4.1.2).
 """
 

@@ -1,4 +1,4 @@
-"""Routing: MX ordering, null MX, loops, limits, fallback and lookup statuses (spec 14;
+"""Routing: MX ordering, null MX, loops, limits, fallback and lookup statuses (rule 14;
 DN-01..DN-17 where they are pure routing decisions)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SASL mechanisms, challenge decoding and Postfix's mechanism choice (security-cases AU-*)."""
+"""SASL mechanisms, challenge decoding and Postfix's mechanism choice (AU-*)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_challenge_decoding_accepts_only_canonical_base64(text: str) -> None:
     assert encode_response(decoded) == text
 
 
-# -- initial response and the AUTH line (AU-06, spec 11.5) --------------------------------
+# -- initial response and the AUTH line (AU-06, rule 11.5) --------------------------------
 
 
 def test_au06_long_xoauth2_token_goes_after_the_first_empty_challenge() -> None:
@@ -122,7 +122,7 @@ def test_au06_long_xoauth2_token_goes_after_the_first_empty_challenge() -> None:
 
 
 def test_au06_initial_response_limit_is_postfix_formula() -> None:
-    # Spec 11.5: len("PLAIN") + len(base64) + 8 <= limit; 369 raw octets are 492 in base64.
+    # Rule 11.5: len("PLAIN") + len(base64) + 8 <= limit; 369 raw octets are 492 in base64.
     credentials = SaslCredentials("u", "p" * 366)
     assert len(encode_response(b"\0u\0" + b"p" * 366)) == 492
     assert Plain(credentials).initial_response(max_line=505) == b"\0u\0" + b"p" * 366
@@ -624,7 +624,7 @@ def test_password_maps_custom_delimiter() -> None:
     assert found == SaslCredentials("user", "pw:x")
 
 
-# -- security options and mechanism choice (spec 11.4; AU-17, NS-09) -----------------------
+# -- security options and mechanism choice (rule 11.4; AU-17, NS-09) -----------------------
 
 
 def test_security_options_parse() -> None:

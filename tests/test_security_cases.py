@@ -1,4 +1,4 @@
-"""Every NS-* and AU-* case of ../shared/security-cases.md as a named scripted dialogue.
+"""Every NS-* and AU-* case of docs/reference/security-cases.md as a named scripted dialogue.
 
 The engine runs against `scripted` servers; cases tagged ``[conn]`` or ``[wire]`` in the
 catalogue are checked where they bite, at the connection or SASL layer, and again through
@@ -257,14 +257,26 @@ def test_ns06_354_to_starttls_is_a_protocol_error_never_data(level: str) -> None
     nothing_after_hello(record)
 
 
-@pytest.mark.parametrize("reply", [b"220 EHLO client!\r\n", b"250 go\r\n"])
-def test_ns07_any_2xx_to_starttls_starts_the_handshake(reply: bytes) -> None:
+def test_ns07_220_to_starttls_starts_the_handshake_whatever_its_text() -> None:
     report, record = go(
-        Session([GREETING, EHLO_TLS, reply, DEFAULT_TLS, POST_TLS, *OK]),
+        Session([GREETING, EHLO_TLS, b"220 EHLO client!\r\n", DEFAULT_TLS, POST_TLS, *OK]),
         tls_security_level="encrypt",
     )
     assert statuses(report) == [("sent", "2.0.0")]
     assert len(record.of_type(StartTLSRequest)) == 1
+
+
+@pytest.mark.parametrize("level", ["may", "encrypt"])
+def test_ns07_another_2xx_to_starttls_is_never_a_handshake_nor_plaintext(level: str) -> None:
+    # NS-07 lets us pick: RFC 3207 4 names only 220 (Postfix takes any 2xx). A 250 is a reply
+    # to something else; the session ends without a handshake and without plaintext mail.
+    report, record = go(
+        Session([GREETING, EHLO_TLS, b"250 go\r\n", DEFAULT_TLS, POST_TLS, *OK]),
+        tls_security_level=level,
+    )
+    assert only(report)[:2] == ("deferred", "4.5.0")
+    assert not record.of_type(StartTLSRequest)
+    nothing_after_hello(record)
 
 
 @pytest.mark.parametrize(
@@ -431,7 +443,7 @@ def test_ns13_handshake_failure_closes_without_quit_and_tries_the_next_mx(level:
     assert statuses(report) == [("sent", "2.0.0")]
     first = record.channels[0]
     assert first.closed and record.sent(first).endswith(b"STARTTLS\r\n")
-    # Never a plaintext retry on the same address (spec 5.5: a fresh message).
+    # Never a plaintext retry on the same address (rule 5.5: a fresh message).
     assert [c.address for c in record.channels] == ["192.0.2.1", "192.0.2.2"]
 
 
@@ -492,7 +504,7 @@ def test_ns14_certificate_checks_per_level(
     assert expected in r.diagnostic
     expected_trust = "Untrusted" if "not trusted" in expected else "Trusted"
     assert r.tls is not None and r.tls.trust == expected_trust  # TLS was up, unverified
-    # Spec 5.6: the TLS session works, so QUIT goes over it; nothing else does.
+    # Rule 5.6: the TLS session works, so QUIT goes over it; nothing else does.
     assert record.sent().endswith(b"STARTTLS\r\nQUIT\r\n")
 
 

@@ -1,4 +1,4 @@
-"""TLS security levels, policy-table lookups and certificate name matching (spec 5; NS-*)."""
+"""TLS security levels, policy-table lookups and certificate name matching (rule 5; NS-*)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def cert(*dns: str, cn: str | None = None) -> dict[str, object]:
     return peer
 
 
-# -- levels (spec 5.1) ------------------------------------------------------------------------
+# -- levels (rule 5.1) ------------------------------------------------------------------------
 
 
 def test_levels_order_and_requirements() -> None:
@@ -81,7 +81,7 @@ def test_policy_validates() -> None:
         TLSPolicy("secure", match=("*.example.com",))
 
 
-# -- smtp_tls_policy_maps (spec 5.1, 5.10) ----------------------------------------------------
+# -- smtp_tls_policy_maps (rules 5.1, 5.10) ---------------------------------------------------
 
 MAPS = {
     "example.com": "secure",
@@ -158,7 +158,7 @@ def test_parse_policy_servername() -> None:
     assert parse_policy("encrypt servername=hostname").servername == "hostname"
 
 
-# -- reference names (spec 5.8) ----------------------------------------------------------------
+# -- reference names (rule 5.8) ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -198,14 +198,26 @@ def test_match_names(policy: TLSPolicy, names: tuple[str, ...]) -> None:
     assert match_names(policy, hostname="MX1.mail.example.net.", nexthop="example.com") == names
 
 
-def test_match_names_idn_hostname_becomes_a_label() -> None:
+def test_ns14_a_name_mismatch_shows_hostile_certificate_names_tamed() -> None:
+    names = ("evil\r\n.example", "a" * 300, *(f"n{i}.example" for i in range(6)))
+    info = TLSInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", True, cert(*names))
+    reason = check_peer(TLSPolicy("verify", ("hostname",)), info, ("mx.example.com",))
+    assert reason is not None and reason.isprintable()
+    assert "evil??.example" in reason and "a" * 256 not in reason
+    assert reason.endswith("n2.example and 3 more)")
+
+
+def test_match_names_never_encodes_a_u_label_with_idna_2003() -> None:
+    # Next hops arrive as A-labels (smtpproto.destinations, IDNA 2008). Python's codec is
+    # IDNA 2003, which would turn faß into fass, another domain: a U-label matches nothing.
     policy = TLSPolicy("verify", ("hostname",))
-    assert match_names(policy, hostname="mx.bücher.example", nexthop="x") == (
+    assert match_names(policy, hostname="mx.xn--bcher-kva.example", nexthop="x") == (
         "mx.xn--bcher-kva.example",
     )
+    assert match_names(policy, hostname="mx.faß.example", nexthop="x") == ()
 
 
-# -- certificate matching (spec 5.8; Postfix match_servername) -------------------------------
+# -- certificate matching (rule 5.8; Postfix match_servername) -------------------------------
 
 
 @pytest.mark.parametrize(
@@ -288,7 +300,7 @@ def test_wildcard_covers_exactly_one_label(label: str, domain: str) -> None:
     assert not certificate_matches(cert(f"{label}*.{domain}"), [f"{label}x.{domain}"])
 
 
-# -- after the handshake (spec 5.6; NS-14) -----------------------------------------------------
+# -- after the handshake (rule 5.6; NS-14) -----------------------------------------------------
 
 VERIFIED = TLSInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", True, cert("mx.example.com"))
 UNVERIFIED = TLSInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", False, None)
@@ -301,9 +313,19 @@ UNVERIFIED = TLSInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", False, None)
         ("encrypt", UNVERIFIED, (), None),
         ("verify", UNVERIFIED, ("mx.example.com",), "Server certificate not trusted"),
         ("verify", VERIFIED, ("mx.example.com",), None),
-        ("verify", VERIFIED, ("mx.example.org",), "Server certificate not verified"),
+        (
+            "verify",
+            VERIFIED,
+            ("mx.example.org",),
+            "Server certificate not verified (expected mx.example.org; presented mx.example.com)",
+        ),
         ("secure", VERIFIED, ("example.com", ".example.com"), None),
-        ("secure", VERIFIED, (), "Server certificate not verified"),
+        (
+            "secure",
+            VERIFIED,
+            (),
+            "Server certificate not verified (expected none; presented mx.example.com)",
+        ),
     ],
 )
 def test_ns14_check_peer(
@@ -421,7 +443,8 @@ def test_tls_parameters_for_none_is_local_error() -> None:
         ("verify servername=smtp.example.net", "mx.example.com", "smtp.example.net"),
         ("encrypt", "192.0.2.1", None),
         ("encrypt", "2001:db8::1", None),
-        ("encrypt", "mx.bücher.example", "mx.xn--bcher-kva.example"),
+        ("encrypt", "mx.xn--bcher-kva.example", "mx.xn--bcher-kva.example"),
+        ("encrypt", "mx.faß.example", None),
     ],
 )
 def test_server_name_for_sni(policy: str, hostname: str, sni: str | None) -> None:

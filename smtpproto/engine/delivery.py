@@ -1,4 +1,4 @@
-"""The delivery request: destination list, MX walk, limits, fallback relays, reuse (spec §14, §9).
+"""The delivery request: destination list, MX walk, limits, fallback relays, reuse (rules 14, 9).
 
 Postfix smtp_connect.c ``smtp_connect()``/``smtp_connect_inet()`` and smtp_addr.c: walk the
 next-hop list (then the fallback relays), look up each entry's servers, try them in order
@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .._failures import AuthenticationFailed, ConnectionFailed, SessionFailed, TLSPolicyFailed
 from ..body import MessageInfo, MessageSource, iter_chunks, scan
 from ..commands import Rset
 from ..config import ClientConfig
 from ..connection import ClientConnection
-from ..destinations import Destination, parse_destinations
+from ..destinations import Destination, IDNAEncoder, parse_destinations
 from ..envelope import Envelope
 from ..replies import Reply
 from ..report import DeliveryReport, RecipientResult, TLSState
@@ -54,7 +55,7 @@ from .routing import (
 )
 from .security import SecurityPolicy, default_policy
 from .session import IO, Session, handshake
-from .transaction import PIPELINE_LIMIT, run_transaction
+from .transaction import PIPELINE_LIMIT, EnvelopeCommands, run_transaction
 from .trouble import Ledger, Server, Trouble, connect_trouble, local_trouble
 
 __all__ = ["close_session", "deliver", "open_session", "transact"]
@@ -73,7 +74,7 @@ class _Target:
 
 @dataclass
 class _Walk:
-    """The state of one delivery request across destinations (spec 14.7)."""
+    """The state of one delivery request across destinations (rule 14.7)."""
 
     config: ClientConfig
     clock: Callable[[], float]
@@ -84,7 +85,7 @@ class _Walk:
     """Sessions kept for a later batch, each with the time it went idle."""
     tls: TLSInfo | None = None
     tls_states: dict[str, TLSState | None] = field(default_factory=dict)
-    """relay -> the TLS of the last connection there, for the per-result report (issue 6)."""
+    """relay -> the TLS of the last connection there, for the per-result report."""
     transcript: list[str] = field(default_factory=list)
 
 
@@ -93,7 +94,7 @@ def _trouble(status: RouteStatus) -> Trouble:
 
 
 def _host_addresses(name: str, walk: _Walk, preference: int) -> IO:
-    """Spec 14.3: the addresses of one host; returns (targets, RouteStatus or None)."""
+    """Rule 14.3: the addresses of one host; returns (targets, RouteStatus or None)."""
     if _is_address(name):
         return [Target(name, name, preference)], None
     found: list[Target] = []
@@ -122,7 +123,7 @@ def _is_address(host: str) -> bool:
 
 
 def _targets(dest: Destination, walk: _Walk) -> IO:
-    """Spec 14.1-14.6: the addresses to try for one destination, the lookup trouble, and
+    """Rules 14.1-14.6: the addresses to try for one destination, the lookup trouble, and
     whether this destination is final for loop reasons ("I am MX" or a loop)."""
     config = walk.config
     if dest.kind == "unix":
@@ -147,6 +148,9 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
     except DNSError as exc:
         failure = mx_lookup_failure(exc.kind, dest.host, config=config)
         if isinstance(failure, RouteStatus):
+            if exc.kind == "unavailable":
+                # The resolver says what is missing (the dns extra): keep it in the result.
+                failure = replace(failure, text=f"{failure.text} ({exc.reason})")
             return [], _trouble(failure), False
         records = ()
     if not records:
@@ -202,7 +206,7 @@ def _best_mx_targets(walk: _Walk) -> IO:
     return found, None if found else trouble, True
 
 
-def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolicy) -> IO:
+def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolicy | _Steps) -> IO:
     """Open and hand-shake one session; returns the Session or the site Trouble."""
     config = walk.config
     if config.tls_wrappermode:
@@ -225,7 +229,7 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolic
         connection=ClientConnection(
             lmtp=walk.lmtp,
             pipeline_limit=PIPELINE_LIMIT,
-            # Spec 3.9: the global list plus the per-address one, applied to every EHLO/LHLO.
+            # Rule 4.5: the global list plus the per-address one, applied to every EHLO/LHLO.
             discard_keywords=config.discard_ehlo_keywords
             | config.discard_ehlo_keyword_address_maps.get(target.address, frozenset()),
             line_length_limit=config.line_length_limit,
@@ -247,13 +251,13 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolic
         trouble = yield from handshake(session, policy)
     if trouble is None:
         return session
-    # Spec 9.8: QUIT after a handshake failure unless the stream is broken or forbidden.
+    # Rule 9.8: QUIT after a handshake failure unless the stream is broken or forbidden.
     yield from session.quit()
     return trouble
 
 
 def _probe(session: Session) -> IO:
-    """Spec 9.4: an RSET probe before a kept session is used again; False: drop it."""
+    """Rule 9.4: an RSET probe before a kept session is used again; False: drop it."""
     try:
         reply: Reply = yield from session.command(Rset(), session.config.rset_timeout)
     except (IOFailure, RemoteProtocolError):
@@ -266,7 +270,7 @@ def _probe(session: Session) -> IO:
 
 
 def _cached(walk: _Walk, target: _Target) -> IO:
-    """A kept session to `target` that is still fit for use, or None (spec 9.1-9.4)."""
+    """A kept session to `target` that is still fit for use, or None (rules 9.1-9.4)."""
     for entry in list(walk.cache):
         session, idle_since = entry
         if (session.server.address, session.server.port) != (target.address, target.port):
@@ -288,6 +292,7 @@ def _walk_batch(
     walk: _Walk,
     hops: tuple[Hop, ...],
     envelope: Envelope,
+    commands: EnvelopeCommands,
     message: MessageSource,
     info: MessageInfo,
     ledger: Ledger,
@@ -312,7 +317,7 @@ def _walk_batch(
         targets, trouble, stop_here = yield from _targets(dest, walk)
         final_dest = destination_is_final(d, hops, i_am_mx=stop_here)
         if trouble is not None:
-            # Spec 14.8: a lookup status is only recorded; it decides at the end of the list.
+            # Rule 14.8: a lookup status is only recorded; it decides at the end of the list.
             ledger.last = (trouble, None)
         attempts = Attempts.for_config(config)
         for k, target in enumerate(targets):
@@ -340,7 +345,14 @@ def _walk_batch(
             session.arrival = envelope.arrival
             attempts = replace(attempts, sessions=attempts.sessions + 1)
             kept = yield from run_transaction(
-                session, envelope, iter_chunks(message), info, ledger, left(), keep_open=keep_open
+                session,
+                envelope,
+                commands,
+                iter_chunks(message),
+                info,
+                ledger,
+                left(),
+                keep_open=keep_open,
             )
             walk.tls = session.tls or walk.tls
             walk.tls_states[server.relay] = session.tls_state
@@ -356,7 +368,7 @@ def _walk_batch(
 def _with_tls(
     results: tuple[RecipientResult, ...], states: dict[str, TLSState | None]
 ) -> tuple[RecipientResult, ...]:
-    """Each result with the TLS of the session that decided it (issue 6: per-result TLS)."""
+    """Each result with the TLS of the session that decided it."""
     return tuple(replace(r, tls=states.get(r.relay)) if r.relay is not None else r for r in results)
 
 
@@ -371,9 +383,11 @@ def _may_cache(hops: tuple[Hop, ...], config: ClientConfig) -> bool:
     return bool(hops) and config.connection_cache_destinations.matches(hops[0].destination.host)
 
 
-def _hops(destination: str, config: ClientConfig) -> tuple[Hop, ...]:
+def _hops(destination: str, config: ClientConfig, idna: IDNAEncoder | None) -> tuple[Hop, ...]:
     return plan_hops(
-        parse_destinations(destination, lmtp=config.lmtp, config=config), config=config
+        parse_destinations(destination, lmtp=config.lmtp, config=config, idna=idna),
+        config=config,
+        idna=idna,
     )
 
 
@@ -386,18 +400,29 @@ def deliver(
     clock: Callable[[], float],
     rng: Random,
     nonce: Callable[[], str] | None = None,
+    myhostname: str = "",
+    idna: IDNAEncoder | None = None,
+    transcript: list[str] | None = None,
 ) -> Generator[IORequest, Any, DeliveryReport]:
     """Deliver `message` to every recipient of `envelope` via `destination` (smtp(8) syntax).
 
     Recipients go in batches of ``destination_recipient_limit``, each a new transaction;
-    a session is kept between batches when spec 9 allows, and closed at the end.
+    a session is kept between batches when rule 9 allows, and closed at the end.
+    `myhostname` is the machine's name, for a `config` that leaves ``myhostname`` empty;
+    `idna` encodes non-ASCII domains (`smtpproto.destinations.normalize_domain`);
+    `transcript`, when given, is the list the dialogue is appended to as it happens.
     """
     if not isinstance(envelope, Envelope):
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
+    config = config.with_hostname(myhostname)
     lmtp = config.lmtp
-    hops = _hops(destination, config)
+    hops = _hops(destination, config, idna)
     info = scan(message)
+    # Every address is checked before the first request: nothing raises once mail went out.
+    commands = EnvelopeCommands.build(envelope, info, config)
     walk = _Walk(config, clock, rng, nonce, lmtp)
+    if transcript is not None:
+        walk.transcript = transcript
     ledger = Ledger((r.address for r in envelope.recipients), clock=clock)
     count = len(envelope.recipients)
     size = config.destination_recipient_limit
@@ -408,6 +433,7 @@ def deliver(
             walk,
             hops,
             envelope,
+            commands,
             message,
             info,
             ledger,
@@ -431,32 +457,81 @@ def open_session(
     clock: Callable[[], float],
     rng: Random,
     nonce: Callable[[], str] | None = None,
+    myhostname: str = "",
+    idna: IDNAEncoder | None = None,
+    transcript: list[str] | None = None,
 ) -> Generator[IORequest, Any, Session]:
     """Connect and hand-shake (greeting, EHLO, STARTTLS, AUTH once) for several transactions.
 
-    Servers are tried as ``deliver`` would; when none completes the handshake this raises
-    :class:`~smtpproto.requests.ConnectFailed` with the last server's diagnostic.
+    Servers are tried as ``deliver`` would; when none completes the handshake this raises a
+    :class:`~smtpproto.SessionFailed` for the last server's outcome: `ConnectionFailed`,
+    `TLSPolicyFailed` or `AuthenticationFailed`. The keywords are those of ``deliver``.
     """
+    config = config.with_hostname(myhostname)
     lmtp = config.lmtp
     walk = _Walk(config, clock, rng, nonce, lmtp)
-    last: Trouble | None = None
-    for hop in _hops(destination, config):
+    if transcript is not None:
+        walk.transcript = transcript
+    last: SessionFailed | None = None
+    for hop in _hops(destination, config, idna):
         targets, trouble, _ = yield from _targets(hop.destination, walk)
-        last = trouble or last
+        if trouble is not None:
+            last = ConnectionFailed(trouble.dsn, trouble.diagnostic, trouble.reply)
         for target in targets:
             server = Server(target.host, target.address, target.port, True)
-            policy = default_policy(
-                config, unix=target.family == "unix", nexthop=hop.destination.text
+            steps = _Steps(
+                default_policy(config, unix=target.family == "unix", nexthop=hop.destination.text)
             )
-            outcome = yield from _connect(target, server, walk, policy)
+            outcome = yield from _connect(target, server, walk, steps)
             if isinstance(outcome, Session):
                 outcome.pinned = True
                 return outcome
-            last = outcome
+            last = steps.failure(outcome)
             if outcome.final_server:
                 # skip_4xx_greeting=no: this server's refusal ends the walk.
-                raise ConnectFailed(outcome.diagnostic)
-    raise ConnectFailed(last.diagnostic if last else "server unavailable or unable to receive mail")
+                raise last
+    raise last or ConnectionFailed("4.3.0", "server unavailable or unable to receive mail")
+
+
+@dataclass
+class _Steps:
+    """The security policy of one connection, remembering which step ended the handshake,
+    so that ``open_session`` raises the matching `SessionFailed`."""
+
+    policy: SecurityPolicy
+    failed: type[SessionFailed] = ConnectionFailed
+
+    def refuse_wrapper(self) -> Trouble | None:
+        """`SecurityPolicy.refuse_wrapper`; a refusal there is a TLS policy failure."""
+        refusal = self.policy.refuse_wrapper()
+        if refusal is not None:
+            self.failed = TLSPolicyFailed
+        return refusal
+
+    def wrap(self, session: Session) -> IO:
+        """`SecurityPolicy.wrap`; a failure there is a TLS policy failure."""
+        trouble: Trouble | None = yield from self.policy.wrap(session)
+        if trouble is not None:
+            self.failed = TLSPolicyFailed
+        return trouble
+
+    def starttls(self, session: Session) -> IO:
+        """`SecurityPolicy.starttls`; a failure there is a TLS policy failure."""
+        trouble: Trouble | None = yield from self.policy.starttls(session)
+        if trouble is not None:
+            self.failed = TLSPolicyFailed
+        return trouble
+
+    def authenticate(self, session: Session) -> IO:
+        """`SecurityPolicy.authenticate`; a failure there is an authentication failure."""
+        trouble: Trouble | None = yield from self.policy.authenticate(session)
+        if trouble is not None:
+            self.failed = AuthenticationFailed
+        return trouble
+
+    def failure(self, trouble: Trouble) -> SessionFailed:
+        """The exception for `trouble`, the outcome of this connection."""
+        return self.failed(trouble.dsn, trouble.diagnostic, trouble.reply)
 
 
 def transact(
@@ -464,13 +539,15 @@ def transact(
 ) -> Generator[IORequest, Any, DeliveryReport]:
     """One transaction on an open session; what it cannot deliver there is deferred or bounced.
 
-    The session is the final server (spec 14.7): soft failures defer. A session used before
-    is first checked with RSET (spec 9.4); a dead one defers every recipient.
+    The session is the final server (rule 14.7): soft failures defer. A session used before
+    is first checked with RSET (rule 9.4); a dead one defers every recipient.
     """
     if not isinstance(envelope, Envelope):
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
     if not isinstance(session, Session):
         raise LocalProtocolError(f"session: expected Session, got {type(session).__name__}")
+    info = scan(message)
+    commands = EnvelopeCommands.build(envelope, info, session.config)
     start = len(session.transcript)
     session.server = replace(session.server, final=True)
     ledger = Ledger(
@@ -478,7 +555,7 @@ def transact(
         clock=session.clock,
     )
     batch = tuple(range(len(envelope.recipients)))
-    # Spec 9.4 probes a cached session with RSET so that a dead one can be swapped for
+    # Rule 9.4 probes a cached session with RSET so that a dead one can be swapped for
     # another server. A session the caller holds has no other server, and its last
     # transaction ended in a known state, so the probe would only cost a round trip: a dead
     # connection shows up on MAIL instead, with the same outcome (deferred).
@@ -489,7 +566,7 @@ def transact(
     if usable:
         session.arrival = envelope.arrival
         yield from run_transaction(
-            session, envelope, iter_chunks(message), scan(message), ledger, batch, keep_open=True
+            session, envelope, commands, iter_chunks(message), info, ledger, batch, keep_open=True
         )
     else:
         ledger.fail(
@@ -511,7 +588,7 @@ def transact(
 
 
 def close_session(session: Session) -> Generator[IORequest, Any, None]:
-    """QUIT (spec 9.7) and close; nothing that happens here affects any delivery."""
+    """QUIT (rule 9.7) and close; nothing that happens here affects any delivery."""
     if not isinstance(session, Session):
         raise LocalProtocolError(f"session: expected Session, got {type(session).__name__}")
     yield from session.quit()

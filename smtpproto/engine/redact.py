@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .._errors import LocalProtocolError
 from ..sasl import SaslCredentials
+from ..tables import Lookup
 
-__all__ = ["REDACTED", "Secrets", "redact_client_line", "redact_text"]
+__all__ = ["REDACTED", "Secrets", "password_map_secrets", "redact_client_line", "redact_text"]
 
 REDACTED = "[redacted]"
 """What stands in for a hidden value."""
@@ -66,6 +68,30 @@ class Secrets:
             ]
         encoded = [name for name in (user, authzid) if name]
         return cls(tuple(dict.fromkeys(hidden)), tuple(encoded))
+
+
+def password_map_secrets(
+    password_maps: Mapping[str, str] | Lookup[str], delimiter: str = ":"
+) -> Secrets:
+    """The secrets of every ``user:password`` value of `password_maps` at once.
+
+    For text shown before the engine has picked the entry a session uses, such as a log
+    written while the dialogue goes on (AU-15): hiding too much there is harmless. Of a
+    `Lookup`, the values its tables know in advance: a callable's, or a ``$n`` pattern's,
+    exist only once a key is looked up, and only the engine's own scrubbing hides them.
+    """
+    hidden: list[str] = []
+    encoded: list[str] = []
+    if isinstance(password_maps, Lookup):
+        values: Iterable[Any] = password_maps.known_results()
+    else:
+        values = password_maps.values()
+    for value in values:
+        user, _, password = str(value).partition(delimiter)
+        secrets = Secrets.from_credentials(SaslCredentials(user, password))
+        hidden += secrets.hidden
+        encoded += secrets.encoded
+    return Secrets(tuple(dict.fromkeys(hidden)), tuple(dict.fromkeys(encoded)))
 
 
 def redact_client_line(line: bytes, *, auth_exchange: bool = False) -> str:

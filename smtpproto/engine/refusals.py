@@ -5,16 +5,16 @@ what the server advertised, and returns a `Refusal` (a local, permanent-class st
 delivery layer reports as ``bounced``) or None. The one refusal that can only be found while
 the content streams (hostile MIME met by the 8bit->7bit conversion, `smtpproto.mime`) is
 raised as `MessageRefused`, a `LocalProtocolError` carrying the same `Refusal`; the engine
-then drops the connection without sending ``.`` (spec 8.5: no partial message is delivered). ::
+then drops the connection without sending ``.`` (rule 8.5: no partial message is delivered). ::
 
     | Helper | Status | Rule |
     |---|---|---|
-    | `size_refusal` | 5.3.4 | spec 6.8, RFC 1870 6 |
-    | `smtputf8_refusal` | 5.6.7 | spec 3.10, RFC 6531 3.4 |
-    | `eightbit_refusal` | 5.6.3 | issue 3, RFC 6152 3, RFC 3463 X.6.3 |
-    | `MessageRefused` from `smtpproto.mime` | 5.6.0 / 5.6.3 | spec 8.5 |
+    | `size_refusal` | 5.3.4 | rule 6.8, RFC 1870 6 |
+    | `smtputf8_refusal` | 5.6.7 | rule 3.10, RFC 6531 3.4 |
+    | `eightbit_refusal` | 5.6.3 | quirk Q7, RFC 6152 3, RFC 3463 X.6.3 |
+    | `MessageRefused` from `smtpproto.mime` | 5.6.0 / 5.6.3 | rule 8.5 |
 
-Deliberate difference from Postfix (spec 8.5 (c)-(e), 8.6, quirk Q7): Postfix sends 8-bit
+Deliberate difference from Postfix (rules 8.5 (c)-(e), 8.6, quirk Q7): Postfix sends 8-bit
 octets raw to a server without 8BITMIME when conversion is disabled or the content is not
 labelled 8bit. This library never sends an 8-bit octet to such a server: `needs_downgrade`
 converts all 8-bit content, and where conversion is disabled or impossible (8-bit header
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 def size_refusal(info: MessageInfo, server_size: int | None, server: str) -> Refusal | None:
-    """Spec 6.8: ``5.3.4`` when the server's SIZE limit is above 0 and below the message size.
+    """Rule 6.8: ``5.3.4`` when the server's SIZE limit is above 0 and below the message size.
 
     `server_size` is `Capabilities.size` (None: no SIZE; 0: SIZE without a limit); `server`
     is the ``host[address]`` label used in the text.
@@ -55,10 +55,10 @@ def size_refusal(info: MessageInfo, server_size: int | None, server: str) -> Ref
 def needs_downgrade(
     info: MessageInfo, server_8bitmime: bool, disable_mime_output_conversion: bool
 ) -> bool:
-    """Spec 8.5: convert to 7bit (`smtpproto.mime.downgrade_8bit`) before sending?
+    """Rule 8.5: convert to 7bit (`smtpproto.mime.downgrade_8bit`) before sending?
 
-    `server_8bitmime` is true when the server advertised 8BITMIME or SMTPUTF8 (spec 3.10).
-    When this is true no ``SIZE=`` goes on MAIL (spec 6.1 (1): conversion changes the size).
+    `server_8bitmime` is true when the server advertised 8BITMIME or SMTPUTF8 (rule 3.10).
+    When this is true no ``SIZE=`` goes on MAIL (rule 6.1 (1): conversion changes the size).
     """
     return info.has_8bit and not server_8bitmime and not disable_mime_output_conversion
 
@@ -66,7 +66,7 @@ def needs_downgrade(
 def eightbit_refusal(
     info: MessageInfo, server_8bitmime: bool, disable_mime_output_conversion: bool
 ) -> Refusal | None:
-    """``5.6.3`` when 8-bit content would reach a server without 8BITMIME (issue 3).
+    """``5.6.3`` when 8-bit content would reach a server without 8BITMIME (quirk Q7).
 
     That is: conversion is disabled, or the top-level header has 8-bit octets (MIME has no
     transfer encoding for header fields). Check it before MAIL.
@@ -96,7 +96,7 @@ def smtputf8_refusal(
     server_smtputf8: bool,
     server: str,
 ) -> Refusal | None:
-    """Spec 3.10: ``5.6.7`` when the message needs SMTPUTF8 and the server lacks it.
+    """Rule 3.10: ``5.6.7`` when the message needs SMTPUTF8 and the server lacks it.
 
     A non-ASCII envelope address always needs it (RFC 6531 3.4); 8-bit header octets need it
     when the sender asked for SMTPUTF8 (Postfix: the request plus UTF-8 in a header).

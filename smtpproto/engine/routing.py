@@ -1,4 +1,4 @@
-"""Server selection as pure functions (Postfix smtp_addr.c/smtp_connect.c, spec 14): MX
+"""Server selection as pure functions (Postfix smtp_addr.c/smtp_connect.c, rule 14): MX
 ordering with an injected RNG, null MX, record caps, loop detection, address-family balance,
 attempt limits, fallback relays, and the DSN status of each lookup failure."""
 
@@ -11,7 +11,7 @@ from typing import Literal, TypeVar
 
 from .._errors import LocalProtocolError
 from ..config import ClientConfig
-from ..destinations import Destination, parse_destinations
+from ..destinations import Destination, IDNAEncoder, parse_destinations
 from ..requests import MXRecord, Random
 
 __all__ = [
@@ -59,11 +59,11 @@ class RouteStatus:
 
     @property
     def soft(self) -> bool:
-        """Status class 4: defer, or try the next server (spec §0)."""
+        """Status class 4: defer, or try the next server (rule 0)."""
         return self.dsn.startswith("4")
 
     def softened(self) -> RouteStatus:
-        """The same status as a deferral (5.x.y -> 4.x.y), e.g. spec 14.4."""
+        """The same status as a deferral (5.x.y -> 4.x.y), e.g. rule 14.4."""
         return replace(self, dsn="4" + self.dsn[1:])
 
 
@@ -133,7 +133,7 @@ def select_mx(
     randomize: bool = True,
     limit: int = MAX_MX_RECORDS,
 ) -> MXSelection:
-    """Order `domain`'s MX records for delivery (spec 14.2, 14.5; DN-02, 06, 07, 09, 14).
+    """Order `domain`'s MX records for delivery (rules 14.2, 14.5; DN-02, 06, 07, 09, 14).
 
     Equal preferences come out in `rng` order when `randomize`; at most `limit` records are
     kept, the best ones.
@@ -158,7 +158,7 @@ def select_mx(
         status = RouteStatus("5.4.4", f"no MX host for {domain} has a valid host name")
         return MXSelection((), tuple(warnings), status)
     if randomize:
-        # Spec 14.5: shuffle everything, then a stable sort, so equal preferences stay random.
+        # Rule 14.5: shuffle everything, then a stable sort, so equal preferences stay random.
         usable = shuffle(usable, rng)
     ordered = sorted(usable, key=lambda r: r.preference)
     if len(ordered) > limit:
@@ -170,7 +170,7 @@ def select_mx(
 
 
 def address_rrtypes(config: ClientConfig) -> tuple[Literal["A", "AAAA"], ...]:
-    """The address record types to query, preferred family first (spec 14.3, 14.5)."""
+    """The address record types to query, preferred family first (rules 14.3, 14.5)."""
     types: list[Literal["A", "AAAA"]] = []
     if "ipv4" in config.inet_protocols:
         types.append("A")
@@ -185,7 +185,7 @@ def order_addresses(
     targets: Iterable[Target], *, config: ClientConfig, rng: Random
 ) -> tuple[Target, ...]:
     """Shuffle, sort by preference (then family per ``address_preference``), balance the
-    families and cap at ``mx_address_limit`` (spec 14.5, 14.7)."""
+    families and cap at ``mx_address_limit`` (rules 14.5, 14.7)."""
     items = [t for t in targets if t.family in config.inet_protocols]
     if config.randomize_addresses:
         items = shuffle(items, rng)
@@ -203,7 +203,7 @@ def order_addresses(
 
 
 def balance_families(targets: Sequence[Target], limit: int) -> tuple[Target, ...]:
-    """Postfix's smtp_balance_inet_protocols (spec 14.5): with both families present and more
+    """Postfix's smtp_balance_inet_protocols (rule 14.5): with both families present and more
     than `limit` addresses, keep a fair share of each, in the original order."""
     v6 = [t for t in targets if t.family == "ipv6"]
     v4 = [t for t in targets if t.family == "ipv4"]
@@ -225,7 +225,7 @@ def balance_families(targets: Sequence[Target], limit: int) -> tuple[Target, ...
 @dataclass(frozen=True)
 class SelfCheck:
     """Loop detection outcome: the targets left, whether we are an MX ("I am MX": no fallback
-    relays), and the status when nothing is left (spec 14.6)."""
+    relays), and the status when nothing is left (rule 14.6)."""
 
     targets: tuple[Target, ...]
     i_am_mx: bool = False
@@ -255,7 +255,7 @@ def truncate_self(
     """Drop the preference level of our own first entry and everything worse (DN-12).
 
     `better_unresolved` says better MX hosts existed but had no address: then an empty result
-    is ``4.4.4`` rather than ``5.4.6`` (spec 14.6).
+    is ``4.4.4`` rather than ``5.4.6`` (rule 14.6).
     """
     names, addresses = _own(config)
     # The best preference at which we appear, whatever order `targets` is in.
@@ -275,7 +275,7 @@ def truncate_self(
 
 
 def host_loops(targets: Iterable[Target], host: str, *, config: ClientConfig) -> RouteStatus | None:
-    """For ``[host]`` destinations: any local address loops (spec 14.6)."""
+    """For ``[host]`` destinations: any local address loops (rule 14.6)."""
     _, addresses = _own(config)
     if any(t.address in addresses for t in targets):
         return RouteStatus("5.4.6", f"mail for {host} loops back to myself")
@@ -288,7 +288,7 @@ DNSFailure = Literal["nxdomain", "nodata", "temporary", "permanent", "unavailabl
 def mx_lookup_failure(
     kind: DNSFailure, domain: str, *, config: ClientConfig
 ) -> ImplicitMX | RouteStatus:
-    """What an MX lookup failure means (spec 14.2; DN-03, 04, 05)."""
+    """What an MX lookup failure means (rule 14.2; DN-03, 04, 05)."""
     if kind == "nodata":
         return ImplicitMX(domain)
     if kind == "nxdomain":
@@ -321,7 +321,7 @@ _LOOKUP_FAILURES = {
 def address_lookup_status(
     kind: DNSFailure, host: str, rrtype: str, *, soft_seen: bool = False
 ) -> RouteStatus:
-    """The status of a failed host address lookup (spec 14.3): NXDOMAIN/NODATA is ``5.4.4``,
+    """The status of a failed host address lookup (rule 14.3): NXDOMAIN/NODATA is ``5.4.4``,
     ``4.4.4`` when a soft error was already recorded."""
     if kind in ("nxdomain", "nodata"):
         dsn = "4.4.4" if soft_seen else "5.4.4"
@@ -334,7 +334,7 @@ def address_lookup_status(
 
 
 def keep_soft(previous: RouteStatus | None, new: RouteStatus) -> RouteStatus:
-    """A soft status is never overwritten by a later hard one (spec 14.3)."""
+    """A soft status is never overwritten by a later hard one (rule 14.3)."""
     if previous is not None and previous.soft and not new.soft:
         return previous
     return new
@@ -343,7 +343,7 @@ def keep_soft(previous: RouteStatus | None, new: RouteStatus) -> RouteStatus:
 def no_mx_address_status(
     domain: str, last: RouteStatus | None, *, config: ClientConfig
 ) -> RouteStatus:
-    """MX hosts exist but none has an address (spec 14.4, DN-08): the last lookup status,
+    """MX hosts exist but none has an address (rule 14.4, DN-08): the last lookup status,
     softened when ``defer_if_no_mx_address_found``."""
     status = last or RouteStatus("5.4.4", f"no MX host for {domain} has a valid address record")
     if config.defer_if_no_mx_address_found and not status.soft:
@@ -359,28 +359,32 @@ class Hop:
     fallback: bool = False
 
 
-def plan_hops(destinations: Sequence[Destination], *, config: ClientConfig) -> tuple[Hop, ...]:
-    """The next-hop list with ``fallback_relay`` appended (spec 14.1, 14.10); a UNIX-domain
-    destination gets no fallback relays (spec 12.2)."""
+def plan_hops(
+    destinations: Sequence[Destination], *, config: ClientConfig, idna: IDNAEncoder | None = None
+) -> tuple[Hop, ...]:
+    """The next-hop list with ``fallback_relay`` appended (rules 14.1, 14.10); a UNIX-domain
+    destination gets no fallback relays (rule 12.2). `idna` encodes non-ASCII relay names."""
     hops = tuple(Hop(d) for d in destinations)
     if not config.fallback_relay or any(d.kind == "unix" for d in destinations):
         return hops
-    relays = parse_destinations(" ".join(config.fallback_relay), lmtp=config.lmtp, config=config)
+    relays = parse_destinations(
+        " ".join(config.fallback_relay), lmtp=config.lmtp, config=config, idna=idna
+    )
     return hops + tuple(Hop(d, fallback=True) for d in relays)
 
 
 def destination_is_final(
     index: int, hops: Sequence[Hop], *, i_am_mx: bool = False, looped: bool = False
 ) -> bool:
-    """Whether ``hops[index]`` is the last destination to try (spec 14.7): the last entry, or
-    "I am MX", or a loop was found (no fallback then, spec 14.10), or a UNIX socket (12.2)."""
+    """Whether ``hops[index]`` is the last destination to try (rule 14.7): the last entry, or
+    "I am MX", or a loop was found (no fallback then, rule 14.10), or a UNIX socket (12.2)."""
     if i_am_mx or looped or hops[index].destination.kind == "unix":
         return True
     return index == len(hops) - 1
 
 
 def is_final_server(destination_final: bool, attempts: Attempts, *, addresses_left: int) -> bool:
-    """Postfix's FINAL_SERVER flag (spec 14.7): only there do soft errors become ``deferred``.
+    """Postfix's FINAL_SERVER flag (rule 14.7): only there do soft errors become ``deferred``.
 
     `attempts` are the counts before the current address is counted; `addresses_left` is how
     many addresses follow it in this destination's list.
@@ -395,7 +399,7 @@ class Attempts:
     """Per-destination counts against ``mx_address_limit``/``mx_session_limit`` (0 = none).
 
     Every address tried counts, even a failed connect; only sessions past the handshake count
-    as sessions (spec 14.7; DN-13).
+    as sessions (rule 14.7; DN-13).
     """
 
     address_limit: int

@@ -1,7 +1,7 @@
 """STARTTLS at Postfix's TLS security levels and SASL AUTH: the session's security policy.
 
 Postfix smtp_proto.c ``smtp_helo()``/``smtp_start_tls()`` and smtp_sasl_proto.c/_glue.c
-(spec §5, §11). :class:`SecurityPolicy` plugs into :func:`.session.handshake` as its
+(rules 5, 11). :class:`SecurityPolicy` plugs into :func:`.session.handshake` as its
 ``SessionPolicy``; :func:`default_policy` builds one per connection.
 
 Everything here fails closed. At ``encrypt`` and above nothing but QUIT follows a missing,
@@ -9,13 +9,13 @@ refused or failed STARTTLS, or a certificate that does not pass the policy; a pa
 offered only when the security options in force for the channel's *actual* TLS state allow
 the mechanism (AU-05); an AUTH that does not end in a 2xx reply ends the session. None of
 these failures bounces a recipient: each is a soft site failure, so the next MX host is
-tried, or the recipients are deferred at the last one (spec 2.2, 14.7).
+tried, or the recipients are deferred at the last one (rules 2.2, 14.7).
 
 Two deliberate differences from Postfix, both towards deferring rather than losing mail:
 a 5xx reply to STARTTLS at a required level defers (Postfix bounces; a man in the middle
 could otherwise turn a downgrade attempt into bounces), and a failed handshake at ``may`` is
 not retried in plaintext (Postfix does so only for mail queued longer than
-``minimal_backoff_time``; for a library every message is fresh, spec 5.5).
+``minimal_backoff_time``; for a library every message is fresh, rule 5.5).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ __all__ = ["MAX_AUTH_ROUNDS", "SecurityPolicy", "default_policy", "without_auth"
 MAX_AUTH_ROUNDS = 10
 """``334`` round trips allowed per AUTH (AU-08; smtplib stops at 5, Postfix at 100)."""
 
-_CONFIG_PROBLEM = "client TLS configuration problem"  # spec 5.10
+_CONFIG_PROBLEM = "client TLS configuration problem"  # rule 5.10
 
 
 def without_auth(capabilities: Capabilities) -> Capabilities:
@@ -85,7 +85,7 @@ class SecurityPolicy:
     key of ``tls_policy_maps`` and ``sasl_password_maps`` and the ``nexthop`` of ``secure``
     name matching. `sender` is the envelope sender for ``sender_dependent_authentication``
     (``None`` on a session opened before any envelope). `unix` downgrades ``may`` to ``none``
-    (spec 5.11). One object serves one connection: it remembers a refused STARTTLS.
+    (rule 5.11). One object serves one connection: it remembers a refused STARTTLS.
     """
 
     config: ClientConfig
@@ -105,7 +105,7 @@ class SecurityPolicy:
 
     def lookup(self) -> TLSPolicy:
         """The TLS policy for `nexthop` (``tls_policy_maps``, then the level); may raise
-        `LocalProtocolError` for an entry that cannot be read (spec 5.10)."""
+        `LocalProtocolError` for an entry that cannot be read (rule 5.10)."""
         config = self.config
         policy = policy_for(
             self.nexthop,
@@ -222,7 +222,7 @@ class SecurityPolicy:
         return None
 
     def starttls(self, session: Session) -> IO:
-        """Spec 5.2-5.8; NS-03..NS-08, NS-13, NS-14. Returns ``None`` or the site Trouble."""
+        """Rules 5.2-5.8; NS-03..NS-08, NS-13, NS-14. Returns ``None`` or the site Trouble."""
         if self.wrapped:
             return None
         server = session.server
@@ -230,7 +230,7 @@ class SecurityPolicy:
             policy = self.lookup()
             parameters = None if policy.level == "none" else self._parameters(policy)
         except LocalProtocolError as error:
-            # Spec 5.10: a policy that cannot be read is never weakened to plaintext.
+            # Rule 5.10: a policy that cannot be read is never weakened to plaintext.
             session.transcript.append(f"Warning: {_CONFIG_PROBLEM}: {error}")
             return local_trouble("4.7.0", _CONFIG_PROBLEM, site=True)
         self.tls_policy = policy
@@ -255,7 +255,7 @@ class SecurityPolicy:
             return fail_stream(session, exc, Stage.STARTTLS)
         if not reply.is_positive:
             if required:
-                # Spec 5.3, NS-04/05/07; 5xx softened on purpose (module docstring).
+                # Rule 5.3, NS-04/05/07; 5xx softened on purpose (module docstring).
                 return Trouble(
                     _soft(reply),
                     f"TLS is required, but host {server.label} refused to start TLS: {reply}",
@@ -266,7 +266,7 @@ class SecurityPolicy:
             if reply.code == 421:
                 session.cacheable = False
                 return handshake_trouble(server, reply)
-            # Spec 5.3: plaintext on the same connection, but never AUTH with what the
+            # Rule 5.3: plaintext on the same connection, but never AUTH with what the
             # plaintext EHLO said (AU-03, Postfix smtp_starttls_sasl_test).
             self.starttls_refused = True
             if caps is not None:
@@ -281,7 +281,7 @@ class SecurityPolicy:
     # -- AUTH -----------------------------------------------------------------------------
 
     def authenticate(self, session: Session) -> IO:
-        """Spec 11.1-11.6; AU-01..AU-10. Returns ``None`` or the site Trouble."""
+        """Rules 11.1-11.6; AU-01..AU-10. Returns ``None`` or the site Trouble."""
         config = self.config
         server = session.server
         if not config.sasl_auth_enable or self.starttls_refused:
@@ -294,7 +294,7 @@ class SecurityPolicy:
             return local_trouble("4.7.4", f"TLS is required for host {server.label}", site=True)
         caps = session.capabilities
         if caps is None or not caps.auth_mechanisms:
-            return None  # spec 11.3: go on unauthenticated
+            return None  # rule 11.3: go on unauthenticated
         try:
             credentials = lookup_credentials(
                 config.sasl_password_maps,
@@ -306,7 +306,7 @@ class SecurityPolicy:
         except LocalProtocolError as error:
             return local_trouble("4.3.0", f"SASL configuration problem: {error}", site=True)
         if credentials is None:
-            return None  # spec 11.3
+            return None  # rule 11.3
         if config.send_cyrus_sasl_authzid:
             # Postfix send_cyrus_sasl_authzid: the authorization ID is the login name.
             credentials = replace(credentials, authzid=credentials.username)
@@ -330,7 +330,7 @@ class SecurityPolicy:
             preference=preference,
         )
         if selection.mechanism is None:
-            # Spec 11.4: Postfix's words; no credential byte has been written.
+            # Rule 11.4: Postfix's words; no credential byte has been written.
             return local_trouble(
                 "4.7.0",
                 f"SASL authentication failed: server {server.label} {selection.reason}",
@@ -348,14 +348,14 @@ class SecurityPolicy:
             return replace(trouble, diagnostic=redact_text(trouble.diagnostic, secrets))
         session.identity = credentials.username
         if config.sender_dependent_authentication and self.sender is not None:
-            # Spec 11.8: authenticated for this sender only; never reused for another.
+            # Rule 11.8: authenticated for this sender only; never reused for another.
             session.cacheable = False
         return None
 
     def _exchange(
         self, session: Session, name: str, credentials: SaslCredentials, secrets: Secrets
     ) -> IO:
-        """One AUTH exchange (spec 11.5, 11.6); ``None`` on success, else the Trouble."""
+        """One AUTH exchange (rules 11.5, 11.6); ``None`` on success, else the Trouble."""
         server = session.server
         timeout = self.config.helo_timeout
         try:
@@ -391,7 +391,7 @@ class SecurityPolicy:
                 # AU-13: the server never proved itself; the session is not used.
                 return _auth_trouble(f"server {server.label} not authenticated: {error}")
             return None
-        # Spec 11.6: any other final reply (503 included, AU-10) fails; never "*" after it.
+        # Rule 11.6: any other final reply (503 included, AU-10) fails; never "*" after it.
         clean = _redacted_reply(reply, secrets)
         hard = not self.config.sasl_auth_soft_bounce and reply.code // 100 == 5
         return Trouble(
@@ -448,5 +448,5 @@ def _auth_stream_trouble(session: Session, exc: Exception) -> Trouble:
 def default_policy(
     config: ClientConfig, *, unix: bool, nexthop: str, sender: str | None = None
 ) -> SecurityPolicy:
-    """A fresh policy for one connection to a server of `nexthop` (spec 5, 11)."""
+    """A fresh policy for one connection to a server of `nexthop` (rules 5, 11)."""
     return SecurityPolicy(config, nexthop, sender=sender, unix=unix)

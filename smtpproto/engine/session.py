@@ -1,4 +1,4 @@
-"""One SMTP/LMTP session: greeting, EHLO/HELO/LHLO, STARTTLS and AUTH, QUIT (spec §3, §5, §9).
+"""One SMTP/LMTP session: greeting, EHLO/HELO/LHLO, STARTTLS and AUTH, QUIT (rules 3, 5, 9).
 
 Postfix smtp_proto.c ``smtp_helo()`` and ``smtp_quit()``. All protocol bytes come from
 :class:`~smtpproto.connection.ClientConnection`; this module only decides what to send, when,
@@ -35,6 +35,7 @@ from ..requests import (
     ConnectionLost,
     IOFailure,
     IORequest,
+    IOTimeout,
     Random,
     Receive,
     Send,
@@ -44,13 +45,44 @@ from ..requests import (
 from .redact import redact_client_line
 from .trouble import Server, Stage, Trouble, handshake_trouble, stream_trouble
 
-__all__ = ["IO", "Session", "SessionPolicy", "fail_stream", "handshake", "hello"]
+__all__ = ["IO", "Budget", "Session", "SessionPolicy", "fail_stream", "handshake", "hello"]
 
 IO = Generator[IORequest, Any, Any]
 """The type of every engine generator: yields requests, receives their results."""
 
-# Spec 3.3: a greeting made only of these characters is Cisco PIX's mangled banner.
+# Rule 3.3: a greeting made only of these characters is Cisco PIX's mangled banner.
 _PIX_BANNER = frozenset("20 *\t\n")
+
+
+class Budget:
+    """The time one request may take: a limit per read or write, or a deadline (rule 10.2).
+
+    Postfix 3.7's ``smtp_per_request_deadline``: with `deadline` on, the limit covers sending
+    the whole request and receiving its whole reply, so a peer that trickles one byte at a
+    time cannot stretch it; without, each read or write gets the whole limit again. During
+    the content, `credit` adds time for the octets written (``smtp_min_data_rate``).
+    """
+
+    __slots__ = ("_clock", "_end", "_limit")
+
+    def __init__(self, clock: Callable[[], float], limit: float | None, deadline: bool) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._end = clock() + limit if deadline and limit is not None else None
+
+    def timeout(self) -> float | None:
+        """The timeout for the next read or write; `IOTimeout` once the deadline passed."""
+        if self._end is None:
+            return self._limit
+        left = self._end - self._clock()
+        if left <= 0:
+            raise IOTimeout(f"deadline of {self._limit}s passed")
+        return left
+
+    def credit(self, octets: int, rate: int) -> None:
+        """Octets written earn ``octets / rate`` seconds, never beyond the whole limit ahead."""
+        if self._end is not None and self._limit is not None and rate > 0:
+            self._end = min(self._end + octets / rate, self._clock() + self._limit)
 
 
 @dataclass
@@ -73,19 +105,19 @@ class Session:
     capabilities: Capabilities | None = None
     tls: TLSInfo | None = None
     tls_state: TLSState | None = None
-    """Postfix's trust word, protocol and cipher once TLS is up (spec 5.6; issue 6)."""
+    """Postfix's trust word, protocol and cipher once TLS is up (rule 5.6)."""
     identity: str | None = None
-    """The SASL identity the session authenticated as (spec 9.5, 11.8)."""
+    """The SASL identity the session authenticated as (rules 9.5, 11.8)."""
     cacheable: bool = True
-    """False after anything in spec 9.2 that forbids reuse."""
+    """False after anything in rule 9.2 that forbids reuse."""
     forbidden: bool = False
-    """No more I/O at all: a TLS handshake failed (spec 5.5, 9.8)."""
+    """No more I/O at all: a TLS handshake failed (rules 5.5, 9.8)."""
     closed: bool = False
     pinned: bool = False
     """Opened by ``open_session``: the caller keeps it for its own transactions, TLS or not."""
     uses: int = 0
     pix_delay_dotcrlf: bool = False
-    """PIX ``delay_dotcrlf`` is on for this connection (spec 3.3); see `pix_dotcrlf_due`."""
+    """PIX ``delay_dotcrlf`` is on for this connection (rule 3.3); see `pix_dotcrlf_due`."""
     arrival: float | None = None
     """When the message of the current transaction was queued (``Envelope.arrival``)."""
     transcript: list[str] = field(default_factory=list)
@@ -116,24 +148,39 @@ class Session:
         return len(data)
 
     def write_content(self, content: MessageData | EndOfData) -> None:
-        """Queue message content (encoded by the connection); no transcript line for it."""
+        """Queue message content (encoded by the connection); the transcript shows its end
+        and the BDAT header of each chunk, never the content itself."""
         self._check_usable(content)
-        self._out += self.connection.send(content)
+        in_data = self.connection.state is State.CONTENT
+        data = self.connection.send(content)
+        self._out += data
+        if in_data:
+            if type(content) is EndOfData:
+                self.transcript.append("Out: .")
+        elif data:
+            # A chunk the connection framed: its data starts with the BDAT header line.
+            self.transcript.append("Out: " + data[: data.index(b"\r\n")].decode("ascii"))
 
     @property
     def buffered(self) -> int:
         """Bytes queued and not yet handed to the adapter."""
         return len(self._out)
 
-    def flush(self, timeout: float | None) -> IO:
-        """Write everything queued in one ``Send``."""
-        if self._out:
-            data = bytes(self._out)
-            self._out.clear()
-            yield Send(self.channel, data, timeout)
+    def budget(self, timeout: float | None) -> Budget:
+        """The time budget of one request under this session's deadline setting."""
+        return Budget(self.clock, timeout, self.config.per_request_deadline)
+
+    def flush(self, budget: Budget) -> IO:
+        """Write everything queued in one ``Send``; returns the number of octets written."""
+        if not self._out:
+            return 0
+        data = bytes(self._out)
+        self._out.clear()
+        yield Send(self.channel, data, budget.timeout())
+        return len(data)
 
     def discard_output(self) -> None:
-        """Forget queued output (spec 7.9: after a body write failure nothing more is sent)."""
+        """Forget queued output (rule 7.9: after a body write failure nothing more is sent)."""
         self._out.clear()
 
     # -- input ----------------------------------------------------------------------------
@@ -141,15 +188,18 @@ class Session:
     def read(self, timeout: float | None) -> IO:
         """Flush, then read until the connection has the next event; return it.
 
-        End of stream while a reply is awaited is a lost connection (spec 10.4).
+        `timeout` is the limit of the request (rule 10.1), per call or as a deadline for the
+        flush and every read of the reply (rule 10.2). End of stream while a reply is awaited
+        is a lost connection (rule 10.4).
         """
-        yield from self.flush(timeout)
+        budget = self.budget(timeout)
+        yield from self.flush(budget)
         event = self.connection.next_event()
         while event is NEED_DATA:
-            data = yield Receive(self.channel, timeout)
+            data = yield Receive(self.channel, budget.timeout())
             if not data:
                 # A complete reply is always taken before reading again, so EOF here is EOF
-                # while a reply is awaited (spec 1.10, 10.4).
+                # while a reply is awaited (rules 1.10, 10.4).
                 raise ConnectionLost("connection closed by the server")
             self.connection.receive_data(data)
             event = self.connection.next_event()
@@ -161,7 +211,7 @@ class Session:
         return event
 
     def read_reply(self, timeout: float | None) -> IO:
-        """The next event's reply; a connection that closes instead is lost (spec 10.4)."""
+        """The next event's reply; a connection that closes instead is lost (rule 10.4)."""
         event: Event = yield from self.read(timeout)
         reply = getattr(event, "reply", None)
         if not isinstance(reply, Reply):
@@ -169,7 +219,7 @@ class Session:
         return reply
 
     def command(self, command: Command, timeout: float | None) -> IO:
-        """Send one command and return its reply (no pipelining)."""
+        """Send one command and return the reply to it (no pipelining)."""
         self.write(command)
         reply: Reply = yield from self.read_reply(timeout)
         return reply
@@ -177,11 +227,11 @@ class Session:
     # -- ending ---------------------------------------------------------------------------
 
     def expired(self) -> bool:
-        """Past `connection_reuse_time_limit` since the connection started (spec 9.1)."""
+        """Past `connection_reuse_time_limit` since the connection started (rule 9.1)."""
         return self.clock() - self.started >= self.config.connection_reuse_time_limit
 
     def reusable(self) -> bool:
-        """May this session be kept for another transaction (spec 9.2)?"""
+        """May this session be kept for another transaction (rule 9.2)?"""
         usable = (
             self.cacheable
             and not self.forbidden
@@ -193,14 +243,14 @@ class Session:
         limit = self.config.connection_reuse_count_limit
         return (
             usable
-            and self.tls is None  # spec 9.6: TLS sessions are never cached here
+            and self.tls is None  # rule 9.6: TLS sessions are never cached here
             and not self.expired()
             # Postfix counts reuses (smtp.h THIS_SESSION_IS_EXPIRED): N reuses, N + 1 uses.
             and not (limit > 0 and self.uses > limit)
         )
 
     def quit(self) -> IO:
-        """QUIT (reply read only when `skip_quit_response` is off, spec 9.7), then close."""
+        """QUIT (reply read only when `skip_quit_response` is off, rule 9.7), then close."""
         if self.closed:
             return
         if not self.forbidden:
@@ -208,16 +258,16 @@ class Session:
             try:
                 self.write(Quit())
                 if self.config.skip_quit_response:
-                    yield from self.flush(timeout)
+                    yield from self.flush(self.budget(timeout))
                 else:
                     yield from self.read(timeout)
             except (IOFailure, RemoteProtocolError):
-                # Spec 9.7: whatever happens to QUIT, delivery is not affected.
+                # Rule 9.7: whatever happens to QUIT, delivery is not affected.
                 pass
         yield from self.close()
 
     def close(self) -> IO:
-        """Close the channel without further protocol (spec 9.8, after a TLS failure)."""
+        """Close the channel without further protocol (rule 9.8, after a TLS failure)."""
         if not self.closed:
             self.closed = True
             self.cacheable = False
@@ -225,7 +275,7 @@ class Session:
             yield Close(self.channel)
 
     def pix_dotcrlf_due(self) -> bool:
-        """Whether ``delay_dotcrlf`` applies to the current message (spec 3.3, 8.4).
+        """Whether ``delay_dotcrlf`` applies to the current message (rules 3.3, 8.4).
 
         Postfix drops it for a message queued less than ``pix_workaround_threshold_time``;
         a message of unknown arrival counts as queued long enough.
@@ -237,14 +287,14 @@ class Session:
         return self.clock() - self.arrival >= self.config.pix_workaround_threshold_time
 
     def sleep(self, seconds: float) -> IO:
-        """Wait, for the PIX ``delay_dotcrlf`` workaround (spec 8.4)."""
+        """Wait, for the PIX ``delay_dotcrlf`` workaround (rule 8.4)."""
         yield Sleep(seconds)
 
 
 class SessionPolicy(Protocol):
     """The STARTTLS and AUTH steps of the handshake, plugged in by the TLS/SASL work.
 
-    Each returns ``None`` to go on, or the site failure that ends the session (spec 5, 11).
+    Each returns ``None`` to go on, or the site failure that ends the session (rules 5, 11).
     """
 
     def starttls(self, session: Session) -> IO:
@@ -257,7 +307,7 @@ class SessionPolicy(Protocol):
 
 
 def _greeting_analysis(reply: Reply) -> tuple[bool, bool]:
-    # Spec 3.3: (PIX banner, banner announces ESMTP).
+    # Rule 3.3: (PIX banner, banner announces ESMTP).
     text = " ".join(reply.lines)
     pix = set(str(reply.code)) <= _PIX_BANNER and set(text) <= _PIX_BANNER
     esmtp = any(word.upper() == "ESMTP" for line in reply.lines for word in line.split())
@@ -265,7 +315,7 @@ def _greeting_analysis(reply: Reply) -> tuple[bool, bool]:
 
 
 def hello(session: Session, *, esmtp: bool) -> IO:
-    """EHLO with HELO fallback, or LHLO (spec 3.4-3.7); returns a Trouble or None."""
+    """EHLO with HELO fallback, or LHLO (rules 3.4-3.7); returns a Trouble or None."""
     config = session.config
     server = session.server
     timeout = config.helo_timeout
@@ -280,11 +330,11 @@ def hello(session: Session, *, esmtp: bool) -> IO:
         reply: Reply = yield from session.command(hello, timeout)
         if reply.is_positive:
             if stage is not Stage.HELO:
-                # The connection applied the discard lists (spec 3.9) when it parsed the reply.
+                # The connection applied the discard lists (rule 4.5) when it parsed the reply.
                 session.capabilities = session.connection.capabilities
             return None
         if stage is not Stage.EHLO or reply.code == 421:
-            # Spec 3.5-3.7: EHLO 421, and HELO/LHLO failures, are site failures.
+            # Rules 3.5-3.7: EHLO 421, and HELO/LHLO failures, are site failures.
             session.cacheable = False
             return handshake_trouble(server, reply)
         stage = Stage.HELO
@@ -298,7 +348,7 @@ def hello(session: Session, *, esmtp: bool) -> IO:
 
 
 def fail_stream(session: Session, exc: Exception, stage: Stage) -> Trouble:
-    """A stream exception (spec 2.9) or a malformed reply; the session becomes unusable."""
+    """A stream exception (rule 2.9) or a malformed reply; the session becomes unusable."""
     session.cacheable = False
     if isinstance(exc, IOFailure):
         session.forbidden = True
@@ -329,7 +379,7 @@ def handshake(session: Session, policy: SessionPolicy) -> IO:
     reply = event.reply
     if not reply.is_positive:
         session.cacheable = False
-        # Spec 3.1: 5xx with skip_5xx_greeting is treated as 4xx (next MX or defer).
+        # Rule 3.1: 5xx with skip_5xx_greeting is treated as 4xx (next MX or defer).
         refusal = handshake_trouble(server, reply, soften=config.skip_5xx_greeting)
         if reply.code // 100 == 4 and not config.skip_4xx_greeting:
             # Postfix <= 2.0 smtp_skip_4xx_greeting=no: a 4xx greeting defers at once, with
@@ -337,12 +387,12 @@ def handshake(session: Session, policy: SessionPolicy) -> IO:
             refusal = replace(refusal, final_server=True)
         return refusal
     pix, announces_esmtp = _greeting_analysis(reply)
-    # Spec 3.3: the per-address table, when it has this server, replaces the global list.
+    # Rule 3.3: the per-address table, when it has this server, replaces the global list.
     chosen = config.pix_workaround_maps.get(server.address, config.pix_workarounds)
     workarounds = {w.lower() for w in chosen} if pix else set()
     session.pix_delay_dotcrlf = "delay_dotcrlf" in workarounds
     if config.never_send_ehlo or "disable_esmtp" in workarounds:
-        esmtp = False  # spec 3.4: this wins
+        esmtp = False  # rule 3.4: this wins
     else:
         esmtp = config.always_send_ehlo or announces_esmtp
     trouble: Trouble | None = yield from hello(session, esmtp=esmtp)

@@ -4,13 +4,13 @@ The engine asks :func:`policy_for` once per next-hop destination (``smtp_tls_pol
 hands :func:`tls_parameters` to the adapter's ``StartTLS`` request and, after the handshake,
 checks the server with :func:`check_peer`. Host-name matching lives here, not in the adapters:
 they verify the certificate chain only (``requests.TLSParameters``), and this module matches
-the names the way Postfix does (spec 5.8), so all three adapters agree.
+the names the way Postfix does (rule 5.8), so all three adapters agree.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,9 +42,9 @@ __all__ = [
 ]
 
 LEVELS: tuple[str, ...] = ("none", "may", "encrypt", "verify", "secure")
-"""The supported ``smtp_tls_security_level`` values, weakest first (spec 5.1)."""
+"""The supported ``smtp_tls_security_level`` values, weakest first (rule 5.1)."""
 
-# Spec 5.1/5.9: these need DANE (DNSSEC TLSA lookups) or the certificate's DER digest, which
+# Rules 5.1/5.9: these need DANE (DNSSEC TLSA lookups) or the certificate's DER digest, which
 # the engine does not get (TLSInfo carries getpeercert()'s dictionary only).
 _UNSUPPORTED_LEVELS = frozenset({"dane", "dane-only", "half-dane", "fingerprint"})
 _MATCH_KEYWORDS = frozenset({"hostname", "nexthop", "dot-nexthop"})
@@ -63,7 +63,7 @@ _POSTFIX_CIPHERLISTS: Mapping[str, str] = {
 _PROTOCOLS: tuple[str, ...] = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 _SUPPORTED_PROTOCOLS = frozenset({"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"})
 _PROTOCOL_ITEM = re.compile(r"(>=|<=|!)?(SSLv2|SSLv3|TLSv1|TLSv1\.1|TLSv1\.2|TLSv1\.3)", re.I)
-# Postfix destination forms (spec 14.1): [host]:port, host:port; LMTP inet:host[:port].
+# Postfix destination forms (rule 14.1): [host]:port, host:port; LMTP inet:host[:port].
 _BRACKETED = re.compile(r"(?:inet:)?\[([^\]]*)\](?::[^:\[\]]*)?", re.I)
 _HOST_PORT = re.compile(r"(?:inet:)?([^:\[\]]+)(?::[^:\[\]]*)?", re.I)
 _HOSTNAME = re.compile(
@@ -112,7 +112,7 @@ class TLSPolicy:
 
     `match` holds Postfix's match words (``hostname``, ``nexthop``, ``dot-nexthop``) and
     literal names (``.example.com`` for sub-domains only); it is used at ``verify`` and
-    ``secure`` only and must not be empty there (spec 5.8: no names, no verification).
+    ``secure`` only and must not be empty there (rule 5.8: no names, no verification).
     `protocols`, `ciphers` (a grade), `exclude` and `servername` are the policy-table
     attributes of the same names; ``None`` means the configured parameter applies.
     """
@@ -240,17 +240,15 @@ def nexthop_domain(destination: str) -> str:
 
 
 def _a_label(name: str) -> str | None:
+    # Next hops reach the policy in A-label form (smtpproto.destinations, IDNA 2008). A
+    # non-ASCII name here was never converted; Python's codec is IDNA 2003 (faß -> fass, a
+    # different domain), so such a name matches nothing rather than the wrong certificate.
     name = name.lower().rstrip(".")
-    if name.isascii():
-        return name
-    try:
-        return name.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
+    return name if name.isascii() else None
 
 
 def match_names(policy: TLSPolicy, *, hostname: str, nexthop: str) -> tuple[str, ...]:
-    """The reference names a certificate must match, for this MX `hostname` (spec 5.8).
+    """The reference names a certificate must match, for this MX `hostname` (rule 5.8).
 
     ``hostname`` is the server name as looked up (the MX host, or the host in ``[host]``),
     ``nexthop`` the next-hop domain, ``dot-nexthop`` any sub-domain of it (written
@@ -356,7 +354,7 @@ def matched_name(peercert: Mapping[str, object] | None, names: Iterable[str]) ->
 
 
 def certificate_matches(peercert: Mapping[str, object] | None, names: Iterable[str]) -> bool:
-    """True if the certificate matches one of `names` (spec 5.8); no names never match."""
+    """True if the certificate matches one of `names` (rule 5.8); no names never match."""
     return matched_name(peercert, names) is not None
 
 
@@ -369,9 +367,23 @@ def check_peer(policy: TLSPolicy, info: TLSInfo, names: Iterable[str]) -> str | 
         return None
     if not info.chain_verified or info.peer_certificate is None:
         return "Server certificate not trusted"
+    names = tuple(names)
     if not certificate_matches(info.peer_certificate, names):
-        return "Server certificate not verified"
+        # Postfix logs the names on a line of their own; a result line must say it alone.
+        presented = certificate_names(info.peer_certificate)
+        return (
+            f"Server certificate not verified (expected {_listed(names)}; "
+            f"presented {_listed(presented)})"
+        )
     return None
+
+
+def _listed(names: Sequence[str], limit: int = 5) -> str:
+    # Certificate names come from the peer: printable ASCII only, so that no control byte or
+    # look-alike reaches a log line, and a bounded count and length (NS-14).
+    shown = ["".join(c if " " < c < "\x7f" else "?" for c in name[:255]) for name in names[:limit]]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return (", ".join(shown) or "none") + more
 
 
 TrustWord = Literal["Anonymous", "Untrusted", "Trusted", "Verified"]

@@ -1,38 +1,42 @@
-"""One mail transaction on an open session: Postfix's pipelining engine (spec §6, §7, §8, §12).
+"""One mail transaction on an open session, in three steps (Postfix smtp_proto.c ``smtp_xfer``).
 
-Postfix smtp_proto.c ``smtp_xfer()``/``smtp_loop()``: the commands of a transaction go out in
-as few flights as the PIPELINING and 4096-byte rules allow, replies are matched in FIFO order,
-and each reply is classified once through :mod:`.trouble`.
+1. **plan**: the refusals that need no command (rules 3.10 and 6.8), then the commands:
+   XFORWARD, MAIL, one RCPT per recipient, and DATA unless the content goes in BDAT chunks.
+2. **pipeline**: the commands go out in as few flights as PIPELINING and Postfix's 4096-octet
+   rule allow (rules 7.2-7.6), and a transaction that can no longer carry mail stops early.
+3. **content**: DATA's message and its final dot, or BDAT chunks ending with ``BDAT n LAST``
+   (RFC 3030), QUIT pipelined behind the end unless the session is kept (rules 7.3, 9.3).
+
+`ClientConnection` alone matches replies to commands: every event names the command it
+answers (and LMTP's per-recipient replies the RCPT), and the engine routes on that, so it keeps
+no queue of its own that could fall out of step with the wire. A recipient is ``sent`` only on
+its own positive RCPT reply and a positive reply to the end of its data (per recipient in
+LMTP), which the connection accepts only after the whole content and the end were sent.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .._errors import LocalProtocolError, MessageRefused, RemoteProtocolError
-from ..body import BodyEncoder, MessageInfo
+from ..body import MessageInfo
 from ..commands import Bdat, Command, Data, EndOfData, Mail, MessageData, Quit, Rcpt, Rset, Xforward
+from ..config import ClientConfig
 from ..envelope import Envelope
-from ..events import RecipientReply
+from ..events import CommandReply, Event, RecipientReply
 from ..mime import downgrade_8bit
 from ..replies import Reply
 from ..requests import ConnectionLost, IOFailure
-from .refusals import (
-    eightbit_refusal,
-    needs_downgrade,
-    size_refusal,
-    smtputf8_refusal,
-)
+from .refusals import eightbit_refusal, needs_downgrade, size_refusal, smtputf8_refusal
 from .session import IO, Session, fail_stream
 from .trouble import Decision, Ledger, Stage, Trouble, local_trouble, remote_trouble
 
-__all__ = ["PIPELINE_LIMIT", "run_transaction"]
+__all__ = ["PIPELINE_LIMIT", "EnvelopeCommands", "run_transaction"]
 
 PIPELINE_LIMIT = 4096
-"""Unread pipelined command bytes never exceed this (spec 7.2, 7.4: Postfix PIPELINING_BUFSIZE)."""
+"""Unread pipelined command bytes never exceed this (rules 7.2, 7.4: PIPELINING_BUFSIZE)."""
 
 BDAT_WINDOW = 16
 """With PIPELINING, at most this many BDAT replies are left unread while chunks go out.
@@ -40,18 +44,56 @@ BDAT_WINDOW = 16
 Bounds what the server must buffer for us (RFC 3030 4.2 allows pipelined BDAT), so neither
 side can block on a full socket while the other waits."""
 
-# Spec 13.1-13.2: the two XFORWARD commands and which attributes each carries, in order.
-_XFORWARD_GROUPS: tuple[tuple[Stage, tuple[str, ...]], ...] = (
-    (Stage.XFORWARD_NAME_ADDR, ("NAME", "ADDR", "PORT")),
-    (Stage.XFORWARD_PROTO_HELO, ("PROTO", "HELO", "IDENT", "SOURCE")),
+CONTENT_FLUSH = 65536
+"""Message content is handed to the adapter in writes of about this many octets."""
+
+# Rule 13.1-13.2: the two XFORWARD commands and which attributes each carries, in order.
+_XFORWARD_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("NAME", "ADDR", "PORT"),
+    ("PROTO", "HELO", "IDENT", "SOURCE"),
 )
-# Spec 13.1: these are left out when "unknown"; the others only when empty.
+# Rule 13.1: these are left out when "unknown"; the others only when empty.
 _XFORWARD_UNKNOWN_MEANS_NONE = frozenset({"NAME", "ADDR", "PORT", "PROTO"})
+
+
+@dataclass(frozen=True)
+class EnvelopeCommands:
+    """An envelope's MAIL and RCPT commands, built (and so checked) before any I/O.
+
+    Built once per delivery with every parameter the envelope asks for, so a bad address or
+    parameter is a `LocalProtocolError` before the first byte is sent, never after some
+    recipients were delivered. A transaction sends these, or the same commands without the
+    DSN parameters when the server has no DSN (shorter, so valid too).
+    """
+
+    mail: Mail
+    rcpts: tuple[Rcpt, ...]
+
+    @classmethod
+    def build(cls, envelope: Envelope, info: MessageInfo, config: ClientConfig) -> EnvelopeCommands:
+        """Check every address of `envelope` as the transactions will send it."""
+        quote = config.quote_rfc821_envelope
+        mail = Mail(
+            envelope.sender,
+            size=info.size,
+            body="8BITMIME" if info.has_8bit else None,
+            smtputf8=envelope.smtputf8,
+            ret=envelope.ret,
+            envid=envelope.envid,
+            quote=quote,
+        )
+        rcpts = []
+        for n, r in enumerate(envelope.recipients):
+            try:
+                rcpts.append(Rcpt(r.address, notify=r.notify, orcpt=r.orcpt, quote=quote))
+            except LocalProtocolError as error:
+                raise LocalProtocolError(f"recipients[{n}]: {error}") from None
+        return cls(mail, tuple(rcpts))
 
 
 @dataclass
 class _Marks:
-    """Spec 0, 7.1: each recipient of this session gets one mark, KEEP included."""
+    """Rule 7.1: each recipient of this session gets one mark, KEEP included."""
 
     ledger: Ledger
     session: Session
@@ -59,67 +101,177 @@ class _Marks:
     kept: set[int] = field(default_factory=set)
 
     def unmarked(self, indices: Iterable[int] | None = None) -> list[int]:
-        pending = set(self.ledger.pending)
+        ledger = self.ledger
         chosen = self.batch if indices is None else indices
-        return [i for i in chosen if i in pending and i not in self.kept]
+        return [i for i in chosen if ledger.is_pending(i) and i not in self.kept]
 
     def fail(self, trouble: Trouble, indices: Iterable[int] | None = None) -> Decision:
         targets = self.unmarked(indices)
         if trouble.protocol_error or trouble.site:
-            self.session.cacheable = False  # spec 2.5, 2.6, 9.2
+            self.session.cacheable = False  # rules 2.5, 2.6, 9.2
         decision = self.ledger.fail(trouble, self.session.server, targets)
         if decision == "keep":
             self.kept.update(targets)
         return decision
 
+    def done(self, indices: Iterable[int], reply: Reply) -> None:
+        for i in self.unmarked(indices):
+            self.ledger.done(i, reply, self.session.server)
 
-def _timeout(session: Session, stage: Stage) -> float | None:
-    # Spec 10.1: the timeout of the command whose reply is awaited. Identity tests, commonest
-    # first: a dict built per call, and Stage's Python-level hash, cost more than the lookup.
-    config = session.config
-    if stage is Stage.RCPT:
+
+@dataclass
+class _Transaction:
+    """One transaction's commands and what the server said so far (smtp_proto.c's receiver)."""
+
+    session: Session
+    marks: _Marks
+    commands: list[Command]
+    recipient: dict[int, int]
+    """id() of each RCPT sent -> its recipient's index in the envelope."""
+    downgrade: bool
+    chunking: bool
+    mail_refused: bool = False
+    accepted: list[int] = field(default_factory=list)
+    data_accepted: bool = False
+    chunk_refusal: Reply | None = None
+    """The first refused BDAT chunk (RFC 3030 2: no more chunks after it)."""
+    stage: Stage = Stage.MAIL
+    """The command last written or awaited, for the diagnostic of a failure (rule 2.7)."""
+
+    def route(self, event: Event) -> None:
+        """Apply one event the connection matched to its command (rules 7.5, 12.4)."""
+        server = self.session.server
+        if isinstance(event, RecipientReply):
+            self._end_of_data([self.recipient[id(event.recipient)]], event.reply, Stage.DOT)
+            return
+        if not isinstance(event, CommandReply):
+            # A ServerClosing or ConnectionClosed only comes with nothing outstanding.
+            raise LocalProtocolError(f"no reply to route in {event!r}")
+        command, reply = event.command, event.reply
+        kind = type(command)
+        if kind is Rcpt:
+            if self.mail_refused:
+                return  # rule 7.8: already failed by the MAIL reply
+            index = self.recipient[id(command)]
+            if reply.is_positive:
+                self.accepted.append(index)
+            else:
+                self.marks.fail(remote_trouble(server, reply, Stage.RCPT), [index])
+        elif kind is Mail:
+            if not reply.is_positive:
+                self.mail_refused = True
+                self.marks.fail(remote_trouble(server, reply, Stage.MAIL))
+        elif kind is Data:
+            self.data_accepted = reply.is_intermediate
+            if not self.data_accepted and self.marks.unmarked(self.accepted):
+                # Only a refusal that fails someone is recorded: after MAIL was refused it
+                # must not replace MAIL's status as the last one (rule 14.8).
+                self.marks.fail(remote_trouble(server, reply, Stage.DATA), self.accepted)
+        elif kind is EndOfData:
+            self._end_of_data(self.accepted, reply, Stage.DOT)
+        elif kind is Bdat:
+            assert isinstance(command, Bdat)
+            if command.last:
+                if self.chunk_refusal is None:
+                    self._end_of_data(self.accepted, reply, Stage.BDAT_LAST)
+            elif not reply.is_positive and self.chunk_refusal is None:
+                self.chunk_refusal = reply
+                self.marks.fail(remote_trouble(server, reply, Stage.BDAT), self.accepted)
+        elif kind is Xforward:
+            if not reply.is_positive:
+                # Rule 13.3: a warning only; the transaction goes on.
+                stage = _xforward_stage(command)
+                self.session.transcript.append(
+                    f"Warning: {remote_trouble(server, reply, stage).diagnostic}"
+                )
+        else:
+            raise LocalProtocolError(f"a {kind.__name__} reply inside a transaction")
+
+    def _end_of_data(self, indices: list[int], reply: Reply, stage: Stage) -> None:
+        # Rules 7.5 and 12.4: the end-of-data reply decides for the recipients still unmarked.
+        if reply.is_positive:
+            self.marks.done(indices, reply)
+        else:
+            self.marks.fail(remote_trouble(self.session.server, reply, stage), indices)
+
+
+def _xforward_stage(command: Command | EndOfData) -> Stage:
+    assert isinstance(command, Xforward)
+    first = command.attributes[0][0].upper()
+    return Stage.XFORWARD_NAME_ADDR if first in _XFORWARD_GROUPS[0] else Stage.XFORWARD_PROTO_HELO
+
+
+def _stage(command: Command | EndOfData | None) -> Stage:
+    """The stage a failure while awaiting `command`'s reply is reported in (rule 2.7)."""
+    if command is None:
+        return Stage.BODY
+    kind = type(command)
+    if kind is Rcpt:
+        return Stage.RCPT
+    if kind is Mail:
+        return Stage.MAIL
+    if kind is Data:
+        return Stage.DATA
+    if kind is EndOfData:
+        return Stage.DOT
+    if kind is Bdat:
+        assert isinstance(command, Bdat)
+        return Stage.BDAT_LAST if command.last else Stage.BDAT
+    if kind is Xforward:
+        return _xforward_stage(command)
+    return Stage.BODY
+
+
+def _timeout(config: ClientConfig, command: Command | EndOfData | None) -> float | None:
+    # Rule 10.1: the timeout of the command whose reply is awaited. Identity tests, commonest
+    # first: a dict built per call costs more than the lookup.
+    kind = type(command)
+    if kind is Rcpt:
         return config.rcpt_timeout
-    if stage is Stage.MAIL:
+    if kind is Mail:
         return config.mail_timeout
-    if stage is Stage.DATA:
+    if kind is Data:
         return config.data_init_timeout
-    if stage is Stage.DOT:
+    if kind is EndOfData:
         return config.data_done_timeout
-    if stage is Stage.BODY:
-        return config.data_xfer_timeout
-    if stage is Stage.XFORWARD_NAME_ADDR or stage is Stage.XFORWARD_PROTO_HELO:
+    if kind is Bdat:
+        assert isinstance(command, Bdat)
+        return config.data_done_timeout if command.last else config.data_xfer_timeout
+    if kind is Xforward:
         return config.xforward_timeout
-    raise KeyError(stage)
+    if kind is Rset:
+        return config.rset_timeout
+    return config.quit_timeout
 
 
-def _xforward_commands(session: Session, envelope: Envelope) -> list[tuple[Stage, Command]]:
-    caps = session.capabilities
-    if not session.config.send_xforward_command or caps is None or not caps.xforward:
-        return []
-    values = {name.upper(): value for name, value in envelope.xforward}
-    out: list[tuple[Stage, Command]] = []
-    for stage, names in _XFORWARD_GROUPS:
-        attributes = []
-        for name in names:
-            value = values.get(name, "")
-            if name not in caps.xforward or not value:
-                continue
-            if name in _XFORWARD_UNKNOWN_MEANS_NONE and value.lower() == "unknown":
-                continue
-            attributes.append((name, value))
-        if attributes:
-            out.append((stage, Xforward(tuple(attributes))))
-    return out
+def _collect(txn: _Transaction, until: int = 0) -> IO:
+    """Read and route replies until at most `until` commands (QUIT aside) are outstanding."""
+    session = txn.session
+    connection = session.connection
+    config = session.config
+    while connection.outstanding > until and type(connection.awaiting) is not Quit:
+        awaiting = connection.awaiting
+        txn.stage = _stage(awaiting)
+        event = yield from session.read(_timeout(config, awaiting))
+        txn.route(event)
+        if connection.abandoned is not None:
+            # RFC 5321 3.8: a 421 closed the session with commands unanswered; those
+            # recipients meet a lost connection while awaiting the next reply (rule 10.4).
+            txn.stage = _stage(connection.abandoned)
+            raise ConnectionLost("the server closed the connection (421)")
+
+
+# -- step 1: plan -------------------------------------------------------------------------
 
 
 def _eightbit(session: Session) -> bool:
-    # Spec 3.10: a server that advertises SMTPUTF8 but not 8BITMIME is assumed to have it.
+    # Rule 3.10: a server that advertises SMTPUTF8 but not 8BITMIME is assumed to have it.
     caps = session.capabilities
     return caps is not None and (caps.eightbitmime or caps.smtputf8)
 
 
-def _precheck(session: Session, envelope: Envelope, info: MessageInfo, marks: _Marks) -> bool:
-    """Spec 3.10 and 6.8, before any transaction command; False: nothing more to send."""
+def _refused(session: Session, envelope: Envelope, info: MessageInfo, marks: _Marks) -> bool:
+    """Rules 3.10 and 6.8, before any transaction command; True: nothing is sent."""
     caps = session.capabilities
     server = session.server
     config = session.config
@@ -132,363 +284,255 @@ def _precheck(session: Session, envelope: Envelope, info: MessageInfo, marks: _M
         server=server.label,
     )
     if refusal is None:
-        # Issue 3: 8-bit octets never reach a server without 8BITMIME; another MX may have it,
-        # so like 5.6.7 this is SOFT_NON_FINAL (spec 2.3).
+        # 8-bit octets never reach a server without 8BITMIME (docs/security.md); another MX
+        # may have it, so like 5.6.7 this is SOFT_NON_FINAL (rule 2.3).
         refusal = eightbit_refusal(info, _eightbit(session), config.disable_mime_output_conversion)
     if refusal is not None:
-        session.cacheable = False  # DONT_CACHE (spec 2.4)
+        session.cacheable = False  # DONT_CACHE (rule 2.4)
         marks.fail(local_trouble(refusal.dsn, refusal.text, soft_non_final=True))
-        return False
+        return True
     refusal = size_refusal(info, None if caps is None else caps.size, server.label)
     if refusal is not None:
-        # Spec 6.8: a message failure, a bounce even with other MX hosts left; the session
+        # Rule 6.8: a message failure, a bounce even with other MX hosts left; the session
         # itself is fine and counts as completed.
         marks.fail(local_trouble(refusal.dsn, refusal.text))
         marks.ledger.completed_session = True
+        return True
+    return False
+
+
+def _xforward_commands(session: Session, envelope: Envelope) -> list[Command]:
+    caps = session.capabilities
+    if not session.config.send_xforward_command or caps is None or not caps.xforward:
+        return []
+    values = {name.upper(): value for name, value in envelope.xforward}
+    out: list[Command] = []
+    for names in _XFORWARD_GROUPS:
+        attributes = []
+        for name in names:
+            value = values.get(name, "")
+            if name not in caps.xforward or not value:
+                continue
+            if name in _XFORWARD_UNKNOWN_MEANS_NONE and value.lower() == "unknown":
+                continue
+            attributes.append((name, value))
+        if attributes:
+            out.append(Xforward(tuple(attributes)))
+    return out
+
+
+def _plan(
+    session: Session,
+    envelope: Envelope,
+    commands: EnvelopeCommands,
+    info: MessageInfo,
+    marks: _Marks,
+) -> _Transaction:
+    """The commands of this transaction, with the parameters this server takes (rule 6)."""
+    caps = session.capabilities
+    config = session.config
+    dsn = caps is not None and caps.dsn
+    downgrade = needs_downgrade(info, _eightbit(session), config.disable_mime_output_conversion)
+    full = commands.mail
+    mail = Mail(
+        full.sender,
+        size=info.size if caps is not None and caps.size is not None and not downgrade else None,
+        body="8BITMIME" if info.has_8bit and _eightbit(session) else None,
+        smtputf8=envelope.smtputf8 and caps is not None and caps.smtputf8,  # rule 6.1 (5)
+        ret=full.ret if dsn else None,
+        envid=full.envid if dsn else None,
+        quote=full.quote,
+    )
+    planned: list[Command] = [*_xforward_commands(session, envelope), mail]
+    recipient: dict[int, int] = {}
+    for i in marks.batch:
+        rcpt = commands.rcpts[i]
+        if not dsn and (rcpt.notify is not None or rcpt.orcpt is not None):
+            rcpt = Rcpt(rcpt.recipient, quote=rcpt.quote)
+        recipient[id(rcpt)] = i
+        planned.append(rcpt)
+    chunking = config.chunking and caps is not None and caps.chunking
+    if not chunking:
+        planned.append(Data())
+    return _Transaction(session, marks, planned, recipient, downgrade, chunking)
+
+
+# -- step 2: pipeline -----------------------------------------------------------------------
+
+
+def _must_stop(txn: _Transaction, command: Command) -> bool:
+    # Rule 7.6: course correction, only when sender and receiver are in step.
+    if txn.session.connection.outstanding:
         return False
+    kind = type(command)
+    if kind is Rcpt:
+        return txn.mail_refused
+    return kind is Data and (txn.mail_refused or not txn.accepted)
+
+
+def _pipeline(txn: _Transaction) -> IO:
+    """Send the planned commands and route every reply; False: stop, no content (rule 7.6)."""
+    session = txn.session
+    connection = session.connection
+    caps = session.capabilities
+    pipelining = caps is not None and caps.pipelining
+    for command in txn.commands:
+        if _must_stop(txn, command):
+            return False
+        if connection.outstanding and (
+            not pipelining
+            or connection.unacknowledged_bytes + len(command.encode()) > PIPELINE_LIMIT
+        ):
+            yield from _collect(txn)
+            if _must_stop(txn, command):
+                return False
+        txn.stage = _stage(command)
+        session.write(command)
+    yield from _collect(txn)
+    if txn.chunking:
+        return not txn.mail_refused and bool(txn.accepted)
+    return txn.data_accepted
+
+
+# -- step 3: content -------------------------------------------------------------------------
+
+
+def _source(chunks: Iterable[bytes], downgrade: bool) -> Iterator[bytes]:
+    # The connection's BodyEncoder does CRLF, dot-stuffing and line length; only the 8bit->7bit
+    # conversion (rule 8.5) happens here, before it.
+    return iter(downgrade_8bit(chunks) if downgrade else chunks)
+
+
+def _content(txn: _Transaction, chunks: Iterable[bytes]) -> IO:
+    """Stream the message (DATA content or BDAT chunks); False: it could not all be sent."""
+    session = txn.session
+    config = session.config
+    connection = session.connection
+    window = 0
+    if txn.chunking:
+        caps = session.capabilities
+        window = BDAT_WINDOW if caps is not None and caps.pipelining else 0
+    budget = session.budget(config.data_xfer_timeout)
+    txn.stage = Stage.BDAT if txn.chunking else Stage.BODY
+    for chunk in _source(chunks, txn.downgrade):
+        if txn.chunking and connection.outstanding > window:
+            yield from _collect(txn, window)
+            if txn.chunk_refusal is not None:
+                return False
+            txn.stage = Stage.BDAT
+        session.write_content(MessageData(chunk))
+        if session.buffered >= CONTENT_FLUSH:
+            budget.credit((yield from session.flush(budget)), config.min_data_rate)
+    yield from session.flush(budget)
     return True
 
 
-@dataclass
-class _Receiver:
-    """Spec 7.5: the receiver state machine, fed replies in FIFO order."""
-
-    session: Session
-    marks: _Marks
-    mail_rejected: bool = False
-    accepted: list[int] = field(default_factory=list)
-    data_accepted: bool = False
-
-    def handle(self, stage: Stage, index: int, reply: Reply) -> None:
-        server = self.session.server
-        if stage in (Stage.XFORWARD_NAME_ADDR, Stage.XFORWARD_PROTO_HELO):
-            if not reply.is_positive:
-                # Spec 13.3: a warning only; the transaction goes on.
-                self.session.transcript.append(
-                    f"Warning: {remote_trouble(server, reply, stage).diagnostic}"
-                )
-        elif stage is Stage.MAIL:
-            if not reply.is_positive:
-                self.mail_rejected = True
-                self.marks.fail(remote_trouble(server, reply, stage))
-        elif stage is Stage.RCPT:
-            if self.mail_rejected:
-                return  # spec 7.8: already failed by the MAIL reply
-            if reply.is_positive:
-                self.accepted.append(index)
-            else:
-                self.marks.fail(remote_trouble(server, reply, stage), [index])
-        elif stage is Stage.DATA:
-            self.data_accepted = reply.is_intermediate
-            if not self.data_accepted and self.marks.unmarked(self.accepted):
-                self.marks.fail(remote_trouble(server, reply, stage), self.accepted)
-
-
-def _message_chunks(message_chunks: Iterable[bytes], downgrade: bool) -> Iterable[bytes]:
-    # The connection's BodyEncoder does CRLF, dot-stuffing and line length; only the 8bit->7bit
-    # conversion (spec 6.5) happens here, before it.
-    if downgrade:
-        return downgrade_8bit(message_chunks)
-    return message_chunks
-
-
-def run_transaction(
-    session: Session,
-    envelope: Envelope,
-    chunks: Iterable[bytes],
-    info: MessageInfo,
-    ledger: Ledger,
-    batch: tuple[int, ...],
-    *,
-    keep_open: bool,
-) -> IO:
-    """Deliver to the `batch` recipients on `session`; returns True when the session stays open.
-
-    Every recipient of `batch` ends up marked in `ledger`, or KEEP for the next server.
-    """
-    marks = _Marks(ledger, session, batch)
-    if not _precheck(session, envelope, info, marks):
-        return (yield from _end(session, keep_open, abort=False))
-    caps = session.capabilities
-    config = session.config
-    quote = config.quote_rfc821_envelope
-    dsn = caps is not None and caps.dsn
-    eightbit = _eightbit(session)
-    downgrade = needs_downgrade(info, eightbit, config.disable_mime_output_conversion)
-    mail = Mail(
-        envelope.sender,
-        size=info.size if caps is not None and caps.size is not None and not downgrade else None,
-        body="8BITMIME" if info.has_8bit and eightbit else None,
-        smtputf8=envelope.smtputf8 and caps is not None and caps.smtputf8,  # spec 6.1 (5)
-        ret=envelope.ret if dsn else None,
-        envid=envelope.envid if dsn else None,
-        quote=quote,
-    )
-    plan: list[tuple[Stage, Command, int]] = [
-        (stage, command, -1) for stage, command in _xforward_commands(session, envelope)
-    ]
-    plan.append((Stage.MAIL, mail, -1))
-    for i in batch:
-        r = envelope.recipients[i]
-        rcpt = Rcpt(
-            r.address,
-            notify=r.notify if dsn else None,
-            orcpt=r.orcpt if dsn else None,
-            quote=quote,
-        )
-        plan.append((Stage.RCPT, rcpt, i))
-    chunking = config.chunking and caps is not None and caps.chunking
-    if not chunking:
-        plan.append((Stage.DATA, Data(), -1))
-
-    pipelining = caps is not None and caps.pipelining
-    receiver = _Receiver(session, marks)
-    outstanding: deque[tuple[Stage, int]] = deque()
-    stage = Stage.MAIL
-
-    def receive_all() -> IO:
-        nonlocal stage
-        while outstanding:
-            stage, index = outstanding[0]
-            reply: Reply = yield from session.read_reply(_timeout(session, stage))
-            outstanding.popleft()
-            receiver.handle(stage, index, reply)
-
-    def must_abort(next_stage: Stage) -> bool:
-        # Spec 7.6: course correction, checked only when sender and receiver are in step.
-        if outstanding:
-            return False
-        if next_stage is Stage.RCPT and receiver.mail_rejected:
-            return True
-        return next_stage is Stage.DATA and not receiver.accepted
-
+def _deliver_content(txn: _Transaction, chunks: Iterable[bytes], keep_open: bool) -> IO:
+    """Step 3; returns True when the session stays open for another transaction."""
+    session = txn.session
+    marks = txn.marks
+    if not txn.chunking and (txn.mail_refused or not txn.accepted):
+        # Rules 7.7-7.8: DATA was accepted after every recipient failed: an empty message.
+        return (yield from _end_of_data(txn, keep_open))
     try:
-        for next_stage, command, index in plan:
-            if must_abort(next_stage):
-                return (yield from _end(session, keep_open, abort=True))
-            size = len(command.encode())
-            unread = session.connection.unacknowledged_bytes
-            if outstanding and (not pipelining or unread + size > PIPELINE_LIMIT):
-                yield from receive_all()
-                if must_abort(next_stage):
-                    return (yield from _end(session, keep_open, abort=True))
-            stage = next_stage
-            session.write(command)
-            outstanding.append((next_stage, index))
-        yield from receive_all()
-    except (IOFailure, RemoteProtocolError) as exc:
-        marks.fail(fail_stream(session, exc, stage))
+        sent = yield from _content(txn, chunks)
+    except IOFailure as exc:
+        return (yield from _body_write_failed(txn, exc))
+    except RemoteProtocolError as exc:
+        marks.fail(fail_stream(session, exc, txn.stage), txn.accepted)
         yield from session.close()
         return False
-
-    if chunking:
-        if receiver.mail_rejected or not receiver.accepted:
-            # Issue 4: no content when every recipient failed; BDAT has no empty-message form.
-            return (yield from _end(session, keep_open, abort=True))
-        return (yield from _send_bdat(session, marks, receiver, chunks, downgrade, keep_open))
-    if not receiver.data_accepted:
-        return (yield from _end(session, keep_open, abort=True))
-    if not receiver.accepted or receiver.mail_rejected:
-        # Spec 7.7-7.8: DATA accepted after every recipient failed: an empty message, just ".".
-        return (yield from _dot(session, marks, receiver, keep_open, deliver=False))
-
-    try:
-        for chunk in _message_chunks(chunks, downgrade):
-            session.write_content(MessageData(chunk))
-            if session.buffered >= 65536:
-                yield from session.flush(config.data_xfer_timeout)
-        yield from session.flush(config.data_xfer_timeout)
-    except IOFailure as exc:
-        return (yield from _body_write_failed(session, marks, receiver, exc))
     except MessageRefused as refused:
-        # Spec 8.5: hostile MIME met by the conversion; no partial message is ever delivered.
+        # Rule 8.5: hostile MIME met by the conversion; no partial message is ever delivered.
         trouble = local_trouble(refused.refusal.dsn, refused.refusal.text)
-        return (yield from _content_failed(session, marks, receiver, trouble))
+        return (yield from _content_failed(txn, trouble))
     except (LocalProtocolError, OSError) as exc:
         # SM-19: the source changed or failed to read after `scan` passed it; the message may
         # be fine next time, so the recipients are deferred.
         trouble = local_trouble("4.3.0", f"message content could not be sent: {exc}")
-        return (yield from _content_failed(session, marks, receiver, trouble))
-    return (yield from _dot(session, marks, receiver, keep_open, deliver=True))
-
-
-def _send_bdat(
-    session: Session,
-    marks: _Marks,
-    receiver: _Receiver,
-    chunks: Iterable[bytes],
-    downgrade: bool,
-    keep_open: bool,
-) -> IO:
-    """RFC 3030: the content as ``BDAT n`` chunks; the ``BDAT LAST`` reply ends the data.
-
-    MAIL and RCPT were answered before the first chunk, so no content goes to a transaction
-    without recipients. A refused chunk ends the chunks (RFC 3030 2: no BDAT may follow).
-    """
-    config = session.config
-    caps = session.capabilities
-    window = BDAT_WINDOW if caps is not None and caps.pipelining else 0
-    encoder = BodyEncoder(mode="bdat", line_length_limit=config.line_length_limit)
-    unread = 0
-    refusal: list[Reply] = []
-
-    def read_chunk_replies(limit: int) -> IO:
-        nonlocal unread
-        while unread > limit:
-            reply: Reply = yield from session.read_reply(config.data_xfer_timeout)
-            unread -= 1
-            if not reply.is_positive and not refusal:
-                refusal.append(reply)
-
-    held = b""  # the latest chunk, held back so that the final one can go as BDAT LAST
-    try:
-        for chunk in _message_chunks(chunks, downgrade):
-            data = encoder.feed(chunk)
-            if not data:
-                continue
-            if held:
-                session.write(Bdat(len(held)))
-                session.write_content(MessageData(held))
-                unread += 1
-                yield from session.flush(config.data_xfer_timeout)
-                yield from read_chunk_replies(window)
-                if refusal:
-                    break
-            held = data
-        last = b"" if refusal else held + encoder.finish()
-    except (IOFailure, RemoteProtocolError) as exc:
-        # Unlike spec 7.9 no reply is read: it would be a chunk's 250, not the end of data.
-        marks.fail(fail_stream(session, exc, Stage.BDAT), receiver.accepted)
-        yield from session.close()
-        return False
-    except MessageRefused as refused:
-        trouble = local_trouble(refused.refusal.dsn, refused.refusal.text)
-        return (yield from _content_failed(session, marks, receiver, trouble))
-    except (LocalProtocolError, OSError) as exc:
-        trouble = local_trouble("4.3.0", f"message content could not be sent: {exc}")
-        return (yield from _content_failed(session, marks, receiver, trouble))
-    if refusal:
-        with contextlib.suppress(IOFailure, RemoteProtocolError):
-            yield from read_chunk_replies(0)  # owed, but the refusal already decided
-        marks.fail(remote_trouble(session.server, refusal[0], Stage.BDAT), receiver.accepted)
+        return (yield from _content_failed(txn, trouble))
+    if not sent:
+        # RFC 3030 2: a refused chunk ends the content; the recipients are already failed.
         session.cacheable = False
-        return (yield from _end(session, False, abort=False))
-
-    def drain() -> IO:
-        yield from read_chunk_replies(0)
-        return refusal[0] if refusal else None
-
-    return (yield from _dot(session, marks, receiver, keep_open, deliver=True, bdat=(last, drain)))
+        with contextlib.suppress(IOFailure, RemoteProtocolError):
+            yield from _collect(txn)
+        yield from session.quit()
+        return False
+    return (yield from _end_of_data(txn, keep_open))
 
 
-def _content_failed(session: Session, marks: _Marks, receiver: _Receiver, trouble: Trouble) -> IO:
-    """The content cannot go out: close without ".", so the server discards the partial message."""
+def _content_failed(txn: _Transaction, trouble: Trouble) -> IO:
+    """The content cannot go out: close without the end, so the server discards it all."""
+    session = txn.session
     session.discard_output()
     session.cacheable = False
-    marks.fail(trouble, receiver.accepted)
+    txn.marks.fail(trouble, txn.accepted)
     yield from session.close()
     return False
 
 
-def _body_write_failed(
-    session: Session, marks: _Marks, receiver: _Receiver, failure: IOFailure
-) -> IO:
-    """Spec 7.9: no ".", no QUIT; one reply is still read, hoping for an early 5xx."""
-    session.discard_output()
-    session.cacheable = False
-    try:
-        reply: Reply = yield from session.read_reply(session.config.data_done_timeout)
-    except (IOFailure, RemoteProtocolError):
-        marks.fail(fail_stream(session, failure, Stage.BODY))
-    else:
-        _end_of_data_reply(session, marks, receiver.accepted, reply)
-    yield from session.close()
-    return False
+def _body_write_failed(txn: _Transaction, failure: IOFailure) -> IO:
+    """Rule 7.9: no end of data, no QUIT; one reply is still read, hoping for an early 5xx.
 
-
-def _end_of_data_reply(
-    session: Session,
-    marks: _Marks,
-    indices: list[int],
-    reply: Reply,
-    stage: Stage = Stage.DOT,
-) -> None:
-    # Spec 7.5 (SMTP end of data) and 12.4 (one LMTP reply): 2xx delivers the unmarked ones.
-    targets = marks.unmarked(indices)
-    if reply.is_positive:
-        for i in targets:
-            marks.ledger.done(i, reply, session.server)
-    else:
-        marks.fail(remote_trouble(session.server, reply, stage), targets)
-
-
-def _dot(
-    session: Session,
-    marks: _Marks,
-    receiver: _Receiver,
-    keep_open: bool,
-    *,
-    deliver: bool,
-    bdat: tuple[bytes, Callable[[], IO]] | None = None,
-) -> IO:
-    """End of data, then QUIT pipelined behind it unless the session is kept (spec 7.3, 9.3).
-
-    `bdat` is the last chunk and a reader of the chunk replies still owed: the end is then
-    ``BDAT n LAST`` and its reply (per recipient for LMTP) plays the end-of-data reply.
+    The connection takes only a refusal here: the end was not sent, so a success cannot be
+    its reply (an early 250 after the 354 is a RemoteProtocolError, never a delivery).
     """
-    config = session.config
-    timeout = config.data_done_timeout
-    stage = Stage.DOT if bdat is None else Stage.BDAT_LAST
+    session = txn.session
+    session.discard_output()
+    session.cacheable = False
+    stage = Stage.BDAT if txn.chunking else Stage.BODY
     try:
-        if bdat is not None:
-            last = bdat[0]
-            session.write(Bdat(len(last), last=True))
-            if last:
-                session.write_content(MessageData(last))
-        elif session.pix_dotcrlf_due() and deliver:
-            # Spec 8.4: flush everything, wait, and only then send ".".
-            yield from session.flush(config.data_xfer_timeout)
+        event = yield from session.read(session.config.data_done_timeout)
+    except (IOFailure, RemoteProtocolError):
+        txn.marks.fail(fail_stream(session, failure, stage), txn.accepted)
+    else:
+        if isinstance(event, CommandReply) and not event.reply.is_positive:
+            txn.marks.fail(remote_trouble(session.server, event.reply, stage), txn.accepted)
+        else:
+            txn.marks.fail(fail_stream(session, failure, stage), txn.accepted)
+    yield from session.close()
+    return False
+
+
+def _end_of_data(txn: _Transaction, keep_open: bool) -> IO:
+    """The end of the content, then QUIT pipelined behind it unless the session is kept.
+
+    QUIT may follow the end of data in the same flight (rule 7.3) only because its reply can
+    never be taken for the end-of-data reply or an LMTP recipient's: those accept 250 alone
+    and QUIT gets 221 (`REPLY_CODES`); a server that answers only 221 leaves the recipients
+    without their reply, and so deferred.
+    """
+    session = txn.session
+    config = session.config
+    try:
+        if not txn.chunking and session.pix_dotcrlf_due() and txn.accepted:
+            # Rule 8.4: flush everything, wait, and only then send ".".
+            yield from session.flush(session.budget(config.data_xfer_timeout))
             yield from session.sleep(config.pix_workaround_delay_time)
-        if bdat is None:
-            session.write_content(EndOfData())
-            session.transcript.append("Out: .")
-        keep = keep_open and session.reusable()  # spec 9.3: decided now, never revisited
+        session.write_content(EndOfData())
+        keep = keep_open and session.reusable()  # rule 9.3: decided now, never revisited
         caps = session.capabilities
         quit_queued = not keep and caps is not None and caps.pipelining
         if quit_queued:
             session.write(Quit())
-        refused: Reply | None = None
-        if bdat is not None:
-            refused = yield from bdat[1]()
-        if not deliver:
-            yield from session.read_reply(timeout)  # spec 7.7: the reply is ignored
-        elif refused is not None:
-            # A chunk was refused after more went out: that refusal decides, whatever follows.
-            yield from session.read(timeout)
-            _end_of_data_reply(session, marks, receiver.accepted, refused, Stage.BDAT)
-            session.cacheable = False
-            keep = False
-        elif session.lmtp:
-            for i in list(receiver.accepted):
-                event = yield from session.read(timeout)
-                if not isinstance(event, RecipientReply):
-                    raise ConnectionLost("connection closed before every recipient had a reply")
-                _end_of_data_reply(session, marks, [i], event.reply, stage)
-        else:
-            reply: Reply = yield from session.read_reply(timeout)
-            _end_of_data_reply(session, marks, receiver.accepted, reply, stage)
+        yield from _collect(txn)
     except (IOFailure, RemoteProtocolError) as exc:
-        if deliver:
-            marks.fail(fail_stream(session, exc, stage), receiver.accepted)
+        # Sent the end and lost the reply: "message may be sent more than once" (rule 10.3).
+        stage = Stage.BDAT_LAST if txn.chunking else Stage.DOT
+        txn.marks.fail(fail_stream(session, exc, stage), txn.accepted)
         yield from session.close()
         return False
-    marks.ledger.completed_session = True  # spec 7.10
+    txn.marks.ledger.completed_session = True  # rule 7.10
+    if txn.chunk_refusal is not None:
+        # RFC 3030 2: a chunk refused after more went out; that refusal decided.
+        session.cacheable = False
+        keep = False
     if keep:
         session.uses += 1
         return True
     if quit_queued:
         if not config.skip_quit_response:
-            # Spec 9.7: the QUIT reply never matters.
+            # Rule 9.7: the QUIT reply never matters.
             with contextlib.suppress(IOFailure, RemoteProtocolError):
                 yield from session.read(config.quit_timeout)
         yield from session.close()
@@ -498,7 +542,7 @@ def _dot(
 
 
 def _end(session: Session, keep_open: bool, *, abort: bool) -> IO:
-    """Spec 7.6: abort with RSET (QUIT pipelined behind it unless kept); or just end."""
+    """Rule 7.6: abort with RSET (QUIT pipelined behind it unless kept); or just end."""
     keep = keep_open and session.reusable()
     if not abort:
         if keep:
@@ -513,14 +557,15 @@ def _end(session: Session, keep_open: bool, *, abort: bool) -> IO:
         quit_queued = not keep and caps is not None and caps.pipelining
         if quit_queued:
             session.write(Quit())
-        reply: Reply = yield from session.read_reply(config.rset_timeout)
+        event = yield from session.read(config.rset_timeout)
         if quit_queued and not config.skip_quit_response:
             yield from session.read(config.quit_timeout)
     except (IOFailure, RemoteProtocolError):
-        # Spec 7.9: an error in the RSET or QUIT state has no effect on recipients.
+        # Rule 7.9: an error in the RSET or QUIT state has no effect on recipients.
         yield from session.close()
         return False
-    if keep and reply.is_positive:
+    positive = isinstance(event, CommandReply) and event.reply.is_positive
+    if keep and positive:
         session.uses += 1
         return True
     if quit_queued:
@@ -528,3 +573,34 @@ def _end(session: Session, keep_open: bool, *, abort: bool) -> IO:
     else:
         yield from session.quit()
     return False
+
+
+def run_transaction(
+    session: Session,
+    envelope: Envelope,
+    commands: EnvelopeCommands,
+    chunks: Iterable[bytes],
+    info: MessageInfo,
+    ledger: Ledger,
+    batch: tuple[int, ...],
+    *,
+    keep_open: bool,
+) -> IO:
+    """Deliver to the `batch` recipients on `session`; returns True when the session stays open.
+
+    Every recipient of `batch` ends up marked in `ledger`, or KEEP for the next server.
+    """
+    marks = _Marks(ledger, session, batch)
+    if _refused(session, envelope, info, marks):
+        return (yield from _end(session, keep_open, abort=False))
+    txn = _plan(session, envelope, commands, info, marks)
+    try:
+        go_on = yield from _pipeline(txn)
+    except (IOFailure, RemoteProtocolError) as exc:
+        marks.fail(fail_stream(session, exc, txn.stage))
+        yield from session.close()
+        return False
+    if not go_on:
+        return (yield from _end(session, keep_open, abort=True))
+    return (yield from _deliver_content(txn, chunks, keep_open))
+

@@ -1,4 +1,4 @@
-"""The one place where failures become outcomes (Postfix smtp_trouble.c, spec §2).
+"""The one place where failures become outcomes (Postfix smtp_trouble.c, rule 2).
 
 Every reply or I/O failure the engine meets is turned into a :class:`Trouble` (a DSN status
 and a Postfix diagnostic text) by one of the ``*_trouble`` functions, and a :class:`Ledger`
@@ -36,7 +36,7 @@ __all__ = [
 
 
 class Stage(enum.Enum):
-    """The reply being awaited when something went wrong (spec 2.7, 7.1)."""
+    """The reply being awaited when something went wrong (rules 2.7, 7.1)."""
 
     GREETING = "receiving the initial server greeting"
     EHLO = "performing the EHLO handshake"
@@ -54,7 +54,7 @@ class Stage(enum.Enum):
     BDAT_LAST = "sending BDAT LAST -- message may be sent more than once"
 
 
-# Spec 2.7: the "(in reply to ...)" part of a remote rejection.
+# Rule 2.7: the "(in reply to ...)" part of a remote rejection.
 _IN_REPLY_TO: dict[Stage, str] = {
     Stage.XFORWARD_NAME_ADDR: "XFORWARD name/address command",
     Stage.XFORWARD_PROTO_HELO: "XFORWARD helo/protocol command",
@@ -70,7 +70,7 @@ _IN_REPLY_TO: dict[Stage, str] = {
 
 @dataclass(frozen=True)
 class Server:
-    """The server being talked to; `final` is Postfix's FINAL_SERVER flag (spec 14.7)."""
+    """The server being talked to; `final` is Postfix's FINAL_SERVER flag (rule 14.7)."""
 
     host: str
     address: str
@@ -79,7 +79,7 @@ class Server:
 
     @property
     def label(self) -> str:
-        """``host[address]`` as Postfix writes it in diagnostics (spec 2.7)."""
+        """``host[address]`` as Postfix writes it in diagnostics (rule 2.7)."""
         return f"{self.host}[{self.address}]"
 
     @property
@@ -92,8 +92,8 @@ class Server:
 class Trouble:
     """A classified failure: status, Postfix diagnostic text, and the reply if there was one.
 
-    `soft_non_final` is Postfix's SMTP_MISC_FAIL_SOFT_NON_FINAL (spec 2.3); `protocol_error`
-    and `site` tell the engine not to cache the session (spec 2.1, 2.5, 2.6, 9.2);
+    `soft_non_final` is Postfix's SMTP_MISC_FAIL_SOFT_NON_FINAL (rule 2.3); `protocol_error`
+    and `site` tell the engine not to cache the session (rules 2.1, 2.5, 2.6, 9.2);
     `final_server` makes the failing server the last one tried (``skip_4xx_greeting=no``).
     """
 
@@ -111,17 +111,17 @@ class Trouble:
 
     @property
     def soft(self) -> bool:
-        """Status class 4 (spec §0: the class of the DSN, not the reply code, decides)."""
+        """Status class 4 (rule 0: the class of the DSN, not the reply code, decides)."""
         return self.dsn.startswith("4")
 
 
 def is_protocol_error_code(code: int) -> bool:
-    """Reply codes that flag a protocol error and stop caching (spec 2.6)."""
+    """Reply codes that flag a protocol error and stop caching (rule 2.6)."""
     return code < 400 or code > 599 or code == 555 or 500 <= code <= 509
 
 
 def _reply_status(reply: Reply) -> tuple[str, str, bool]:
-    # Spec 2.5: a reply whose class is not 4 or 5 where a failure was found is a protocol error,
+    # Rule 2.5: a reply whose class is not 4 or 5 where a failure was found is a protocol error,
     # hard 5.5.0, and its diagnostic says so.
     dsn = reply.dsn
     if dsn[0] in "45":
@@ -144,13 +144,13 @@ def remote_trouble(server: Server, reply: Reply, stage: Stage) -> Trouble:
 def handshake_trouble(
     server: Server, reply: Reply, *, soften: bool = False, text: str | None = None
 ) -> Trouble:
-    """A site failure from the greeting, EHLO 421, HELO or LHLO (spec 3.1, 3.5-3.7).
+    """A site failure from the greeting, EHLO 421, HELO or LHLO (rules 3.1, 3.5-3.7).
 
-    `soften` turns a 5.x.x status into 4.x.x (``skip_5xx_greeting``, spec 3.1); `text`
-    replaces the standard ``refused to talk to me`` wording (STARTTLS refusal, spec 5.3).
+    `soften` turns a 5.x.x status into 4.x.x (``skip_5xx_greeting``, rule 3.1); `text`
+    replaces the standard ``refused to talk to me`` wording (STARTTLS refusal, rule 5.3).
     """
     dsn, prefix, protocol_error = _reply_status(reply)
-    # Spec 2.6: a 500-509 or 555 code flags a protocol error but is classified like any 5xx,
+    # Rule 2.6: a 500-509 or 555 code flags a protocol error but is classified like any 5xx,
     # so skip_5xx_greeting softens it too.
     if soften and reply.code // 100 == 5:
         dsn = "4" + dsn[1:]
@@ -159,7 +159,7 @@ def handshake_trouble(
 
 
 def stream_trouble(server: Server, failure: IOFailure, stage: Stage) -> Trouble:
-    """A timeout or lost connection while awaiting `stage` (spec 2.9, 10.3, 10.4): 4.4.2."""
+    """A timeout or lost connection while awaiting `stage` (rules 2.9, 10.3, 10.4): 4.4.2."""
     if isinstance(failure, IOTimeout):
         text = f"conversation with {server.label} timed out while {stage.value}"
     elif isinstance(failure, (ConnectionLost, TLSFailed)):
@@ -177,7 +177,7 @@ def connect_trouble(server: Server, failure: ConnectFailed) -> Trouble:
 def local_trouble(
     dsn: str, text: str, *, site: bool = False, soft_non_final: bool = False
 ) -> Trouble:
-    """A status the client makes up itself, with no remote reply (spec §0 "local status")."""
+    """A status the client makes up itself, with no remote reply (rule 0 "local status")."""
     return Trouble(dsn, text, site=site, soft_non_final=soft_non_final)
 
 
@@ -185,7 +185,7 @@ Decision = Literal["keep", "deferred", "bounced"]
 
 
 def decide(trouble: Trouble, *, final: bool) -> Decision:
-    """Spec 2.2/2.3: KEEP for the next server, or a terminal ``deferred``/``bounced``."""
+    """Rules 2.2/2.3: KEEP for the next server, or a terminal ``deferred``/``bounced``."""
     soft = trouble.soft or (trouble.soft_non_final and not final)
     if soft:
         return "deferred" if final else "keep"
@@ -211,20 +211,24 @@ class Ledger:
         self._start = clock()
         self._results: dict[int, RecipientResult] = {}
         self.last: tuple[Trouble, Server | None] | None = None
-        """The last status recorded, for the end-of-list rules (spec 14.8)."""
+        """The last status recorded, for the end-of-list rules (rule 14.8)."""
         self.completed_session = False
-        """A transaction loop ended without a stream error (spec 7.10)."""
+        """A transaction loop ended without a stream error (rule 7.10)."""
         self.throttled = False
-        """Deferred by a site failure at the final server: destination down (spec 2.1)."""
+        """Deferred by a site failure at the final server: destination down (rule 2.1)."""
 
     @property
     def pending(self) -> tuple[int, ...]:
         """Indices of the recipients with no result yet, in envelope order."""
         return tuple(i for i in range(len(self._addresses)) if i not in self._results)
 
+    def is_pending(self, index: int) -> bool:
+        """True while recipient `index` has no result yet."""
+        return index not in self._results
+
     @property
     def destination_down(self) -> bool:
-        """Spec 2.1: site trouble deferred recipients and no session completed a transaction."""
+        """Rule 2.1: site trouble deferred recipients and no session completed a transaction."""
         return self.throttled and not self.completed_session
 
     def _mark(
@@ -249,7 +253,7 @@ class Ledger:
         )
 
     def done(self, index: int, reply: Reply, server: Server) -> None:
-        """Spec 2.8: a positive final reply; the status is the reply's (made-up) DSN code."""
+        """Rule 2.8: a positive final reply; the status is the reply's (made-up) DSN code."""
         if not reply.is_positive:
             raise LocalProtocolError(f"reply: not a positive reply: {reply}")
         self._mark(index, "sent", reply.dsn, reply, server.relay, str(reply))
@@ -284,7 +288,7 @@ class Ledger:
         return decision
 
     def finish(self, indices: Iterable[int], *, hard_is_configuration: bool = False) -> None:
-        """Spec 14.8: the destination list is exhausted; settle the unmarked `indices`.
+        """Rule 14.8: the destination list is exhausted; settle the unmarked `indices`.
 
         `hard_is_configuration` says the last status came from a fallback relay or the
         relayhost, whose hard errors Postfix reports as 4.3.5 configuration trouble.

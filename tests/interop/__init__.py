@@ -1,1 +1,1 @@
-"""Interop tests against real mail and DNS servers started on loopback (issue 7)."""
+"""Interop tests against real mail and DNS servers started on loopback (docs/testing.md)."""

@@ -1,4 +1,4 @@
-"""Fixtures that start real servers on loopback for the interop tests (issue 7).
+"""Fixtures that start real servers on loopback for the interop tests.
 
 Session-scoped where start-up is costly (Postfix, Dovecot, dnsmasq); factories where each test
 wants its own options (smtp-sink fault injection, aiosmtpd with or without STARTTLS/AUTH).
@@ -8,12 +8,16 @@ Outside CI a missing server skips with the apt package to install; in CI it fail
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from . import servers
+from . import dnssec, exim, postfix_client, servers
+from .dnssec import DnssecLab
+from .exim import EximServer
+from .postfix_client import PostfixDeliver, PostfixOracle
 from .servers import (
     AiosmtpdFactory,
     AiosmtpdServer,
@@ -67,6 +71,24 @@ def dns_server() -> Iterator[DnsServer]:
     """dnsmasq serving the test zone (servers.ZONE_MX, servers.ZONE_HOSTS) on loopback."""
     with servers.run_dnsmasq() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def dnssec_lab() -> Iterator[DnssecLab]:
+    """NSD serving the signed lab zones and Unbound validating them (tests/interop/dnssec.py)."""
+    with dnssec.run_dnssec_lab() as lab:
+        yield lab
+
+
+@pytest.fixture
+def make_dnssec_lab() -> Iterator[Callable[..., DnssecLab]]:
+    """Factory: make_dnssec_lab({"secure.test": ["_25._tcp.mx TLSA 3 1 1 ..."]}) for this test."""
+    with contextlib.ExitStack() as stack:
+
+        def start(records: Mapping[str, Sequence[str]] | None = None, **options: Any) -> DnssecLab:
+            return stack.enter_context(dnssec.run_dnssec_lab(records, **options))
+
+        yield start
 
 
 @pytest.fixture
@@ -125,9 +147,38 @@ def pytest_runtest_makereport(
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Report how long each interop server took to start (issue 7 asks for the figures)."""
+    """Report how long each interop server took to start, so that slow fixtures show."""
     if not servers.START_TIMES:
         return
     terminalreporter.section("interop server start-up times")
     for name, seconds in sorted(servers.START_TIMES.items()):
         terminalreporter.write_line(f"{name:<20} {seconds:6.2f} s")
+
+
+# --- Exim 4 (tests/interop/exim.py) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def exim_server() -> Iterator[EximServer]:
+    """A private Exim 4 daemon: PIPELINING, CHUNKING, DSN; maildir delivery; refusals."""
+    with exim.run_exim() as server:
+        yield server
+
+
+# --- the Postfix client oracle (tests/interop/postfix_client.py) ----------------------------
+
+
+@pytest.fixture(scope="session")
+def postfix_oracle() -> Iterator[PostfixOracle]:
+    """A private Postfix whose own smtp(8)/lmtp(8) delivers messages for differential tests."""
+    with postfix_client.run_postfix_oracle() as oracle:
+        yield oracle
+
+
+@pytest.fixture
+def postfix_deliver(postfix_oracle: PostfixOracle) -> PostfixDeliver:
+    """postfix_deliver(dest, sender, recipients, message, *, lmtp=False, params=None) -> results.
+
+    Results map each recipient to Postfix's (status, dsn, text, relay); see postfix_client.py.
+    """
+    return postfix_oracle.deliver

@@ -1,4 +1,4 @@
-"""Real mail and DNS servers on loopback for the interop tests (issue 7).
+"""Real mail and DNS servers on loopback for the interop tests.
 
 Each server runs as a private instance in its own temporary directory: its own configuration,
 state, logs and maildirs, a free loopback port, nothing read from /etc and nothing relayed off
@@ -127,7 +127,8 @@ def in_ci() -> bool:
 
 
 def unavailable(reason: str) -> NoReturn:
-    """Skip (outside CI) or fail (in CI, issue 7) because a server cannot run here."""
+    """Skip (outside CI) or fail (in CI, where a missing server is a failure) because a
+    server cannot run here."""
     if in_ci():
         pytest.fail(f"interop server unavailable in CI: {reason}", pytrace=False)
     pytest.skip(reason)
@@ -604,6 +605,22 @@ class PostfixServer:
             time.sleep(0.05)
 
 
+def launch_postfix(name: str, binary: str, base: Path, log: Path) -> Process:
+    """Start the Postfix instance configured in base/etc (master in the foreground)."""
+    etc = base / "etc"
+    log.touch()
+    process = launch(
+        name,
+        [binary, "-c", str(etc), "start-fg"],
+        base / "postfix.out",
+        stop_command=[binary, "-c", str(etc), "stop"],
+        # "postfix start-fg" runs master -s, which calls setsid(): track it by its pid file.
+        extra_pid_files=[base / "spool" / "pid" / "master.pid"],
+    )
+    process.logs.append(log)
+    return process
+
+
 @contextlib.contextmanager
 def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[PostfixServer]:
     """Run a private Postfix instance (master in the foreground) while the context lasts."""
@@ -643,16 +660,7 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
     shutil.copyfile(tls.key_pem, etc / "server.key")
     (etc / "server.key").chmod(0o600)
     log = base / "postfix.log"
-    log.touch()
-    process = launch(
-        "postfix",
-        [binary, "-c", str(etc), "start-fg"],
-        base / "postfix.out",
-        stop_command=[binary, "-c", str(etc), "stop"],
-        # "postfix start-fg" runs master -s, which calls setsid(): track it by its pid file.
-        extra_pid_files=[spool / "pid" / "master.pid"],
-    )
-    process.logs.append(log)
+    process = launch_postfix("postfix", binary, base, log)
     server = PostfixServer(
         host=HOST,
         port=port,
@@ -965,7 +973,7 @@ def run_hangup_listener(host: str, port: int) -> Iterator[HangupListener]:
 
 # --- the client under test ------------------------------------------------------------------
 
-# The adapters every client-side interop test runs with (issue 7: all three).
+# The adapters every client-side interop test runs with: all three.
 ADAPTERS: tuple[str, ...] = ("blocking", "asyncio", "trio")
 CLIENT_HELO = f"client.{DOMAIN}"
 SENDER = f"sender@{DOMAIN}"

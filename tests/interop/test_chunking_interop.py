@@ -1,6 +1,6 @@
 """BDAT (RFC 3030 CHUNKING) against servers that implement it: Postfix smtpd, Dovecot LMTP.
 
-Issue 3: the CHUNKING switch stays off by default until interop proves it; these tests are
+The CHUNKING switch stays off by default until interop proves it (rule 15.4); these tests are
 that proof, one run per adapter. Deliveries are checked in the maildir the server wrote.
 """
 

@@ -1,4 +1,4 @@
-"""Delivery through each adapter to a real Postfix smtpd, checked in what Postfix stored (issue 7).
+"""Delivery through each adapter to a real Postfix smtpd, checked in what Postfix stored.
 
 Every test runs once per adapter (the `client` fixture). Outcomes are read from the maildir
 files virtual(8) wrote and from the command counts smtpd logs per session, not only from the
@@ -189,7 +189,7 @@ def test_message_over_the_advertised_size_bounces_without_a_transaction(
             f"message size {len(message)} exceeds size limit "
             f"{postfix_server.message_size_limit} of server {HOST}[{HOST}]"
         )
-    # Spec 6.8: after the EHLO reply showed the limit, the client only says goodbye.
+    # Rule 6.8: after the EHLO reply showed the limit, the client only says goodbye.
     sent = [line for line in report.transcript if line.startswith("Out: ")]
     assert sent == [f"Out: EHLO {CLIENT_HELO}", "Out: QUIT"], report.transcript
     [session] = postfix_server.wait_for_sessions(since)
@@ -233,7 +233,7 @@ def test_eight_bit_message_is_converted_for_a_server_without_8bitmime(
         line.removeprefix("In: 250-").removeprefix("In: 250 ") in ("8BITMIME", "SMTPUTF8")
         for line in report.transcript
     ), "the fixture's second port must offer neither 8BITMIME nor SMTPUTF8"
-    # No BODY=8BITMIME, and no SIZE= either: conversion changes the size (spec 6.1).
+    # No BODY=8BITMIME, and no SIZE= either: conversion changes the size (rule 6.1).
     assert f"Out: MAIL FROM:<{SENDER}>" in report.transcript, report.transcript
     [stored] = postfix_server.wait_for_delivery(f"dave@{DOMAIN}", contains=token.encode())
     assert stored.isascii(), "8-bit octets reached a server that did not offer 8BITMIME"

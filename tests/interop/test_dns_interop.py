@@ -1,4 +1,4 @@
-"""Routing over real DNS: each adapter's resolver asks the test zone's dnsmasq (issue 7).
+"""Routing over real DNS: each adapter's resolver asks the test zone's dnsmasq.
 
 The zone (servers.ZONE_MX, servers.ZONE_HOSTS) points its live exchanges at 127.0.0.1, where
 the private Postfix listens; the destination carries Postfix's port (``domain:port`` still

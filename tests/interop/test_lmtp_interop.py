@@ -1,4 +1,4 @@
-"""LMTP through each adapter to a real Dovecot LMTP server (issue 7).
+"""LMTP through each adapter to a real Dovecot LMTP server.
 
 Dovecot answers RCPT for unknown users at once (550 5.1.1) and, with lmtp_rcpt_check_quota
 off, refuses the over-quota user only after DATA (552 5.2.2): one reply per accepted

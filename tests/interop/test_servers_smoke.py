@@ -1,7 +1,7 @@
 """Raw-socket smoke tests proving each interop server works before any client talks to it.
 
 These use only the socket/ssl modules (and dnspython for DNS), so a failure here is the
-server fixture's fault, never the client library's (issue 7).
+server fixture's fault, never the client library's.
 """
 
 from __future__ import annotations

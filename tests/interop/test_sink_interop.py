@@ -1,4 +1,4 @@
-"""Volume and failure paths against Postfix's smtp-sink, through each adapter (issue 7).
+"""Volume and failure paths against Postfix's smtp-sink, through each adapter.
 
 smtp-sink dumps every transaction it receives, so the tests compare what each recipient's
 status claims with what really arrived. Its fault options are deterministic per command
@@ -134,12 +134,12 @@ FAULTS = ("-r", "-f", "-q", "-Q")
 def expected_status(fault: str, command: str) -> str:
     """What Postfix's smtp(8) makes of `fault` on `command` at its only (final) server."""
     if command == "QUIT":
-        return "sent"  # the QUIT reply never matters (spec 9.7)
+        return "sent"  # the QUIT reply never matters (rule 9.7)
     if command == "EHLO" and fault in ("-r", "-f"):
-        return "sent"  # EHLO refused: HELO instead (spec 3.5), which smtp-sink accepts
+        return "sent"  # EHLO refused: HELO instead (rule 3.5), which smtp-sink accepts
     if fault == "-f" and command != "CONNECT":
         return "bounced"
-    # 4xx, lost connections, 421, and a 5xx greeting under skip_5xx_greeting (spec 3.1).
+    # 4xx, lost connections, 421, and a 5xx greeting under skip_5xx_greeting (rule 3.1).
     return "deferred"
 
 
@@ -184,7 +184,7 @@ def test_fault_gives_every_recipient_exactly_one_status(
 
 
 REUSE_CASES = [
-    # An RSET probe that fails only costs a new connection (spec 9.4): all sent.
+    # An RSET probe that fails only costs a new connection (rule 9.4): all sent.
     pytest.param(("-q", "RSET"), "sent", id="-qRSET"),
     pytest.param(("-Q", "RSET"), "sent", id="-QRSET"),
     pytest.param(("-f", "RSET"), "sent", id="-fRSET"),
@@ -215,7 +215,7 @@ def test_faults_between_batches_on_a_reused_connection(
 
 
 SESSION_CASES = [
-    # A held session sends no RSET probe between transactions (spec 9.4 probes cached
+    # A held session sends no RSET probe between transactions (rule 9.4 probes cached
     # sessions only), so a fault armed on RSET never fires and every message goes through.
     pytest.param(("-Q", "RSET"), ["sent", "sent", "sent"], id="-QRSET"),
     pytest.param(("-q", "RSET"), ["sent", "sent", "sent"], id="-qRSET"),
