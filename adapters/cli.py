@@ -294,11 +294,10 @@ def _config(
     from .postfix import read_file
 
     mapping = _postconf(args, destinations)
+    client = "lmtp" if args.lmtp else "smtp"
     for name in list(mapping):
         declared = declaration(name)
-        if declared is None or declared.lmtp_name is None:
-            continue
-        if name == (declared.name if args.lmtp else declared.lmtp_name):
+        if declared is not None and declared.client_of(name) not in (None, client):
             # Like main.cf, -o may hold the other client's settings: they change nothing.
             other = "smtp(8)" if args.lmtp else "lmtp(8) (--lmtp)"
             terminal.err(f"smtpproto: warning: {name}: ignored: only {other} reads it")

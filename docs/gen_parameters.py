@@ -199,8 +199,8 @@ def manual() -> list[str]:
 
 
 def _lmtp_note(declared: Declaration, name: str) -> str:
-    mirror = declared.lmtp_name
-    if name.startswith("smtp_") and mirror and mirror != "lmtp_" + name[5:]:
+    mirror = declared.counterpart(name)
+    if name.startswith("smtp_") and mirror not in (name, "lmtp_" + name[5:]):
         return f" (lmtp(8): `{mirror}`)"
     return ""
 
@@ -225,6 +225,8 @@ def _row(name: str, declared: Declaration) -> str:
             status += f" ({declared.differs})"
         elif declared.differs:
             status += f"; default differs: {declared.differs}"
+        if declared.is_fallback(name):
+            status += f"; `{declared.name}` defaults to it and wins when both are set"
     cells = [
         f"`{name}`{_lmtp_note(declared, name)}",
         _cell(declared.kind.label),

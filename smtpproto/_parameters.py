@@ -264,8 +264,10 @@ class Declaration:
     """One smtp(8) parameter: its names, type, defaults, status, and where it takes effect.
 
     `name` is the smtp(8) name; `lmtp` the lmtp(8) name when it is not ``lmtp_`` + the rest
-    (``""``: none); `aliases` are other names for the same thing; `fallbacks` are global names
-    it defaults to (``fallback_relay`` for ``smtp_fallback_relay``). `postfix_default` is
+    (``""``: none); `aliases` are other names for the same thing; `fallbacks` are names it
+    defaults to, which lose to it when both are set: global (``fallback_relay`` for
+    ``smtp_fallback_relay``) or an older ``smtp_*`` name, which lmtp(8) reads as ``lmtp_*``
+    (``smtp_per_record_deadline`` for ``smtp_per_request_deadline``). `postfix_default` is
     what ``postconf -d`` prints; `differs` says why the library's default is not Postfix's.
     `effect` is the module where the value takes effect; `why` the reason for ``not
     applicable``, or what is missing for ``declared`` (accepted and checked, not yet in
@@ -298,10 +300,49 @@ class Declaration:
             return self.lmtp or None
         return "lmtp_" + self.name[5:] if self.name.startswith("smtp_") else None
 
+    @property
+    def lmtp_fallbacks(self) -> tuple[str, ...]:
+        """The `fallbacks` lmtp(8) reads: the ``lmtp_*`` mirror of each ``smtp_*`` one."""
+        if self.lmtp_name is None:
+            return self.fallbacks
+        return tuple(_lmtp_mirror(name) for name in self.fallbacks)
+
     def names(self) -> tuple[str, ...]:
         """Every Postfix name that sets this parameter."""
         lmtp = self.lmtp_name
-        return (self.name, *self.aliases, *self.fallbacks, *((lmtp,) if lmtp else ()))
+        mirrored = tuple(n for n in self.lmtp_fallbacks if n not in self.fallbacks)
+        return (self.name, *self.aliases, *self.fallbacks, *((lmtp,) if lmtp else ()), *mirrored)
+
+    def client_of(self, name: str) -> Literal["smtp", "lmtp"] | None:
+        """Which client alone reads `name` (one of `names`); ``None`` when both do."""
+        if self.lmtp_name is None or name in self.aliases:
+            return None
+        if name == self.lmtp_name or name in self.lmtp_fallbacks:
+            return None if name in self.fallbacks else "lmtp"
+        if name == self.name or name in self.fallbacks:
+            return "smtp"
+        return None
+
+    def counterpart(self, name: str) -> str:
+        """The name the other client reads for what `name` sets (`name` when both read it)."""
+        pairs = [
+            (self.name, self.lmtp_name),
+            *zip(self.fallbacks, self.lmtp_fallbacks, strict=True),
+        ]
+        for smtp, lmtp in pairs:
+            if name == smtp and lmtp is not None:
+                return lmtp
+            if name == lmtp:
+                return smtp
+        return name
+
+    def is_fallback(self, name: str) -> bool:
+        """Whether `name` is one of the names this parameter only defaults to."""
+        return name in self.fallbacks or name in self.lmtp_fallbacks
+
+
+def _lmtp_mirror(name: str) -> str:
+    return "lmtp_" + name[5:] if name.startswith("smtp_") else name
 
 
 def _na(name: str, kind: Kind, postfix_default: str, why: str) -> Declaration:

@@ -760,6 +760,8 @@ class ClientConfig:
     )
     quit_timeout: float = _p(300.0, "smtp_quit_timeout", TIME, "300s", "engine/session.py")
     rset_timeout: float = _p(20.0, "smtp_rset_timeout", TIME, "20s", "engine/delivery.py")
+    # Each timeout above limits a whole request and its reply (rule 10.2), not each read or
+    # write. smtp_per_record_deadline, the name before Postfix 3.7, is what it defaults to.
     per_request_deadline: bool = _p(
         True,
         "smtp_per_request_deadline",
@@ -767,20 +769,11 @@ class ClientConfig:
         "${smtp_per_record_deadline?{$smtp_per_record_deadline}:{no}}",
         "engine/session.py",
         fallbacks=("smtp_per_record_deadline",),
-        status="declared",
-        why="the timeouts bound each read, not yet each request",
         differs="on, so a peer that trickles bytes cannot stretch a request past its timeout; "
         "from_postconf and from_main_cf keep Postfix's no",
     )
-    min_data_rate: int = _p(
-        500,
-        "smtp_min_data_rate",
-        integer(1),
-        "500",
-        "engine/transaction.py",
-        status="declared",
-        why="the content deadline does not grow with the bytes sent yet",
-    )
+    # Octets per second of content that earn more time under the deadline (rule 10.2).
+    min_data_rate: int = _p(500, "smtp_min_data_rate", integer(1), "500", "engine/transaction.py")
     mx_address_limit: int = _p(5, "smtp_mx_address_limit", integer(0), "5", "engine/routing.py")
     mx_session_limit: int = _p(2, "smtp_mx_session_limit", integer(0), "2", "engine/routing.py")
     connection_cache_destinations: MatchList = _p(
@@ -1149,15 +1142,12 @@ def _resolve(name: str, lmtp: bool, service: str | None) -> tuple[Declaration, i
                 f"(read {_recipient_limit_names(lmtp, service)[0]} instead)"
             )
         raise LocalProtocolError(f"{name}: unknown parameter")
-    if name in declared.fallbacks:
-        return declared, 0
-    mirror = declared.lmtp_name
-    if mirror is not None:
-        if lmtp and name == declared.name:
-            raise LocalProtocolError(f"{name}: lmtp(8) reads {mirror} instead")
-        if not lmtp and name == mirror:
-            raise LocalProtocolError(f"{name}: an LMTP parameter; pass lmtp=True")
-    return declared, 1
+    client = declared.client_of(name)
+    if lmtp and client == "smtp":
+        raise LocalProtocolError(f"{name}: lmtp(8) reads {declared.counterpart(name)} instead")
+    if not lmtp and client == "lmtp":
+        raise LocalProtocolError(f"{name}: an LMTP parameter; pass lmtp=True")
+    return declared, 0 if declared.is_fallback(name) else 1
 
 
 def _belongs(name: str, lmtp: bool, service: str | None) -> bool:
@@ -1209,6 +1199,9 @@ def _build(
                     # Postfix reads the obsolete switches then (_apply_legacy).
                     values.pop(declared.field, None)
                     chosen[declared.field] = (rank, name)
+                    continue
+                if not raw.strip() and rank == 0 and "?{" in declared.postfix_default:
+                    # ${name?{$name}:{default}}: an empty fallback is no fallback.
                     continue
                 value = declared.kind.from_text(raw, reader)
             else:

@@ -699,3 +699,21 @@ def test_load_reads_a_configuration_directory(tmp_path: Any) -> None:
     assert config.helo_name == "mx.example.com" and config.helo_timeout == 5
     assert config.tls_policy_maps.get("example.com") == "secure"
     assert load(str(tmp_path)).helo_timeout == 300
+
+
+def test_which_client_reads_a_name_and_what_the_other_reads_instead() -> None:
+    # The -o warning and from_postconf's refusals rest on these: smtp_* names, their lmtp_*
+    # mirrors (renamed ones included), older names mirrored alike, and names both read.
+    cases = {
+        "smtp_helo_name": ("smtp", "lmtp_lhlo_name"),
+        "lmtp_lhlo_name": ("lmtp", "smtp_helo_name"),
+        "smtp_per_record_deadline": ("smtp", "lmtp_per_record_deadline"),
+        "lmtp_per_record_deadline": ("lmtp", "smtp_per_record_deadline"),
+        "fallback_relay": (None, "fallback_relay"),
+        "myhostname": (None, "myhostname"),
+        "lmtp_tcp_port": (None, "lmtp_tcp_port"),
+    }
+    for name, (client, other) in cases.items():
+        declared = declaration(name)
+        assert declared is not None, name
+        assert (declared.client_of(name), declared.counterpart(name)) == (client, other), name
