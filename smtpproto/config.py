@@ -398,8 +398,6 @@ class ClientConfig:
         "2048",
         "engine/transaction.py",
         lmtp=_SMTP_ONLY,
-        status="declared",
-        why="mime.downgrade_8bit takes it, but the message transaction does not pass it yet",
     )
     mime_nesting_limit: int = _p(
         100,
@@ -408,8 +406,6 @@ class ClientConfig:
         "100",
         "engine/transaction.py",
         lmtp=_SMTP_ONLY,
-        status="declared",
-        why="mime.downgrade_8bit takes it, but the message transaction does not pass it yet",
     )
     smtputf8_enable: bool = _p(
         True,

@@ -680,6 +680,78 @@ def test_disable_mime_output_conversion_refuses_8bit_for_a_7bit_server(
         assert b"caf=C3=A9" in record.sent() and record.sent().isascii()
 
 
+def _nested_8bit(depth: int) -> bytes:
+    # `depth` multiparts, each the first part of the one before, around one 8-bit leaf.
+    head = b"".join(
+        b"Content-Type: multipart/mixed; boundary=n%d\r\n\r\n--n%d\r\n" % (i, i)
+        for i in range(depth)
+    )
+    return b"Subject: t\r\nMIME-Version: 1.0\r\n" + head + b"\r\ncaf\xc3\xa9\r\n"
+
+
+@pytest.mark.parameter("mime_nesting_limit")
+@pytest.mark.parametrize(("limit", "status"), [("4", "sent"), ("3", "bounced")])
+def test_mime_nesting_limit_bounds_the_conversion_for_a_7bit_server(
+    limit: str, status: str
+) -> None:
+    # Rule 8.5: deeper nesting than the limit is refused 5.6.0, and no partial message goes out.
+    config = ClientConfig.from_postconf({"mime_nesting_limit": limit})
+    report, record = go(
+        smtp(*OK_TRANSACTION, ehlo=NO_8BITMIME),
+        message=_nested_8bit(4),
+        mime_nesting_limit=config.mime_nesting_limit,
+    )
+    (result,) = report.recipients
+    assert result.status == status
+    if status == "sent":
+        assert b"caf=C3=A9\r\n" in record.sent() and record.sent().isascii()
+    else:
+        assert (result.dsn, result.diagnostic) == ("5.6.0", "MIME nesting exceeds safety limit")
+        assert b"\r\n.\r\n" not in record.sent()
+
+
+LONG_BOUNDARY = b"B" * 50
+# A line that starts like the boundary but differs after its 10th character, then 8-bit text.
+NEAR_MISS = b"\r\n".join(
+    [
+        b"Subject: t",
+        b"MIME-Version: 1.0",
+        b"Content-Type: multipart/mixed; boundary=" + LONG_BOUNDARY,
+        b"",
+        b"--" + LONG_BOUNDARY,
+        b"Content-Transfer-Encoding: 8bit",
+        b"",
+        b"caf\xc3\xa9",
+        b"--" + LONG_BOUNDARY[:10] + b"X",
+        b"Content-Transfer-Encoding: 8bit",
+        b"",
+        b"\xc3\xa9t\xc3\xa9",
+        b"--" + LONG_BOUNDARY + b"--",
+        b"",
+    ]
+)
+
+
+@pytest.mark.parameter("mime_boundary_length_limit")
+@pytest.mark.parametrize(("limit", "new_part"), [("10", True), ("2048", False)])
+def test_mime_boundary_length_limit_is_how_much_of_a_boundary_the_conversion_compares(
+    limit: str, new_part: bool
+) -> None:
+    # postconf(5): boundaries that do not differ in their first mime_boundary_length_limit
+    # characters look the same. With 10 the near miss opens a part, whose header the
+    # conversion rewrites; with the default it is text of the first part, left as it is.
+    config = ClientConfig.from_postconf({"mime_boundary_length_limit": limit})
+    report, record = go(
+        smtp(*OK_TRANSACTION, ehlo=NO_8BITMIME),
+        message=NEAR_MISS,
+        mime_boundary_length_limit=config.mime_boundary_length_limit,
+    )
+    assert statuses(report) == [("sent", "2.0.0")]
+    rewritten = b"X\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+    assert (rewritten in record.sent()) is new_part
+    assert record.sent().count(b"Content-Transfer-Encoding: 8bit") == (0 if new_part else 1)
+
+
 @pytest.mark.parameter("smtpproto_chunking")
 @pytest.mark.parametrize(("value", "bdat"), [("yes", True), ("no", False)])
 def test_smtpproto_chunking_switches_bdat_on_from_postfix_syntax(value: str, bdat: bool) -> None:
