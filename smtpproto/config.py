@@ -224,7 +224,7 @@ def _parse_families(text: str, reader: Reader | None) -> Any:
 
 def _dns_level(value: Any) -> str:
     if value == "dnssec":
-        raise LocalProtocolError("'dnssec' needs DANE support, which smtpproto lacks so far")
+        raise LocalProtocolError("'dnssec' is for the dane levels, which no delivery uses yet")
     if value not in ("enabled", "disabled"):
         raise LocalProtocolError("expected enabled or disabled")
     return str(value)
@@ -425,7 +425,8 @@ class ClientConfig:
         "destinations.py",
         lmtp=_SMTP_ONLY,
         status="declared",
-        why="domains are encoded with Python's IDNA 2003 codec today, whatever it says",
+        why="domains go through the adapters' IDNA 2008 encoder (UTS #46, non-transitional); "
+        "its transitional mapping is not offered yet",
     )
 
     # EXTERNAL CONTENT INSPECTION CONTROLS
@@ -660,25 +661,26 @@ class ClientConfig:
         "",
         "engine/tlspolicy.py",
         status="declared",
-        why="trust anchors for DANE; the dane and dane-only levels are not built yet",
+        why="trust anchors for the dane levels, which no delivery uses yet (the core's "
+        "engine/dane.py checks TLSA records and chains, but is not wired to a level)",
     )
     tls_dane_insecure_mx_policy: str = _p(
         "may",
         "smtp_tls_dane_insecure_mx_policy",
-        choice("dane", "may"),
+        choice("may", "encrypt", "dane"),
         "${{$smtp_tls_security_level} == {dane} ? {dane} : {may}}",
-        "engine/tlspolicy.py",
+        "engine/dane.py",
         status="declared",
-        why="the dane and dane-only levels are not built yet",
+        why="engine/dane.py's dane_policy takes it, but no delivery uses the dane levels yet",
     )
     tls_force_insecure_host_tlsa_lookup: bool = _p(
         False,
         "smtp_tls_force_insecure_host_tlsa_lookup",
         BOOL,
         "no",
-        "engine/tlspolicy.py",
+        "engine/dane.py",
         status="declared",
-        why="the dane and dane-only levels are not built yet",
+        why="engine/dane.py's dane_policy takes it, but no delivery uses the dane levels yet",
     )
     tls_high_cipherlist: str = _p(
         "aNULL:-aNULL:HIGH:@STRENGTH",

@@ -109,7 +109,7 @@ CASES: dict[str, tuple[Any, Any]] = {
     "smtp_tls_fingerprint_cert_match": ("3D:95:34", ("3D:95:34",)),
     "smtp_tls_fingerprint_digest": ("sha512", "sha512"),
     "smtp_tls_trust_anchor_file": ("/etc/ta.pem", ("/etc/ta.pem",)),
-    "smtp_tls_dane_insecure_mx_policy": ("dane", "dane"),
+    "smtp_tls_dane_insecure_mx_policy": ("encrypt", "encrypt"),
     "smtp_tls_force_insecure_host_tlsa_lookup": ("yes", True),
     "tls_high_cipherlist": ("HIGH:!aNULL", "HIGH:!aNULL"),
     "tls_medium_cipherlist": ("MEDIUM", "MEDIUM"),
