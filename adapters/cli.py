@@ -494,6 +494,8 @@ def _deliver(args: argparse.Namespace, terminal: Terminal) -> int:
         raise UsageError(str(error)) from None
     dialogue = _Dialogue(terminal, live=args.transcript)
     logger = logging.getLogger("smtpproto")
+    # main() may run inside another program (or a test run): its logging is put back after.
+    level, propagate = logger.level, logger.propagate
     logger.addHandler(dialogue)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False  # the command decides what is shown
@@ -529,6 +531,8 @@ def _deliver(args: argparse.Namespace, terminal: Terminal) -> int:
         raise UsageError(str(error)) from None
     finally:
         logger.removeHandler(dialogue)
+        logger.setLevel(level)
+        logger.propagate = propagate
     _show(terminal, results, args, config)
     return _exit_status(results)
 
