@@ -114,7 +114,10 @@ class Server:
     _closing: bool = False
     _closed: bool = False
     _deaf: bool = False
-    _advance: int | None = None
+    _advance: tuple[int, int] | None = None
+    """The code of an ``early`` reply, and how many octets the client had written then."""
+    _written: int = 0
+    """Octets the client has written so far."""
     _read: int = 0
     """Octets the client has received so far."""
     _extra: int | None = None
@@ -148,6 +151,7 @@ class Server:
             # wrote again: from the wire alone it is the reply to what the client writes now.
             self.in_flight = True
         self._extra = None
+        self._written += len(data)
         self._in += data
         self._process()
 
@@ -181,8 +185,11 @@ class Server:
         if self._silent or self._closing:
             return None, True
         if self._advance is not None:
-            code, self._advance = self._advance, None
-            return code, False
+            (code, written), self._advance = self._advance, None
+            # An early reply is this command's own when the command had wholly arrived before
+            # it went out: a pipelined group read at once, or the next LMTP recipient's reply
+            # after the content. Otherwise it was sent in advance.
+            return code, self._written - len(self._in) <= written
         behaviour = self._behaviour(target)
         kind = behaviour.kind
         code = int(reply[:3])
@@ -203,7 +210,7 @@ class Server:
         elif kind == "early":
             self._extra = self._read + len(self.out)
             self.out += b"%d early\r\n" % behaviour.code
-            self._advance = behaviour.code
+            self._advance = (behaviour.code, self._written)
         elif kind == "deaf":
             self._deaf = True
         return code, True

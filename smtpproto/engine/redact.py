@@ -12,9 +12,11 @@ import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .._errors import LocalProtocolError
 from ..sasl import SaslCredentials
+from ..tables import Lookup
 
 __all__ = ["REDACTED", "Secrets", "password_map_secrets", "redact_client_line", "redact_text"]
 
@@ -68,15 +70,23 @@ class Secrets:
         return cls(tuple(dict.fromkeys(hidden)), tuple(encoded))
 
 
-def password_map_secrets(password_maps: Mapping[str, str], delimiter: str = ":") -> Secrets:
+def password_map_secrets(
+    password_maps: Mapping[str, str] | Lookup[str], delimiter: str = ":"
+) -> Secrets:
     """The secrets of every ``user:password`` value of `password_maps` at once.
 
     For text shown before the engine has picked the entry a session uses, such as a log
-    written while the dialogue goes on (AU-15): hiding too much there is harmless.
+    written while the dialogue goes on (AU-15): hiding too much there is harmless. Of a
+    `Lookup`, the values its tables know in advance: a callable's, or a ``$n`` pattern's,
+    exist only once a key is looked up, and only the engine's own scrubbing hides them.
     """
     hidden: list[str] = []
     encoded: list[str] = []
-    for value in password_maps.values():
+    if isinstance(password_maps, Lookup):
+        values: Iterable[Any] = password_maps.known_results()
+    else:
+        values = password_maps.values()
+    for value in values:
         user, _, password = str(value).partition(delimiter)
         secrets = Secrets.from_credentials(SaslCredentials(user, password))
         hidden += secrets.hidden

@@ -565,6 +565,8 @@ class PostfixServer:
     port: int
     # Same instance, but EHLO does not advertise 8BITMIME (smtpd_discard_ehlo_keywords).
     port_no8bitmime: int
+    # Same instance, implicit TLS (smtpd_tls_wrappermode, as on port 465).
+    port_smtps: int
     base: Path
     tls: TLSMaterial
     message_size_limit: int
@@ -672,7 +674,7 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
     # master.lock lives in data_directory and virtual(8) writes as mail_owner.
     for d in (data, mail):
         os.chown(d, owner.pw_uid, owner.pw_gid)
-    port, port_no8bitmime = free_port(), free_port()
+    port, port_no8bitmime, port_smtps = free_port(), free_port(), free_port()
     render(
         "postfix-main.cf",
         etc / "main.cf",
@@ -683,7 +685,13 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
         sasl_enable="yes" if dovecot else "no",
         sasl_path=dovecot.auth_socket if dovecot else "",
     )
-    render("postfix-master.cf", etc / "master.cf", port=port, port_no8bitmime=port_no8bitmime)
+    render(
+        "postfix-master.cf",
+        etc / "master.cf",
+        port=port,
+        port_no8bitmime=port_no8bitmime,
+        port_smtps=port_smtps,
+    )
     render("postfix-recipient_access", etc / "recipient_access")
     (etc / "vmailbox").write_text(
         "".join(f"{box}@{DOMAIN} {DOMAIN}/{box}/\n" for box in POSTFIX_MAILBOXES)
@@ -697,6 +705,7 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
         host=HOST,
         port=port,
         port_no8bitmime=port_no8bitmime,
+        port_smtps=port_smtps,
         base=base,
         tls=tls,
         message_size_limit=POSTFIX_MESSAGE_SIZE_LIMIT,
@@ -709,7 +718,11 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
     )
 
     def ready() -> bool:
-        return smtp_ready(HOST, port)() and smtp_ready(HOST, port_no8bitmime)()
+        return (
+            smtp_ready(HOST, port)()
+            and smtp_ready(HOST, port_no8bitmime)()
+            and tcp_ready(HOST, port_smtps)()
+        )
 
     with running(process, ready, base):
         yield server
@@ -1003,7 +1016,11 @@ def client_config(*, lmtp: bool = False, **parameters: object) -> Any:
         **parameters,
     }
     prefix = "lmtp_" if lmtp else "smtp_"
-    return ClientConfig.from_postconf({prefix + k: v for k, v in values.items()}, lmtp=lmtp)
+    # lmtp(8) spells the hello parameters lmtp_lhlo_*.
+    renamed = {"helo_name": "lhlo_name", "helo_timeout": "lhlo_timeout"} if lmtp else {}
+    return ClientConfig.from_postconf(
+        {prefix + renamed.get(k, k): v for k, v in values.items()}, lmtp=lmtp
+    )
 
 
 @dataclass(frozen=True)
