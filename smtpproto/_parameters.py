@@ -27,9 +27,11 @@ from .tables import Lookup, MatchList, Reader, logical_lines, split_list
 
 __all__ = [
     "BOOL",
+    "CHECK_ACTIONS",
     "MAX_SECONDS",
     "NOT_APPLICABLE",
     "TEXT",
+    "CheckAction",
     "Declaration",
     "Kind",
     "MasterService",
@@ -240,6 +242,88 @@ def table(values: Kind | None = None, *, substitution: bool = True) -> Kind:
         return Lookup.of(value, convert, substitution=substitution)
 
     return Kind("table", check, parse)
+
+
+# -- header_checks(5) actions ------------------------------------------------------------------
+
+# What smtp(8) does with each header_checks(5) action (Postfix header_body_checks.c), and
+# the two this library adds: REJECT and DISCARD refuse the message (see `CheckAction`).
+CHECK_ACTIONS = frozenset(
+    {"WARN", "INFO", "REPLACE", "PREPEND", "IGNORE", "STRIP", "DUNNO", "OK", "REJECT", "DISCARD"}
+)
+# header_checks(5): "not supported with smtp header/body checks"; these re-route, hold or
+# copy a queued message, which a client delivering one message cannot do.
+_QUEUE_ACTIONS = frozenset({"BCC", "FILTER", "HOLD", "PASS", "REDIRECT"})
+# RFC 5322 2.2 field name, optional WSP, colon: Postfix is_header().
+_HEADER_LABEL = re.compile(r"[!-9;-~]+[ \t]*:", re.ASCII)
+_STATUS_PREFIX = re.compile(r"([0-9])\.[0-9]{1,3}\.[0-9]{1,3}(?:[ \t]+|\Z)", re.ASCII)
+
+
+@dataclass(frozen=True)
+class CheckAction:
+    """One parsed header_checks(5) action: `verb` (upper case) and its optional `text`.
+
+    For ``REJECT`` and ``DISCARD``, `dsn` is the RFC 3463 status the message is refused
+    with: a leading ``4.x.x``/``5.x.x`` of the text (taken off `text`), else ``5.7.1``, as
+    cleanup(8) does for REJECT; a leading status of another class becomes class 4.
+    """
+
+    verb: str
+    text: str = ""
+    dsn: str = ""
+
+    @classmethod
+    def parse(cls, value: str, *, header: bool) -> CheckAction:
+        """Read ``VERB [text]``; `header` requires ``name: value`` text for REPLACE/PREPEND.
+
+        Raises `LocalProtocolError` for an action a client cannot carry out.
+        """
+        if not isinstance(value, str):
+            raise TypeError("expected an action string")
+        verb, _, text = value.strip().partition(" ")
+        if "\t" in verb:
+            verb, _, more = verb.partition("\t")
+            text = more + " " + text
+        verb, text = verb.upper(), text.strip()
+        if any(c in text for c in "\r\n\0"):
+            raise LocalProtocolError("CR, LF and NUL are not allowed in an action")
+        if verb in _QUEUE_ACTIONS:
+            raise LocalProtocolError(
+                f"{verb} works on Postfix's queue (cleanup(8)); smtp(8) does not support it "
+                "either, and a client that delivers one message cannot re-route, hold or copy it"
+            )
+        if verb not in CHECK_ACTIONS:
+            raise LocalProtocolError(f"unknown action {verb!r}")
+        if verb in ("REPLACE", "PREPEND"):
+            if not text:
+                raise LocalProtocolError(f"{verb} without text")
+            if header and not _HEADER_LABEL.match(text):
+                raise LocalProtocolError(f"{verb} text {text!r} is not 'name: value'")
+        dsn = ""
+        if verb in ("REJECT", "DISCARD"):
+            status = _STATUS_PREFIX.match(text)
+            if status is None:
+                dsn = "5.7.1"
+            else:
+                dsn = status.group().strip()
+                text = text[status.end() :]
+                if dsn[0] not in "45":
+                    dsn = "4" + dsn[1:]
+        return cls(verb, text, dsn)
+
+
+def check_table(*, header: bool) -> Kind:
+    """Lookup tables whose results are header_checks(5) actions (`CheckAction`)."""
+
+    def parse_action(value: Any) -> CheckAction:
+        if isinstance(value, CheckAction):
+            return value
+        return CheckAction.parse(value, header=header)
+
+    def parse(text: str, reader: Reader | None) -> Any:
+        return Lookup.of(text, parse_action, reader=reader)
+
+    return Kind("table", lambda value: Lookup.of(value, parse_action), parse)
 
 
 def address(version: int | None) -> Kind:

@@ -69,6 +69,7 @@ __all__ = [
     "NulPolicy",
     "ScanOptions",
     "SupportsRead",
+    "check_rereadable",
     "encoded_size",
     "iter_chunks",
     "iter_wire",
@@ -587,7 +588,8 @@ class _HeaderProbe:
         return None
 
 
-def _check_rereadable(message: MessageSource) -> None:
+def check_rereadable(message: MessageSource) -> None:
+    """Refuse (`LocalProtocolError`) a source that can be read only once."""
     # The engine scans a message and then sends it (again for each MX): a one-shot source
     # would be consumed by the scan and the send would silently carry an empty message.
     if isinstance(message, bytes | bytearray | memoryview | str) or _is_email(message):
@@ -612,7 +614,7 @@ def scan(message: MessageSource, **options: Unpack[ScanOptions]) -> MessageInfo:
     ``bare_line_ends="reject"``) and sources that cannot be read again (iterators,
     unseekable files) raise `LocalProtocolError` here, before anything is sent (SM-17).
     """
-    _check_rereadable(message)
+    check_rereadable(message)
     encoder = BodyEncoder(mode="data", **options)
     probe = _HeaderProbe()
     wire = 0

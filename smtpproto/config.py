@@ -28,10 +28,12 @@ from ._parameters import (
     BOOL,
     NOT_APPLICABLE,
     TEXT,
+    CheckAction,
     Declaration,
     Kind,
     MasterService,
     address,
+    check_table,
     choice,
     expand,
     integer,
@@ -252,7 +254,6 @@ DESTINATIONS = words(label="destinations")
 
 _SMTP_ONLY = ""  # Declaration.lmtp for parameters lmtp(8) has no name for
 _NO_TABLE: Lookup[Any] = Lookup()
-_NOT_STREAMED = "content inspection while the message streams is not built yet"
 _NO_LIST = MatchList()
 
 
@@ -364,13 +365,7 @@ class ClientConfig:
         lmtp="lmtp_discard_lhlo_keywords",
     )
     generic_maps: Lookup[str] = _p(
-        _NO_TABLE,
-        "smtp_generic_maps",
-        table(),
-        "",
-        "engine/transaction.py",
-        status="declared",
-        why="envelope and header address rewriting needs the message transaction",
+        _NO_TABLE, "smtp_generic_maps", table(), "", "engine/generic.py"
     )
     cname_overrides_servername: bool = _p(
         False,
@@ -433,41 +428,35 @@ class ClientConfig:
     send_xforward_command: bool = _p(
         False, "smtp_send_xforward_command", BOOL, "no", "engine/transaction.py"
     )
-    header_checks: Lookup[str] = _p(
+    # header_checks(5) applied while the message streams (Postfix smtp_proto.c
+    # smtp_header_rewrite()); smtpproto/engine/checks.py says what each action does.
+    header_checks: Lookup[CheckAction] = _p(
         _NO_TABLE,
         "smtp_header_checks",
-        table(),
+        check_table(header=True),
         "",
-        "engine/transaction.py",
-        status="declared",
-        why=_NOT_STREAMED,
+        "engine/checks.py",
     )
-    mime_header_checks: Lookup[str] = _p(
+    mime_header_checks: Lookup[CheckAction] = _p(
         _NO_TABLE,
         "smtp_mime_header_checks",
-        table(),
+        check_table(header=True),
         "",
-        "engine/transaction.py",
-        status="declared",
-        why=_NOT_STREAMED,
+        "engine/checks.py",
     )
-    nested_header_checks: Lookup[str] = _p(
+    nested_header_checks: Lookup[CheckAction] = _p(
         _NO_TABLE,
         "smtp_nested_header_checks",
-        table(),
+        check_table(header=True),
         "",
-        "engine/transaction.py",
-        status="declared",
-        why=_NOT_STREAMED,
+        "engine/checks.py",
     )
-    body_checks: Lookup[str] = _p(
+    body_checks: Lookup[CheckAction] = _p(
         _NO_TABLE,
         "smtp_body_checks",
-        table(),
+        check_table(header=False),
         "",
-        "engine/transaction.py",
-        status="declared",
-        why=_NOT_STREAMED,
+        "engine/checks.py",
     )
     reply_filter: Lookup[str] = _p(
         _NO_TABLE,

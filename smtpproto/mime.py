@@ -44,13 +44,22 @@ stuffing and folding are left to the encoder that follows.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from ._errors import LocalProtocolError, MessageRefused, Refusal
 
-__all__ = ["content_type", "downgrade_8bit", "transfer_encoding"]
+__all__ = [
+    "Container",
+    "LineMachine",
+    "LineSplitter",
+    "content_type",
+    "downgrade_8bit",
+    "match_boundary",
+    "run_lines",
+    "transfer_encoding",
+]
 
 _State = Literal["header", "body"]
 _BodyMode = Literal["qp", "escape", "question"]
@@ -149,12 +158,68 @@ class _QuotedPrintable:
 
 
 @dataclass(frozen=True, slots=True)
-class _Container:
-    """An open multipart (with its boundary) or embedded message on the MIME stack."""
+class Container:
+    """An open multipart (with its boundary) or embedded message on a MIME parser's stack.
+
+    `boundary` is None for an embedded message; `truncated` says it was cut to
+    ``mime_boundary_length_limit``; `digest` marks a multipart/digest (RFC 2046 5.1.5).
+    """
 
     boundary: bytes | None
     truncated: bool = False
     digest: bool = False
+
+
+def match_boundary(stack: Sequence[Container], line: bytes) -> tuple[int, bool] | None:
+    """The stack index of the multipart whose boundary `line` is, and whether it closes it.
+
+    RFC 2046 5.1.1: ``--`` boundary [``--``] then only whitespace; an enclosing multipart's
+    boundary also ends the parts nested inside it, so the innermost match wins. A truncated
+    boundary matches on its kept prefix, and closes when the line ends in ``--``.
+    """
+    for index in range(len(stack) - 1, -1, -1):
+        container = stack[index]
+        boundary = container.boundary
+        if boundary is None or not line.startswith(boundary, 2):
+            continue
+        rest = line[2 + len(boundary) :]
+        if container.truncated:
+            close = line.rstrip(b" \t").endswith(b"--")
+        else:
+            close = rest.startswith(b"--")
+            if close:
+                rest = rest[2:]
+            if rest.strip(b" \t"):
+                continue
+        return index, close
+    return None
+
+
+class LineSplitter:
+    """Message chunks into lines: every CRLF, bare CR and bare LF ends one (as in `BodyEncoder`).
+
+    `lines` returns the lines completed by a chunk; the rest waits in `partial`, and a CR
+    that ends a chunk waits (`cr`) for the next chunk to say whether an LF follows it.
+    """
+
+    __slots__ = ("cr", "partial")
+
+    def __init__(self) -> None:
+        self.partial = b""
+        self.cr = False
+
+    def lines(self, chunk: bytes) -> list[bytes]:
+        """The lines `chunk` completes, without their line ends."""
+        if self.cr:
+            chunk = b"\r" + chunk
+        self.cr = chunk.endswith(b"\r")
+        if self.cr:
+            chunk = chunk[:-1]
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = (self.partial + chunk).split(b"\n")
+        self.partial = lines.pop()
+        return lines
 
 
 class _Downgrader:
@@ -163,7 +228,7 @@ class _Downgrader:
     def __init__(self, nesting_limit: int, boundary_limit: int) -> None:
         self._nesting_limit = nesting_limit
         self._boundary_limit = boundary_limit
-        self._stack: list[_Container] = []
+        self._stack: list[Container] = []
         self._state: _State = "header"
         self._body: _BodyMode = "question"
         self._qp = _QuotedPrintable()
@@ -171,34 +236,26 @@ class _Downgrader:
         self._header_size = 0
         self._is_message = True  # the open header block starts a message (MIME-Version)
         self._default_type = "text/plain"
-        self._partial = b""
-        self._cr = False
+        self._split = LineSplitter()
         self._continued = False  # the open line already had a piece handled
         self._boundary_line = False  # the open line is a boundary line
         self.out: list[bytes] = []
 
     def feed(self, chunk: bytes) -> None:
-        if self._cr:
-            chunk = b"\r" + chunk
-        self._cr = chunk.endswith(b"\r")
-        if self._cr:
-            chunk = chunk[:-1]
-        if b"\r" in chunk:
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = (self._partial + chunk).split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
+        split = self._split
+        for line in split.lines(chunk):
             self._line(line, True)
-        if len(self._partial) >= _PIECE:
-            piece, self._partial = self._partial, b""
+        if len(split.partial) >= _PIECE:
+            piece, split.partial = split.partial, b""
             self._line(piece, False)
 
     def finish(self) -> None:
-        if self._cr:
-            self._line(self._partial, True)
-        elif self._partial or self._continued:
-            self._line(self._partial, False)
-        self._partial = b""
+        split = self._split
+        if split.cr:
+            self._line(split.partial, True)
+        elif split.partial or self._continued:
+            self._line(split.partial, False)
+        split.partial = b""
         if self._state == "header":
             self._end_headers(blank=False)
         elif self._body == "qp":
@@ -226,25 +283,11 @@ class _Downgrader:
             self.out.append(b"\r\n")
 
     def _boundary(self, line: bytes) -> bool:
-        # RFC 2046 5.1.1: "--" boundary ["--"] then only whitespace; any enclosing
-        # multipart's boundary also ends the parts nested inside it.
-        for index in range(len(self._stack) - 1, -1, -1):
-            container = self._stack[index]
-            boundary = container.boundary
-            if boundary is None or not line.startswith(boundary, 2):
-                continue
-            rest = line[2 + len(boundary) :]
-            if container.truncated:
-                close = line.rstrip(b" \t").endswith(b"--")
-            else:
-                close = rest.startswith(b"--")
-                if close:
-                    rest = rest[2:]
-                if rest.strip(b" \t"):
-                    continue
-            self._enter_boundary(index, close)
-            return True
-        return False
+        found = match_boundary(self._stack, line)
+        if found is None:
+            return False
+        self._enter_boundary(*found)
+        return True
 
     def _enter_boundary(self, index: int, close: bool) -> None:
         if self._state == "header":
@@ -346,11 +389,11 @@ class _Downgrader:
             assert boundary is not None
             limit = self._boundary_limit
             self._stack.append(
-                _Container(boundary[:limit], len(boundary) > limit, kind == "multipart/digest")
+                Container(boundary[:limit], len(boundary) > limit, kind == "multipart/digest")
             )
             self._body = "question"  # the preamble
         else:
-            self._stack.append(_Container(None))
+            self._stack.append(Container(None))
             self._start_entity(is_message=True)
 
     def _body_line(self, data: bytes, eol: bool) -> None:
@@ -386,10 +429,25 @@ def downgrade_8bit(
     ):
         if type(value) is not int or value < 1:
             raise LocalProtocolError(f"{name}: expected a positive int, got {value!r}")
-    return _downgrade(chunks, _Downgrader(mime_nesting_limit, mime_boundary_length_limit))
+    return run_lines(chunks, _Downgrader(mime_nesting_limit, mime_boundary_length_limit))
 
 
-def _downgrade(chunks: Iterable[bytes], machine: _Downgrader) -> Iterator[bytes]:
+class LineMachine(Protocol):
+    """A streaming rewriter: `feed` chunks, `finish`, and take its output from `out`."""
+
+    out: list[bytes]
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next chunk of the message."""
+        ...
+
+    def finish(self) -> None:
+        """The message ended."""
+        ...
+
+
+def run_lines(chunks: Iterable[bytes], machine: LineMachine) -> Iterator[bytes]:
+    """Feed `chunks` to `machine`, yielding its output after each chunk and at the end."""
     for chunk in chunks:
         if not isinstance(chunk, bytes | bytearray | memoryview):
             raise LocalProtocolError(f"chunks: expected bytes, got {type(chunk).__name__}")

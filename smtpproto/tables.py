@@ -513,6 +513,10 @@ def _read_pattern(text: str, where: str, pcre: bool) -> tuple[_Pattern, str, int
     options = re.IGNORECASE if flags["i"] else 0
     if flags["m"]:
         options |= re.MULTILINE
+    elif not pcre:
+        # POSIX regexec() without REG_NEWLINE: "." matches a newline too, which a folded
+        # header (lines joined by "\n", header_checks(5)) needs.
+        options |= re.DOTALL
     if pcre:
         if flags["s"]:
             options |= re.DOTALL

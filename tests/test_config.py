@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtpproto import LocalProtocolError
-from smtpproto._parameters import MAX_SECONDS, NOT_APPLICABLE, expand, parse_main_cf
+from smtpproto._parameters import MAX_SECONDS, NOT_APPLICABLE, CheckAction, expand, parse_main_cf
 from smtpproto.config import (
     EXTENSION_FIELDS,
     LEGACY,
@@ -64,10 +64,19 @@ CASES: dict[str, tuple[Any, Any]] = {
     "smtputf8_enable": ("no", False),
     "enable_idna2003_compatibility": ("yes", True),
     "smtp_send_xforward_command": ("yes", True),
-    "smtp_header_checks": ("regexp:{ {/^Subject: spam/ REJECT} }", ("Subject: spam", "REJECT")),
-    "smtp_mime_header_checks": ("pcre:{ {/name=.*\\.exe/ REJECT} }", ("name=x.exe", "REJECT")),
-    "smtp_nested_header_checks": ("static:IGNORE", ("X-Any: 1", "IGNORE")),
-    "smtp_body_checks": ("regexp:{ {/viagra/ DISCARD} }", ("buy viagra", "DISCARD")),
+    "smtp_header_checks": (
+        "regexp:{ {/^Subject: spam/ REJECT} }",
+        ("Subject: spam", CheckAction("REJECT", "", "5.7.1")),
+    ),
+    "smtp_mime_header_checks": (
+        "pcre:{ {/name=.*\\.exe/ REJECT 4.7.0 later} }",
+        ("name=x.exe", CheckAction("REJECT", "later", "4.7.0")),
+    ),
+    "smtp_nested_header_checks": ("static:IGNORE", ("X-Any: 1", CheckAction("IGNORE"))),
+    "smtp_body_checks": (
+        "regexp:{ {/viagra/ DISCARD} }",
+        ("buy viagra", CheckAction("DISCARD", "", "5.7.1")),
+    ),
     "smtp_reply_filter": ("pcre:{ {/^(\\d\\d\\d)-/ $$1 } }", ("250-x", "250")),
     "smtp_delivery_status_filter": ("inline:{ 5.1.1=4.1.1 }", ("5.1.1", "4.1.1")),
     "smtpproto_chunking": ("yes", True),

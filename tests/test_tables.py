@@ -156,6 +156,8 @@ def test_pcre_table_is_pcre_table_5s_example(key: str, result: str | None) -> No
         ("/abc/i x", "ABC", False),  # i toggles it off
         ("/^b/ x", "a\nb", False),
         ("/^b/m x", "a\nb", True),
+        ("/a.b/ x", "a\nb", True),  # no REG_NEWLINE: "." matches a newline (folded headers)
+        ("/a.b/m x", "a\nb", False),  # m is REG_NEWLINE: it does not
         ("!/abc/ x", "xyz", True),  # negation
         ("!/abc/ x", "abc", False),
         ("/a/!/b/ x", "ab", False),  # the old two-pattern form

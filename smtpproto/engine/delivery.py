@@ -13,9 +13,9 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from .._errors import LocalProtocolError, RemoteProtocolError
+from .._errors import LocalProtocolError, Refusal, RemoteProtocolError
 from .._failures import AuthenticationFailed, ConnectionFailed, SessionFailed, TLSPolicyFailed
-from ..body import MessageInfo, MessageSource, iter_chunks, scan
+from ..body import MessageInfo, MessageSource, iter_chunks
 from ..commands import Rset
 from ..config import ClientConfig
 from ..connection import ClientConnection
@@ -34,6 +34,7 @@ from ..requests import (
     Resolve,
     TLSInfo,
 )
+from .checks import prepare
 from .routing import (
     Attempts,
     Hop,
@@ -417,13 +418,16 @@ def deliver(
     config = config.with_hostname(myhostname)
     lmtp = config.lmtp
     hops = _hops(destination, config, idna)
-    info = scan(message)
-    # Every address is checked before the first request: nothing raises once mail went out.
-    commands = EnvelopeCommands.build(envelope, info, config)
     walk = _Walk(config, clock, rng, nonce, lmtp)
     if transcript is not None:
         walk.transcript = transcript
     ledger = Ledger((r.address for r in envelope.recipients), clock=clock)
+    prepared = prepare(message, config, log=walk.transcript)
+    if prepared.info is None:
+        return _refused(ledger, prepared.refusal, walk.transcript, start=0)
+    info, message = prepared.info, prepared.source
+    # Every address is checked before the first request: nothing raises once mail went out.
+    commands = EnvelopeCommands.build(envelope, info, config)
     count = len(envelope.recipients)
     size = config.destination_recipient_limit
     batches = [tuple(range(i, min(i + size, count))) for i in range(0, count, size)]
@@ -546,14 +550,17 @@ def transact(
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
     if not isinstance(session, Session):
         raise LocalProtocolError(f"session: expected Session, got {type(session).__name__}")
-    info = scan(message)
-    commands = EnvelopeCommands.build(envelope, info, session.config)
     start = len(session.transcript)
-    session.server = replace(session.server, final=True)
     ledger = Ledger(
         (r.address for r in envelope.recipients),
         clock=session.clock,
     )
+    prepared = prepare(message, session.config, log=session.transcript)
+    if prepared.info is None:
+        return _refused(ledger, prepared.refusal, session.transcript, start=start)
+    info, message = prepared.info, prepared.source
+    commands = EnvelopeCommands.build(envelope, info, session.config)
+    session.server = replace(session.server, final=True)
     batch = tuple(range(len(envelope.recipients)))
     # Rule 9.4 probes a cached session with RSET so that a dead one can be swapped for
     # another server. A session the caller holds has no other server, and its last
@@ -584,6 +591,20 @@ def transact(
         tls=session.tls,
         destination_down=ledger.destination_down,
         transcript=tuple(session.transcript[start:]),
+    )
+
+
+def _refused(
+    ledger: Ledger, refusal: Refusal | None, transcript: list[str], *, start: int
+) -> DeliveryReport:
+    """The report of a message the content checks refused before anything was sent."""
+    assert refusal is not None
+    ledger.fail(local_trouble(refusal.dsn, refusal.text), None)
+    return DeliveryReport(
+        recipients=ledger.results(),
+        tls=None,
+        destination_down=False,
+        transcript=tuple(transcript[start:]),
     )
 
 

@@ -29,6 +29,7 @@ from ..events import CommandReply, Event, RecipientReply
 from ..mime import downgrade_8bit
 from ..replies import Reply
 from ..requests import ConnectionLost, IOFailure
+from .generic import GenericMaps
 from .refusals import eightbit_refusal, needs_downgrade, size_refusal, smtputf8_refusal
 from .session import IO, Session, fail_stream
 from .trouble import Decision, Ledger, Stage, Trouble, local_trouble, remote_trouble
@@ -60,6 +61,9 @@ _XFORWARD_UNKNOWN_MEANS_NONE = frozenset({"NAME", "ADDR", "PORT", "PROTO"})
 class EnvelopeCommands:
     """An envelope's MAIL and RCPT commands, built (and so checked) before any I/O.
 
+    Addresses go out as ``smtp_generic_maps`` rewrites them (rule 6.7); ORCPT and the
+    report keep the caller's.
+
     Built once per delivery with every parameter the envelope asks for, so a bad address or
     parameter is a `LocalProtocolError` before the first byte is sent, never after some
     recipients were delivered. A transaction sends these, or the same commands without the
@@ -73,8 +77,10 @@ class EnvelopeCommands:
     def build(cls, envelope: Envelope, info: MessageInfo, config: ClientConfig) -> EnvelopeCommands:
         """Check every address of `envelope` as the transactions will send it."""
         quote = config.quote_rfc821_envelope
+        generic = GenericMaps.from_config(config)
+        rewrite = generic.rewrite if generic is not None else str
         mail = Mail(
-            envelope.sender,
+            rewrite(envelope.sender),
             size=info.size,
             body="8BITMIME" if info.has_8bit else None,
             smtputf8=envelope.smtputf8,
@@ -85,7 +91,9 @@ class EnvelopeCommands:
         rcpts = []
         for n, r in enumerate(envelope.recipients):
             try:
-                rcpts.append(Rcpt(r.address, notify=r.notify, orcpt=r.orcpt, quote=quote))
+                rcpts.append(
+                    Rcpt(rewrite(r.address), notify=r.notify, orcpt=r.orcpt, quote=quote)
+                )
             except LocalProtocolError as error:
                 raise LocalProtocolError(f"recipients[{n}]: {error}") from None
         return cls(mail, tuple(rcpts))
