@@ -1,8 +1,10 @@
 """DNS for the adapters: a replaceable `Resolver` and defaults over dnspython or getaddrinfo.
 
-MX lookups need dnspython (the ``dns`` extra). Address lookups use dnspython when a name
-server is given explicitly, otherwise the system resolver (getaddrinfo), so that ``[host]``
-destinations honour /etc/hosts and work without the extra.
+A request says where to look (`Resolve.lookup`, the engine's reading of ``smtp_host_lookup``):
+``dns`` lookups go to dnspython (the ``dns`` extra; without it they fail as ``unavailable``,
+and the engine falls back to ``native`` where the configuration allows), ``native`` lookups
+to the system resolver (getaddrinfo: /etc/hosts, nsswitch.conf). DNS answers carry their TTL
+and, after a CNAME, the name it led to (`DNSAnswer`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import socket
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
-from smtpproto.requests import DNSError, MXRecord, Resolve
+from smtpproto.requests import DNSAnswer, DNSError, MXRecord, Resolve
 
 __all__ = [
     "AsyncResolver",
@@ -31,7 +33,7 @@ _FAMILIES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
 class Resolver(Protocol):
     """Blocking lookups; an embedding MTA may pass its own to the blocking adapter."""
 
-    def resolve(self, request: Resolve) -> Answer:
+    def resolve(self, request: Resolve) -> Answer | DNSAnswer:
         """Answer `request` or raise `DNSError`; an empty tuple means NODATA."""
         ...
 
@@ -39,7 +41,7 @@ class Resolver(Protocol):
 class AsyncResolver(Protocol):
     """Lookups for the asyncio and trio adapters."""
 
-    async def resolve(self, request: Resolve) -> Answer:
+    async def resolve(self, request: Resolve) -> Answer | DNSAnswer:
         """Answer `request` or raise `DNSError`; an empty tuple means NODATA."""
         ...
 
@@ -65,13 +67,21 @@ def _dns_failure(error: BaseException) -> DNSError:
     return DNSError("permanent", f"DNS lookup failed: {error}")
 
 
-def _answer(rrtype: RRType, rrset: Any) -> Answer:
+def _answer(rrtype: RRType, answer: Any) -> DNSAnswer:
+    records: Answer
     if rrtype == "MX":
-        return tuple(
+        records = tuple(
             MXRecord(r.preference, r.exchange.to_text(omit_final_dot=True).rstrip("."))
-            for r in rrset
+            for r in answer
         )
-    return tuple(r.address for r in rrset)
+    else:
+        records = tuple(r.address for r in answer)
+    rrset = answer.rrset
+    return DNSAnswer(
+        records,
+        canonical=answer.canonical_name.to_text(omit_final_dot=True),
+        ttl=None if rrset is None else int(rrset.ttl),
+    )
 
 
 def _addrinfo_answer(rrtype: RRType, infos: list[Any]) -> Answer:
@@ -103,20 +113,20 @@ class _Base:
             resolver.port = self._port
         return resolver
 
-    def _use_dns(self, rrtype: RRType) -> bool:
-        if not self._have_dnspython:
-            if rrtype == "MX" or self._nameservers is not None:
-                raise DNSError("unavailable", _MISSING)
+    def _use_dns(self, request: Resolve) -> bool:
+        if request.rrtype != "MX" and request.lookup == "native":
             return False
-        return rrtype == "MX" or self._nameservers is not None
+        if not self._have_dnspython:
+            raise DNSError("unavailable", _MISSING)
+        return True
 
 
 class DefaultResolver(_Base):
     """dnspython's `dns.resolver`, optionally pointed at `nameservers` on `port`."""
 
-    def resolve(self, request: Resolve) -> Answer:
+    def resolve(self, request: Resolve) -> Answer | DNSAnswer:
         """Answer `request` or raise `DNSError`."""
-        if not self._use_dns(request.rrtype):
+        if not self._use_dns(request):
             try:
                 infos = socket.getaddrinfo(request.name, None, _FAMILIES[request.rrtype])
             except socket.gaierror as error:
@@ -129,14 +139,14 @@ class DefaultResolver(_Base):
 
         try:
             resolver = self._configure(dns.resolver.Resolver(configure=self._nameservers is None))
-            rrset = resolver.resolve(
+            answer = resolver.resolve(
                 request.name, request.rrtype, lifetime=request.timeout, search=False
             )
         except dns.resolver.NoAnswer:
             return ()
         except (dns.exception.DNSException, OSError) as error:
             raise _dns_failure(error) from None
-        return _answer(request.rrtype, rrset)
+        return _answer(request.rrtype, answer)
 
 
 class DefaultAsyncResolver(_Base):
@@ -145,9 +155,9 @@ class DefaultAsyncResolver(_Base):
     # dnspython caches the first event loop library it detects; name ours explicitly.
     _backend = "asyncio"
 
-    async def resolve(self, request: Resolve) -> Answer:
+    async def resolve(self, request: Resolve) -> Answer | DNSAnswer:
         """Answer `request` or raise `DNSError`."""
-        if not self._use_dns(request.rrtype):
+        if not self._use_dns(request):
             return await self._getaddrinfo(request)
         import dns.asyncbackend
         import dns.asyncresolver
@@ -158,7 +168,7 @@ class DefaultAsyncResolver(_Base):
             resolver = self._configure(
                 dns.asyncresolver.Resolver(configure=self._nameservers is None)
             )
-            rrset = await resolver.resolve(
+            answer = await resolver.resolve(
                 request.name,
                 request.rrtype,
                 lifetime=request.timeout,
@@ -169,7 +179,7 @@ class DefaultAsyncResolver(_Base):
             return ()
         except (dns.exception.DNSException, OSError) as error:
             raise _dns_failure(error) from None
-        return _answer(request.rrtype, rrset)
+        return _answer(request.rrtype, answer)
 
     async def _getaddrinfo(self, request: Resolve) -> Answer:
         import asyncio

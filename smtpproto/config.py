@@ -237,6 +237,23 @@ def _bounded_words(options: Iterable[str]) -> Kind:
     return words(choice(*allowed).check, label=" | ".join(allowed))
 
 
+def _status_text(value: Any) -> str:
+    # Postfix dsn_filter.c: "X.Y.Z text", the class 2, 4 or 5.
+    text: str = TEXT.check(value)
+    if not re.fullmatch(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}(?:[ \t].*)?", text.strip()):
+        raise LocalProtocolError(f"{text!r}: expected 'X.Y.Z text' with X 2, 4 or 5")
+    return text
+
+
+def _dns_filter_action(value: Any) -> str:
+    # Postfix dns_rr_filter.c knows one action, IGNORE (optional text after it).
+    text: str = TEXT.check(value)
+    words = text.split()
+    if not words or words[0].upper() != "IGNORE":
+        raise LocalProtocolError(f"{text!r}: the only DNS reply filter action is IGNORE")
+    return text
+
+
 OPTIONAL_HOST_NAME = Kind("host name", _optional_helo)
 TLS_LEVEL = Kind("TLS level", _tls_level, lambda text, reader: text.strip().lower())
 PROTOCOLS = Kind("protocols", words(_protocol).check, _parse_protocols)
@@ -251,6 +268,8 @@ SASL_OPTIONS = wordset(_SASL_OPTIONS)
 TIME = seconds()
 CIPHER_GRADE = choice("high", "medium", "low", "null")
 DESTINATIONS = words(label="destinations")
+STATUS_TEXT = Kind("X.Y.Z text", _status_text)
+DNS_FILTER_ACTION = Kind("IGNORE", _dns_filter_action)
 
 _SMTP_ONLY = ""  # Declaration.lmtp for parameters lmtp(8) has no name for
 _NO_TABLE: Lookup[Any] = Lookup()
@@ -364,17 +383,9 @@ class ClientConfig:
         "capabilities.py",
         lmtp="lmtp_discard_lhlo_keywords",
     )
-    generic_maps: Lookup[str] = _p(
-        _NO_TABLE, "smtp_generic_maps", table(), "", "engine/generic.py"
-    )
+    generic_maps: Lookup[str] = _p(_NO_TABLE, "smtp_generic_maps", table(), "", "engine/generic.py")
     cname_overrides_servername: bool = _p(
-        False,
-        "smtp_cname_overrides_servername",
-        BOOL,
-        "no",
-        "engine/delivery.py",
-        status="declared",
-        why="the resolvers report no CNAMEs, so the name looked up is always the server name",
+        False, "smtp_cname_overrides_servername", BOOL, "no", "engine/lookups.py"
     )
 
     # MIME PROCESSING CONTROLS
@@ -409,8 +420,6 @@ class ClientConfig:
         "yes",
         "engine/refusals.py",
         lmtp=_SMTP_ONLY,
-        status="declared",
-        why="the SMTPUTF8 decision lives in the message transaction, not wired to it yet",
     )
     enable_idna2003_compatibility: bool = _p(
         False,
@@ -459,22 +468,14 @@ class ClientConfig:
         "engine/checks.py",
     )
     reply_filter: Lookup[str] = _p(
-        _NO_TABLE,
-        "smtp_reply_filter",
-        table(),
-        "",
-        "engine/session.py",
-        status="declared",
-        why="reply lines are not rewritten before they are parsed yet",
+        _NO_TABLE, "smtp_reply_filter", table(TEXT), "", "engine/session.py"
     )
     delivery_status_filter: Lookup[str] = _p(
         _NO_TABLE,
         "smtp_delivery_status_filter",
-        table(),
+        table(STATUS_TEXT),
         "$default_delivery_status_filter",
         "engine/trouble.py",
-        status="declared",
-        why="outcomes are not rewritten before they are recorded yet",
     )
 
     # SMTPPROTO EXTENSIONS (no Postfix parameter)
@@ -537,8 +538,6 @@ class ClientConfig:
         BOOL,
         "no",
         "engine/transaction.py",
-        status="declared",
-        why="MAIL FROM is built in the message transaction, which does not send AUTH=<> yet",
     )
 
     # STARTTLS SUPPORT CONTROLS (Postfix >= 3.11 compatibility level: "may")
@@ -851,14 +850,13 @@ class ClientConfig:
         differs="a source address that cannot be bound fails the connection (Postfix's yes)",
     )
     host_lookup: tuple[str, ...] = _p(
-        ("dns",),
+        ("dns", "native"),
         "smtp_host_lookup",
         _bounded_words(("dns", "native")),
         "dns",
-        "engine/delivery.py",
-        status="declared",
-        why="address lookups go to the adapter's resolver, which decides between DNS and "
-        "the system's resolver itself",
+        "engine/lookups.py",
+        differs="dns, native: a host the DNS does not know is looked up natively too "
+        "(/etc/hosts), so [localhost] works without a DNS entry or the dns extra",
     )
     dns_support_level: str = _p(
         "enabled",
@@ -889,13 +887,7 @@ class ClientConfig:
         fallbacks=("fallback_relay",),
     )
     dns_reply_filter: Lookup[str] = _p(
-        _NO_TABLE,
-        "smtp_dns_reply_filter",
-        table(),
-        "",
-        "engine/delivery.py",
-        status="declared",
-        why="DNS answers are not filtered before use yet",
+        _NO_TABLE, "smtp_dns_reply_filter", table(DNS_FILTER_ACTION), "", "engine/lookups.py"
     )
 
     def __post_init__(self) -> None:

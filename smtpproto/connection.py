@@ -410,6 +410,61 @@ class _Pending:
 )
 
 
+_UNPRINTABLE = {c: "?" for c in (*range(32), 127)}
+
+
+class _LineFilter:
+    """``smtp_reply_filter`` over the received bytes: whole lines go through the callable,
+    the start of an unfinished line waits (a bounded while, then it passes unfiltered)."""
+
+    __slots__ = ("_bound", "_limit", "_partial", "_rewrite", "_skipping")
+
+    def __init__(self, rewrite: Callable[[str], str | None], limits: ReplyLimits) -> None:
+        self._rewrite = rewrite
+        self._limit = limits.max_line_length
+        # Longer than any line the parser keeps whole: such a line goes on unfiltered, and
+        # the parser applies its own limits to it (rule 1.2).
+        self._bound = max(limits.max_line_length, limits.max_auth_line_length) + 2
+        self._partial = b""
+        self._skipping = False
+
+    @property
+    def holding(self) -> bool:
+        """Whether received octets wait here for the rest of their line."""
+        return bool(self._partial)
+
+    def feed(self, data: bytes) -> bytes:
+        """What the parser gets of `data` (at EOF, ``b""``: whatever waits, then the end)."""
+        if not data:
+            rest, self._partial = self._partial, b""
+            return rest
+        out: list[bytes] = []
+        buffer = self._partial + data
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            line = buffer[start : end + 1]
+            start = end + 1
+            if self._skipping:
+                self._skipping = False
+                out.append(line)
+            else:
+                out.append(self._line(line))
+        rest = buffer[start:]
+        if self._skipping or len(rest) > self._bound:
+            out.append(rest)
+            rest = b""
+            self._skipping = True
+        self._partial = rest
+        return b"".join(out)
+
+    def _line(self, line: bytes) -> bytes:
+        text = line.rstrip(b"\r\n")[: self._limit].decode("utf-8", "replace")
+        replacement = self._rewrite(text.translate(_UNPRINTABLE))
+        if replacement is None:
+            return line
+        return replacement.encode("utf-8") + b"\r\n"
+
+
 class ClientConnection:
     """The client side of one SMTP or LMTP session, as a sans-I/O state machine.
 
@@ -420,6 +475,10 @@ class ClientConnection:
     body encoder for DATA content (Postfix ``smtp_line_length_limit``, rule 8.3).
     `bdat_chunk_size` is the size from which `MessageData` sent without DATA goes out as a
     ``BDAT`` chunk (smaller pieces are gathered until then, or until `EndOfData`).
+    `reply_filter` rewrites reply lines before they are parsed (Postfix ``smtp_reply_filter``,
+    rule 1.9): it gets each line's text without its line end, non-printable characters shown
+    as ``?`` and cut at `ReplyLimits.max_line_length`, and returns the line to parse instead,
+    or ``None`` to keep the line as it came.
     """
 
     def __init__(
@@ -431,6 +490,7 @@ class ClientConnection:
         discard_keywords: Iterable[str] = (),
         line_length_limit: int = 998,
         bdat_chunk_size: int = 65536,
+        reply_filter: Callable[[str], str | None] | None = None,
     ) -> None:
         if type(lmtp) is not bool:
             raise LocalProtocolError(f"lmtp: expected a bool, got {lmtp!r}")
@@ -461,6 +521,7 @@ class ClientConnection:
         self._discard = discard
         self._line_length_limit = line_length_limit
         self._parser = FastReplyParser(limits)
+        self._filter = None if reply_filter is None else _LineFilter(reply_filter, limits)
         self._state = _ST_CONNECTING
         self._capabilities: Capabilities | None = None
         self._is_tls = False
@@ -860,6 +921,12 @@ class ClientConnection:
             if data:
                 raise LocalProtocolError("data: received after the end of input")
             return
+        if self._filter is not None:
+            held = self._filter.feed(bytes(data))
+            if held:
+                self._parser.feed(held)
+            if data:
+                return
         self._parser.feed(bytes(data))
 
     def next_event(self) -> Event | NeedData:
@@ -943,7 +1010,8 @@ class ClientConnection:
     def _check_no_injection(self) -> None:
         # NS-01: after a positive STARTTLS reply, any further byte, a complete reply or a
         # fragment without CRLF, is an injection attempt (the NO STARTTLS buffering class).
-        if self._parser.next_reply() is not None or self._parser.buffered:
+        held = self._filter is not None and self._filter.holding
+        if self._parser.next_reply() is not None or self._parser.buffered or held:
             raise RemoteProtocolError(
                 "data after the STARTTLS reply, before TLS (response injection; NS-01)"
             )

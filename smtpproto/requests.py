@@ -18,6 +18,7 @@ __all__ = [
     "Connect",
     "ConnectFailed",
     "ConnectionLost",
+    "DNSAnswer",
     "DNSError",
     "IOFailure",
     "IORequest",
@@ -57,16 +58,35 @@ class MXRecord:
 
 @dataclass(frozen=True)
 class Resolve:
-    """Look up `name` (an A-label domain) for `rrtype`.
+    """Look up `name` (an A-label domain) for `rrtype`, through `lookup`.
+
+    `lookup` is ``dns`` (the DNS) or ``native`` (the system's name service, as getaddrinfo
+    sees it: /etc/hosts, nsswitch.conf; address records only), Postfix's
+    ``smtp_host_lookup``; an MX lookup is always ``dns``.
 
     Result: a tuple of :class:`MXRecord` for ``MX``, a tuple of address strings for ``A`` and
-    ``AAAA``; an empty tuple means the name exists but has no such records (NODATA).
-    Failure: :class:`DNSError`.
+    ``AAAA``; an empty tuple means the name exists but has no such records (NODATA). A
+    :class:`DNSAnswer` holding such a tuple may say more. Failure: :class:`DNSError`.
     """
 
     name: str
     rrtype: Literal["MX", "A", "AAAA"]
     timeout: float | None
+    lookup: Literal["dns", "native"] = "dns"
+
+
+@dataclass(frozen=True)
+class DNSAnswer:
+    """A `Resolve` result with what the DNS said besides the records.
+
+    `canonical` is the owner name of the records when a CNAME led there from the name asked
+    for (``smtp_cname_overrides_servername``); `ttl` their time to live, in seconds (the
+    ``smtp_dns_reply_filter`` keys show it; 0 when not given).
+    """
+
+    records: tuple[MXRecord, ...] | tuple[str, ...]
+    canonical: str | None = None
+    ttl: int | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from support.sockets import LoopbackServer
 from smtpproto.requests import (
     Close,
     Connect,
+    DNSAnswer,
     DNSError,
     IOFailure,
     IORequest,
@@ -341,8 +342,9 @@ def resolve(request: Resolve) -> Engine:
     return (yield request)
 
 
-def test_address_lookup_without_a_nameserver_uses_the_system_resolver(adapter: str) -> None:
-    answer = run_engine(adapter, resolve(Resolve("localhost", "A", 5)))
+def test_native_address_lookups_use_the_system_resolver(adapter: str) -> None:
+    # Resolve.lookup "native" (smtp_host_lookup): getaddrinfo, so /etc/hosts has localhost.
+    answer = run_engine(adapter, resolve(Resolve("localhost", "A", 5, "native")))
     assert "127.0.0.1" in answer
 
 
@@ -353,6 +355,7 @@ class FakeNameserver:
         ("mx.test.", "MX"): "10 mail.mx.test.",
         ("nullmx.test.", "MX"): "0 .",
         ("mail.mx.test.", "A"): "192.0.2.25",
+        ("alias.mx.test.", "CNAME"): "mail.mx.test.",
     }
 
     def __init__(self) -> None:
@@ -385,6 +388,12 @@ class FakeNameserver:
             elif (name, rrtype) in self.ZONE:
                 response.answer.append(
                     dns.rrset.from_text(name, 300, "IN", rrtype, self.ZONE[(name, rrtype)])
+                )
+            elif (name, "CNAME") in self.ZONE:
+                target = self.ZONE[(name, "CNAME")]
+                response.answer.append(dns.rrset.from_text(name, 300, "IN", "CNAME", target))
+                response.answer.append(
+                    dns.rrset.from_text(target, 300, "IN", rrtype, self.ZONE[(target, rrtype)])
                 )
             elif not any(n == name for n, _ in self.ZONE):
                 response.set_rcode(dns.rcode.NXDOMAIN)
@@ -425,7 +434,19 @@ def test_dn_lookups_through_a_configured_nameserver(
     adapter: str, nameserver: FakeNameserver, request_: Resolve, answer: tuple[Any, ...]
 ) -> None:
     resolver = resolver_for(adapter, nameserver)
-    assert run_engine(adapter, resolve(request_), resolver) == answer
+    result = run_engine(adapter, resolve(request_), resolver)
+    if answer:
+        assert result == DNSAnswer(answer, canonical=request_.name, ttl=300)
+    else:
+        assert result == ()
+
+
+def test_a_dns_answer_after_a_cname_names_where_it_led(
+    adapter: str, nameserver: FakeNameserver
+) -> None:
+    resolver = resolver_for(adapter, nameserver)
+    result = run_engine(adapter, resolve(Resolve("alias.mx.test", "A", 5)), resolver)
+    assert result == DNSAnswer(("192.0.2.25",), canonical="mail.mx.test", ttl=300)
 
 
 @pytest.mark.parametrize(
@@ -452,7 +473,9 @@ def test_mx_lookup_without_dnspython_names_the_extra(adapter: str) -> None:
     assert isinstance(failure, DNSError)
     assert failure.kind == "unavailable"
     assert "smtpproto-client[dns]" in failure.reason
-    answer = run_engine(adapter, resolve(Resolve("localhost", "A", 5)), resolver)
+    dns_lookup = run_engine(adapter, catching(resolve(Resolve("localhost", "A", 5))), resolver)
+    assert isinstance(dns_lookup, DNSError) and dns_lookup.kind == "unavailable"
+    answer = run_engine(adapter, resolve(Resolve("localhost", "A", 5, "native")), resolver)
     assert "127.0.0.1" in answer
 
 

@@ -29,14 +29,15 @@ from ..requests import (
     DNSError,
     IOFailure,
     IORequest,
-    MXRecord,
     Random,
     Resolve,
     TLSInfo,
 )
 from .checks import prepare
+from .lookups import LookupSource, filter_records, host_lookup_sources, read_answer
 from .routing import (
     Attempts,
+    DNSFailure,
     Hop,
     RouteStatus,
     Target,
@@ -55,7 +56,7 @@ from .routing import (
     truncate_self,
 )
 from .security import SecurityPolicy, default_policy
-from .session import IO, Session, handshake
+from .session import IO, Session, handshake, reply_line_filter
 from .transaction import PIPELINE_LIMIT, EnvelopeCommands, run_transaction
 from .trouble import Ledger, Server, Trouble, connect_trouble, local_trouble
 
@@ -95,24 +96,55 @@ def _trouble(status: RouteStatus) -> Trouble:
 
 
 def _host_addresses(name: str, walk: _Walk, preference: int) -> IO:
-    """Rule 14.3: the addresses of one host; returns (targets, RouteStatus or None)."""
+    """Rule 14.3: the addresses of one host; returns (targets, RouteStatus or None).
+
+    From each source of ``smtp_host_lookup`` in turn, the next one only for a host the
+    previous one did not find (Postfix smtp_addr.c ``smtp_host_addr()``).
+    """
     if _is_address(name):
         return [Target(name, name, preference)], None
-    found: list[Target] = []
     status: RouteStatus | None = None
-    for rrtype in address_rrtypes(walk.config):
+    for source in host_lookup_sources(walk.config):
+        found, status, not_found = yield from _addresses_from(
+            name, walk, preference, source, status
+        )
+        if found:
+            return found, None
+        if not not_found:
+            break
+    return [], status or address_lookup_status("nodata", name, "A")
+
+
+def _addresses_from(
+    name: str, walk: _Walk, preference: int, source: LookupSource, status: RouteStatus | None
+) -> IO:
+    """One source's addresses for `name`: (targets, status, whether it just did not know it)."""
+    config = walk.config
+    found: list[Target] = []
+    not_found = True
+    for rrtype in address_rrtypes(config):
+        kind: DNSFailure | None = None
         try:
-            answer = yield Resolve(name, rrtype, None)
+            answer = read_answer((yield Resolve(name, rrtype, None, source)), name)
+            records: tuple[Any, ...] = answer.records
+            if source == "dns":
+                records, notes = filter_records(config.dns_reply_filter, answer, name, rrtype)
+                walk.transcript.extend(notes)
+                kind = "policy" if answer.records and not records else None
         except DNSError as exc:
+            kind = exc.kind
+        except LocalProtocolError:
+            kind = "filter"
+        if kind is not None:
+            not_found = not_found and kind in ("nxdomain", "unavailable")
             new = address_lookup_status(
-                exc.kind, name, rrtype, soft_seen=status is not None and status.soft
+                kind, name, rrtype, soft_seen=status is not None and status.soft
             )
             status = keep_soft(status, new)
             continue
-        found.extend(Target(name, str(a), preference) for a in answer)
-    if found:
-        return found, None
-    return [], status or address_lookup_status("nodata", name, "A")
+        host = answer.canonical if config.cname_overrides_servername and answer.canonical else name
+        found.extend(Target(host, str(a), preference) for a in records)
+    return found, status, not_found
 
 
 def _is_address(host: str) -> bool:
@@ -144,14 +176,24 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
             status and _trouble(status),
             False,
         )
+    kind: DNSFailure | None = None
+    reason = ""
     try:
-        records: tuple[MXRecord, ...] = yield Resolve(dest.host, "MX", None)
+        answer = read_answer((yield Resolve(dest.host, "MX", None)), dest.host)
+        records, notes = filter_records(config.dns_reply_filter, answer, dest.host, "MX")
+        walk.transcript.extend(notes)
+        if answer.records and not records:
+            kind = "policy"
     except DNSError as exc:
-        failure = mx_lookup_failure(exc.kind, dest.host, config=config)
+        kind, reason = exc.kind, exc.reason
+    except LocalProtocolError:
+        kind = "filter"
+    if kind is not None:
+        failure = mx_lookup_failure(kind, dest.host, config=config)
         if isinstance(failure, RouteStatus):
-            if exc.kind == "unavailable":
+            if kind == "unavailable":
                 # The resolver says what is missing (the dns extra): keep it in the result.
-                failure = replace(failure, text=f"{failure.text} ({exc.reason})")
+                failure = replace(failure, text=f"{failure.text} ({reason})")
             return [], _trouble(failure), False
         records = ()
     if not records:
@@ -234,6 +276,7 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolic
             discard_keywords=config.discard_ehlo_keywords
             | config.discard_ehlo_keyword_address_maps.get(target.address, frozenset()),
             line_length_limit=config.line_length_limit,
+            reply_filter=reply_line_filter(config.reply_filter, walk.transcript),
         ),
         channel=channel,
         server=server,
@@ -421,7 +464,11 @@ def deliver(
     walk = _Walk(config, clock, rng, nonce, lmtp)
     if transcript is not None:
         walk.transcript = transcript
-    ledger = Ledger((r.address for r in envelope.recipients), clock=clock)
+    ledger = Ledger(
+        (r.address for r in envelope.recipients),
+        clock=clock,
+        status_filter=config.delivery_status_filter,
+    )
     prepared = prepare(message, config, log=walk.transcript)
     if prepared.info is None:
         return _refused(ledger, prepared.refusal, walk.transcript, start=0)
@@ -554,6 +601,7 @@ def transact(
     ledger = Ledger(
         (r.address for r in envelope.recipients),
         clock=session.clock,
+        status_filter=session.config.delivery_status_filter,
     )
     prepared = prepare(message, session.config, log=session.transcript)
     if prepared.info is None:

@@ -95,16 +95,29 @@ def smtputf8_refusal(
     requested: bool,
     server_smtputf8: bool,
     server: str,
+    enabled: bool = True,
 ) -> Refusal | None:
     """Rule 3.10: ``5.6.7`` when the message needs SMTPUTF8 and the server lacks it.
 
     A non-ASCII envelope address always needs it (RFC 6531 3.4); 8-bit header octets need it
     when the sender asked for SMTPUTF8 (Postfix: the request plus UTF-8 in a header).
     Postfix treats this as a soft failure until the last MX (SOFT_NON_FINAL).
+
+    With ``smtputf8_enable = no`` (`enabled` false) the client never asks for SMTPUTF8, so a
+    request counts for nothing and a non-ASCII envelope address can reach no server (Postfix
+    would send it raw, against RFC 6531 3.4).
     """
+    utf8_address = not all(address.isascii() for address in addresses)
+    if not enabled:
+        if not utf8_address:
+            return None
+        return Refusal(
+            "5.6.7",
+            "message has a non-ASCII envelope address, but SMTPUTF8 support is turned off "
+            "(smtputf8_enable = no)",
+        )
     if server_smtputf8:
         return None
-    utf8_address = not all(address.isascii() for address in addresses)
     if not utf8_address and not (requested and info.header_8bit):
         return None
     return Refusal(

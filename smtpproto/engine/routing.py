@@ -17,6 +17,7 @@ from ..requests import MXRecord, Random
 __all__ = [
     "MAX_MX_RECORDS",
     "Attempts",
+    "DNSFailure",
     "Hop",
     "ImplicitMX",
     "MXSelection",
@@ -282,7 +283,11 @@ def host_loops(targets: Iterable[Target], host: str, *, config: ClientConfig) ->
     return None
 
 
-DNSFailure = Literal["nxdomain", "nodata", "temporary", "permanent", "unavailable"]
+DNSFailure = Literal[
+    "nxdomain", "nodata", "temporary", "permanent", "unavailable", "policy", "filter"
+]
+"""How a lookup failed: `DNSError.kind`, NODATA, or ``smtp_dns_reply_filter``'s: ``policy``
+(every record dropped, Postfix's DNS_POLICY), ``filter`` (a result that is no action)."""
 
 
 def mx_lookup_failure(
@@ -298,7 +303,7 @@ def mx_lookup_failure(
             f"Host or domain name not found. Name service error for name={domain} type=MX: "
             "Host not found",
         )
-    if config.ignore_mx_lookup_error:
+    if config.ignore_mx_lookup_error and kind != "policy":
         return ImplicitMX(domain)
     return _LOOKUP_FAILURES[kind](domain, "MX")
 
@@ -314,6 +319,13 @@ _LOOKUP_FAILURES = {
     ),
     "unavailable": lambda name, t: RouteStatus(
         "4.4.3", f"Name service error for name={name} type={t}: no resolver available"
+    ),
+    # Postfix dns_lookup.c: the smtp_dns_reply_filter outcomes.
+    "policy": lambda name, t: RouteStatus(
+        "4.7.0", f"Error looking up name={name} type={t}: DNS reply filter drops all results"
+    ),
+    "filter": lambda name, t: RouteStatus(
+        "4.4.3", f"Error looking up name={name} type={t}: Invalid DNS reply filter syntax"
     ),
 }
 

@@ -42,10 +42,20 @@ from ..requests import (
     Sleep,
     TLSInfo,
 )
+from ..tables import KeyLookup
 from .redact import redact_client_line
 from .trouble import Server, Stage, Trouble, handshake_trouble, stream_trouble
 
-__all__ = ["IO", "Budget", "Session", "SessionPolicy", "fail_stream", "handshake", "hello"]
+__all__ = [
+    "IO",
+    "Budget",
+    "Session",
+    "SessionPolicy",
+    "fail_stream",
+    "handshake",
+    "hello",
+    "reply_line_filter",
+]
 
 IO = Generator[IORequest, Any, Any]
 """The type of every engine generator: yields requests, receives their results."""
@@ -289,6 +299,23 @@ class Session:
     def sleep(self, seconds: float) -> IO:
         """Wait, for the PIX ``delay_dotcrlf`` workaround (rule 8.4)."""
         yield Sleep(seconds)
+
+
+def reply_line_filter(table: KeyLookup[str], log: list[str]) -> Callable[[str], str | None] | None:
+    """``smtp_reply_filter`` for a `ClientConnection` (rule 1.9): each reply line is looked
+    up whole; a result replaces it before it is parsed, and the transcript says so."""
+    if not table:
+        return None
+
+    def rewrite(line: str) -> str | None:
+        found = table.get(line)
+        if found is None:
+            return None
+        replacement = str(found)
+        log.append(f'replacing server reply "{line}" with "{replacement}"')
+        return replacement
+
+    return rewrite
 
 
 class SessionPolicy(Protocol):

@@ -290,6 +290,7 @@ def _refused(session: Session, envelope: Envelope, info: MessageInfo, marks: _Ma
         requested=envelope.smtputf8,
         server_smtputf8=caps is not None and caps.smtputf8,
         server=server.label,
+        enabled=config.smtputf8_enable,
     )
     if refusal is None:
         # 8-bit octets never reach a server without 8BITMIME (docs/security.md); another MX
@@ -342,13 +343,17 @@ def _plan(
     dsn = caps is not None and caps.dsn
     downgrade = needs_downgrade(info, _eightbit(session), config.disable_mime_output_conversion)
     full = commands.mail
+    smtputf8 = config.smtputf8_enable and envelope.smtputf8
     mail = Mail(
         full.sender,
         size=info.size if caps is not None and caps.size is not None and not downgrade else None,
         body="8BITMIME" if info.has_8bit and _eightbit(session) else None,
-        smtputf8=envelope.smtputf8 and caps is not None and caps.smtputf8,  # rule 6.1 (5)
+        smtputf8=smtputf8 and caps is not None and caps.smtputf8,  # rule 6.1 (5)
         ret=full.ret if dsn else None,
         envid=full.envid if dsn else None,
+        # smtp_send_dummy_mail_auth: the client authenticated, the sender is not vouched for
+        # (Postfix smtp_proto.c; its AUTH feature is off unless the login happened).
+        auth="<>" if config.send_dummy_mail_auth and session.identity is not None else None,
         quote=full.quote,
     )
     planned: list[Command] = [*_xforward_commands(session, envelope), mail]

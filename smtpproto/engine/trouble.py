@@ -9,6 +9,7 @@ exactly once per recipient.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from .._errors import LocalProtocolError
 from ..report import RecipientResult, Status
 from ..requests import ConnectFailed, ConnectionLost, IOFailure, IOTimeout, TLSFailed
+from ..tables import KeyLookup
 
 if TYPE_CHECKING:
     from ..replies import Reply
@@ -27,6 +29,7 @@ __all__ = [
     "Trouble",
     "connect_trouble",
     "decide",
+    "filter_status",
     "handshake_trouble",
     "is_protocol_error_code",
     "local_trouble",
@@ -183,6 +186,37 @@ def local_trouble(
 
 Decision = Literal["keep", "deferred", "bounced"]
 
+# Postfix dsn_filter.c: the replacement is "X.Y.Z text"; a success stays a success and a
+# failure a failure, and a failure may move between 4 (defer) and 5 (bounce).
+_FILTERED = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?:[ \t]+(.*))?", re.DOTALL)
+
+
+def filter_status(
+    table: KeyLookup[str], status: Status, dsn: str, diagnostic: str
+) -> tuple[Status, str, str]:
+    """``smtp_delivery_status_filter`` (Postfix dsn_filter.c), applied to a final outcome.
+
+    The key is ``"<dsn> <diagnostic>"``; a result ``"X.Y.Z text"`` replaces both (no text:
+    the old one stays), ``4``/``5`` choosing ``deferred``/``bounced``. A result that would
+    turn a success into a failure or back, or that is not ``X.Y.Z [text]``, changes nothing,
+    as Postfix ignores it with a warning.
+    """
+    try:
+        found = table.get(f"{dsn} {diagnostic}")
+    except LocalProtocolError:
+        return status, dsn, diagnostic  # a "$n" result that is no status: Postfix ignores it
+    if found is None:
+        return status, dsn, diagnostic
+    match = _FILTERED.fullmatch(str(found).strip())
+    if match is None or (match.group(1) == "2") != (status == "sent"):
+        return status, dsn, diagnostic
+    new_dsn = ".".join(match.group(1, 2, 3))
+    new_status: Status = "sent" if status == "sent" else _FAILED[match.group(1)]
+    return new_status, new_dsn, match.group(4) or diagnostic
+
+
+_FAILED: dict[str, Status] = {"4": "deferred", "5": "bounced"}
+
 
 def decide(trouble: Trouble, *, final: bool) -> Decision:
     """Rules 2.2/2.3: KEEP for the next server, or a terminal ``deferred``/``bounced``."""
@@ -204,10 +238,15 @@ class Ledger:
         addresses: Iterable[str],
         *,
         clock: Callable[[], float],
+        status_filter: KeyLookup[str] | None = None,
     ) -> None:
-        """Start the request now (by `clock`), with every recipient unmarked."""
+        """Start the request now (by `clock`), with every recipient unmarked.
+
+        `status_filter` is ``smtp_delivery_status_filter`` (see `filter_status`).
+        """
         self._addresses = tuple(addresses)
         self._clock = clock
+        self._filter = status_filter
         self._start = clock()
         self._results: dict[int, RecipientResult] = {}
         self.last: tuple[Trouble, Server | None] | None = None
@@ -242,6 +281,8 @@ class Ledger:
     ) -> None:
         if index in self._results:
             raise LocalProtocolError(f"recipient {index} already has a result")
+        if self._filter is not None:
+            status, dsn, diagnostic = filter_status(self._filter, status, dsn, diagnostic)
         self._results[index] = RecipientResult(
             address=self._addresses[index],
             status=status,

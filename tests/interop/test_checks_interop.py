@@ -34,7 +34,8 @@ HEADER_RULES = r"""
 /^From: / PREPEND X-Checked: yes
 """
 MIME_RULES = r"""
-/^Content-Disposition:.*filename="?secret\.txt/ REPLACE Content-Disposition: attachment; filename="public.txt"
+/^Content-Disposition:.*filename="?secret\.txt/
+    REPLACE Content-Disposition: attachment; filename="public.txt"
 """
 NESTED_RULES = r"""
 /^Subject: inner/ REPLACE Subject: inner (checked)
