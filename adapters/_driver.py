@@ -13,6 +13,7 @@ The library installs no handler; an application chooses where the lines go.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import random
@@ -32,8 +33,10 @@ from smtpproto.engine.redact import Secrets, password_map_secrets, redact_text
 from smtpproto.envelope import Envelope, Recipient
 from smtpproto.report import DeliveryReport, format_log_line
 from smtpproto.requests import (
+    BindFailed,
     Close,
     Connect,
+    ConnectFailed,
     IOFailure,
     IORequest,
     Receive,
@@ -48,6 +51,7 @@ __all__ = [
     "AsyncSession",
     "RunLog",
     "connect_async",
+    "connect_failure",
     "deliver_async",
     "drive",
     "drive_async",
@@ -106,6 +110,19 @@ def idna_encoder() -> IDNAEncoder | None:
     except ImportError:
         return None
     return _uts46
+
+
+# The errors bind() reports for a source address this host cannot use.
+_BIND_ERRORS = frozenset({errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.EACCES})
+
+
+def connect_failure(request: Connect, error: BaseException) -> ConnectFailed:
+    """The failure to throw for `request`: `BindFailed` when its source address was refused
+    (smtp_bind_address), else `ConnectFailed` with the system's reason."""
+    reason = str(error) or "timed out"
+    if request.bind_address is not None and getattr(error, "errno", None) in _BIND_ERRORS:
+        return BindFailed(f"bind {request.bind_address}: {reason}")
+    return ConnectFailed(reason)
 
 
 def engine_inputs() -> dict[str, Any]:

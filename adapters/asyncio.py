@@ -16,7 +16,6 @@ from smtpproto.report import DeliveryReport
 from smtpproto.requests import (
     Close,
     Connect,
-    ConnectFailed,
     ConnectionLost,
     IORequest,
     IOTimeout,
@@ -29,7 +28,7 @@ from smtpproto.requests import (
 )
 
 from ._dns import AsyncResolver, DefaultAsyncResolver
-from ._driver import AsyncSession, connect_async, deliver_async, make_envelope
+from ._driver import AsyncSession, connect_async, connect_failure, deliver_async, make_envelope
 from ._tls import client_context, tls_info
 
 __all__ = ["Session", "connect", "deliver"]
@@ -87,8 +86,7 @@ class _IO:
                         request.address, request.port, local_addr=local
                     )
         except (OSError, TimeoutError) as error:
-            reason = error if str(error) else "timed out"
-            raise ConnectFailed(str(reason)) from None
+            raise connect_failure(request, error) from None
         channel = _Channel(reader, writer)
         self.open.add(channel)
         return channel

@@ -17,7 +17,6 @@ from smtpproto.report import DeliveryReport
 from smtpproto.requests import (
     Close,
     Connect,
-    ConnectFailed,
     ConnectionLost,
     IORequest,
     IOTimeout,
@@ -30,7 +29,14 @@ from smtpproto.requests import (
 )
 
 from ._dns import DefaultResolver, Resolver
-from ._driver import RunLog, drive, make_envelope, start_delivery, start_session
+from ._driver import (
+    RunLog,
+    connect_failure,
+    drive,
+    make_envelope,
+    start_delivery,
+    start_session,
+)
 from ._tls import client_context, tls_info
 
 __all__ = ["Session", "connect", "deliver"]
@@ -92,7 +98,7 @@ class _IO:
                 # the peer's delayed ACK (~40 ms per transaction, bench/README.md).
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as error:
-            raise ConnectFailed(str(error) or "timed out") from None
+            raise connect_failure(request, error) from None
         channel = _Channel(sock)
         self.open.add(channel)
         return channel

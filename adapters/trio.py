@@ -18,7 +18,6 @@ from smtpproto.report import DeliveryReport
 from smtpproto.requests import (
     Close,
     Connect,
-    ConnectFailed,
     ConnectionLost,
     IORequest,
     IOTimeout,
@@ -31,7 +30,7 @@ from smtpproto.requests import (
 )
 
 from ._dns import AsyncResolver, TrioResolver
-from ._driver import AsyncSession, connect_async, deliver_async, make_envelope
+from ._driver import AsyncSession, connect_async, connect_failure, deliver_async, make_envelope
 from ._tls import client_context, tls_info
 
 __all__ = ["Session", "connect", "deliver"]
@@ -93,8 +92,8 @@ class _IO:
             # trio reports "all attempts ... failed" over a group holding the OS's own reason.
             cause = error.__cause__
             if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
-                raise ConnectFailed(str(cause.exceptions[0])) from None
-            raise ConnectFailed(str(error) or "timed out") from None
+                raise connect_failure(request, cause.exceptions[0]) from None
+            raise connect_failure(request, error) from None
         channel = _Channel(stream)
         self.open.add(channel)
         return channel

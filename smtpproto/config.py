@@ -428,9 +428,6 @@ class ClientConfig:
         "no",
         "destinations.py",
         lmtp=_SMTP_ONLY,
-        status="declared",
-        why="domains go through the adapters' IDNA 2008 encoder (UTS #46, non-transitional); "
-        "its transitional mapping is not offered yet",
     )
 
     # EXTERNAL CONTENT INSPECTION CONTROLS
@@ -787,10 +784,8 @@ class ClientConfig:
         "minimal_backoff_time",
         TIME,
         "300s",
-        "engine/security.py",
+        "engine/delivery.py",
         lmtp=_SMTP_ONLY,
-        status="declared",
-        why="the plaintext retry after a failed handshake at level may is not built yet",
     )
 
     # TROUBLE SHOOTING CONTROLS: none apply (see NOT_APPLICABLE).
@@ -845,9 +840,8 @@ class ClientConfig:
         BOOL,
         "no",
         "engine/delivery.py",
-        status="declared",
-        why="a source address that cannot be bound always fails the connection",
-        differs="a source address that cannot be bound fails the connection (Postfix's yes)",
+        differs="a source address that cannot be bound defers rather than going out from "
+        "another address (Postfix's yes); from_postconf keeps Postfix's no",
     )
     host_lookup: tuple[str, ...] = _p(
         ("dns", "native"),
@@ -1202,6 +1196,8 @@ def _build(
         values["helo_name"] = values["myhostname"]
     if "per_request_deadline" not in values:
         values["per_request_deadline"] = False  # Postfix 3.7's default, unlike ClientConfig()'s
+    if "bind_address_enforce" not in values:
+        values["bind_address_enforce"] = False  # likewise
     if "sasl_tls_security_options" not in values:
         # From Postfix, the TLS options default to the plaintext ones ($smtp_sasl_security_options).
         values["sasl_tls_security_options"] = values.get(

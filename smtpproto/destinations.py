@@ -21,6 +21,7 @@ __all__ = [
     "PortDefaults",
     "normalize_domain",
     "parse_destinations",
+    "transitional_idna",
 ]
 
 IDNAEncoder = Callable[[str], str]
@@ -40,7 +41,7 @@ KNOWN_PORTS: Mapping[str, int] = MappingProxyType(
 
 
 class PortDefaults(Protocol):
-    """Where `parse_destinations` finds default ports; `ClientConfig` is one."""
+    """Where `parse_destinations` finds default ports and the IDNA mode; `ClientConfig` is one."""
 
     @property
     def tcp_port(self) -> int:
@@ -55,6 +56,11 @@ class PortDefaults(Protocol):
     @property
     def known_tcp_ports(self) -> Mapping[str, int]:
         """Service names a destination may use for its port (Postfix ``known_tcp_ports``)."""
+        ...
+
+    @property
+    def enable_idna2003_compatibility(self) -> bool:
+        """UTS #46 transitional processing for non-ASCII names (`transitional_idna`)."""
         ...
 
 
@@ -93,6 +99,28 @@ class Destination:
     def mx_lookup(self) -> bool:
         """Whether the engine looks up MX records (only unbracketed SMTP domains)."""
         return self.kind == "mx"
+
+
+# UTS #46 section 4 step 1: the "deviation" characters, which only transitional processing
+# (IDNA 2003 compatibility) maps: sharp s (and the capital, which recent tables map to it),
+# final sigma, ZWNJ, ZWJ.
+_DEVIATIONS = str.maketrans(
+    {"\u00df": "ss", "\u1e9e": "ss", "\u03c2": "\u03c3", "\u200c": None, "\u200d": None}
+)
+
+
+def transitional_idna(idna: IDNAEncoder) -> IDNAEncoder:
+    """`idna` (IDNA 2008, UTS #46 non-transitional) made transitional: Postfix's
+    ``enable_idna2003_compatibility = yes``, under which ``faß.de`` is ``fass.de``.
+
+    Transitional and non-transitional UTS #46 processing differ only in the four deviation
+    characters (ß, ς, ZWJ, ZWNJ), which transitional processing maps before anything else.
+    """
+
+    def encode(name: str) -> str:
+        return idna(name.translate(_DEVIATIONS))
+
+    return encode
 
 
 def normalize_domain(name: str, idna: IDNAEncoder | None = None) -> str:
@@ -135,10 +163,13 @@ def parse_destinations(
     """Parse a next-hop list; the port defaults to `default_port`, else `config`'s
     ``tcp_port``/``lmtp_tcp_port``, else 25 (SMTP) or 24 (LMTP). A port given by name is
     looked up in `config`'s ``known_tcp_ports``, else in `KNOWN_PORTS`. Non-ASCII domains need
-    `idna` (see `normalize_domain`)."""
+    `idna` (see `normalize_domain`), made transitional by `config`'s
+    ``enable_idna2003_compatibility``."""
     if not isinstance(text, str):
         raise LocalProtocolError(f"destination: expected a str, got {text!r}")
     known = KNOWN_PORTS if config is None else config.known_tcp_ports
+    if idna is not None and config is not None and config.enable_idna2003_compatibility:
+        idna = transitional_idna(idna)
     if default_port is None:
         if config is not None:
             default_port = config.lmtp_tcp_port if lmtp else config.tcp_port

@@ -75,7 +75,9 @@ class Envelope:
     xforward: tuple[tuple[str, str], ...] = ()
     """Original-client attributes (NAME, ADDR, PORT, PROTO, HELO, IDENT, SOURCE) for XFORWARD."""
     arrival: float | None = None
-    """When the message was queued, on the engine's clock; ``None``: unknown (queued long)."""
+    """When the message was queued, on the engine's clock; ``None``: unknown, taken as just
+    queued (the first attempt) by the rules that ask, the PIX ``delay_dotcrlf`` threshold and
+    the plaintext retry after a failed TLS handshake (rules 3.3, 5.5)."""
 
     def __post_init__(self) -> None:
         _check_text("sender", self.sender)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = [
+    "BindFailed",
     "Channel",
     "Close",
     "Connect",
@@ -94,7 +95,8 @@ class Connect:
     """Open a stream to `address`:`port` (``family="inet"``) or to the socket path `address`
     (``family="unix"``). `host` is the name the address was found for, for logs only.
 
-    Result: a :data:`Channel`. Failure: :class:`ConnectFailed`.
+    Result: a :data:`Channel`. Failure: :class:`ConnectFailed`, or :class:`BindFailed` when
+    the local `bind_address` cannot be bound.
     """
 
     host: str
@@ -203,6 +205,10 @@ class IOFailure(Exception):
 
 class ConnectFailed(IOFailure):
     """The connection could not be opened (refused, unreachable, connect timeout)."""
+
+
+class BindFailed(ConnectFailed):
+    """The source address (`Connect.bind_address`) could not be bound; no connection was tried."""
 
 
 class ConnectionLost(IOFailure):

@@ -40,6 +40,8 @@ def _connects(record: Any) -> list[str]:
 
 
 def _pix(**config: Any) -> tuple[DeliveryReport, Any]:
+    # A message queued long ago unless the test says otherwise: delay_dotcrlf applies.
+    config.setdefault("envelope", _envelope(QUEUED_LONG_AGO))
     return go(Session([PIX_BANNER, *PIX_DIALOGUE]), **config)
 
 
@@ -256,9 +258,10 @@ def test_pix_workaround_maps_need_a_pix_banner() -> None:
         (QUEUED_LONG_AGO, 500.0, 1),
         (JUST_QUEUED, 500.0, 0),
         (JUST_QUEUED, 0.0, 1),
-        (None, 500.0, 1),
+        (None, 500.0, 0),  # unknown arrival: just queued, as for the plaintext retry (5.5)
+        (None, 0.0, 1),
     ],
-    ids=["queued-long", "just-queued", "zero-threshold", "arrival-unknown"],
+    ids=["queued-long", "just-queued", "zero-threshold", "arrival-unknown", "unknown-zero"],
 )
 def test_pix_workaround_threshold_time_drops_delay_dotcrlf_for_young_mail(
     arrival: float | None, threshold: float, sleeps: int

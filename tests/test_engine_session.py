@@ -129,6 +129,8 @@ def test_pix_banner_disables_esmtp_and_delays_dotcrlf() -> None:
             ]
         ),
         pix_workaround_delay_time=7,
+        # queued long ago (rule 3.3's threshold); a message of unknown arrival is just queued
+        envelope=Envelope("a@example.org", (Recipient("b@example.com"),), arrival=0.0),
     )
     assert record.flights()[0] == b"HELO client.example\r\n"
     sleeps = record.of_type(Sleep)

@@ -745,7 +745,8 @@ def test_skip_5xx_greeting_turns_a_5xx_greeting_into_a_deferral(
 def test_pix_workaround_delay_time_is_the_wait_before_the_final_dot() -> None:
     banner = b"220 ********************\r\n"
     steps = [banner, b"250 hi\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n"]
-    _, record = go(Session(steps), pix_workaround_delay_time=7)
+    queued_long_ago = Envelope("a@example.org", (Recipient("b@example.com"),), arrival=0.0)
+    _, record = go(Session(steps), pix_workaround_delay_time=7, envelope=queued_long_ago)
     assert [s.seconds for s in record.of_type(Sleep)] == [7]
 
 

@@ -24,6 +24,7 @@ from ..envelope import Envelope
 from ..replies import Reply
 from ..report import DeliveryReport, RecipientResult, TLSState
 from ..requests import (
+    BindFailed,
     Connect,
     ConnectFailed,
     DNSError,
@@ -56,7 +57,7 @@ from .routing import (
     truncate_self,
 )
 from .security import SecurityPolicy, default_policy
-from .session import IO, Session, handshake, reply_line_filter
+from .session import IO, Session, handshake, queued_at_least, reply_line_filter
 from .transaction import PIPELINE_LIMIT, EnvelopeCommands, run_transaction
 from .trouble import Ledger, Server, Trouble, connect_trouble, local_trouble
 
@@ -263,9 +264,19 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolic
         if target.family == "inet":
             # smtp(8): the local source address, per address family of the server.
             bind = config.bind_address6 if ":" in target.address else config.bind_address
-        channel = yield Connect(
-            target.host, target.address, target.port, timeout, target.family, bind or None
-        )
+        try:
+            channel = yield Connect(
+                target.host, target.address, target.port, timeout, target.family, bind or None
+            )
+        except BindFailed as exc:
+            # smtp_bind_address_enforce (Postfix smtp_connect.c): defer, or go on from the
+            # address the system picks.
+            walk.transcript.append(f"Warning: {exc.reason}")
+            if config.bind_address_enforce:
+                return local_trouble("4.4.0", "server configuration error", site=True)
+            channel = yield Connect(
+                target.host, target.address, target.port, timeout, target.family, None
+            )
     except ConnectFailed as exc:
         return connect_trouble(server, exc)
     session = Session(
@@ -379,6 +390,16 @@ def _walk_batch(
                     sender=envelope.sender,
                 )
                 outcome = yield from _connect(target, server, walk, policy)
+                if isinstance(outcome, Trouble) and policy.plaintext_retry(
+                    target.host,
+                    queued_long=queued_at_least(
+                        envelope.arrival, walk.clock(), config.minimal_backoff_time
+                    ),
+                ):
+                    # Rule 5.5: the same address again without TLS; no limit counts it.
+                    walk.transcript.append(f"Warning: retrying {server.label} without TLS")
+                    policy = replace(policy, plaintext=True)
+                    outcome = yield from _connect(target, server, walk, policy)
                 if isinstance(outcome, Trouble):
                     # A certificate or AUTH failure happened over TLS: the result says so.
                     walk.tls_states[server.relay] = policy.tls_state
@@ -524,24 +545,47 @@ def open_session(
     if transcript is not None:
         walk.transcript = transcript
     last: SessionFailed | None = None
+    # Rule 11.8: with sender-dependent logins, AUTH waits for the first transaction's sender.
+    deferred_auth = config.sasl_auth_enable and config.sender_dependent_authentication
+
+    def reopen() -> Generator[IORequest, Any, Session]:
+        return open_session(
+            destination, config=config, clock=clock, rng=rng, nonce=nonce, idna=idna,
+            transcript=walk.transcript,
+        )  # fmt: skip
+
     for hop in _hops(destination, config, idna):
         targets, trouble, _ = yield from _targets(hop.destination, walk)
         if trouble is not None:
             last = ConnectionFailed(trouble.dsn, trouble.diagnostic, trouble.reply)
         for target in targets:
             server = Server(target.host, target.address, target.port, True)
-            steps = _Steps(
-                default_policy(config, unix=target.family == "unix", nexthop=hop.destination.text)
+            policy = default_policy(
+                config, unix=target.family == "unix", nexthop=hop.destination.text
             )
+            policy.deferred_auth = deferred_auth
+            steps = _Steps(policy)
             outcome = yield from _connect(target, server, walk, steps)
             if isinstance(outcome, Session):
                 outcome.pinned = True
+                outcome.held = _Held(steps, reopen, auth_pending=deferred_auth)
                 return outcome
             last = steps.failure(outcome)
             if outcome.final_server:
                 # skip_4xx_greeting=no: this server's refusal ends the walk.
                 raise last
     raise last or ConnectionFailed("4.3.0", "server unavailable or unable to receive mail")
+
+
+@dataclass
+class _Held:
+    """What a held session keeps for ``transact``: its security steps, how to open a new
+    connection in its place, and the sender its deferred AUTH was done for."""
+
+    steps: _Steps
+    reopen: Callable[[], Generator[IORequest, Any, Session]]
+    auth_pending: bool = False
+    sender: str | None = None
 
 
 @dataclass
@@ -610,6 +654,10 @@ def transact(
     commands = EnvelopeCommands.build(envelope, info, session.config)
     session.server = replace(session.server, final=True)
     batch = tuple(range(len(envelope.recipients)))
+    trouble = yield from _renew(session, envelope)
+    if trouble is not None:
+        ledger.fail(trouble, session.server)
+        return _report(session, ledger, start)
     # Rule 9.4 probes a cached session with RSET so that a dead one can be swapped for
     # another server. A session the caller holds has no other server, and its last
     # transaction ended in a known state, so the probe would only cost a round trip: a dead
@@ -634,12 +682,60 @@ def transact(
             ),
             session.server,
         )
+    return _report(session, ledger, start)
+
+
+def _report(session: Session, ledger: Ledger, start: int) -> DeliveryReport:
     return DeliveryReport(
         recipients=_with_tls(ledger.results(), {session.server.relay: session.tls_state}),
         tls=session.tls,
         destination_down=ledger.destination_down,
         transcript=tuple(session.transcript[start:]),
     )
+
+
+def _renew(session: Session, envelope: Envelope) -> IO:
+    """Ready a held session for `envelope`'s transaction; returns None or the site Trouble.
+
+    One that reached a reuse limit (rule 9.1), or whose login was made for a sender with
+    other credentials (rule 11.8: a login happens once per connection, RFC 4954 4), is
+    closed and replaced by a new connection to the same destination; a deferred AUTH is done
+    now, for this transaction's sender.
+    """
+    held = session.held
+    if not isinstance(held, _Held):
+        return None
+    policy = held.steps.policy
+    if not session.closed and session.worn_out():
+        yield from session.quit()
+        session.retired = True
+    elif not session.closed and held.sender not in (None, envelope.sender):
+        try:
+            same = policy.credentials_for(session.server.host, envelope.sender) == (
+                policy.credentials_for(session.server.host, held.sender)
+            )
+        except LocalProtocolError:
+            same = False
+        if not same:
+            yield from session.quit()
+            session.retired = True
+    if session.closed and session.retired:
+        try:
+            fresh = yield from held.reopen()
+        except SessionFailed as failure:
+            return Trouble(failure.dsn, failure.diagnostic, failure.reply, site=True)
+        session.adopt(fresh)
+        assert isinstance(session.held, _Held)
+        held, policy = session.held, session.held.steps.policy
+    if held.auth_pending and not session.closed:
+        held.auth_pending = False
+        held.sender = envelope.sender
+        policy.sender, policy.deferred_auth = envelope.sender, False
+        trouble: Trouble | None = yield from policy.authenticate(session)
+        if trouble is not None:
+            yield from session.quit()
+            return trouble
+    return None
 
 
 def _refused(

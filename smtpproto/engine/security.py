@@ -11,11 +11,15 @@ the mechanism (AU-05); an AUTH that does not end in a 2xx reply ends the session
 these failures bounces a recipient: each is a soft site failure, so the next MX host is
 tried, or the recipients are deferred at the last one (rules 2.2, 14.7).
 
-Two deliberate differences from Postfix, both towards deferring rather than losing mail:
-a 5xx reply to STARTTLS at a required level defers (Postfix bounces; a man in the middle
-could otherwise turn a downgrade attempt into bounces), and a failed handshake at ``may`` is
-not retried in plaintext (Postfix does so only for mail queued longer than
-``minimal_backoff_time``; for a library every message is fresh, rule 5.5).
+A deliberate difference from Postfix, towards deferring rather than losing mail: a 5xx reply
+to STARTTLS at a required level defers (Postfix bounces; a man in the middle could otherwise
+turn a downgrade attempt into bounces).
+
+A failed handshake at ``may`` is retried on the same address in plaintext as Postfix does
+(`SecurityPolicy.plaintext_retry`, rule 5.5): only for a message queued at least
+``minimal_backoff_time`` (a message of unknown arrival counts as just queued, so a caller that
+does not say when the message arrived never gets the retry), and never with SASL credentials
+for the server (rule 11.9). A TLS session that fails after the handshake is not retried.
 """
 
 from __future__ import annotations
@@ -100,6 +104,13 @@ class SecurityPolicy:
     """The TLS this connection established, kept for the report even when it then failed."""
     wrapped: bool = field(default=False, init=False)
     """TLS began with the connection (``smtp_tls_wrappermode``): there is no STARTTLS."""
+    handshake_failed: bool = field(default=False, init=False)
+    """This connection's TLS handshake failed (rule 5.5)."""
+    plaintext: bool = False
+    """The plaintext retry after a failed handshake at ``may``: TLS is off (rule 5.5)."""
+    deferred_auth: bool = False
+    """AUTH waits for the first transaction's sender (a held session with
+    ``sender_dependent_authentication``; see ``smtpproto.engine.open_session``)."""
 
     # -- STARTTLS -------------------------------------------------------------------------
 
@@ -114,9 +125,35 @@ class SecurityPolicy:
             verify_match=config.tls_verify_cert_match,
             secure_match=config.tls_secure_cert_match,
         )
-        if self.unix and policy.level == "may":
+        if (self.unix or self.plaintext) and policy.level == "may":
             return TLSPolicy("none")
         return policy
+
+    def credentials_for(self, host: str, sender: str | None) -> SaslCredentials | None:
+        """The SASL credentials this connection would use for `sender` (rule 11.2), or None
+        (also when SASL is off); `LocalProtocolError` for a table that cannot be read."""
+        config = self.config
+        if not config.sasl_auth_enable:
+            return None
+        return lookup_credentials(
+            config.sasl_password_maps,
+            host=host,
+            destination=self.nexthop,
+            sender=sender,
+            sender_dependent=config.sender_dependent_authentication,
+        )
+
+    def plaintext_retry(self, host: str, *, queued_long: bool) -> bool:
+        """Rule 5.5: after this connection's handshake failed, try the same address again
+        without TLS? Only at ``may``, for a message queued at least ``minimal_backoff_time``
+        (`queued_long`), and without SASL credentials for the server (rule 11.9)."""
+        policy = self.tls_policy
+        if not self.handshake_failed or policy is None or policy.level != "may" or not queued_long:
+            return False
+        try:
+            return self.credentials_for(host, self.sender) is None
+        except LocalProtocolError:
+            return False
 
     def _parameters(self, policy: TLSPolicy) -> TLSParameters:
         config = self.config
@@ -200,6 +237,7 @@ class SecurityPolicy:
                 session.connection.tls_established()
         except (IOFailure, RemoteProtocolError) as exc:
             # Rule 5.5: no more I/O, not even QUIT; NS-13.
+            self.handshake_failed = True
             session.forbidden = True
             session.cacheable = False
             detail = getattr(exc, "reason", str(exc))
@@ -284,7 +322,7 @@ class SecurityPolicy:
         """Rules 11.1-11.6; AU-01..AU-10. Returns ``None`` or the site Trouble."""
         config = self.config
         server = session.server
-        if not config.sasl_auth_enable or self.starttls_refused:
+        if not config.sasl_auth_enable or self.starttls_refused or self.deferred_auth:
             return None
         policy = self.tls_policy
         # Wrapper mode: TLS from the first byte, so the connection never saw a STARTTLS.
@@ -296,13 +334,7 @@ class SecurityPolicy:
         if caps is None or not caps.auth_mechanisms:
             return None  # rule 11.3: go on unauthenticated
         try:
-            credentials = lookup_credentials(
-                config.sasl_password_maps,
-                host=server.host,
-                destination=self.nexthop,
-                sender=self.sender,
-                sender_dependent=config.sender_dependent_authentication,
-            )
+            credentials = self.credentials_for(server.host, self.sender)
         except LocalProtocolError as error:
             return local_trouble("4.3.0", f"SASL configuration problem: {error}", site=True)
         if credentials is None:
@@ -347,8 +379,13 @@ class SecurityPolicy:
             session.cacheable = False
             return replace(trouble, diagnostic=redact_text(trouble.diagnostic, secrets))
         session.identity = credentials.username
-        if config.sender_dependent_authentication and self.sender is not None:
-            # Rule 11.8: authenticated for this sender only; never reused for another.
+        if (
+            config.sender_dependent_authentication
+            and self.sender is not None
+            and not session.pinned
+        ):
+            # Rule 11.8: authenticated for this sender only; never reused for another. A held
+            # session is never used for another login: transact opens a new connection.
             session.cacheable = False
         return None
 

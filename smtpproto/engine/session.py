@@ -54,6 +54,7 @@ __all__ = [
     "fail_stream",
     "handshake",
     "hello",
+    "queued_at_least",
     "reply_line_filter",
 ]
 
@@ -130,6 +131,10 @@ class Session:
     """PIX ``delay_dotcrlf`` is on for this connection (rule 3.3); see `pix_dotcrlf_due`."""
     arrival: float | None = None
     """When the message of the current transaction was queued (``Envelope.arrival``)."""
+    retired: bool = False
+    """A held session closed because it reached a reuse limit (rule 9.1), not by a failure."""
+    held: object | None = None
+    """What ``open_session`` keeps for a held session (the delivery layer's, opaque here)."""
     transcript: list[str] = field(default_factory=list)
     _out: bytearray = field(default_factory=bytearray)
 
@@ -240,8 +245,18 @@ class Session:
         """Past `connection_reuse_time_limit` since the connection started (rule 9.1)."""
         return self.clock() - self.started >= self.config.connection_reuse_time_limit
 
+    def worn_out(self) -> bool:
+        """Past `connection_reuse_time_limit`, or `connection_reuse_count_limit` reuses
+        (Postfix counts reuses, smtp.h THIS_SESSION_IS_EXPIRED: N reuses, N + 1 uses)."""
+        limit = self.config.connection_reuse_count_limit
+        return self.expired() or (limit > 0 and self.uses > limit)
+
     def reusable(self) -> bool:
-        """May this session be kept for another transaction (rule 9.2)?"""
+        """May this session be kept for another transaction (rule 9.2)?
+
+        A held session (`pinned`) obeys the reuse limits too: one that reached them is
+        marked `retired`, and ``transact`` opens a new connection in its place (rule 9.1).
+        """
         usable = (
             self.cacheable
             and not self.forbidden
@@ -249,15 +264,21 @@ class Session:
             and self.connection.state not in (State.CLOSING, State.ERROR)
         )
         if self.pinned:
+            if usable and self.worn_out():
+                self.retired = True
+                return False
             return usable
-        limit = self.config.connection_reuse_count_limit
         return (
             usable
             and self.tls is None  # rule 9.6: TLS sessions are never cached here
-            and not self.expired()
-            # Postfix counts reuses (smtp.h THIS_SESSION_IS_EXPIRED): N reuses, N + 1 uses.
-            and not (limit > 0 and self.uses > limit)
+            and not self.worn_out()
         )
+
+    def adopt(self, other: Session) -> None:
+        """Become `other` (a new connection for this held session), keeping this object,
+        which the caller holds."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(other, name))
 
     def quit(self) -> IO:
         """QUIT (reply read only when `skip_quit_response` is off, rule 9.7), then close."""
@@ -287,18 +308,30 @@ class Session:
     def pix_dotcrlf_due(self) -> bool:
         """Whether ``delay_dotcrlf`` applies to the current message (rules 3.3, 8.4).
 
-        Postfix drops it for a message queued less than ``pix_workaround_threshold_time``;
-        a message of unknown arrival counts as queued long enough.
+        Postfix drops it for a message queued less than ``pix_workaround_threshold_time``
+        (`queued_at_least`).
         """
         if not self.pix_delay_dotcrlf:
             return False
-        if self.arrival is None:
-            return True
-        return self.clock() - self.arrival >= self.config.pix_workaround_threshold_time
+        return queued_at_least(
+            self.arrival, self.clock(), self.config.pix_workaround_threshold_time
+        )
 
     def sleep(self, seconds: float) -> IO:
         """Wait, for the PIX ``delay_dotcrlf`` workaround (rule 8.4)."""
         yield Sleep(seconds)
+
+
+def queued_at_least(arrival: float | None, now: float, seconds: float) -> bool:
+    """Whether a message that arrived at `arrival` has been queued `seconds` by `now`.
+
+    The one reading of ``Envelope.arrival`` for both rules that ask (rules 3.3, 5.5): a
+    message of unknown arrival counts as just queued, its first attempt, so only a threshold
+    of 0 holds for it. A caller that retries tells the engine when the message arrived.
+    """
+    if arrival is None:
+        return seconds <= 0
+    return now - arrival >= seconds
 
 
 def reply_line_filter(table: KeyLookup[str], log: list[str]) -> Callable[[str], str | None] | None:
