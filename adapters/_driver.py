@@ -120,8 +120,13 @@ def connect_failure(request: Connect, error: BaseException) -> ConnectFailed:
     """The failure to throw for `request`: `BindFailed` when its source address was refused
     (smtp_bind_address), else `ConnectFailed` with the system's reason."""
     reason = str(error) or "timed out"
-    if request.bind_address is not None and getattr(error, "errno", None) in _BIND_ERRORS:
-        return BindFailed(f"bind {request.bind_address}: {reason}")
+    if request.bind_address is not None:
+        # trio reports a refused bind() as its own OSError, raised while handling the system's.
+        cause: BaseException | None = error
+        while cause is not None and getattr(cause, "errno", None) not in _BIND_ERRORS:
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            return BindFailed(f"bind {request.bind_address}: {cause}")
     return ConnectFailed(reason)
 
 
@@ -313,15 +318,25 @@ def make_envelope(
     recipients: Iterable[str | Recipient],
     ret: str | None = None,
     envid: str | None = None,
+    arrival: float | None = None,
 ) -> Envelope:
-    """The engine's `Envelope` from the adapters' keyword arguments."""
+    """The engine's `Envelope` from the adapters' keyword arguments.
+
+    `arrival` is when the message was queued, in `time.time()` seconds (a queue's clock);
+    the engine's clock is `time.monotonic`, so it is moved onto that. ``None``: just queued.
+    """
     if isinstance(recipients, str):
         raise LocalProtocolError("recipients: expected a list of addresses, got one string")
+    if arrival is not None:
+        if isinstance(arrival, bool) or not isinstance(arrival, int | float):
+            raise LocalProtocolError(f"arrival: expected seconds since the epoch, got {arrival!r}")
+        arrival = time.monotonic() - (time.time() - arrival)
     return Envelope(
         sender=sender,
         recipients=tuple(r if isinstance(r, Recipient) else Recipient(r) for r in recipients),
         ret=None if ret is None else ret.upper(),  # type: ignore[arg-type]
         envid=envid,
+        arrival=arrival,
     )
 
 
@@ -392,9 +407,10 @@ class AsyncSession:
         message: MessageSource,
         ret: str | None = None,
         envid: str | None = None,
+        arrival: float | None = None,
     ) -> DeliveryReport:
         """Run one mail transaction on this connection."""
-        envelope = make_envelope(sender, recipients, ret, envid)
+        envelope = make_envelope(sender, recipients, ret, envid, arrival)
         return await drive_async(
             engine.transact(self._session, envelope, message), self._io.perform, self._log
         )

@@ -145,11 +145,12 @@ def deliver(
     config: ClientConfig | None = None,
     ret: str | None = None,
     envid: str | None = None,
+    arrival: float | None = None,
     resolver: Resolver | None = None,
 ) -> DeliveryReport:
     """Deliver one message to `destination` and report on every recipient."""
     io = _IO(resolver)
-    envelope = make_envelope(sender, recipients, ret, envid)
+    envelope = make_envelope(sender, recipients, ret, envid, arrival)
     run, log = start_delivery(destination, envelope, message, config)
     try:
         return drive(run, io.perform, log)
@@ -173,9 +174,10 @@ class Session:
         message: MessageSource,
         ret: str | None = None,
         envid: str | None = None,
+        arrival: float | None = None,
     ) -> DeliveryReport:
         """Run one mail transaction on this connection."""
-        envelope = make_envelope(sender, recipients, ret, envid)
+        envelope = make_envelope(sender, recipients, ret, envid, arrival)
         return drive(engine.transact(self._session, envelope, message), self._io.perform, self._log)
 
 

@@ -141,10 +141,11 @@ async def deliver(
     config: ClientConfig | None = None,
     ret: str | None = None,
     envid: str | None = None,
+    arrival: float | None = None,
     resolver: AsyncResolver | None = None,
 ) -> DeliveryReport:
     """Deliver one message to `destination` and report on every recipient."""
-    envelope = make_envelope(sender, recipients, ret, envid)
+    envelope = make_envelope(sender, recipients, ret, envid, arrival)
     return await deliver_async(_IO(resolver), destination, envelope, message, config)
 
 

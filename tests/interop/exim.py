@@ -50,6 +50,8 @@ EXIM_MAILBOXES: tuple[str, ...] = ("alice", "bob", "carol", "dave", "erin", "sen
 EXIM_UNKNOWN_RCPT = f"nosuchuser@{DOMAIN}"
 EXIM_REJECTED_RCPT = f"rejected@{DOMAIN}"
 EXIM_DEFERRED_RCPT = f"tempfail@{DOMAIN}"
+# The one login data/exim.conf's PLAIN authenticator accepts (user, password).
+EXIM_LOGIN = ("interop", "interop-secret")
 # A message with this header is refused after its content (the DATA ACL): 550 5.7.0.
 EXIM_REJECT_HEADER = "X-Exim-Reject"
 

@@ -110,6 +110,8 @@ ZONE_MX: tuple[MX, ...] = (
     MX(f"equal.{ZONE}", 10, f"mx2.{ZONE}"),
     # RFC 7505 null MX: the domain accepts no mail.
     MX(f"nullmx.{ZONE}", 0, "."),
+    # The exchange is a CNAME (ZONE_CNAMES) of live.
+    MX(f"cname.{ZONE}", 10, f"alias.{ZONE}"),
 )
 ZONE_HOSTS: tuple[Host, ...] = (
     Host(f"mx1.{ZONE}", ("127.0.0.1", "::1")),
@@ -121,6 +123,8 @@ ZONE_HOSTS: tuple[Host, ...] = (
     Host(f"nomx.{ZONE}", ("127.0.0.1", "::1")),
     Host(f"v6only.{ZONE}", ("::1",)),
 )
+ZONE_CNAMES: dict[str, str] = {f"alias.{ZONE}": f"live.{ZONE}"}
+"""CNAME records of the test zone: alias -> the name it stands for."""
 
 
 def in_ci() -> bool:
@@ -843,6 +847,7 @@ def dnsmasq_records() -> str:
     """The zone as dnsmasq options."""
     lines = [f"mx-host={mx.domain},{mx.exchange},{mx.preference}" for mx in ZONE_MX]
     lines += [f"host-record={h.name},{','.join(h.addresses)}" for h in ZONE_HOSTS]
+    lines += [f"cname={alias},{target}" for alias, target in ZONE_CNAMES.items()]
     return "\n".join(lines)
 
 
@@ -1023,6 +1028,23 @@ def client_config(*, lmtp: bool = False, **parameters: object) -> Any:
     )
 
 
+def postconf_config(**parameters: object) -> Any:
+    """A ClientConfig from full Postfix names (``smtp_header_checks``, ``minimal_backoff_time``)
+    with the interop client's HELO name and timeouts, TLS off unless given; table files are
+    read as the adapters read them."""
+    from smtpproto.adapters.postfix import read_file
+
+    from smtpproto.config import ClientConfig
+
+    values: dict[str, object] = {
+        "smtp_helo_name": CLIENT_HELO,
+        "smtp_tls_security_level": "none",
+        **{f"smtp_{name}": value for name, value in CLIENT_TIMEOUTS.items()},
+        **parameters,
+    }
+    return ClientConfig.from_postconf(values, reader=read_file)
+
+
 @dataclass(frozen=True)
 class Transaction:
     """One mail transaction for a session: envelope and message."""
@@ -1064,6 +1086,7 @@ class Client:
         message: bytes,
         sender: str = SENDER,
         config: Any = None,
+        arrival: float | None = None,
     ) -> Any:
         """Run the adapter's deliver() and return its DeliveryReport."""
         module = self._module()
@@ -1072,6 +1095,7 @@ class Client:
             "recipients": list(recipients),
             "message": message,
             "config": config if config is not None else client_config(),
+            "arrival": arrival,
             "resolver": self.resolver(),
         }
         if self.adapter == "blocking":

@@ -15,9 +15,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from smtpproto.adapters.postfix import read_file
-
-from smtpproto.config import ClientConfig
 
 from . import servers
 from .postfix_client import PostfixOracle
@@ -100,14 +97,7 @@ def _tables(directory: Path) -> dict[str, str]:
     return parameters
 
 
-def _config(**parameters: str) -> ClientConfig:
-    values = {
-        "smtp_helo_name": servers.CLIENT_HELO,
-        "smtp_tls_security_level": "none",
-        **{f"smtp_{name}": value for name, value in servers.CLIENT_TIMEOUTS.items()},
-        **parameters,
-    }
-    return ClientConfig.from_postconf(values, reader=read_file)
+_config = servers.postconf_config
 
 
 def _fields(raw: bytes) -> tuple[list[tuple[str, str]], bytes]:
