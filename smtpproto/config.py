@@ -23,7 +23,7 @@ from .destinations import KNOWN_PORTS, parse_destinations
 
 __all__ = ["EXTENSION_FIELDS", "ClientConfig"]
 
-EXTENSION_FIELDS = frozenset({"chunking"})
+EXTENSION_FIELDS = frozenset({"chunking", "sasl_scram_max_iterations"})
 """`ClientConfig` fields with no smtp(8) parameter behind them (set them by keyword)."""
 
 
@@ -113,6 +113,9 @@ class ClientConfig:
     sasl_tls_verified_security_options: frozenset[str] | None = None
     sasl_mechanism_filter: tuple[str, ...] = ()
     sender_dependent_authentication: bool = False
+    # SMTPPROTO EXTENSION: the most SCRAM iterations a server may ask for (AU-13, AU-19);
+    # more fails the AUTH, which defers. Cyrus SASL's own client limit is 65,536.
+    sasl_scram_max_iterations: int = 100_000
 
     # STARTTLS SUPPORT CONTROLS (Postfix >= 3.11 compatibility level: "may")
     tls_security_level: str = "may"
@@ -466,6 +469,7 @@ _CHECKS: Mapping[str, Check] = MappingProxyType(
         "mime_nesting_limit": _int(1),
         "send_xforward_command": _bool,
         "chunking": _bool,
+        "sasl_scram_max_iterations": _int(4096),
         "sasl_auth_enable": _bool,
         "sasl_password_maps": _mapping(_text),
         "sasl_security_options": _wordset(_SASL_OPTIONS),

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from ._errors import LocalProtocolError, RemoteProtocolError
+from .requests import DeriveKey
 
 __all__ = [
     "DEFAULT_SECURITY_OPTIONS",
@@ -89,7 +90,9 @@ PREFERENCE: tuple[str, ...] = (
 
 _DEFAULT_MAX_ROUNDS = 10  # smtplib stops at 5, lettre at 10, Postfix at 100 (AU-08, rule 11.5)
 _DEFAULT_MIN_ITERATIONS = 4096  # RFC 7677 4: at least 4096; RFC 5802 5's example uses it too
-_DEFAULT_MAX_ITERATIONS = 1_000_000  # AU-13: a server's i=2000000000 must not pin the CPU
+# AU-13, AU-19: a server's i=2000000000 must not pin the CPU. Cyrus SASL, Postfix's SASL
+# library, refuses more than 65,536 (scram.c MAX_ITERATION_COUNTER); this leaves room above it.
+_DEFAULT_MAX_ITERATIONS = 100_000
 _MAX_CHALLENGE = 16384  # RFC 4954 4: 12288 octets of base64 plus slack (ReplyLimits default)
 
 # RFC 4648 4 base64, padded, as RFC 4954 4 demands ("=" only at the end; AU-07).
@@ -319,6 +322,18 @@ class Mechanism(Protocol):
         """The raw response to one decoded ``334`` challenge."""
         ...
 
+    def key_derivation(self, challenge: bytes) -> DeriveKey | None:
+        """The expensive step `respond` would run for `challenge`, to run elsewhere first."""
+        ...
+
+    def use_derived_key(self, request: DeriveKey, key: bytes) -> None:
+        """Hand over the result of `key_derivation`'s request before calling `respond`."""
+        ...
+
+    def revealed(self) -> tuple[bytes, ...]:
+        """Secrets the responses so far carry besides the credentials (the SCRAM proof)."""
+        ...
+
     def verify_success(self) -> None:
         """Check that a ``235`` is acceptable; raise `RemoteProtocolError` if not."""
         ...
@@ -414,6 +429,18 @@ class _Mechanism:
 
     def _check_success(self) -> None:
         return None
+
+    def key_derivation(self, challenge: bytes) -> DeriveKey | None:
+        """``None``: no step of this mechanism is expensive."""
+        return None
+
+    def use_derived_key(self, request: DeriveKey, key: bytes) -> None:
+        """Refused: this mechanism asks for no key derivation."""
+        raise LocalProtocolError(f"{self.name}: no key derivation was asked for")
+
+    def revealed(self) -> tuple[bytes, ...]:
+        """Nothing beyond the credentials."""
+        return ()
 
 
 def _require(value: str | None, what: str, mechanism: str) -> str:
@@ -544,6 +571,8 @@ class _Scram(_Mechanism):
         self._max_iterations = max_iterations
         self._server_signature: bytes | None = None
         self._verified = False
+        self._derived: tuple[bytes, int, bytes] | None = None
+        self._proof: bytes | None = None
         super().__init__(max_rounds=max_rounds)
 
     def _client_first(self) -> bytes:
@@ -552,7 +581,8 @@ class _Scram(_Mechanism):
     def _hmac(self, key: bytes, message: bytes) -> bytes:
         return hmac.new(key, message, self._hash).digest()
 
-    def _client_final(self, server_first: bytes) -> bytes:
+    def _server_first(self, server_first: bytes) -> tuple[str, bytes, int]:
+        # RFC 5802 7 and AU-13: every check of server-first; the nonce, salt and count.
         attributes = _attributes(server_first, f"{self.name} server-first")
         names = "".join(name for name, _ in attributes[:3])
         if attributes[0][0] == "m":
@@ -568,14 +598,47 @@ class _Scram(_Mechanism):
             raise RemoteProtocolError(f"{self.name}: salt is not base64")
         if not _POSIT_NUMBER.fullmatch(count):
             raise RemoteProtocolError(f"{self.name}: iteration count is not a number")
-        iterations = int(count)
-        if not self._min_iterations <= iterations <= self._max_iterations:
+        if len(count) > 12 or not self._min_iterations <= int(count) <= self._max_iterations:
             raise RemoteProtocolError(
                 f"{self.name}: iteration count {count[:12]} outside "
                 f"{self._min_iterations}..{self._max_iterations} (AU-13)"
             )
-        salt = base64.b64decode(salt_text)
-        salted = hashlib.pbkdf2_hmac(self._hash, self._password, salt, iterations)
+        return nonce, base64.b64decode(salt_text), int(count)
+
+    def key_derivation(self, challenge: bytes) -> DeriveKey | None:
+        """For the server-first `challenge`: the SaltedPassword computation it asks for (AU-19).
+
+        Checks the challenge as `respond` will (`RemoteProtocolError` if it is wrong, which
+        fails the exchange); ``None`` for any other step.
+        """
+        if self._failed is not None or self._step >= len(self._steps):
+            return None
+        if self._steps[self._step] != "_client_final" or self._ir == _IR_PENDING:
+            return None
+        try:
+            _, salt, iterations = self._server_first(challenge)
+        except RemoteProtocolError as error:
+            self._failed = str(error)
+            raise
+        return DeriveKey(self._hash, self._password, salt, iterations)  # type: ignore[arg-type]
+
+    def use_derived_key(self, request: DeriveKey, key: bytes) -> None:
+        """Keep `key`, the result of `request` from `key_derivation`, for the next `respond`."""
+        if not isinstance(key, bytes) or len(key) != hashlib.new(self._hash).digest_size:
+            raise LocalProtocolError(f"key: expected the {self._hash} digest of {request!r}")
+        self._derived = (request.salt, request.iterations, key)
+
+    def revealed(self) -> tuple[bytes, ...]:
+        """The client proof, once sent (base64, as in the client-final message)."""
+        return () if self._proof is None else (self._proof,)
+
+    def _client_final(self, server_first: bytes) -> bytes:
+        nonce, salt, iterations = self._server_first(server_first)
+        if self._derived is not None and self._derived[:2] == (salt, iterations):
+            salted = self._derived[2]
+        else:
+            salted = DeriveKey(self._hash, self._password, salt, iterations).derive()  # type: ignore[arg-type]
+        self._derived = None
         client_key = self._hmac(salted, b"Client Key")
         stored_key = hashlib.new(self._hash, client_key).digest()
         without_proof = b"c=" + base64.b64encode(self._gs2) + b",r=" + nonce.encode()
@@ -583,7 +646,8 @@ class _Scram(_Mechanism):
         signature = self._hmac(stored_key, auth_message)
         proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
         self._server_signature = self._hmac(self._hmac(salted, b"Server Key"), auth_message)
-        return without_proof + b",p=" + base64.b64encode(proof)
+        self._proof = base64.b64encode(proof)
+        return without_proof + b",p=" + self._proof
 
     def _server_final(self, server_final: bytes) -> bytes:
         name, value = _attributes(server_final, f"{self.name} server-final")[0]

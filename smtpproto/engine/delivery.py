@@ -34,6 +34,7 @@ from ..requests import (
     Resolve,
     TLSInfo,
 )
+from .redact import Redactor
 from .routing import (
     Attempts,
     Hop,
@@ -87,6 +88,12 @@ class _Walk:
     tls_states: dict[str, TLSState | None] = field(default_factory=dict)
     """relay -> the TLS of the last connection there, for the per-result report."""
     transcript: list[str] = field(default_factory=list)
+    redactor: Redactor = field(default_factory=Redactor)
+    """The secrets every session of this request knows (AU-18)."""
+
+    def note(self, line: str) -> None:
+        """A transcript line that belongs to no session (DNS warnings), as `Session.note`."""
+        self.transcript.append(self.redactor.shown(line))
 
 
 def _trouble(status: RouteStatus) -> Trouble:
@@ -159,7 +166,8 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
         selection = select_mx(
             records, dest.host, rng=walk.rng, randomize=config.randomize_addresses
         )
-        walk.transcript.extend(f"Warning: {w}" for w in selection.warnings)
+        for warning in selection.warnings:
+            walk.note(f"Warning: {warning}")
         if selection.status is not None:
             return [], _trouble(selection.status), False
         found = []
@@ -219,6 +227,7 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SessionPolicy
         lmtp=walk.lmtp,
         started=walk.clock(),
         transcript=walk.transcript,
+        redactor=walk.redactor,
     )
     trouble: Trouble | None = yield from handshake(session, policy)
     if trouble is None:
@@ -396,7 +405,7 @@ def deliver(
     walk = _Walk(config, clock, rng, nonce, lmtp)
     if transcript is not None:
         walk.transcript = transcript
-    ledger = Ledger((r.address for r in envelope.recipients), clock=clock)
+    ledger = Ledger((r.address for r in envelope.recipients), clock=clock, redactor=walk.redactor)
     count = len(envelope.recipients)
     size = config.destination_recipient_limit
     batches = [tuple(range(i, min(i + size, count))) for i in range(0, count, size)]
@@ -449,11 +458,12 @@ def open_session(
     for hop in _hops(destination, config, idna):
         targets, trouble, _ = yield from _targets(hop.destination, walk)
         if trouble is not None:
-            last = ConnectionFailed(trouble.dsn, trouble.diagnostic, trouble.reply)
+            last = _failure(ConnectionFailed, trouble, walk.redactor)
         for target in targets:
             server = Server(target.host, target.address, target.port, True)
             steps = _Steps(
-                default_policy(config, unix=target.family == "unix", nexthop=hop.destination.text)
+                default_policy(config, unix=target.family == "unix", nexthop=hop.destination.text),
+                walk.redactor,
             )
             outcome = yield from _connect(target, server, walk, steps)
             if isinstance(outcome, Session):
@@ -466,13 +476,24 @@ def open_session(
     raise last or ConnectionFailed("4.3.0", "server unavailable or unable to receive mail")
 
 
+def _failure(kind: type[SessionFailed], trouble: Trouble, redactor: Redactor) -> SessionFailed:
+    # An exception's text is a string the library produces like any other (RP-24, AU-18).
+    reply = None if trouble.reply is None else redactor.reply(trouble.reply)
+    return kind(trouble.dsn, redactor.shown(trouble.diagnostic), reply)
+
+
 @dataclass
 class _Steps:
     """The security policy of one connection, remembering which step ended the handshake,
     so that ``open_session`` raises the matching `SessionFailed`."""
 
     policy: SecurityPolicy
+    redactor: Redactor
     failed: type[SessionFailed] = ConnectionFailed
+
+    def prepare(self, session: Session) -> None:
+        """`SecurityPolicy.prepare`."""
+        self.policy.prepare(session)
 
     def starttls(self, session: Session) -> IO:
         """`SecurityPolicy.starttls`; a failure there is a TLS policy failure."""
@@ -490,7 +511,7 @@ class _Steps:
 
     def failure(self, trouble: Trouble) -> SessionFailed:
         """The exception for `trouble`, the outcome of this connection."""
-        return self.failed(trouble.dsn, trouble.diagnostic, trouble.reply)
+        return _failure(self.failed, trouble, self.redactor)
 
 
 def transact(
@@ -512,6 +533,7 @@ def transact(
     ledger = Ledger(
         (r.address for r in envelope.recipients),
         clock=session.clock,
+        redactor=session.redactor,
     )
     batch = tuple(range(len(envelope.recipients)))
     # Rule 9.4 probes a cached session with RSET so that a dead one can be swapped for

@@ -21,7 +21,7 @@ not retried in plaintext (Postfix does so only for mail queued longer than
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from ..capabilities import Capabilities
@@ -37,12 +37,13 @@ from ..sasl import (
     SaslCredentials,
     create_mechanism,
     decode_challenge,
+    encode_response,
     lookup_credentials,
     parse_mechanism_filter,
     security_options_for,
     select_mechanism,
 )
-from .redact import Secrets, redact_text
+from .redact import Secrets
 from .session import IO, Session, fail_stream, hello
 from .tlspolicy import (
     TLSPolicy,
@@ -71,11 +72,6 @@ def without_auth(capabilities: Capabilities) -> Capabilities:
         k: v for k, v in capabilities.keywords.items() if k != "AUTH" and not k.startswith("AUTH=")
     }
     return Capabilities(capabilities.domain, keywords)
-
-
-def _redacted_reply(reply: Reply, secrets: Secrets) -> Reply:
-    # A server may echo the AUTH line in its error (clawbox PR #424): scrub the reply itself.
-    return Reply(reply.code, tuple(redact_text(line, secrets) for line in reply.lines))
 
 
 @dataclass
@@ -145,7 +141,7 @@ class SecurityPolicy:
             parameters = None if policy.level == "none" else self._parameters(policy)
         except LocalProtocolError as error:
             # Rule 5.10: a policy that cannot be read is never weakened to plaintext.
-            session.transcript.append(f"Warning: {_CONFIG_PROBLEM}: {error}")
+            session.note(f"Warning: {_CONFIG_PROBLEM}: {error}")
             return local_trouble("4.7.0", _CONFIG_PROBLEM, site=True)
         self.tls_policy = policy
         required = tls_required(policy.level)
@@ -153,7 +149,7 @@ class SecurityPolicy:
         offered = caps is not None and caps.starttls
         if parameters is None:
             if offered and self.config.tls_note_starttls_offer:
-                session.transcript.append(f"Host offered STARTTLS: [{server.host}]")
+                session.note(f"Host offered STARTTLS: [{server.host}]")
             return None
         if not offered:
             if required:
@@ -195,7 +191,7 @@ class SecurityPolicy:
             session.forbidden = True
             session.cacheable = False
             detail = getattr(exc, "reason", str(exc))
-            session.transcript.append(f"Warning: TLS handshake with {server.label}: {detail}")
+            session.note(f"Warning: TLS handshake with {server.label}: {detail}")
             return local_trouble("4.7.5", "Cannot start TLS: handshake failure", site=required)
         session.tls = info
         session.capabilities = None
@@ -206,7 +202,7 @@ class SecurityPolicy:
         session.tls_state = self.tls_state = TLSState(
             trust_word(info, matched), info.version, info.cipher
         )
-        session.transcript.append(established_message(info, matched=matched, peer=server.relay))
+        session.note(established_message(info, matched=matched, peer=server.relay))
         if failure is not None:
             # Rule 5.6, NS-14: the TLS session works, so QUIT goes over it (delivery does it).
             session.cacheable = False
@@ -215,6 +211,29 @@ class SecurityPolicy:
         return trouble
 
     # -- AUTH -----------------------------------------------------------------------------
+
+    def _credentials(self, session: Session) -> SaslCredentials | None:
+        """The ``sasl_password_maps`` entry for this server; may raise `LocalProtocolError`."""
+        config = self.config
+        return lookup_credentials(
+            config.sasl_password_maps,
+            host=session.server.host,
+            destination=self.nexthop,
+            sender=self.sender,
+            sender_dependent=config.sender_dependent_authentication,
+        )
+
+    def prepare(self, session: Session) -> None:
+        """Before the greeting: the credentials this server may get are secrets from now on,
+        whatever the server sends (AU-18). A bad entry is reported by `authenticate`."""
+        if not self.config.sasl_auth_enable:
+            return
+        try:
+            credentials = self._credentials(session)
+        except LocalProtocolError:
+            return
+        if credentials is not None:
+            session.redactor.learn(Secrets.from_credentials(credentials))
 
     def authenticate(self, session: Session) -> IO:
         """Rules 11.1-11.6; AU-01..AU-10. Returns ``None`` or the site Trouble."""
@@ -231,19 +250,13 @@ class SecurityPolicy:
         if caps is None or not caps.auth_mechanisms:
             return None  # rule 11.3: go on unauthenticated
         try:
-            credentials = lookup_credentials(
-                config.sasl_password_maps,
-                host=server.host,
-                destination=self.nexthop,
-                sender=self.sender,
-                sender_dependent=config.sender_dependent_authentication,
-            )
+            credentials = self._credentials(session)
             mechanism_filter = parse_mechanism_filter(config.sasl_mechanism_filter)
         except LocalProtocolError as error:
             return local_trouble("4.3.0", f"SASL configuration problem: {error}", site=True)
         if credentials is None:
             return None  # rule 11.3
-        secrets = Secrets.from_credentials(credentials)
+        session.redactor.learn(Secrets.from_credentials(credentials))
         options = security_options_for(
             tls=is_tls,
             verified=session.tls_state is not None and session.tls_state.verified,
@@ -269,34 +282,38 @@ class SecurityPolicy:
                 f"SASL authentication failed: server {server.label} {selection.reason}",
                 site=True,
             )
-        start = len(session.transcript)
-        try:
-            trouble = yield from self._exchange(session, selection.mechanism, credentials, secrets)
-        finally:
-            # AU-15: whatever the server echoed during the exchange leaves no secret behind.
-            for i in range(start, len(session.transcript)):
-                session.transcript[i] = redact_text(session.transcript[i], secrets)
+        trouble = yield from self._exchange(session, selection.mechanism, credentials)
         if trouble is not None:
             session.cacheable = False
-            return replace(trouble, diagnostic=redact_text(trouble.diagnostic, secrets))
+            return trouble
         session.identity = credentials.username
         if config.sender_dependent_authentication and self.sender is not None:
             # Rule 11.8: authenticated for this sender only; never reused for another.
             session.cacheable = False
         return None
 
-    def _exchange(
-        self, session: Session, name: str, credentials: SaslCredentials, secrets: Secrets
-    ) -> IO:
-        """One AUTH exchange (rules 11.5, 11.6); ``None`` on success, else the Trouble."""
+    def _exchange(self, session: Session, name: str, credentials: SaslCredentials) -> IO:
+        """One AUTH exchange (rules 11.5, 11.6); ``None`` on success, else the Trouble.
+
+        Every line is a secret before it is written (AU-18), and a SCRAM key derivation above
+        `INLINE_ITERATIONS` is a `DeriveKey` request for the adapter (AU-19).
+        """
         server = session.server
         timeout = self.config.helo_timeout
+        redactor = session.redactor
         try:
             nonce = session.nonce() if name.startswith("SCRAM-") and session.nonce else None
-            mechanism: Mechanism = create_mechanism(name, credentials, nonce=nonce)
+            mechanism: Mechanism = create_mechanism(
+                name,
+                credentials,
+                nonce=nonce,
+                max_iterations=self.config.sasl_scram_max_iterations,
+            )
             initial = mechanism.initial_response(max_line=MAX_COMMAND_LINE)
         except LocalProtocolError as error:
             return _auth_trouble(f"cannot authenticate to server {server.label}: {error}")
+        if initial is not None:
+            redactor.hide_sent(encode_response(initial).encode())
         try:
             reply: Reply = yield from session.command(Auth(name, initial), timeout)
             for _ in range(MAX_AUTH_ROUNDS + 1):
@@ -305,11 +322,19 @@ class SecurityPolicy:
                 try:
                     if len(reply.lines) != 1:
                         raise RemoteProtocolError("multi-line 334 challenge")
-                    response = mechanism.respond(decode_challenge(reply.lines[0]))
+                    challenge = decode_challenge(reply.lines[0])
+                    derivation = mechanism.key_derivation(challenge)
+                    if derivation is not None and derivation.blocking:
+                        key: bytes = yield derivation
+                        mechanism.use_derived_key(derivation, key)
+                    response = mechanism.respond(challenge)
                 except RemoteProtocolError as error:
                     # RFC 4954 4, AU-07: cancel, and read the server's 501 before giving up.
                     yield from _cancel(session, timeout)
                     return _auth_trouble(f"cannot authenticate to server {server.label}: {error}")
+                redactor.hide_sent(encode_response(response).encode())
+                for secret in mechanism.revealed():
+                    redactor.hide(secret)
                 reply = yield from session.command(AuthResponse(response), timeout)
             else:
                 # Unreachable while mechanisms cap their own rounds; kept as the engine's bound.
@@ -325,11 +350,11 @@ class SecurityPolicy:
                 return _auth_trouble(f"server {server.label} not authenticated: {error}")
             return None
         # Rule 11.6: any other final reply (503 included, AU-10) fails; never "*" after it.
-        clean = _redacted_reply(reply, secrets)
+        # The reply may echo a credential: the ledger masks it with the diagnostic (AU-18).
         return Trouble(
-            _soft(clean),  # smtp_sasl_auth_soft_bounce=yes: never a bounce
-            f"SASL authentication failed; server {server.label} said: {clean}",
-            clean,
+            _soft(reply),  # smtp_sasl_auth_soft_bounce=yes: never a bounce
+            f"SASL authentication failed; server {server.label} said: {reply}",
+            reply,
             site=True,
             protocol_error=is_protocol_error_code(reply.code),
         )
