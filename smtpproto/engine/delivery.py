@@ -399,7 +399,7 @@ def deliver(
     config = config.with_hostname(myhostname)
     lmtp = config.lmtp
     hops = _hops(destination, config, idna)
-    info = scan(message)
+    info = scan(message, nesting_limit=config.mime_nesting_limit)
     # Every address is checked before the first request: nothing raises once mail went out.
     commands = EnvelopeCommands.build(envelope, info, config)
     walk = _Walk(config, clock, rng, nonce, lmtp)
@@ -526,7 +526,7 @@ def transact(
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
     if not isinstance(session, Session):
         raise LocalProtocolError(f"session: expected Session, got {type(session).__name__}")
-    info = scan(message)
+    info = scan(message, nesting_limit=session.config.mime_nesting_limit)
     commands = EnvelopeCommands.build(envelope, info, session.config)
     start = len(session.transcript)
     session.server = replace(session.server, final=True)
