@@ -106,11 +106,12 @@ class ClientConfig:
     sasl_auth_enable: bool = False
     sasl_password_maps: Mapping[str, str] = _frozen_map()
     sasl_security_options: frozenset[str] = frozenset({"noplaintext", "noanonymous"})
-    # Quirk Q9: PLAIN/LOGIN are allowed under TLS by default (Postfix:
-    # $sasl_security_options; from_postconf keeps Postfix's meaning).
-    sasl_tls_security_options: frozenset[str] = frozenset({"noanonymous"})
+    # AU-20: PLAIN, LOGIN and XOAUTH2 only over TLS whose certificate verified and matched,
+    # at every level; opt in to less by name here. Postfix never sends them by default
+    # (quirk Q9: every option repeats $sasl_security_options); from_postconf keeps that.
+    sasl_tls_security_options: frozenset[str] = frozenset({"noplaintext", "noanonymous"})
     # None: the same as sasl_tls_security_options (Postfix's $smtp_sasl_tls_security_options).
-    sasl_tls_verified_security_options: frozenset[str] | None = None
+    sasl_tls_verified_security_options: frozenset[str] | None = frozenset({"noanonymous"})
     sasl_mechanism_filter: tuple[str, ...] = ()
     sender_dependent_authentication: bool = False
     # SMTPPROTO EXTENSION: the most SCRAM iterations a server may ask for (AU-13, AU-19);
@@ -260,6 +261,8 @@ class ClientConfig:
             values["sasl_tls_security_options"] = values.get(
                 "sasl_security_options", cls.sasl_security_options
             )
+        if "sasl_tls_verified_security_options" not in values:
+            values["sasl_tls_verified_security_options"] = None  # $smtp_sasl_tls_security_options
         return cls(**values)
 
 

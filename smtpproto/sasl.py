@@ -27,6 +27,7 @@ from .requests import DeriveKey
 __all__ = [
     "DEFAULT_SECURITY_OPTIONS",
     "DEFAULT_TLS_SECURITY_OPTIONS",
+    "DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS",
     "MECHANISMS",
     "PREFERENCE",
     "SECURITY_OPTIONS",
@@ -59,11 +60,15 @@ SECURITY_OPTIONS = frozenset(
 DEFAULT_SECURITY_OPTIONS = frozenset({"noplaintext", "noanonymous"})
 """``sasl_security_options`` for cleartext sessions: Postfix's default; no password in clear."""
 
-DEFAULT_TLS_SECURITY_OPTIONS = frozenset({"noanonymous"})
-"""``sasl_tls_security_options``: PLAIN/LOGIN allowed inside TLS.
+DEFAULT_TLS_SECURITY_OPTIONS = frozenset({"noplaintext", "noanonymous"})
+"""``sasl_tls_security_options``: TLS whose peer is not verified is no better than cleartext
+for a password, since whoever terminates it reads the password (AU-20)."""
 
-Deliberately unlike stock Postfix (Quirk Q9), whose TLS default repeats the cleartext options
-and so refuses PLAIN and LOGIN even over TLS; RFC 4954 names PLAIN over TLS as the pairing
+DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS = frozenset({"noanonymous"})
+"""``sasl_tls_verified_security_options``: PLAIN and LOGIN only to a verified peer (AU-20).
+
+Unlike stock Postfix (quirk Q9), whose every option repeats ``noplaintext, noanonymous`` and so
+never sends PLAIN or LOGIN unless configured; RFC 4954 names PLAIN over TLS as the pairing
 every server implements. ``ClientConfig.from_postconf`` keeps Postfix's meaning.
 """
 
@@ -285,7 +290,7 @@ def security_options_for(
     verified: bool,
     options: frozenset[str] = DEFAULT_SECURITY_OPTIONS,
     tls_options: frozenset[str] = DEFAULT_TLS_SECURITY_OPTIONS,
-    tls_verified_options: frozenset[str] | None = None,
+    tls_verified_options: frozenset[str] | None = DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS,
 ) -> frozenset[str]:
     """The options in force for a channel (rule 11.4): `tls` must be the channel's real state.
 
