@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import trio
 from hardening_server import HostileServer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scripted import ADDR, DEST, Clock, Record, Rng, Script, Session, run
 from smtpproto.adapters import asyncio as aio_adapter
@@ -144,17 +144,7 @@ PASSWORDS = st.text(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(password=PASSWORDS, data=st.data())
-def test_au18_echoed_slices_of_any_secret_form_reach_no_output(
-    password: str, data: st.DataObject
-) -> None:
-    # A server that echoes random slices of the password, its hex, and the base64 of the
-    # PLAIN blob in the AUTH, MAIL, RCPT and end-of-data replies: no string the engine
-    # produces holds a slice of MIN_SLICE characters of any of them.
-    forms = secret_forms("user", password)
-    echo = [_echo_slice(data, forms) for _ in range(5)]
-    auth_ok = data.draw(st.booleans())
+def _echo_run(password: str, echo: list[str], auth_ok: bool) -> tuple[DeliveryReport, Record]:
     auth = f"235 2.7.0 ok {echo[0]}" if auth_ok else f"535 5.7.8 bad {echo[0]}"
     steps = [
         b"220 mx.example ESMTP\r\n",
@@ -175,9 +165,34 @@ def test_au18_echoed_slices_of_any_secret_form_reach_no_output(
     )
     envelope = Envelope("a@example.org", (Recipient("b@example.com"), Recipient("c@example.com")))
     engine = engine_deliver(DEST, envelope, MESSAGE, config=config, clock=Clock(), rng=Rng())
-    report, record = run(engine, Script(servers={ADDR: [Session(steps)]}))
+    return run(engine, Script(servers={ADDR: [Session(steps)]}))
+
+
+def _everything(report: DeliveryReport, record: Record) -> list[str]:
+    return produced(report) + [repr(r) for r in report.recipients + tuple(record.requests)]
+
+
+# What the library writes whatever the secret (class names, templates, the envelope): a
+# secret that happens to contain a slice of it is no leak, and is left out of the property.
+_BASELINE = "\n".join(
+    text for ok in (True, False) for text in _everything(*_echo_run("q" * 12, ["x" * 6] * 5, ok))
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(password=PASSWORDS, data=st.data())
+def test_au18_echoed_slices_of_any_secret_form_reach_no_output(
+    password: str, data: st.DataObject
+) -> None:
+    # A server that echoes random slices of the password, its hex, and the base64 of the
+    # PLAIN blob in the AUTH, MAIL, RCPT and end-of-data replies: no string the engine
+    # produces holds a slice of MIN_SLICE characters of any of them.
+    forms = secret_forms("user", password)
+    assume(not leaks(_BASELINE, forms))
+    echo = [_echo_slice(data, forms) for _ in range(5)]
+    report, record = _echo_run(password, echo, data.draw(st.booleans()))
     assert record.sent().count(b"AUTH PLAIN ") == 1
-    for text in produced(report) + [repr(r) for r in record.requests]:
+    for text in _everything(report, record):
         assert not leaks(text, forms), (text, leaks(text, forms))
 
 
