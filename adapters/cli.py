@@ -286,15 +286,35 @@ def _postconf(args: argparse.Namespace, destinations: Sequence[str]) -> dict[str
     return mapping
 
 
-def _config(args: argparse.Namespace, destinations: Sequence[str]) -> ClientConfig:
+def _config(
+    args: argparse.Namespace, destinations: Sequence[str], terminal: Terminal
+) -> ClientConfig:
+    from smtpproto.config import declaration
+
+    from .postfix import read_file
+
     mapping = _postconf(args, destinations)
+    client = "lmtp" if args.lmtp else "smtp"
+    for name in list(mapping):
+        declared = declaration(name)
+        if declared is not None and declared.client_of(name) not in (None, client):
+            # Like main.cf, -o may hold the other client's settings: they change nothing.
+            other = "smtp(8)" if args.lmtp else "lmtp(8) (--lmtp)"
+            terminal.err(f"smtpproto: warning: {name}: ignored: only {other} reads it")
+            del mapping[name]
     try:
-        config = ClientConfig.from_postconf(mapping, lmtp=args.lmtp)
+        config = ClientConfig.from_postconf(mapping, lmtp=args.lmtp, reader=read_file)
         if args.timeout is not None:
-            named = {name.partition("_")[2].replace("lhlo_", "helo_") for name in mapping}
+            named = {declared.field for declared in map(declaration, mapping) if declared}
             config = replace(config, **{f: args.timeout for f in TIMEOUTS if f not in named})
     except (ValueError, LocalProtocolError) as error:
         raise UsageError(f"configuration: {error}", EX_CONFIG) from None
+    for name in mapping:
+        # Accepted and checked, but changing nothing: say so rather than stay silent.
+        declared = declaration(name)
+        if declared is not None and declared.status != "supported":
+            status = "not yet in effect" if declared.status == "declared" else declared.status
+            terminal.err(f"smtpproto: warning: {name}: {status}: {declared.why}")
     return config
 
 
@@ -460,7 +480,7 @@ def _deliver(args: argparse.Namespace, terminal: Terminal) -> int:
         _check_address("--to", address)
     notify = _notify(args.notify)
     groups = _groups(args, addresses)
-    config = _config(args, [group.destination for group in groups])
+    config = _config(args, [group.destination for group in groups], terminal)
     _check_destinations(args, groups, config)
     _check_tls_files(args, config)
 
@@ -474,6 +494,8 @@ def _deliver(args: argparse.Namespace, terminal: Terminal) -> int:
         raise UsageError(str(error)) from None
     dialogue = _Dialogue(terminal, live=args.transcript)
     logger = logging.getLogger("smtpproto")
+    # main() may run inside another program (or a test run): its logging is put back after.
+    level, propagate = logger.level, logger.propagate
     logger.addHandler(dialogue)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False  # the command decides what is shown
@@ -509,6 +531,8 @@ def _deliver(args: argparse.Namespace, terminal: Terminal) -> int:
         raise UsageError(str(error)) from None
     finally:
         logger.removeHandler(dialogue)
+        logger.setLevel(level)
+        logger.propagate = propagate
     _show(terminal, results, args, config)
     return _exit_status(results)
 

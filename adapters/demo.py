@@ -358,6 +358,7 @@ def main() -> int:
 
     from smtpproto.config import ClientConfig
     from smtpproto.envelope import Recipient
+    from smtpproto.tables import Lookup
 
     from . import asyncio as aio_adapter
     from . import blocking as blocking_adapter
@@ -393,7 +394,9 @@ def main() -> int:
                 tls_security_level="verify",
                 tls_CAfile=smtp.ca_file,
                 sasl_auth_enable=True,
-                sasl_password_maps={smtp.named_destination: f"{DEMO_USER}:{DEMO_PASSWORD}"},
+                sasl_password_maps=Lookup.of(
+                    {smtp.named_destination: f"{DEMO_USER}:{DEMO_PASSWORD}"}
+                ),
             )
             lmtp_config = ClientConfig.from_postconf({"lmtp_lhlo_name": "client.demo"}, lmtp=True)
             smtp_recipients = [

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from support.sockets import HOST, free_port
+
 BENCH_DIR = Path(__file__).resolve().parent
 SBIN_PATH = os.pathsep.join(("/usr/sbin", "/sbin", "/usr/bin", "/usr/lib/postfix/sbin"))
 START_TIMEOUT = 10.0
@@ -38,14 +41,6 @@ def postfix_tool(name: str) -> str:
     if found is None:
         raise Unavailable(f"{name} not found: apt-get install postfix")
     return found
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback address right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -95,6 +90,28 @@ def smtp_sink(*, lmtp: bool = False, pipelining: bool = True) -> Iterator[int]:
         _stop(process)
 
 
+@contextlib.contextmanager
+def _child_server(argv: list[str]) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """Run a Python server script that prints its port and serves until its stdin closes."""
+    process = subprocess.Popen(
+        [sys.executable, *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        _wait_listening(port, process)  # type: ignore[arg-type]
+        yield port, process
+    finally:
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        _stop(process)
+
+
 @dataclass
 class Relay:
     """The counting, delaying relay of ``_proxy.py`` in front of a server."""
@@ -122,45 +139,15 @@ class Relay:
 @contextlib.contextmanager
 def relay(target_port: int, delay: float = 0.0) -> Iterator[Relay]:
     """Run ``_proxy.py`` in front of `target_port`, adding `delay` seconds each way."""
-    process = subprocess.Popen(
-        [sys.executable, str(BENCH_DIR / "_proxy.py"), str(target_port), str(delay)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
-        _wait_listening(port, process)  # type: ignore[arg-type]
-        yield Relay(port, process)
-    finally:
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        _stop(process)
+    with _child_server([str(BENCH_DIR / "_proxy.py"), str(target_port), str(delay)]) as child:
+        yield Relay(*child)
 
 
 @contextlib.contextmanager
 def chunking_server() -> Iterator[int]:
     """Run ``_chunking_server.py`` (PIPELINING + CHUNKING); yield its port."""
-    process = subprocess.Popen(
-        [sys.executable, str(BENCH_DIR / "_chunking_server.py")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
-        _wait_listening(port, process)  # type: ignore[arg-type]
+    with _child_server([str(BENCH_DIR / "_chunking_server.py")]) as (port, _):
         yield port
-    finally:
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        _stop(process)
 
 
 def run_child(args: list[str], timeout: float) -> dict[str, Any]:

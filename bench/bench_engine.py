@@ -2,7 +2,7 @@
 
 Not a test: run ``python bench/bench_engine.py [messages] [--size OCTETS] [--profile]``.
 One held session (`open_session`, then `transact` per message, then `close_session`) against
-``tests/scripted.py``: a PIPELINING server whose replies are canned, so no socket, no event
+``tests/support/world.py``: a PIPELINING server whose replies are canned, so no socket, no event
 loop and no server CPU is counted; only the engine, `ClientConnection`, the reply parser, the
 body encoder, and the scripted driver's own small share. By default the message is the tiny
 1-recipient one of ``tests/test_engine_pinned.py``; ``--size`` makes it that many octets of
@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from scripted import ADDR, DEST, Clock, Rng, Script, run, smtp
+from support.world import ADDR, DEST, Clock, Rng, Script, run, smtp
 
 from smtpproto.config import ClientConfig
 from smtpproto.engine import close_session, open_session, transact

@@ -35,6 +35,7 @@ MODULES = (
     "smtpproto.mime",
     "smtpproto.sasl",
     "smtpproto.engine.tlspolicy",
+    "smtpproto.tables",
     "smtpproto.config",
     "smtpproto.destinations",
     "smtpproto.envelope",
@@ -48,6 +49,7 @@ MODULES = (
     "smtpproto.adapters.blocking",
     "smtpproto.adapters.asyncio",
     "smtpproto.adapters.trio",
+    "smtpproto.adapters.postfix",
     "smtpproto.adapters.cli",
 )
 """The public modules, in the order of the layers (wire, connection, engine, adapters)."""

@@ -17,13 +17,12 @@ from typing import Any
 from hypothesis import strategies as st
 
 from smtpproto import LocalProtocolError
-from smtpproto._parameters import PARAMETERS
-from smtpproto.config import ClientConfig
+from smtpproto.config import ClientConfig, declarations
 from smtpproto.destinations import Destination, parse_destinations
 
 from ._harness import Target, main
 
-_NAMES = sorted(p.name for p in PARAMETERS)
+_NAMES = sorted({name for d in declarations() for name in d.names()})
 _NAME = st.one_of(
     st.sampled_from(_NAMES),
     st.sampled_from(_NAMES).map(lambda n: "lmtp_" + n[5:] if n.startswith("smtp_") else n),

@@ -189,7 +189,10 @@ def _drain(conn: ClientConnection, tls_seen: bool, limits: ReplyLimits) -> None:
                 raise AssertionError("the error was not sticky") from None
             return
         if event is NEED_DATA:
-            bound = max(limits.max_line_length, limits.max_auth_line_length) + 1
+            # An unfinished reply and the kept part of one line (smtpproto/replies.py).
+            bound = limits.max_reply_bytes + max(
+                limits.max_line_length, limits.max_auth_line_length
+            )
             assert conn._parser.buffered <= bound
             return
         if isinstance(event, CommandReply):

@@ -2,7 +2,7 @@
 
 For each scenario (SMTP or LMTP, with or without PIPELINING, TLS level none/may/encrypt, one
 or two MX hosts, recipient batches, accepted/rejected/deferred recipients, 8-bit and
-dot-heavy messages) a clean run is made against the correct server of ``fuzz/_world.py`` and
+dot-heavy messages) a clean run is made against the correct server of ``tests/support/model.py`` and
 checked against the expected statuses. Then, enumerating every case in turn:
 
 - at every I/O request of the clean run, the failures the adapter contract allows for it
@@ -24,6 +24,9 @@ import itertools
 import sys
 from collections.abc import Iterator
 
+from support.model import Canonical, Violation
+from support.world import Outcome
+
 from smtpproto.requests import (
     Connect,
     ConnectFailed,
@@ -40,7 +43,7 @@ from smtpproto.requests import (
 )
 
 from ._harness import Case, Target, main
-from ._world import Canonical, Outcome, Setup, Violation, check_report, make_config, run_setup
+from ._world import Setup, check_report, make_config, run_setup
 
 _PLAIN = b"Subject: dots\r\n\r\nhello\r\n.\r\n..x\r\n.\r\nend without a line end"
 _EIGHTBIT = (

@@ -1,15 +1,15 @@
-"""Fuzz target ``replies``: arbitrary bytes, limits and chunkings into `ReplyParser`.
+"""Fuzz target ``replies``: arbitrary bytes, limits and chunkings into both reply parsers.
 
-Checked for every input:
+Checked for every input, on the reference `ReplyParser` and on `FastReplyParser`:
 
 - only `RemoteProtocolError` escapes, and once raised it is raised again (sticky);
-- memory stays bounded: after `next_reply` returns None the parser holds at most one
-  incomplete line (``max_line_length + 1`` octets, the auth limit in auth mode);
+- memory stays bounded: after `next_reply` returns None the parser holds at most the lines of
+  one unfinished reply (``max_reply_bytes``) and the kept part of one line;
 - the result does not depend on how the bytes were split (one piece, random pieces, byte by
   byte) nor on when replies are collected;
-- the replies equal those of `reference_parse`, a deliberately naive line-by-line model of the
-  rules in ``smtpproto/replies.py``'s docstring, so the parser's regex fast paths are checked
-  against the plain reading of the rules.
+- the replies equal those of `reference_parse`, a deliberately naive reading of the rules in
+  ``smtpproto/replies.py``'s docstring that sees the whole input at once, so both parsers'
+  streaming (and the fast parser's regexes and cache) are checked against the plain rules.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from itertools import pairwise
 from hypothesis import strategies as st
 
 from smtpproto import RemoteProtocolError
+from smtpproto._replyfast import FastReplyParser
 from smtpproto.replies import Reply, ReplyLimits, ReplyParser
 
 from ._harness import Target, main
 
 _LINE = re.compile(rb"([2-5][0-5][0-9])(?:([ -])([^\x00-\x08\x0a-\x1f]*))?")
+PARSERS = (ReplyParser, FastReplyParser)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Outcome:
 
 
 def reference_parse(data: bytes, limits: ReplyLimits, auth_mode: bool, eof: bool) -> Outcome:
-    """The reply rules read literally, one line at a time, with no shortcut."""
+    """The reply rules read literally, one whole line at a time, with no shortcut."""
     replies: list[tuple[int, tuple[str, ...]]] = []
     lines: list[str] = []
     code = b""
@@ -46,34 +48,26 @@ def reference_parse(data: bytes, limits: ReplyLimits, auth_mode: bool, eof: bool
     pos = 0
     while True:
         newline = data.find(b"\n", pos)
+        raw = data[pos:] if newline < 0 else data[pos:newline]
+        keep = limits.max_line_length
+        if auth_mode and raw.startswith(b"334"):
+            keep = max(keep, limits.max_auth_line_length)
+        if len(raw) > keep + limits.max_line_length:  # rule 1.2's second bound, LF or not
+            return Outcome(tuple(replies), True)
         if newline < 0:
-            rest = len(data) - pos
-            limit = limits.max_line_length
-            if auth_mode:
-                limit = max(limit, limits.max_auth_line_length)
-            if rest > limit + 1:  # can never become a legal line, whatever follows
-                return Outcome(tuple(replies), True)
-            error = eof and (rest > 0 or bool(lines))
-            return Outcome(tuple(replies), error)
-        line = data[pos:newline]
+            return Outcome(tuple(replies), eof and bool(raw or lines))
         pos = newline + 1
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        size = len(line)
-        long_auth = auth_mode and line.startswith(b"334") and size <= limits.max_auth_line_length
-        if size > limits.max_line_length and not long_auth:
-            return Outcome(tuple(replies), True)
-        if b"\r" in line:
-            return Outcome(tuple(replies), True)
+        line = raw.rstrip(b"\r")[:keep]  # rule 1.1, then rule 1.2
         m = _LINE.fullmatch(line)
         if m is None:
             return Outcome(tuple(replies), True)
         if lines:
-            if m[1] != code or len(lines) >= limits.max_lines:
+            too_many = limits.max_lines is not None and len(lines) >= limits.max_lines
+            if m[1] != code or too_many:
                 return Outcome(tuple(replies), True)
         else:
             code = m[1]
-        total += size
+        total += len(line)
         if total > limits.max_reply_bytes:
             return Outcome(tuple(replies), True)
         lines.append((m[3] or b"").decode("utf-8", "replace"))
@@ -91,6 +85,7 @@ def _drain(parser: ReplyParser, out: list[Reply], bound: int) -> bool:
         try:
             parser.next_reply()
         except RemoteProtocolError:
+            assert parser.buffered == 0
             return True
         raise AssertionError("a parser error was not sticky") from None
     assert parser.buffered <= bound, (parser.buffered, bound)
@@ -98,12 +93,13 @@ def _drain(parser: ReplyParser, out: list[Reply], bound: int) -> bool:
 
 
 def library_parse(
-    pieces: list[bytes], limits: ReplyLimits, auth_mode: bool, eof: bool, *, eager: bool
+    parser: ReplyParser, pieces: list[bytes], auth_mode: bool, eof: bool, *, eager: bool
 ) -> Outcome:
     """Feed `pieces` one by one; collect after each (`eager`) or only at the end."""
-    parser = ReplyParser(limits)
+    limits = parser.limits
     parser.auth_mode = auth_mode
-    bound = max(limits.max_line_length, limits.max_auth_line_length if auth_mode else 0) + 1
+    keep = max(limits.max_line_length, limits.max_auth_line_length if auth_mode else 0)
+    bound = limits.max_reply_bytes + keep
     got: list[Reply] = []
     error = False
     for piece in pieces:
@@ -117,15 +113,16 @@ def library_parse(
     return Outcome(tuple((r.code, r.lines) for r in got), error)
 
 
-# Grammar-aware pieces: mostly well-formed lines, with the mistakes the rules name.
+# Grammar-aware pieces: mostly well-formed lines, with the mistakes the rules name, lines
+# long enough to be cut and to pass the second bound, and runs of CRs before the LF.
 _CODES = st.sampled_from([b"220", b"250", b"334", b"354", b"421", b"550", b"199", b"600", b"2x0"])
 _TEXT = st.one_of(
     st.sampled_from([b"", b"OK", b"2.1.5 Ok", b"mx.example ESMTP", b"PIPELINING", b"SIZE 10"]),
     st.binary(max_size=12),
     st.text(max_size=8).map(lambda s: s.encode("utf-8")),
-    st.integers(0, 40).map(lambda n: b"A" * n),
+    st.integers(0, 100).map(lambda n: b"A" * n),
 )
-_END = st.sampled_from([b"\r\n", b"\r\n", b"\n", b"\r", b"\r\r\n", b""])
+_END = st.sampled_from([b"\r\n", b"\r\n", b"\n", b"\r", b"\r\r\n", b"\r\r\r\n", b""])
 _LINE_PIECE = st.builds(
     lambda code, sep, text, end: code + sep + text + end,
     _CODES,
@@ -138,25 +135,28 @@ _STREAM = st.one_of(
     st.binary(max_size=200),
     st.lists(st.one_of(_LINE_PIECE, st.binary(max_size=6)), max_size=10).map(b"".join),
 )
-_LIMITS = st.one_of(
+LIMITS = st.one_of(
     st.just(ReplyLimits()),
+    st.just(ReplyLimits(max_line_length=64, max_reply_bytes=300, max_auth_line_length=128)),
+    # Small line counts and reply sizes, for replies that cross chunks (the fast path
+    # checks them at both ends of a chunk).
+    st.builds(ReplyLimits, st.just(64), st.integers(1, 4), st.integers(8, 80), st.just(128)),
     st.builds(
-        lambda line, lines, extra, auth: ReplyLimits(line, lines, line + extra, auth),
+        ReplyLimits,
         st.integers(4, 40),
-        st.integers(4, 6),
-        # Reply limits below the line limit are left out: the fast path does not enforce them
-        # (tests/test_fuzz_smoke.py::test_reply_byte_limit_below_line_limit_is_enforced).
-        st.integers(0, 80),
-        st.integers(4, 60),
+        st.one_of(st.none(), st.integers(1, 6)),
+        st.integers(4, 150),
+        st.integers(4, 80),
     ),
 )
+"""Limits for the parsers: the defaults, and small ones so that short inputs reach them."""
 
 
 @st.composite
 def _case(draw: st.DrawFn) -> tuple[bytes, list[int], ReplyLimits, bool, bool]:
     data = draw(_STREAM)
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=8)))
-    return data, cuts, draw(_LIMITS), draw(st.booleans()), draw(st.booleans())
+    return data, cuts, draw(LIMITS), draw(st.booleans()), draw(st.booleans())
 
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -168,22 +168,22 @@ def check(case: tuple[bytes, list[int], ReplyLimits, bool, bool]) -> None:
     """The properties in the module docstring, for one input."""
     data, cuts, limits, auth_mode, eof = case
     expected = reference_parse(data, limits, auth_mode, eof)
-    whole = library_parse([data] if data else [], limits, auth_mode, eof, eager=True)
-    assert whole == expected, (whole, expected)
     pieces = _split(data, cuts)
-    for eager in (True, False):
-        chunked = library_parse(pieces, limits, auth_mode, eof, eager=eager)
-        assert chunked == expected, (eager, pieces, chunked, expected)
-    if len(data) <= 64:
-        bytewise = library_parse(
-            [data[i : i + 1] for i in range(len(data))], limits, auth_mode, eof, eager=True
-        )
-        assert bytewise == expected, (bytewise, expected)
+    for parser in PARSERS:
+        whole = library_parse(parser(limits), [data] if data else [], auth_mode, eof, eager=True)
+        assert whole == expected, (parser, whole, expected)
+        for eager in (True, False):
+            chunked = library_parse(parser(limits), pieces, auth_mode, eof, eager=eager)
+            assert chunked == expected, (parser, eager, pieces, chunked, expected)
+        if len(data) <= 64:
+            bytewise = [data[i : i + 1] for i in range(len(data))]
+            outcome = library_parse(parser(limits), bytewise, auth_mode, eof, eager=True)
+            assert outcome == expected, (parser, outcome, expected)
 
 
 TARGET = Target(
     "replies",
-    "ReplyParser: arbitrary bytes and chunkings vs a reference model",
+    "both reply parsers: arbitrary bytes and chunkings vs a literal model of the rules",
     strategy=_case(),
     check=check,
 )

@@ -1,6 +1,6 @@
 """Fuzz target ``session``: the whole delivery engine against hostile, grammar-aware servers.
 
-The world of ``fuzz/_world.py`` with every decision drawn by hypothesis: DNS answers (MX
+The world of ``tests/support`` with every decision drawn by hypothesis: DNS answers (MX
 lists, null MX, failures), refused connections, EHLO/LHLO capabilities (random keyword sets,
 odd SIZE values, AUTH lists), replies with mutated codes and enhanced codes, continuation
 lines with changing codes, raw garbage, 421 at any point, 334 challenges, bytes injected after
@@ -24,6 +24,7 @@ import sys
 from typing import Any
 
 from hypothesis import strategies as st
+from support.model import MX_DNS, Behaviour, Canonical, ServerModel, ehlo_reply
 
 from smtpproto.requests import (
     ConnectionLost,
@@ -37,16 +38,7 @@ from smtpproto.requests import (
 )
 
 from ._harness import Target, main
-from ._world import (
-    MX_DNS,
-    Behaviour,
-    Canonical,
-    Server,
-    Setup,
-    check_report,
-    make_config,
-    run_setup,
-)
+from ._world import Setup, check_report, make_config, run_setup
 
 _KEYWORDS = (
     "PIPELINING",
@@ -169,7 +161,7 @@ class Hostile(Behaviour):
         """Accepted, but now and then refused."""
         return not self._odd()
 
-    def greeting(self, server: Server) -> bytes:
+    def greeting(self, server: ServerModel) -> bytes:
         """220; now and then a refusal, a PIX-style banner, garbage, or no ESMTP."""
         if not self._odd():
             return b"220 mx.example ESMTP\r\n"
@@ -191,10 +183,7 @@ class Hostile(Behaviour):
         # The extensions the engine acts on, each on a coin flip, then odd ones.
         keywords = [k for k in _MAIN_KEYWORDS if self._int(1)]
         keywords += self.data.draw(st.lists(st.sampled_from(_KEYWORDS), max_size=3))
-        lines = ["mx.example", *keywords]
-        return "".join(
-            f"250{' ' if i == len(lines) - 1 else '-'}{k}\r\n" for i, k in enumerate(lines)
-        ).encode("utf-8")
+        return ehlo_reply(*keywords)
 
     def _mutated(self) -> bytes:
         code = self.data.draw(st.sampled_from(_CODES))
@@ -203,7 +192,7 @@ class Hostile(Behaviour):
         body = b"".join(b"%d-%s line\r\n" % (code, enhanced.encode()) for _ in range(lines))
         return body + b"%d %stext\r\n" % (code, enhanced.encode())
 
-    def reply(self, server: Server, verb: str, line: bytes) -> bytes:
+    def reply(self, server: ServerModel, verb: str, line: bytes) -> bytes:
         """The correct reply; now and then mutations, garbage, 421, silence."""
         if not self._odd():
             if verb in ("EHLO", "LHLO") and (verb == "LHLO") == self.lmtp:
@@ -241,7 +230,7 @@ class Hostile(Behaviour):
             return b"220 2.0.0 go\r\n250 injected\r\n"  # NS-01: response injection
         return b"354 go ahead\r\n"
 
-    def end_of_data(self, server: Server) -> list[tuple[bytes, list[str]]]:
+    def end_of_data(self, server: ServerModel) -> list[tuple[bytes, list[str]]]:
         """Per the protocol; now and then mutated, or LMTP reply counts off by one."""
         accepted = list(server.accepted)
         if not self.lmtp:
@@ -270,13 +259,13 @@ class Hostile(Behaviour):
             return IOTimeout("timed out")
         return b"" if isinstance(request, Receive) else None
 
-    def chunk(self, server: Server, available: int, delivered: int) -> int | IOFailure | bytes:
+    def chunk(self, server: ServerModel, available: int, delivered: int) -> int | IOFailure | bytes:
         """All that is there, or a random part of it."""
         if available < 2 or self._int(2) == 0:
             return available
         return self._int(available - 2) + 1
 
-    def handshake(self, server: Server) -> bool:
+    def handshake(self, server: ServerModel) -> bool:
         """A success; now and then a failure."""
         return not self._odd()
 

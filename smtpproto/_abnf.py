@@ -6,7 +6,6 @@ or stricter than the RFC. Byte patterns work on wire data, str patterns on calle
 
 from __future__ import annotations
 
-import functools
 import re
 
 __all__ = [
@@ -23,7 +22,6 @@ __all__ = [
     "SASL_MECHANISM",
     "UTF8_DOMAIN",
     "XTEXT",
-    "reply_blocks",
 ]
 
 # RFC 5321 4.2 (Reply-line, Reply-code) with the reply text of RFC 5321 4.2 widened by
@@ -33,25 +31,6 @@ __all__ = [
 # legal (RP-02). Text: HT, SP and every byte but C0 controls; a CR reaching this pattern is a
 # lone CR inside the line (RP-14). Applied to a line with its LF and one preceding CR removed.
 REPLY_LINE = re.compile(rb"([2-5][0-5][0-9])(?:([ -])([^\x00-\x08\x0a-\x1f]*))?")
-
-
-@functools.lru_cache(maxsize=8)
-def reply_blocks(max_line_length: int, max_lines: int, crlf: bool) -> re.Pattern[bytes]:
-    """Zero or more whole RFC 5321 4.2 replies within the limits (``match().end()``: where
-    the run of complete, well-formed replies stops).
-
-    Every line carries the code of the first (backreference, RP-05) and holds at most
-    `max_line_length` octets before its line end; a reply has at most `max_lines` lines. For
-    data whose every line ends in CRLF (`crlf`) the CR is matched as the text's last octet;
-    otherwise the data must hold no CR at all. Control characters and lone CRs are the
-    caller's to exclude (RP-14). Possessive quantifiers: no backtracking could ever help, as
-    ``.`` never matches the LF that ends a line.
-    """
-    text = max_line_length - 4 + crlf
-    return re.compile(
-        rb"(?:([2-5][0-5][0-9])(?:-.{0,%d}+\n\1){0,%d}+(?:[ ].{0,%d}+|\r)?+\n)*+"
-        % (text, max_lines - 1, text)
-    )
 
 
 # RFC 3463 2 (enhanced status code, as RFC 2034 4 puts it at the start of the reply text):

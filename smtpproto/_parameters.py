@@ -1,727 +1,849 @@
-"""The smtp(8) parameter table: every parameter the manual lists, and what this library does
-with it (the data behind ``docs/parameters.md`` and ``ClientConfig.from_postconf``).
+"""How smtp(8) parameters are declared, parsed and checked; Postfix's configuration text.
 
-It is the feature contract: each supported parameter names the tests that exercise it, or is
-listed in `NOT_YET_IN_EFFECT`; tests/test_parameters.py holds the table to both.
-Regenerate the page with ``python docs/gen_parameters.py`` after changing it."""
+Each parameter is declared once. A parameter the library uses is a `ClientConfig` field whose
+metadata holds its `Declaration` (``smtpproto/config.py``); a parameter it cannot use is a
+`Declaration` in `NOT_APPLICABLE` below, with the reason. Both carry a `Kind`: the value
+type, which parses Postfix's text syntax and checks Python values, in one place for every
+parameter of that type. ``docs/parameters.md`` is generated from these declarations
+(``docs/gen_parameters.py``); which tests exercise a parameter is said by the tests
+themselves (``@pytest.mark.parameter("smtp_helo_timeout")``), not here.
+
+The rest of the module is Postfix's configuration text: ``$name`` expansion (``mac_expand``),
+``main.cf`` and ``master.cf``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import ipaddress
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["EXTRA_PARAMETERS", "NOT_YET_IN_EFFECT", "PARAMETERS", "Parameter", "by_name"]
+from ._errors import LocalProtocolError
+from .tables import Lookup, MatchList, Reader, logical_lines, split_list
 
-Status = Literal["supported", "not applicable"]
+__all__ = [
+    "BOOL",
+    "MAX_SECONDS",
+    "NOT_APPLICABLE",
+    "TEXT",
+    "Declaration",
+    "Kind",
+    "MasterService",
+    "Status",
+    "expand",
+    "parse_main_cf",
+    "parse_master_cf",
+]
+
+Status = Literal["supported", "declared", "not applicable"]
+
+MAX_SECONDS = 10_000_000
+"""The longest time any time parameter may hold (about 115 days).
+
+Every adapter can wait that long (`socket.settimeout` overflows near 9.2e9 s), and it covers
+every Postfix default, the longest being ``smtp_sasl_auth_cache_time = 90d``.
+"""
+
+# -- value kinds ---------------------------------------------------------------------------
+
+Check = Callable[[Any], Any]
+Parse = Callable[[str, Reader | None], Any]
+
+
+def _stripped(text: str, reader: Reader | None) -> Any:
+    return text.strip()
 
 
 @dataclass(frozen=True)
-class Parameter:
-    """One Postfix parameter: its default as smtp(8) gives it and where it lives here."""
+class Kind:
+    """A parameter's value type: `parse` reads Postfix text, `check` validates a Python value.
+
+    Both raise `TypeError` or `ValueError` with a short reason; the caller names the
+    parameter. `check` returns the value normalized (tuples, frozensets, floats).
+    """
+
+    label: str
+    check: Check
+    parse: Parse = _stripped
+
+    def from_text(self, text: str, reader: Reader | None = None) -> Any:
+        """The checked value of postconf text `text`."""
+        return self.check(self.parse(text, reader))
+
+
+def _check_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("expected a bool")
+    return value
+
+
+def _parse_bool(text: str, reader: Reader | None) -> Any:
+    # mail_conf_bool.c: "yes" or "no", case-insensitively, nothing else.
+    word = text.strip().lower()
+    if word not in ("yes", "no"):
+        raise LocalProtocolError("expected yes or no")
+    return word == "yes"
+
+
+BOOL = Kind("yes/no", _check_bool, _parse_bool)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a str")
+    if any(c in value for c in "\r\n\0"):
+        raise LocalProtocolError("CR, LF and NUL are not allowed")
+    return value
+
+
+TEXT = Kind("text", _text)
+
+
+def integer(low: int, high: int | None = None) -> Kind:
+    """A whole number in ``low..high``."""
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("expected an int")
+        if value < low or (high is not None and value > high):
+            raise LocalProtocolError(f"out of range ({low}..{high if high is not None else ''})")
+        return value
+
+    def parse(text: str, reader: Reader | None) -> Any:
+        text = text.strip()
+        if not re.fullmatch(r"-?[0-9]+", text, re.ASCII):
+            raise LocalProtocolError("expected a whole number")
+        return int(text)
+
+    return Kind("number", check, parse)
+
+
+# Postfix conv_time.c: a whole number and one optional unit letter; a bare number is seconds
+# for every time parameter of smtp(8).
+_TIME = re.compile(r"([0-9]+)([smhdw]?)", re.ASCII)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def seconds(*, zero: bool = False) -> Kind:
+    """A time: ``300s``, ``5m``, ``1h``, ``1d``, ``1w`` or a number of seconds.
+
+    Above 0 (Postfix refuses 0 for these), or from 0 with `zero` (where Postfix allows it,
+    saying what 0 means on the field), and at most `MAX_SECONDS`.
+    """
+    low = "0" if zero else "above 0"
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError("expected seconds as a number")
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            raise LocalProtocolError(f"expected a time from {low} to {MAX_SECONDS}s")
+        if value > MAX_SECONDS:
+            raise LocalProtocolError(f"more than {MAX_SECONDS}s (about 115 days)")
+        return float(value)
+
+    def parse(text: str, reader: Reader | None) -> Any:
+        match = _TIME.fullmatch(text.strip())
+        if match is None:
+            raise LocalProtocolError("expected a time such as 300s, 5m, 1h, 1d or 1w")
+        return int(match.group(1)) * _UNITS[match.group(2)]
+
+    return Kind("time", check, parse)
+
+
+def optional(kind: Kind) -> Kind:
+    """`kind`, or ``None`` (Postfix's empty value)."""
+
+    def parse(text: str, reader: Reader | None) -> Any:
+        return None if not text.strip() else kind.parse(text, reader)
+
+    return Kind(kind.label, lambda v: None if v is None else kind.check(v), parse)
+
+
+def choice(*options: str, empty: str | None = None) -> Kind:
+    """One word of `options` (case-insensitive in text); an empty text means `empty`."""
+
+    def check(value: Any) -> str:
+        if value not in options:
+            raise LocalProtocolError(f"expected one of {', '.join(options)}")
+        return str(value)
+
+    def parse(text: str, reader: Reader | None) -> Any:
+        word = text.strip().lower()
+        if not word and empty is not None:
+            return empty
+        return word
+
+    return Kind(" | ".join(options), check, parse)
+
+
+def _list_text(text: str, reader: Reader | None) -> Any:
+    return split_list(text)
+
+
+def words(item: Check = _text, label: str = "list") -> Kind:
+    """A list of words (``a, b c``) as a tuple; each word checked by `item`."""
+
+    def check(value: Any) -> tuple[Any, ...]:
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise TypeError("expected a sequence of strings")
+        items = tuple(item(v) for v in value)
+        for v in items:
+            if isinstance(v, str) and (not v or re.search(r"[\s,]", v)):
+                raise LocalProtocolError("list items must be non-empty, without spaces or commas")
+        return items
+
+    return Kind(label, check, _list_text)
+
+
+def wordset(options: Iterable[str] | None = None, *, upper: bool = False) -> Kind:
+    """A set of words, folded to one case; only `options` when given."""
+    allowed = None if options is None else frozenset(options)
+    as_words = words()
+
+    def check(value: Any) -> frozenset[str]:
+        items = as_words.check(value)
+        folded = frozenset(v.upper() if upper else v.lower() for v in items)
+        if allowed is not None and not folded <= allowed:
+            raise LocalProtocolError(f"unknown {', '.join(sorted(folded - allowed))}")
+        return folded
+
+    return Kind("list", check, _list_text)
+
+
+def match_list() -> Kind:
+    """A Postfix match list: names, ``!name``, ``/file/name`` and ``type:table`` items."""
+
+    def parse(text: str, reader: Reader | None) -> Any:
+        return MatchList.of(text, reader=reader)
+
+    return Kind("list", lambda value: MatchList.of(value), parse)
+
+
+def table(values: Kind | None = None, *, substitution: bool = True) -> Kind:
+    """Lookup tables (``type:name, ...``; a mapping or callable from Python) whose results
+    are checked by `values`; `substitution` allows ``$n`` in pattern-table results."""
+    convert: Check | None = None
+    if values is not None:
+        kind = values
+
+        def convert(value: Any) -> Any:
+            return kind.check(kind.parse(value, None) if isinstance(value, str) else value)
+
+    def parse(text: str, reader: Reader | None) -> Any:
+        return Lookup.of(text, convert, reader=reader, substitution=substitution)
+
+    def check(value: Any) -> Lookup[Any]:
+        return Lookup.of(value, convert, substitution=substitution)
+
+    return Kind("table", check, parse)
+
+
+def address(version: int | None) -> Kind:
+    """An IP address (of one version when given), in canonical form."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise TypeError("expected an IP address string")
+        parsed = ipaddress.ip_address(value)
+        if version is not None and parsed.version != version:
+            raise LocalProtocolError(f"expected an IPv{version} address")
+        return str(parsed)
+
+    return Kind(f"IPv{version} address" if version else "address", check)
+
+
+# -- declarations --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One smtp(8) parameter: its names, type, defaults, status, and where it takes effect.
+
+    `name` is the smtp(8) name; `lmtp` the lmtp(8) name when it is not ``lmtp_`` + the rest
+    (``""``: none); `aliases` are other names for the same thing; `fallbacks` are names it
+    defaults to, which lose to it when both are set: global (``fallback_relay`` for
+    ``smtp_fallback_relay``) or an older ``smtp_*`` name, which lmtp(8) reads as ``lmtp_*``
+    (``smtp_per_record_deadline`` for ``smtp_per_request_deadline``). `postfix_default` is
+    what ``postconf -d`` prints; `differs` says why the library's default is not Postfix's.
+    `effect` is the module where the value takes effect; `why` the reason for ``not
+    applicable``, or what is missing for ``declared`` (accepted and checked, not yet in
+    effect).
+    """
 
     name: str
-    default: str
-    field: str | None
-    status: Status
+    kind: Kind
+    postfix_default: str
+    status: Status = "supported"
+    effect: str = ""
     why: str = ""
-    tests: tuple[str, ...] = ()
-    """``file.py::test_name`` (under tests/) of the tests that exercise a supported parameter."""
+    lmtp: str | None = None
+    aliases: tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = ()
+    lmtp_default: Any = None
+    differs: str = ""
+    field: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if (self.status == "supported") != (self.field is not None):
-            raise ValueError(f"{self.name}: a supported parameter needs a field, and only it")
-        if (self.status == "not applicable") != bool(self.why):
-            raise ValueError(f"{self.name}: say why exactly when not applicable")
-        if self.tests and self.status != "supported":
-            raise ValueError(f"{self.name}: only a supported parameter is exercised by tests")
+        if (self.status == "supported") == bool(self.why):
+            raise ValueError(f"{self.name}: a reason exactly when not supported")
+        if self.status != "not applicable" and not self.effect:
+            raise ValueError(f"{self.name}: say where it takes (or will take) effect")
+
+    @property
+    def lmtp_name(self) -> str | None:
+        """The lmtp(8) name of this parameter, or ``None`` when it has none."""
+        if self.lmtp is not None:
+            return self.lmtp or None
+        return "lmtp_" + self.name[5:] if self.name.startswith("smtp_") else None
+
+    @property
+    def lmtp_fallbacks(self) -> tuple[str, ...]:
+        """The `fallbacks` lmtp(8) reads: the ``lmtp_*`` mirror of each ``smtp_*`` one."""
+        if self.lmtp_name is None:
+            return self.fallbacks
+        return tuple(_lmtp_mirror(name) for name in self.fallbacks)
+
+    def names(self) -> tuple[str, ...]:
+        """Every Postfix name that sets this parameter."""
+        lmtp = self.lmtp_name
+        mirrored = tuple(n for n in self.lmtp_fallbacks if n not in self.fallbacks)
+        return (self.name, *self.aliases, *self.fallbacks, *((lmtp,) if lmtp else ()), *mirrored)
+
+    def client_of(self, name: str) -> Literal["smtp", "lmtp"] | None:
+        """Which client alone reads `name` (one of `names`); ``None`` when both do."""
+        if self.lmtp_name is None or name in self.aliases:
+            return None
+        if name == self.lmtp_name or name in self.lmtp_fallbacks:
+            return None if name in self.fallbacks else "lmtp"
+        if name == self.name or name in self.fallbacks:
+            return "smtp"
+        return None
+
+    def counterpart(self, name: str) -> str:
+        """The name the other client reads for what `name` sets (`name` when both read it)."""
+        pairs = [
+            (self.name, self.lmtp_name),
+            *zip(self.fallbacks, self.lmtp_fallbacks, strict=True),
+        ]
+        for smtp, lmtp in pairs:
+            if name == smtp and lmtp is not None:
+                return lmtp
+            if name == lmtp:
+                return smtp
+        return name
+
+    def is_fallback(self, name: str) -> bool:
+        """Whether `name` is one of the names this parameter only defaults to."""
+        return name in self.fallbacks or name in self.lmtp_fallbacks
 
 
-def _s(name: str, default: str, field: str, *tests: str) -> Parameter:
-    return Parameter(name, default, field, "supported", tests=tests)
+def _lmtp_mirror(name: str) -> str:
+    return "lmtp_" + name[5:] if name.startswith("smtp_") else name
 
 
-def _na(name: str, default: str, why: str) -> Parameter:
-    return Parameter(name, default, None, "not applicable", why)
+def _na(name: str, kind: Kind, postfix_default: str, why: str) -> Declaration:
+    return Declaration(name, kind, postfix_default, "not applicable", why=why)
 
 
-_OBSOLETE_TLS = "obsolete since Postfix 2.3; set tls_security_level instead"
+_DAEMON = "a Postfix daemon's own process management; the caller owns its processes"
+_NO_NOTICES = "a library mails no postmaster notices; every outcome is in the DeliveryReport"
+_SYSLOG = "the library never writes to syslog; the adapters log through the logging module"
+_OBSOLETE = "removed from Postfix (postconf 3.7 no longer knows it)"
 
-PARAMETERS: tuple[Parameter, ...] = (
-    _s("best_mx_transport", "empty", "best_mx_transport"),
+NOT_APPLICABLE: tuple[Declaration, ...] = (
     _na(
         "config_directory",
-        "see 'postconf -d' output",
-        "no main.cf is read; configuration is a ClientConfig or a from_postconf mapping",
+        TEXT,
+        "/etc/postfix",
+        "the library reads no directory: from_main_cf takes main.cf text, and "
+        "smtpproto.adapters.postfix.load() reads a configuration directory",
     ),
     _na(
         "connection_cache_protocol_timeout",
+        seconds(),
         "5s",
-        "no scache(8) daemon; a reusable session lives in the caller's process",
+        "no scache(8) daemon: the connection cache lives in the caller's process",
     ),
-    _na(
-        "daemon_timeout",
-        "18000s",
-        "no daemon watchdog; the caller bounds a delivery with its own timeout",
-    ),
+    _na("daemon_timeout", seconds(), "18000s", _DAEMON),
     _na(
         "debug_peer_level",
+        integer(1),
         "2",
-        "per-peer transcripts are on or off; verbosity belongs to the logging module",
-    ),
-    _s("debug_peer_list", "empty", "debug_peer_list"),
-    _s(
-        "delay_logging_resolution_limit",
-        "2",
-        "delay_logging_resolution_limit",
-        "test_engine_params.py::test_delay_logging_resolution_limit_caps_the_decimals_of_delay",
-        "test_engine_params.py::test_delay_logging_resolution_limit_zero_logs_whole_seconds_rounded_half_up",
-        "test_engine_params.py::test_delay_logging_resolution_limit_applies_to_a_delivered_report",
+        "the full dialogue of every session is in DeliveryReport.transcript; verbosity "
+        "belongs to the logging module",
     ),
     _na(
-        "disable_dns_lookups",
-        "no",
-        "obsolete since Postfix 2.11 (smtp_dns_support_level); host_lookup=native "
-        "selects the system resolver",
-    ),
-    _s(
-        "disable_mime_output_conversion",
-        "no",
-        "disable_mime_output_conversion",
-        "test_mime.py::test_disabled_conversion_refuses_8bit_content_5_6_3",
+        "debug_peer_list",
+        TEXT,
+        "",
+        "the full dialogue of every session is always in DeliveryReport.transcript, so no "
+        "peer needs to be singled out",
     ),
     _na(
-        "error_notice_recipient",
-        "postmaster",
-        "a library mails no postmaster notices; every outcome is in the DeliveryReport",
+        "dnssec_probe",
+        TEXT,
+        "ns:.",
+        "a start-up self-test of the system resolver's DNSSEC support; the library runs no "
+        "start-up probe",
     ),
-    _s(
-        "fallback_relay",
-        "empty",
-        "fallback_relay",
-        "test_engine_delivery.py::test_fallback_relay_is_tried_after_the_destination",
-        "test_engine_delivery.py::test_hard_error_from_fallback_relay_becomes_4_3_5",
+    _na("error_notice_recipient", TEXT, "postmaster", _NO_NOTICES),
+    _na(
+        "header_from_format",
+        choice("standard", "obsolete"),
+        "standard",
+        "the form of From: headers Postfix itself writes; the library writes no From: header",
     ),
-    _s(
-        "ignore_mx_lookup_error",
-        "no",
-        "ignore_mx_lookup_error",
-        "test_engine_delivery.py::test_ignore_mx_lookup_error_uses_the_domain_address",
-        "test_routing.py::test_ignore_mx_lookup_error_falls_back_to_addresses",
-    ),
-    _s(
-        "inet_interfaces",
-        "all",
-        "inet_interfaces",
-        "test_parameters.py::test_mail_that_loops_back_to_myself_bounces_5_4_6",
-    ),
-    _s(
-        "inet_protocols",
-        "ipv4",
-        "inet_protocols",
-        "test_routing.py::test_address_rrtypes_follow_inet_protocols_and_preference",
-        "test_routing.py::test_order_addresses_drops_disabled_families",
+    _na(
+        "info_log_address_format",
+        choice("external", "internal"),
+        "external",
+        "DeliveryReport keeps each address exactly as the caller gave it",
     ),
     _na(
         "internal_mail_filter_classes",
-        "empty",
+        words(),
+        "",
         "the client generates no mail of its own and runs no content filters",
     ),
-    _na("ipc_timeout", "3600s", "no internal IPC channels between Postfix daemons"),
+    _na("ipc_timeout", seconds(), "3600s", "no internal IPC channels between Postfix daemons"),
+    _na(
+        "lmtp_assume_final",
+        BOOL,
+        "no",
+        "it chooses between 'delivered' and 'relayed' DSN notices; the library sends no "
+        "notices, the caller decides what a sent result means",
+    ),
     _na(
         "lmtp_cache_connection",
+        BOOL,
         "yes",
-        "obsolete since Postfix 2.3; reuse is connection_cache_on_demand or a connect() session",
+        "obsolete since Postfix 2.3 (" + _OBSOLETE + "); reuse is "
+        "smtp_connection_cache_on_demand or a connect() session",
     ),
-    _s(
-        "lmtp_discard_lhlo_keyword_address_maps",
-        "empty",
-        "discard_ehlo_keyword_address_maps",
-        "test_parameters.py::test_discard_ehlo_keyword_address_maps_applies_to_that_address_only",
-    ),
-    _s(
-        "lmtp_discard_lhlo_keywords",
-        "empty",
-        "discard_ehlo_keywords",
-        "test_engine_session.py::test_discard_ehlo_keywords_turns_off_pipelining",
-    ),
-    _s(
-        "lmtp_lhlo_name",
-        "$myhostname",
-        "helo_name",
-        "test_parameters.py::test_lhlo_name_is_the_lhlo_argument",
-    ),
-    _s(
-        "lmtp_lhlo_timeout",
-        "300s",
-        "helo_timeout",
-        "test_engine_transaction.py::test_each_reply_read_uses_the_timeout_of_the_awaited_command",
-    ),
-    _s(
-        "lmtp_tcp_port",
-        "24",
-        "lmtp_tcp_port",
-        "test_destinations.py::test_default_port_comes_from_argument_then_config",
-    ),
-    _na("max_idle", "100s", "no daemon process lifetime; the caller owns its processes"),
-    _na("max_use", "100", "no daemon process lifetime; the caller owns its processes"),
-    _s(
-        "mime_boundary_length_limit",
-        "2048",
-        "mime_boundary_length_limit",
-        "test_mime.py::test_boundaries_compare_on_at_most_the_length_limit",
-    ),
-    _s(
-        "mime_nesting_limit",
-        "100",
-        "mime_nesting_limit",
-        "test_mime.py::test_spec_8_5_nesting_beyond_the_limit_is_refused_5_6_0",
-        "test_mime.py::test_embedded_messages_count_towards_nesting",
+    _na("max_idle", seconds(), "100s", _DAEMON),
+    _na("max_use", integer(1), "100", _DAEMON),
+    _na("notify_classes", words(), "resource, software", _NO_NOTICES),
+    _na("process_id", TEXT, "(read-only)", "read-only information about a Postfix process"),
+    _na("process_name", TEXT, "(read-only)", "read-only information about a Postfix process"),
+    _na(
+        "service_name",
+        TEXT,
+        "(read-only)",
+        "read-only: the master.cf service name; from_main_cf takes it as service=",
     ),
     _na(
-        "notify_classes",
-        "resource, software",
-        "a library mails no postmaster notices; every outcome is in the DeliveryReport",
-    ),
-    _na("process_id", "read-only", "read-only daemon information"),
-    _na("process_name", "read-only", "read-only daemon information"),
-    _s(
-        "proxy_interfaces",
-        "empty",
-        "proxy_interfaces",
-        "test_parameters.py::test_mail_that_loops_back_to_myself_bounces_5_4_6",
-    ),
-    _s(
-        "smtp_always_send_ehlo",
-        "yes",
-        "always_send_ehlo",
-        "test_engine_session.py::test_without_always_send_ehlo_the_banner_decides",
-    ),
-    _s(
-        "smtp_bind_address",
-        "empty",
-        "bind_address",
-        "test_parameters.py::test_bind_address_is_the_source_of_ipv4_connections",
-        "interop/test_bind_interop.py::test_bind_address_is_the_source_the_server_sees",
-    ),
-    _s(
-        "smtp_bind_address6",
-        "empty",
-        "bind_address6",
-        "test_parameters.py::test_bind_address_is_the_source_of_ipv4_connections",
-    ),
-    _s("smtp_cname_overrides_servername", "version dependent", "cname_overrides_servername"),
-    _s(
-        "smtp_connect_timeout",
-        "30s",
-        "connect_timeout",
-        "test_parameters.py::test_connect_timeout_is_the_connect_request_timeout",
-    ),
-    _s(
-        "smtp_connection_cache_destinations",
-        "empty",
-        "connection_cache_destinations",
-        "test_engine_params.py::test_connection_cache_destinations_keep_sessions_without_on_demand",
-    ),
-    _s(
-        "smtp_connection_cache_on_demand",
-        "yes",
-        "connection_cache_on_demand",
-        "test_engine_params.py::test_connection_cache_on_demand_keeps_the_session_for_the_next_batch",
-        "test_engine_params.py::test_connection_cache_on_demand_off_opens_a_connection_per_batch",
-        "test_engine_params.py::test_connection_cache_destinations_keep_sessions_without_on_demand",
-    ),
-    _s(
-        "smtp_connection_cache_time_limit",
-        "2s",
-        "connection_cache_time_limit",
-        "test_engine_params.py::test_connection_cache_time_limit_closes_a_session_idle_too_long",
-        "test_engine_params.py::test_connection_cache_time_limit_keeps_a_session_used_in_time",
-    ),
-    _s(
-        "smtp_connection_reuse_time_limit",
-        "300s",
-        "connection_reuse_time_limit",
-        "test_engine_delivery.py::test_no_reuse_past_connection_reuse_time_limit",
-    ),
-    _s(
-        "smtp_data_done_timeout",
-        "600s",
-        "data_done_timeout",
-        "test_engine_transaction.py::test_each_reply_read_uses_the_timeout_of_the_awaited_command",
-    ),
-    _s(
-        "smtp_data_init_timeout",
-        "120s",
-        "data_init_timeout",
-        "test_engine_transaction.py::test_each_reply_read_uses_the_timeout_of_the_awaited_command",
-    ),
-    _s(
-        "smtp_data_xfer_timeout",
-        "180s",
-        "data_xfer_timeout",
-        "test_parameters.py::test_data_xfer_timeout_bounds_each_body_write",
-    ),
-    _s(
-        "smtp_defer_if_no_mx_address_found",
-        "no",
-        "defer_if_no_mx_address_found",
-        "test_engine_delivery.py::test_mx_hosts_without_addresses_bounce_unless_defer_if_no_mx_address_found",
-        "test_routing.py::test_dn08_no_mx_address_bounces_by_default_defers_when_configured_or_soft",
+        "smtp_address_verify_target",
+        choice("rcpt", "data"),
+        "rcpt",
+        "address verification probes come from Postfix's verify(8) service; the library "
+        "sends no probes",
     ),
     _na(
-        "smtp_destination_concurrency_limit",
-        "$default_destination_concurrency_limit",
-        "parallelism is the caller's: it decides how many deliveries run at once",
+        "smtp_dns_resolver_options",
+        words(),
+        "",
+        "resolver options belong to the resolver an adapter is given (dnspython's or the "
+        "embedder's own)",
     ),
-    _s(
-        "smtp_destination_recipient_limit",
-        "$default_destination_recipient_limit",
-        "destination_recipient_limit",
-        "test_engine_delivery.py::test_destination_recipient_limit_splits_into_transactions_on_one_connection",
+    _na(
+        "smtp_sasl_auth_cache_name",
+        TEXT,
+        "",
+        "a database file of failed logins shared by Postfix's delivery processes; the "
+        "library keeps no state across deliveries",
     ),
-    _s(
-        "smtp_discard_ehlo_keyword_address_maps",
-        "empty",
-        "discard_ehlo_keyword_address_maps",
-        "test_parameters.py::test_discard_ehlo_keyword_address_maps_applies_to_that_address_only",
-        "test_parameters.py::test_discard_ehlo_keyword_address_maps_leaves_other_addresses_alone",
+    _na(
+        "smtp_sasl_auth_cache_time",
+        seconds(zero=True),
+        "90d",
+        "a database file of failed logins shared by Postfix's delivery processes; the "
+        "library keeps no state across deliveries",
     ),
-    _s(
-        "smtp_discard_ehlo_keywords",
-        "empty",
-        "discard_ehlo_keywords",
-        "test_engine_session.py::test_discard_ehlo_keywords_turns_off_pipelining",
+    _na(
+        "smtp_sasl_path",
+        TEXT,
+        "",
+        "no SASL plug-in: the mechanisms are built in (smtpproto.sasl)",
     ),
-    _na("smtp_enforce_tls", "no", _OBSOLETE_TLS + " (encrypt)"),
-    _s(
-        "smtp_fallback_relay",
-        "$fallback_relay",
-        "fallback_relay",
-        "test_engine_delivery.py::test_fallback_relay_is_tried_after_the_destination",
-        "test_routing.py::test_dn17_fallback_relays_come_after_the_next_hops",
+    _na(
+        "smtp_sasl_type",
+        TEXT,
+        "cyrus",
+        "no SASL plug-in: the mechanisms are built in (smtpproto.sasl)",
     ),
-    _s("smtp_generic_maps", "empty", "generic_maps"),
-    _s(
-        "smtp_helo_name",
-        "$myhostname",
-        "helo_name",
-        "test_parameters.py::test_helo_name_is_the_ehlo_argument",
-    ),
-    _s(
-        "smtp_helo_timeout",
-        "300s",
-        "helo_timeout",
-        "test_engine_transaction.py::test_each_reply_read_uses_the_timeout_of_the_awaited_command",
-    ),
-    _s("smtp_host_lookup", "dns", "host_lookup"),
-    _s(
-        "smtp_line_length_limit",
-        "990",
-        "line_length_limit",
-        "test_body.py::test_sm20_long_line_is_folded_postfix_style",
-        "test_body.py::test_sm22_folded_lines_rejoin_to_the_original",
-    ),
-    _s(
-        "smtp_mail_timeout",
-        "300s",
-        "mail_timeout",
-        "test_engine_transaction.py::test_each_reply_read_uses_the_timeout_of_the_awaited_command",
-        "test_adapters.py::test_server_that_stops_answering_times_out_and_defers",
-    ),
-    _s(
-        "smtp_mx_address_limit",
-        "5",
-        "mx_address_limit",
-        "test_engine_delivery.py::test_every_address_tried_counts_against_mx_address_limit",
-        "test_routing.py::test_order_addresses_keeps_a_sorted_subset",
-    ),
-    _s(
-        "smtp_mx_session_limit",
-        "2",
-        "mx_session_limit",
-        "test_engine_delivery.py::test_mx_session_limit_counts_sessions_past_the_handshake",
-    ),
-    _s(
-        "smtp_never_send_ehlo",
+    _na(
+        "smtp_tls_block_early_mail_reply",
+        BOOL,
         "no",
-        "never_send_ehlo",
-        "test_engine_session.py::test_never_send_ehlo_sends_helo",
-        "test_engine_session.py::test_helo_session_has_no_extensions",
-    ),
-    _s(
-        "smtp_pix_workaround_delay_time",
-        "10s",
-        "pix_workaround_delay_time",
-        "test_engine_session.py::test_pix_banner_disables_esmtp_and_delays_dotcrlf",
-    ),
-    _s(
-        "smtp_pix_workaround_maps",
-        "empty",
-        "pix_workaround_maps",
-        "test_engine_params.py::test_pix_workaround_maps_entry_replaces_the_global_workarounds",
-        "test_engine_params.py::test_pix_workaround_maps_empty_entry_turns_the_workarounds_off",
-        "test_engine_params.py::test_pix_workaround_maps_for_another_address_keep_the_global_list",
-        "test_engine_params.py::test_pix_workaround_maps_need_a_pix_banner",
-    ),
-    _s(
-        "smtp_pix_workaround_threshold_time",
-        "500s",
-        "pix_workaround_threshold_time",
-        "test_engine_params.py::test_pix_workaround_threshold_time_drops_delay_dotcrlf_for_young_mail",
-        "test_engine_params.py::test_pix_workaround_threshold_time_from_postconf_is_per_message_on_a_held_session",
-    ),
-    _s(
-        "smtp_pix_workarounds",
-        "disable_esmtp, delay_dotcrlf",
-        "pix_workarounds",
-        "test_parameters.py::test_empty_pix_workarounds_keeps_esmtp_for_a_pix_banner",
-    ),
-    _s(
-        "smtp_quit_timeout",
-        "300s",
-        "quit_timeout",
-        "test_parameters.py::test_quit_timeout_bounds_the_quit_exchange",
-    ),
-    _s(
-        "smtp_quote_rfc821_envelope",
-        "yes",
-        "quote_rfc821_envelope",
-        "test_engine_session.py::test_quote_rfc821_envelope_off_sends_address_as_given",
-    ),
-    _s(
-        "smtp_randomize_addresses",
-        "yes",
-        "randomize_addresses",
-        "test_routing.py::test_order_addresses_sorts_by_family_preference_and_caps",
-    ),
-    _s(
-        "smtp_rcpt_timeout",
-        "300s",
-        "rcpt_timeout",
-        "test_engine_transaction.py::test_each_reply_read_uses_the_timeout_of_the_awaited_command",
-    ),
-    _s(
-        "smtp_rset_timeout",
-        "20s",
-        "rset_timeout",
-        "test_parameters.py::test_rset_timeout_bounds_the_probe_before_reuse",
-    ),
-    _s(
-        "smtp_sasl_auth_enable",
-        "no",
-        "sasl_auth_enable",
-        "test_adapters.py::test_auth_wrong_password_defers_and_never_bounces",
-        "test_security_cases.py::test_au05_decision_follows_the_channel_not_the_server_claims",
-    ),
-    _s(
-        "smtp_sasl_mechanism_filter",
-        "empty",
-        "sasl_mechanism_filter",
-        "test_security_cases.py::test_au17_filter_order_and_post_tls_list_decide_the_mechanism",
-        "test_security_cases.py::test_ns09_east_x1_mechanism_list_in_plaintext_gets_no_auth",
-    ),
-    _s(
-        "smtp_sasl_password_maps",
-        "empty",
-        "sasl_password_maps",
-        "test_adapters.py::test_auth_wrong_password_defers_and_never_bounces",
-        "test_security_cases.py::test_au05_decision_follows_the_channel_not_the_server_claims",
-    ),
-    _na("smtp_sasl_path", "empty", "no SASL plug-in: the mechanisms are built in (smtpproto.sasl)"),
-    _s(
-        "smtp_sasl_security_options",
-        "noplaintext, noanonymous",
-        "sasl_security_options",
-        "test_security_cases.py::test_au03_auth_learned_in_plaintext_is_dropped_when_starttls_is_refused",
-        "test_security_cases.py::test_au04_explicit_opt_in_allows_plain_in_cleartext",
-    ),
-    _s(
-        "smtp_sasl_tls_security_options",
-        "$smtp_sasl_security_options",
-        "sasl_tls_security_options",
-        "test_adapters.py::test_starttls_and_auth",
-        "test_parameters.py::test_sasl_tls_verified_security_options_apply_only_on_a_verified_session",
-    ),
-    _s(
-        "smtp_sasl_tls_verified_security_options",
-        "$smtp_sasl_tls_security_options",
-        "sasl_tls_verified_security_options",
-        "test_parameters.py::test_sasl_tls_verified_security_options_apply_only_on_a_verified_session",
-    ),
-    _na("smtp_sasl_type", "cyrus", "no SASL plug-in: the mechanisms are built in (smtpproto.sasl)"),
-    _s(
-        "smtp_send_xforward_command",
-        "no",
-        "send_xforward_command",
-        "test_engine_session.py::test_xforward_sent_before_mail_when_offered_and_enabled",
-    ),
-    _s(
-        "smtp_sender_dependent_authentication",
-        "no",
-        "sender_dependent_authentication",
-        "test_security_cases.py::test_sasl_credentials_by_sender_disable_reuse",
-    ),
-    _s(
-        "smtp_skip_4xx_greeting",
-        "yes",
-        "skip_4xx_greeting",
-        "test_engine_params.py::test_skip_4xx_greeting_on_moves_to_the_next_mx",
-        "test_engine_params.py::test_skip_4xx_greeting_off_defers_at_once_without_the_next_mx",
-        "test_engine_params.py::test_skip_4xx_greeting_off_does_not_try_the_fallback_relay",
-        "test_engine_params.py::test_skip_4xx_greeting_off_leaves_a_5xx_greeting_to_skip_5xx_greeting",
-        "test_engine_params.py::test_skip_4xx_greeting_off_stops_open_session_at_the_first_4xx_greeting",
-    ),
-    _s(
-        "smtp_skip_5xx_greeting",
-        "yes",
-        "skip_5xx_greeting",
-        "test_engine_session.py::test_greeting_5xx_without_skip_5xx_greeting_bounces",
-    ),
-    _s(
-        "smtp_skip_quit_response",
-        "yes",
-        "skip_quit_response",
-        "test_engine_session.py::test_skip_quit_response_off_reads_quit_reply",
-    ),
-    _s(
-        "smtp_starttls_timeout",
-        "300s",
-        "starttls_timeout",
-        "test_parameters.py::test_starttls_timeout_bounds_the_command_and_the_handshake",
-    ),
-    _s(
-        "smtp_tls_CAfile",
-        "empty",
-        "tls_CAfile",
-        "test_adapters.py::test_starttls_verify_with_the_demo_ca_reports_verified",
-        "test_parameters.py::test_verify_level_passes_the_trust_anchors_to_the_handshake",
-    ),
-    _s(
-        "smtp_tls_CApath",
-        "empty",
-        "tls_CApath",
-        "test_parameters.py::test_verify_level_passes_the_trust_anchors_to_the_handshake",
-    ),
-    _s(
-        "smtp_tls_cert_file",
-        "empty",
-        "tls_cert_file",
-        "test_parameters.py::test_mandatory_tls_settings_shape_the_handshake_above_may",
+        "it detects commands injected through insecure TLS renegotiation (CVE-2009-3555); "
+        "the OpenSSL behind Python's ssl refuses such renegotiation, and TLS 1.3 has none",
     ),
     _na(
         "smtp_tls_cipherlist",
-        "empty",
-        "obsolete since Postfix 2.3; set tls_mandatory_ciphers and the tls_*_cipherlist grades",
+        TEXT,
+        "",
+        _OBSOLETE + "; set smtp_tls_mandatory_ciphers and the tls_*_cipherlist grades",
     ),
     _na(
         "smtp_tls_dcert_file",
-        "empty",
-        "DSA client certificates are obsolete (no DSA in TLS 1.3); use tls_cert_file",
+        TEXT,
+        "",
+        "DSA certificates are obsolete (OpenSSL 3 and TLS 1.3 have no DSA); use "
+        "smtp_tls_chain_files or smtp_tls_cert_file",
     ),
     _na(
         "smtp_tls_dkey_file",
+        TEXT,
         "$smtp_tls_dcert_file",
-        "DSA client certificates are obsolete (no DSA in TLS 1.3); use tls_key_file",
-    ),
-    _na("smtp_tls_enforce_peername", "yes", _OBSOLETE_TLS + " (verify)"),
-    _s(
-        "smtp_tls_exclude_ciphers",
-        "empty",
-        "tls_exclude_ciphers",
-        "test_parameters.py::test_mandatory_tls_settings_shape_the_handshake_above_may",
-    ),
-    _s(
-        "smtp_tls_key_file",
-        "$smtp_tls_cert_file",
-        "tls_key_file",
-        "test_parameters.py::test_mandatory_tls_settings_shape_the_handshake_above_may",
+        "DSA certificates are obsolete (OpenSSL 3 and TLS 1.3 have no DSA); use "
+        "smtp_tls_chain_files or smtp_tls_key_file",
     ),
     _na(
         "smtp_tls_loglevel",
+        TEXT,
         "0",
-        "TLS details are in DeliveryReport.tls; log volume belongs to the logging module",
+        "the TLS outcome is in DeliveryReport.tls and each result; log volume belongs to "
+        "the logging module",
     ),
-    _s(
-        "smtp_tls_mandatory_ciphers",
-        "medium",
-        "tls_mandatory_ciphers",
-        "test_parameters.py::test_mandatory_tls_settings_shape_the_handshake_above_may",
-        "test_parameters.py::test_each_cipher_grade_uses_its_configured_cipherlist",
-    ),
-    _s(
-        "smtp_tls_mandatory_exclude_ciphers",
-        "empty",
-        "tls_mandatory_exclude_ciphers",
-        "test_parameters.py::test_mandatory_tls_settings_shape_the_handshake_above_may",
-    ),
-    _s(
-        "smtp_tls_mandatory_protocols",
-        "SSLv3, TLSv1",
-        "tls_mandatory_protocols",
-        "test_parameters.py::test_mandatory_tls_settings_shape_the_handshake_above_may",
-    ),
-    _s(
-        "smtp_tls_note_starttls_offer",
-        "no",
-        "tls_note_starttls_offer",
-        "test_security_cases.py::test_tls_note_starttls_offer_at_level_none",
-    ),
-    _na("smtp_tls_per_site", "empty", "obsolete since Postfix 2.3; set tls_policy_maps instead"),
-    _s(
-        "smtp_tls_policy_maps",
-        "empty",
-        "tls_policy_maps",
-        "test_security_cases.py::test_policy_map_raises_the_level_for_one_next_hop_only",
-        "test_security_cases.py::test_unreadable_policy_entry_fails_closed_with_4_7_0",
+    _na(
+        "smtp_tls_per_site",
+        TEXT,
+        "",
+        "obsolete since Postfix 2.3; smtp_tls_policy_maps replaces it",
     ),
     _na(
         "smtp_tls_scert_verifydepth",
-        "5",
-        "Python's ssl module has no verify-depth control; OpenSSL's limit applies",
-    ),
-    _s(
-        "smtp_tls_secure_cert_match",
-        "nexthop, dot-nexthop",
-        "tls_secure_cert_match",
-        "test_parameters.py::test_cert_match_parameters_decide_which_names_verify",
-    ),
-    _s(
-        "smtp_tls_security_level",
-        "empty",
-        "tls_security_level",
-        "test_engine_tls.py::test_ns03_encrypt_without_starttls_offered_defers_4_7_4_and_sends_no_mail",
-        "test_engine_tls.py::test_may_level_runs_starttls_then_ehlo_again",
-        "test_security_cases.py::test_ns03_starttls_not_offered_at_required_levels_defers_4_7_4",
-        "test_adapters.py::test_starttls",
+        integer(1),
+        "9",
+        "Python's ssl module has no verify-depth setting; OpenSSL's own limit (100) applies",
     ),
     _na(
         "smtp_tls_session_cache_database",
-        "empty",
-        "TLS sessions are cached in memory by the adapter, never in a file",
+        TEXT,
+        "",
+        "no TLS session cache file: every connection makes a full handshake",
     ),
-    _s("smtp_tls_session_cache_timeout", "3600s", "tls_session_cache_timeout"),
-    _s(
-        "smtp_tls_verify_cert_match",
-        "hostname",
-        "tls_verify_cert_match",
-        "test_parameters.py::test_cert_match_parameters_decide_which_names_verify",
+    _na(
+        "smtp_tls_session_cache_timeout",
+        seconds(zero=True),
+        "3600s",
+        "no TLS session cache: every connection makes a full handshake",
     ),
-    _na("smtp_use_tls", "no", _OBSOLETE_TLS + " (may)"),
-    _s(
-        "smtp_xforward_timeout",
-        "300s",
-        "xforward_timeout",
-        "test_parameters.py::test_xforward_timeout_bounds_the_xforward_reply",
+    _na(
+        "smtputf8_autodetect_classes",
+        words(),
+        "sendmail, verify",
+        "which locally submitted mail Postfix's cleanup(8) flags as SMTPUTF8; the caller says "
+        "so itself in Envelope.smtputf8",
     ),
-    _na("syslog_facility", "mail", "a library logs through the logging module, not syslog"),
-    _na("syslog_name", "postfix", "a library logs through the logging module, not syslog"),
-    _na("tls_daemon_random_bytes", "32", "no tlsmgr(8); OpenSSL seeds its own generator"),
+    _na("syslog_facility", TEXT, "mail", _SYSLOG),
+    _na("syslog_name", TEXT, "postfix", _SYSLOG),
+    _na(
+        "tcp_windowsize",
+        integer(0),
+        "0",
+        "a workaround for routers that break TCP window scaling, set on Postfix's own "
+        "sockets; the adapters leave socket buffers to the operating system",
+    ),
+    _na(
+        "tls_config_file",
+        TEXT,
+        "default",
+        "OpenSSL configuration belongs to the Python process (OPENSSL_CONF)",
+    ),
+    _na(
+        "tls_config_name",
+        TEXT,
+        "",
+        "OpenSSL configuration belongs to the Python process (OPENSSL_CONF)",
+    ),
+    _na(
+        "tls_daemon_random_bytes",
+        integer(1),
+        "32",
+        "no tlsmgr(8): OpenSSL seeds its own generator",
+    ),
+    _na(
+        "tls_dane_digest_agility",
+        TEXT,
+        "on",
+        _OBSOLETE + "; DANE digests follow RFC 7671",
+    ),
+    _na(
+        "tls_dane_trust_anchor_digest_enable",
+        BOOL,
+        "yes",
+        _OBSOLETE + "; DANE digests follow RFC 7671",
+    ),
+    _na(
+        "tls_disable_workarounds",
+        words(),
+        "",
+        "OpenSSL bug workarounds are Python's ssl defaults",
+    ),
     _na(
         "tls_export_cipherlist",
-        "ALL:+RC4:@STRENGTH",
-        "the export grade is gone from OpenSSL and from Postfix 3",
+        TEXT,
+        "aNULL:-aNULL:HIGH:MEDIUM:LOW:EXPORT:+RC4:@STRENGTH",
+        "the export grade is gone from OpenSSL and from Postfix 3.8",
     ),
-    _s(
-        "tls_high_cipherlist",
-        "ALL:!EXPORT:!LOW:!MEDIUM:+RC4:@STRENGTH",
-        "tls_high_cipherlist",
-        "test_parameters.py::test_mandatory_tls_settings_shape_the_handshake_above_may",
-    ),
-    _s(
-        "tls_low_cipherlist",
-        "ALL:!EXPORT:+RC4:@STRENGTH",
-        "tls_low_cipherlist",
-        "test_parameters.py::test_each_cipher_grade_uses_its_configured_cipherlist",
-    ),
-    _s(
-        "tls_medium_cipherlist",
-        "ALL:!EXPORT:!LOW:+RC4:@STRENGTH",
-        "tls_medium_cipherlist",
-        "test_parameters.py::test_each_cipher_grade_uses_its_configured_cipherlist",
-    ),
-    _s(
-        "tls_null_cipherlist",
-        "eNULL:!aNULL",
-        "tls_null_cipherlist",
-        "test_parameters.py::test_each_cipher_grade_uses_its_configured_cipherlist",
-    ),
-)
-"""The 113 parameters of smtp(8), in the manual's alphabetical listing order."""
-
-EXTRA_PARAMETERS: tuple[Parameter, ...] = (
-    _s(
-        "smtp_per_request_deadline",
-        "no",
-        "per_request_deadline",
-        "test_engine_deadlines.py::test_a_trickled_greeting_times_out_at_the_deadline",
-        "test_engine_deadlines.py::test_without_deadlines_each_read_gets_the_whole_limit",
-    ),
-    _s(
-        "smtp_min_data_rate",
-        "500",
-        "min_data_rate",
-        "test_engine_deadlines.py::test_content_writes_earn_time_at_the_minimum_data_rate",
-    ),
-    _s(
-        "myhostname",
-        "(the system's host name)",
-        "myhostname",
-        "test_parameters.py::test_mail_that_loops_back_to_myself_bounces_5_4_6",
-    ),
-    _s(
-        "smtp_tcp_port",
-        "smtp",
-        "tcp_port",
-        "test_destinations.py::test_default_port_comes_from_argument_then_config",
-    ),
-    _s(
-        "smtp_address_preference",
-        "any",
-        "address_preference",
-        "test_routing.py::test_address_rrtypes_follow_inet_protocols_and_preference",
-        "test_parameters.py::test_balance_inet_protocols_keeps_both_families_within_the_address_limit",
-    ),
-    _s(
-        "smtp_balance_inet_protocols",
+    _na(
+        "tls_fast_shutdown_enable",
+        BOOL,
         "yes",
-        "balance_inet_protocols",
-        "test_parameters.py::test_balance_inet_protocols_keeps_both_families_within_the_address_limit",
+        "always fast: the adapters close a TLS connection without waiting for the server's "
+        "close_notify",
     ),
-    _s(
-        "smtp_connection_reuse_count_limit",
-        "0",
-        "connection_reuse_count_limit",
-        "test_parameters.py::test_connection_reuse_count_limit_closes_after_that_many_transactions",
+    _na("tlsmgr_service_name", TEXT, "tlsmgr", "no tlsmgr(8) daemon"),
+    _na(
+        "transport_destination_concurrency_limit",
+        integer(0),
+        "$default_destination_concurrency_limit",
+        "parallel deliveries are the caller's: it decides how many run at once",
     ),
 )
-"""postconf(5) parameters beyond the smtp(8) listing that rules 9 and 14 rely on."""
+"""smtp(8) parameters that do not apply to a library, each with the reason."""
 
-NOT_YET_IN_EFFECT: frozenset[str] = frozenset(
+
+# -- $name expansion -----------------------------------------------------------------------
+
+_NAME = re.compile(r"[A-Za-z0-9_]+", re.ASCII)
+_MAX_DEPTH = 20
+
+
+def _closing(text: str, start: int, opening: str) -> int:
+    """Index of the bracket closing the `opening` at `start` (same kind, nested)."""
+    closing = "}" if opening == "{" else ")"
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == opening:
+            depth += 1
+        elif text[i] == closing:
+            depth -= 1
+            if depth == 0:
+                return i
+    raise LocalProtocolError(f"truncated macro reference in {text!r}")
+
+
+def _braced(text: str) -> tuple[str, str]:
+    """``{inner} rest`` -> (inner, rest); the text must start with ``{`` after spaces."""
+    text = text.lstrip()
+    if not text.startswith("{"):
+        raise LocalProtocolError(f"expected {{...}} in {text!r}")
+    end = _closing(text, 0, "{")
+    return text[1:end], text[end + 1 :]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", text):
+        raise LocalProtocolError(f"not a compatibility level: {text!r}")
+    return tuple(int(p) for p in text.split("."))
+
+
+_COMPARE: Mapping[str, Callable[[Any, Any], bool]] = MappingProxyType(
     {
-        "best_mx_transport",
-        "debug_peer_list",
-        "smtp_cname_overrides_servername",
-        "smtp_generic_maps",
-        "smtp_host_lookup",
-        "smtp_tls_session_cache_timeout",
+        "==": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
     }
 )
-"""Supported parameters that `ClientConfig` accepts and checks but no delivery uses yet.
-
-They are the open part of the feature contract: nothing in the core reads them, no test
-exercises them, and ``docs/parameters.md`` says so on their rows. A parameter leaves this
-set when the engine honours it, in the same change that names its tests above;
-tests/test_parameters.py fails when the core starts reading one, or a test starts setting
-one, while it is still listed here.
-"""
-
-_BY_NAME: Mapping[str, Parameter] = MappingProxyType(
-    {p.name: p for p in PARAMETERS + EXTRA_PARAMETERS}
-)
+_RELATION = re.compile(r"\s*(==|!=|<=|>=|<|>)(level)?\s*", re.ASCII)
 
 
-def by_name(name: str) -> Parameter | None:
-    """The table entry for the Postfix parameter `name`, or ``None``."""
-    return _BY_NAME.get(name)
+def expand(value: str, resolve: Callable[[str], str | None], *, _depth: int = 0) -> str:
+    """Expand Postfix's ``$name`` references in `value` (``mac_expand`` with its 3.x forms).
+
+    ``$name``, ``${name}``, ``$(name)``; ``${name?text}`` (text when name is non-empty),
+    ``${name:text}`` (text when it is empty), their ``{text}`` forms and
+    ``${name?{a}:{b}}``; ``${{x} == {y} ? {a} : {b}}`` with ``==``, ``!=``, ``<``, ``<=``,
+    ``>``, ``>=`` and their ``level`` forms; ``$$`` is a literal ``$``. `resolve` returns a
+    name's raw value, or ``None`` when it is not defined (a plain reference to it is then a
+    `LocalProtocolError`; a conditional one treats it as empty).
+    """
+    if "$" not in value:
+        return value
+    if _depth > _MAX_DEPTH:
+        raise LocalProtocolError("$name references nest too deeply (a loop?)")
+
+    def lookup(name: str, *, required: bool) -> str:
+        raw = resolve(name)
+        if raw is None:
+            if required:
+                raise LocalProtocolError(f"${name} is not defined")
+            return ""
+        return expand(raw, resolve, _depth=_depth + 1)
+
+    def sub(text: str) -> str:
+        return expand(text, resolve, _depth=_depth + 1)
+
+    def evaluate(inner: str) -> str:
+        if inner.startswith("{"):
+            left, rest = _braced(inner)
+            relation = _RELATION.match(rest)
+            if relation is None:
+                raise LocalProtocolError(f"expected an operator in ${{{inner}}}")
+            right, rest = _braced(rest[relation.end() :])
+            a, b = sub(left).strip(), sub(right).strip()
+            operator, level = relation.group(1), relation.group(2)
+            try:
+                pair: tuple[Any, Any] = (
+                    (_version(a), _version(b))
+                    if level
+                    else (int(a), int(b))
+                    if operator not in ("==", "!=")
+                    else (a, b)
+                )
+            except ValueError:
+                raise LocalProtocolError(f"cannot compare {a!r} and {b!r}") from None
+            outcome = _COMPARE[operator](*pair)
+            rest = rest.strip()
+            if not rest.startswith("?"):
+                raise LocalProtocolError(f"expected '?' in ${{{inner}}}")
+            yes, rest = _braced(rest[1:])
+            rest = rest.strip()
+            no = ""
+            if rest.startswith(":"):
+                no, rest = _braced(rest[1:])
+            if rest.strip():
+                raise LocalProtocolError(f"text after the expression in ${{{inner}}}")
+            return sub(yes if outcome else no)
+        match = _NAME.match(inner)
+        if match is None:
+            raise LocalProtocolError(f"empty macro name in ${{{inner}}}")
+        name, rest = match.group(), inner[match.end() :]
+        if not rest:
+            return lookup(name, required=True)
+        operator, text = rest[0], rest[1:]
+        if operator not in "?:":
+            raise LocalProtocolError(f"unexpected {operator!r} after ${name}")
+        present = bool(lookup(name, required=False).strip())
+        if text.lstrip().startswith("{"):
+            first, after = _braced(text)
+            second = ""
+            after = after.strip()
+            if operator == "?" and after.startswith(":"):
+                second, after = _braced(after[1:])
+            if after.strip():
+                raise LocalProtocolError(f"text after the braces in ${{{inner}}}")
+        else:
+            first, second = text, ""
+        wanted = present if operator == "?" else not present
+        return sub(first if wanted else second)
+
+    out: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        c = value[i]
+        if c != "$":
+            out.append(c)
+            i += 1
+        elif value[i + 1 : i + 2] == "$":
+            out.append("$")
+            i += 2
+        elif value[i + 1 : i + 2] in ("{", "("):
+            end = _closing(value, i + 1, value[i + 1])
+            out.append(evaluate(value[i + 2 : end]))
+            i = end + 1
+        else:
+            match = _NAME.match(value, i + 1)
+            if match is None:
+                raise LocalProtocolError(f"empty macro name after '$' in {value!r}")
+            out.append(lookup(match.group(), required=True))
+            i = match.end()
+    return "".join(out)
+
+
+# -- main.cf and master.cf -----------------------------------------------------------------
+
+
+def parse_main_cf(text: str) -> dict[str, str]:
+    """The ``name = value`` settings of a ``main.cf`` (or of ``postconf -n`` output).
+
+    Logical lines as Postfix reads them (comments, continuation lines that start with
+    whitespace); values are kept unexpanded; a later setting of a name replaces an earlier
+    one, as in Postfix.
+    """
+    settings: dict[str, str] = {}
+    for line, logical in logical_lines(text):
+        name, sep, value = logical.partition("=")
+        name = name.strip()
+        if not sep or not _NAME.fullmatch(name):
+            raise LocalProtocolError(f"main.cf, line {line}: expected 'name = value'")
+        settings[name] = value.strip()
+    return settings
+
+
+@dataclass(frozen=True)
+class MasterService:
+    """One ``master.cf`` service: its name, type, command, and ``-o`` overrides in order."""
+
+    name: str
+    type: str
+    command: str
+    overrides: tuple[tuple[str, str], ...]
+    line: int
+
+    @property
+    def lmtp(self) -> bool:
+        """Whether the service runs lmtp(8) (the command decides, as in Postfix)."""
+        return self.command == "lmtp"
+
+
+def _master_words(text: str) -> list[str]:
+    # Postfix 3.0: "{ text with spaces }" is one word; it keeps its braces for -o below.
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        start = i
+        if text[i] == "{":
+            i = _closing(text, i, "{") + 1
+        else:
+            while i < n and not text[i].isspace():
+                i += 1
+        out.append(text[start:i])
+    return out
+
+
+def parse_master_cf(text: str) -> tuple[MasterService, ...]:
+    """The services of a ``master.cf``, each with its ``-o name=value`` overrides.
+
+    Both forms of an override are read: ``-o name=value`` and ``-o { name = value }``.
+    """
+    services: list[MasterService] = []
+    for line, logical in logical_lines(text):
+        fields = _master_words(logical)
+        if len(fields) < 8:
+            raise LocalProtocolError(f"master.cf, line {line}: expected at least 8 fields")
+        name, kind = fields[0], fields[1]
+        command, arguments = fields[7], fields[8:]
+        overrides: list[tuple[str, str]] = []
+        k = 0
+        while k < len(arguments):
+            if arguments[k] != "-o" and not arguments[k].startswith("-o"):
+                k += 1
+                continue
+            setting = arguments[k][2:] if arguments[k] != "-o" else None
+            if setting is None:
+                if k + 1 >= len(arguments):
+                    raise LocalProtocolError(f"master.cf, line {line}: -o without a setting")
+                setting = arguments[k + 1]
+                k += 1
+            k += 1
+            if setting.startswith("{"):
+                setting = setting[1 : _closing(setting, 0, "{")].strip()
+            key, sep, value = setting.partition("=")
+            if not sep or not _NAME.fullmatch(key.strip()):
+                raise LocalProtocolError(f"master.cf, line {line}: bad -o {setting!r}")
+            overrides.append((key.strip(), value.strip()))
+        services.append(MasterService(name, kind, command, tuple(overrides), line))
+    return tuple(services)

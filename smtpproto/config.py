@@ -1,359 +1,123 @@
 """Client configuration: the smtp(8) parameters under their Postfix names, without ``smtp_``.
 
-`ClientConfig` holds Postfix's defaults (client-rules Appendix A) except where noted on the field.
-`ClientConfig.from_postconf` reads Postfix's own names and value syntax, so a main.cf excerpt
-can be used as it is. Every parameter smtp(8) lists is either a field here or rejected with
-the reason it does not apply to a library (``smtpproto/_parameters.py``): nothing is ignored
-silently.
+Every parameter is declared once, on its `ClientConfig` field (``metadata["parameter"]``, a
+`Declaration`: Postfix's names and default, the value type that parses and checks it, the
+module where it takes effect, and whether it is in effect yet). Parameters that do not apply
+to a library are declared in ``smtpproto._parameters.NOT_APPLICABLE`` with the reason:
+`from_postconf` accepts and checks them, and they change nothing. ``docs/parameters.md`` is
+generated from these declarations.
+
+`ClientConfig.from_postconf` reads Postfix's names and value syntax (``300s``, ``yes``,
+``a, b``, ``$name``, lookup tables); `ClientConfig.from_main_cf` reads a whole ``main.cf``
+(``postconf -n`` output) and a ``master.cf`` service's ``-o`` overrides. Neither reads a
+file: tables that live in files are opened through the `reader` argument (see
+:mod:`smtpproto.tables`).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import math
+import dataclasses
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any
 
-from . import _parameters
 from ._errors import LocalProtocolError
+from ._parameters import (
+    BOOL,
+    NOT_APPLICABLE,
+    TEXT,
+    Declaration,
+    Kind,
+    MasterService,
+    address,
+    choice,
+    expand,
+    integer,
+    match_list,
+    optional,
+    parse_main_cf,
+    parse_master_cf,
+    seconds,
+    table,
+    words,
+    wordset,
+)
 from .destinations import KNOWN_PORTS, parse_destinations
+from .tables import Lookup, MatchList, Reader, split_list
 
-__all__ = ["EXTENSION_FIELDS", "ClientConfig"]
+__all__ = [
+    "EXTENSION_FIELDS",
+    "LEGACY",
+    "ClientConfig",
+    "Declaration",
+    "MasterService",
+    "declaration",
+    "declarations",
+    "parse_main_cf",
+    "parse_master_cf",
+]
 
 EXTENSION_FIELDS = frozenset({"chunking", "sasl_scram_max_iterations"})
-"""`ClientConfig` fields with no smtp(8) parameter behind them (set them by keyword)."""
+"""`ClientConfig` fields with no Postfix parameter behind them (``-o`` names them
+``smtpproto_*``)."""
+
+_UNSET = object()
 
 
-def _frozen_map(**kw: Any) -> Any:
-    return field(default_factory=lambda: MappingProxyType({}), hash=False, **kw)
+def _p(
+    default: Any,
+    name: str,
+    kind: Kind,
+    postfix_default: str,
+    effect: str,
+    *,
+    status: str = "supported",
+    why: str = "",
+    lmtp: str | None = None,
+    aliases: tuple[str, ...] = (),
+    fallbacks: tuple[str, ...] = (),
+    lmtp_default: Any = _UNSET,
+    differs: str = "",
+) -> Any:
+    """A `ClientConfig` field declared as the Postfix parameter `name` (see `Declaration`)."""
+    declared = Declaration(
+        name,
+        kind,
+        postfix_default,
+        status,  # type: ignore[arg-type]
+        effect=effect,
+        why=why,
+        lmtp=lmtp,
+        aliases=aliases,
+        fallbacks=fallbacks,
+        lmtp_default=lmtp_default,
+        differs=differs,
+    )
+    metadata = {"parameter": declared}
+    if isinstance(default, Mapping):
+        return dataclasses.field(default_factory=lambda: default, metadata=metadata, hash=False)
+    return dataclasses.field(
+        default=default, metadata=metadata, hash=not isinstance(default, Lookup | MatchList)
+    )
 
 
-# Postfix's time units (postconf(5) "time value"); a bare number uses the default unit, which is
-# seconds for every time parameter of smtp(8).
-_TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TIME = re.compile(r"(\d+)([smhdw]?)", re.ASCII | re.IGNORECASE)
-_BOOLEANS = {"yes": True, "true": True, "no": False, "false": False}
-_LIST_SPLIT = re.compile(r"[\s,]+")
-_REFERENCE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|\(([A-Za-z0-9_]+)\)|([A-Za-z0-9_]+))")
+# -- value kinds of this module's parameters -------------------------------------------------
+
 # RFC 5321 4.1.2: the EHLO/HELO argument is a domain or an address literal; no spaces or controls.
 _HELO = re.compile(r"[!-~]+", re.ASCII)
 _PROTOCOL = re.compile(
     r"(!?(SSLv2|SSLv3|TLSv1|TLSv1\.1|TLSv1\.2|TLSv1\.3)|[<>]=(TLSv1|TLSv1\.1|TLSv1\.2|TLSv1\.3))",
     re.ASCII,
 )
-
-_TLS_LEVELS = frozenset({"none", "may", "encrypt", "verify", "secure"})
-_SASL_OPTIONS = frozenset(
-    {"noplaintext", "noactive", "nodictionary", "noanonymous", "mutual_auth", "forward_secrecy"}
-)
-_PIX = frozenset({"disable_esmtp", "delay_dotcrlf"})
-_CIPHER_GRADES = frozenset({"high", "medium", "low", "null"})
-_CERT_MATCH = frozenset({"hostname", "nexthop", "dot-nexthop"})
-_FAMILIES = frozenset({"ipv4", "ipv6"})
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClientConfig:
-    """The Postfix smtp(8)/lmtp(8) parameters that apply to a library, with Postfix's defaults."""
-
-    lmtp: bool = False
-    # Empty: the machine's name as Postfix's $myhostname would be. The core cannot ask the
-    # system, so the adapters pass that name to the engine (`with_hostname`); "localhost" only
-    # when nobody did. helo_name empty: $myhostname, Postfix's default.
-    myhostname: str = ""
-    helo_name: str = ""
-    tcp_port: int = 25
-    lmtp_tcp_port: int = 24
-
-    # COMPATIBILITY CONTROLS
-    ignore_mx_lookup_error: bool = False
-    always_send_ehlo: bool = True
-    # Postfix: never_send_ehlo wins over always_send_ehlo.
-    never_send_ehlo: bool = False
-    defer_if_no_mx_address_found: bool = False
-    # Postfix >= 2.9 uses 998 (RFC 5322 2.1.1); the manual's 990 is accepted too. 0 = no limit.
-    line_length_limit: int = 998
-    pix_workaround_delay_time: float = 10.0
-    pix_workaround_threshold_time: float = 500.0
-    pix_workarounds: frozenset[str] = frozenset({"disable_esmtp", "delay_dotcrlf"})
-    pix_workaround_maps: Mapping[str, frozenset[str]] = _frozen_map()
-    quote_rfc821_envelope: bool = True
-    skip_5xx_greeting: bool = True
-    skip_4xx_greeting: bool = True
-    skip_quit_response: bool = True
-    discard_ehlo_keyword_address_maps: Mapping[str, frozenset[str]] = _frozen_map()
-    discard_ehlo_keywords: frozenset[str] = frozenset()
-    generic_maps: Mapping[str, str] = _frozen_map()
-    cname_overrides_servername: bool = False
-
-    # MIME PROCESSING CONTROLS
-    disable_mime_output_conversion: bool = False
-    mime_boundary_length_limit: int = 2048
-    mime_nesting_limit: int = 100
-
-    # EXTERNAL CONTENT INSPECTION CONTROLS
-    send_xforward_command: bool = False
-
-    # SMTPPROTO EXTENSIONS (no smtp(8) parameter)
-    # BDAT (RFC 3030) instead of DATA when the server offers CHUNKING (rule 15.4). Off by
-    # default: Postfix's client never sends BDAT, so DATA is what its peers have been tested with.
-    chunking: bool = False
-
-    # SASL AUTHENTICATION CONTROLS
-    sasl_auth_enable: bool = False
-    sasl_password_maps: Mapping[str, str] = _frozen_map()
-    sasl_security_options: frozenset[str] = frozenset({"noplaintext", "noanonymous"})
-    # AU-20: PLAIN, LOGIN and XOAUTH2 only over TLS whose certificate verified and matched,
-    # at every level; opt in to less by name here. Postfix never sends them by default
-    # (quirk Q9: every option repeats $sasl_security_options); from_postconf keeps that.
-    sasl_tls_security_options: frozenset[str] = frozenset({"noplaintext", "noanonymous"})
-    # None: the same as sasl_tls_security_options (Postfix's $smtp_sasl_tls_security_options).
-    sasl_tls_verified_security_options: frozenset[str] | None = frozenset({"noanonymous"})
-    sasl_mechanism_filter: tuple[str, ...] = ()
-    sender_dependent_authentication: bool = False
-    # SMTPPROTO EXTENSION: the most SCRAM iterations a server may ask for (AU-13, AU-19);
-    # more fails the AUTH, which defers. Cyrus SASL's own client limit is 65,536.
-    sasl_scram_max_iterations: int = 100_000
-
-    # STARTTLS SUPPORT CONTROLS (Postfix >= 3.11 compatibility level: "may")
-    tls_security_level: str = "may"
-    tls_policy_maps: Mapping[str, str] = _frozen_map()
-    starttls_timeout: float = 300.0
-    tls_CAfile: str | None = None
-    tls_CApath: str | None = None
-    tls_cert_file: str | None = None
-    # None: the key is in tls_cert_file (Postfix's $smtp_tls_cert_file).
-    tls_key_file: str | None = None
-    tls_mandatory_ciphers: str = "medium"
-    tls_exclude_ciphers: tuple[str, ...] = ()
-    tls_mandatory_exclude_ciphers: tuple[str, ...] = ()
-    # TLS 1.2 and up (the manual's "SSLv3, TLSv1" predates Postfix 3.6).
-    tls_mandatory_protocols: tuple[str, ...] = (">=TLSv1.2",)
-    tls_note_starttls_offer: bool = False
-    tls_secure_cert_match: tuple[str, ...] = ("nexthop", "dot-nexthop")
-    tls_verify_cert_match: tuple[str, ...] = ("hostname",)
-    tls_session_cache_timeout: float = 3600.0
-    # Postfix 3 grade definitions; the manual's RC4/EXPORT lists predate them.
-    tls_high_cipherlist: str = "aNULL:-aNULL:HIGH:@STRENGTH"
-    tls_medium_cipherlist: str = "aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH"
-    tls_low_cipherlist: str = "aNULL:-aNULL:HIGH:MEDIUM:LOW:+RC4:@STRENGTH"
-    tls_null_cipherlist: str = "eNULL:!aNULL"
-
-    # RESOURCE AND RATE CONTROLS (seconds; 0 connect_timeout = the operating system's limit)
-    destination_recipient_limit: int = 50
-    connect_timeout: float = 30.0
-    helo_timeout: float = 300.0
-    xforward_timeout: float = 300.0
-    mail_timeout: float = 300.0
-    rcpt_timeout: float = 300.0
-    data_init_timeout: float = 120.0
-    data_xfer_timeout: float = 180.0
-    data_done_timeout: float = 600.0
-    quit_timeout: float = 300.0
-    rset_timeout: float = 20.0
-    # Postfix 3.7: each timeout above limits a whole request and its reply, not each read or
-    # write, so a peer that trickles bytes cannot stretch it. Postfix's default is "no"; the
-    # library's is on (docs/security.md); from_postconf keeps Postfix's.
-    per_request_deadline: bool = True
-    min_data_rate: int = 500
-    mx_address_limit: int = 5
-    mx_session_limit: int = 2
-    connection_cache_destinations: tuple[str, ...] = ()
-    connection_cache_on_demand: bool = True
-    connection_reuse_time_limit: float = 300.0
-    connection_reuse_count_limit: int = 0
-    connection_cache_time_limit: float = 2.0
-
-    # TROUBLE SHOOTING CONTROLS
-    debug_peer_list: tuple[str, ...] = ()
-
-    # MISCELLANEOUS CONTROLS
-    # A next-hop destination (destination syntax) for mail that loops back to myself; Postfix
-    # names a transport here. Empty: defer or bounce (rule 14.6).
-    best_mx_transport: str = ""
-    delay_logging_resolution_limit: int = 2
-    # Our own addresses, for loop detection (rule 14.6). Postfix's "all" would need the
-    # interface list, which is I/O: list the addresses.
-    inet_interfaces: tuple[str, ...] = ()
-    proxy_interfaces: tuple[str, ...] = ()
-    inet_protocols: frozenset[str] = frozenset({"ipv4", "ipv6"})
-    bind_address: str | None = None
-    bind_address6: str | None = None
-    host_lookup: tuple[str, ...] = ("dns",)
-    randomize_addresses: bool = True
-    address_preference: str = "any"
-    balance_inet_protocols: bool = True
-    fallback_relay: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            check = _CHECKS[f.name]
-            value = getattr(self, f.name)
-            try:
-                normalized = check(value)
-            except (TypeError, ValueError) as error:
-                raise LocalProtocolError(f"{f.name}: {error} (got {value!r})") from None
-            if normalized is not value:
-                object.__setattr__(self, f.name, normalized)
-        if self.best_mx_transport:
-            try:
-                parse_destinations(self.best_mx_transport, lmtp=self.lmtp)
-            except LocalProtocolError as error:
-                raise LocalProtocolError(f"best_mx_transport: {error}") from None
-
-    def __repr__(self) -> str:
-        """Every field, with SASL passwords masked."""
-        parts = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "sasl_password_maps":
-                value = {key: "<redacted>" for key in value}
-            elif isinstance(value, MappingProxyType):
-                value = dict(value)
-            parts.append(f"{f.name}={value!r}")
-        return f"ClientConfig({', '.join(parts)})"
-
-    def with_hostname(self, machine: str) -> ClientConfig:
-        """This config with an empty `myhostname` set to `machine` (or ``localhost``) and an
-        empty `helo_name` to `myhostname`; the engine calls it with the adapter's name."""
-        myhostname = self.myhostname or _helo(machine or "localhost")
-        if (myhostname, self.helo_name or myhostname) == (self.myhostname, self.helo_name):
-            return self
-        return replace(self, myhostname=myhostname, helo_name=self.helo_name or myhostname)
-
-    @property
-    def default_port(self) -> int:
-        """The port for destinations that name none (``lmtp_tcp_port`` for LMTP)."""
-        return self.lmtp_tcp_port if self.lmtp else self.tcp_port
-
-    @classmethod
-    def from_postconf(cls, mapping: Mapping[str, Any], *, lmtp: bool = False) -> ClientConfig:
-        """Build a config from Postfix parameter names and value syntax (``smtp_*``/``lmtp_*``).
-
-        Values are strings in postconf syntax (``300s``, ``yes``, ``a, b``, ``$name``) or
-        already-typed Python values; lookup-table parameters take a mapping.
-        """
-        values: dict[str, Any] = {"lmtp": lmtp}
-        if lmtp:
-            values.update(_LMTP_DEFAULTS)
-        # Global names first: smtp_fallback_relay defaults to $fallback_relay, so the
-        # prefixed name wins when both are given.
-        for name in sorted(mapping, key=lambda n: n.startswith(("smtp_", "lmtp_"))):
-            parameter = _lookup(name, lmtp)
-            raw = mapping[name]
-            if isinstance(raw, str):
-                raw = _expand(name, raw, mapping)
-            assert parameter.field is not None
-            try:
-                parsed = _PARSERS[parameter.field](raw)
-                values[parameter.field] = _CHECKS[parameter.field](parsed)
-            except (TypeError, ValueError) as error:
-                raise LocalProtocolError(f"{name}: malformed value {raw!r}: {error}") from None
-        if "myhostname" in values and "helo_name" not in values:
-            values["helo_name"] = values["myhostname"]
-        if "per_request_deadline" not in values:
-            values["per_request_deadline"] = False  # Postfix 3.7's default
-        if "sasl_tls_security_options" not in values:
-            # Quirk Q9: from_postconf keeps Postfix's $smtp_sasl_security_options default.
-            values["sasl_tls_security_options"] = values.get(
-                "sasl_security_options", cls.sasl_security_options
-            )
-        if "sasl_tls_verified_security_options" not in values:
-            values["sasl_tls_verified_security_options"] = None  # $smtp_sasl_tls_security_options
-        return cls(**values)
-
-
-# lmtp(8) defaults that differ from smtp(8) (rules 10.1, 12.5, Appendix A).
-_LMTP_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {"skip_quit_response": False, "connect_timeout": 0.0, "tls_security_level": "none"}
-)
-# lmtp(8) names whose smtp(8) counterpart is not simply "smtp_" -> "lmtp_".
-_LMTP_RENAMES: Mapping[str, str] = MappingProxyType(
-    {
-        "lmtp_lhlo_name": "smtp_helo_name",
-        "lmtp_lhlo_timeout": "smtp_helo_timeout",
-        "lmtp_discard_lhlo_keywords": "smtp_discard_ehlo_keywords",
-        "lmtp_discard_lhlo_keyword_address_maps": "smtp_discard_ehlo_keyword_address_maps",
-    }
-)
-
-
-def _lookup(name: str, lmtp: bool) -> _parameters.Parameter:
-    if not isinstance(name, str):
-        raise LocalProtocolError(f"parameter names are strings: {name!r}")
-    canonical = name
-    if name.startswith("lmtp_") and name != "lmtp_tcp_port":
-        if not lmtp:
-            raise LocalProtocolError(f"{name}: an LMTP parameter; pass lmtp=True")
-        if _parameters.by_name(name) is None:
-            canonical = _LMTP_RENAMES.get(name, "smtp_" + name[5:])
-    elif name.startswith("smtp_") and lmtp and name != "smtp_tcp_port":
-        mirror = next((k for k, v in _LMTP_RENAMES.items() if v == name), "lmtp_" + name[5:])
-        raise LocalProtocolError(f"{name}: lmtp(8) reads {mirror} instead")
-    parameter = _parameters.by_name(canonical)
-    if parameter is None:
-        raise LocalProtocolError(f"{name}: unknown parameter")
-    if parameter.field is None:
-        raise LocalProtocolError(f"{name}: not applicable to this library: {parameter.why}")
-    return parameter
-
-
-def _expand(name: str, value: str, mapping: Mapping[str, Any], depth: int = 0) -> str:
-    # postconf(5) "$name" references, resolved against the given parameters only.
-    if "$" not in value:
-        return value
-    if depth > 10:
-        raise LocalProtocolError(f"{name}: $references nest too deeply")
-
-    def replace(match: re.Match[str]) -> str:
-        ref = match.group(1) or match.group(2) or match.group(3)
-        target = mapping.get(ref)
-        if not isinstance(target, str):
-            raise LocalProtocolError(f"{name}: ${ref} is not among the given parameters")
-        return _expand(ref, target, mapping, depth + 1)
-
-    return _REFERENCE.sub(replace, value)
-
-
-# Checkers: value -> normalized value, raising TypeError/ValueError with a short reason.
-Check = Callable[[Any], Any]
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError("expected a bool")
-    return value
-
-
-def _int(low: int, high: int | None = None) -> Check:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError("expected an int")
-        if value < low or (high is not None and value > high):
-            bound = f"{low}..{high}" if high is not None else f">= {low}"
-            raise LocalProtocolError(f"out of range ({bound})")
-        return value
-
-    return check
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError("expected seconds as a number")
-    if not math.isfinite(value) or value < 0:
-        raise LocalProtocolError("expected a finite number of seconds >= 0")
-    return float(value)
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError("expected a str")
-    if any(c in value for c in "\r\n\0"):
-        raise LocalProtocolError("CR, LF and NUL are not allowed")
-    return value
+_DOMAIN = re.compile(r"\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?", re.ASCII)
+_PIX = ("disable_esmtp", "delay_dotcrlf")
+_SASL_OPTIONS = (
+    "noplaintext", "noanonymous", "noactive", "nodictionary", "mutual_auth", "forward_secrecy",
+)  # fmt: skip
+_TLS_LEVELS = ("none", "may", "encrypt", "verify", "secure")
+_NOT_YET_LEVELS = ("dane", "dane-only", "half-dane", "fingerprint")
 
 
 def _helo(value: Any) -> str:
@@ -367,319 +131,1146 @@ def _optional_helo(value: Any) -> str:
     return value if value == "" else _helo(value)
 
 
-def _optional(check: Check) -> Check:
-    return lambda value: None if value is None else check(value)
+def _tls_level(value: Any) -> str:
+    if value in _NOT_YET_LEVELS:
+        raise LocalProtocolError(f"level {value!r} is not supported by smtpproto yet")
+    if value not in _TLS_LEVELS:
+        raise LocalProtocolError(f"expected one of {', '.join(_TLS_LEVELS)}")
+    return str(value)
 
 
-def _choice(options: frozenset[str]) -> Check:
-    def check(value: Any) -> str:
-        if value not in options:
-            raise LocalProtocolError(f"expected one of {', '.join(sorted(options))}")
+def _protocol(value: Any) -> str:
+    if not isinstance(value, str) or not _PROTOCOL.fullmatch(value):
+        raise LocalProtocolError(f"unknown TLS protocol {value!r}")
+    return value
+
+
+def _parse_protocols(text: str, reader: Reader | None) -> Any:
+    # Postfix >= 3.6 writes a range as ">=TLSv1.2"; older configurations list exclusions.
+    return split_list(re.sub(r"([<>]=)\s+", r"\1", text))
+
+
+def _cert_match(value: Any) -> str:
+    # Postfix: the strategies, or a literal name, or ".domain" for its sub-domains only.
+    if value in ("hostname", "nexthop", "dot-nexthop"):
         return str(value)
-
-    return check
-
-
-def _words(item: Check = _text) -> Check:
-    def check(value: Any) -> tuple[Any, ...]:
-        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-            raise TypeError("expected a sequence of strings")
-        items = tuple(item(v) for v in value)
-        if any(not v or _LIST_SPLIT.search(v) for v in items if isinstance(v, str)):
-            raise LocalProtocolError("list items must be non-empty, without spaces or commas")
-        return items
-
-    return check
+    if not isinstance(value, str) or not _DOMAIN.fullmatch(value) or value in (".", ".."):
+        raise LocalProtocolError(
+            f"{value!r}: expected hostname, nexthop, dot-nexthop, a name or a .domain"
+        )
+    return value.lower()
 
 
-def _wordset(options: frozenset[str] | None = None, upper: bool = False) -> Check:
-    def check(value: Any) -> frozenset[str]:
-        items = _words()(value)
-        folded = frozenset(v.upper() if upper else v.lower() for v in items)
-        if options is not None and not folded <= options:
-            raise LocalProtocolError(f"unknown {', '.join(sorted(folded - options))}")
-        return folded
-
-    return check
-
-
-def _address(version: int | None) -> Check:
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise TypeError("expected an IP address string")
-        parsed = ipaddress.ip_address(value)
-        if version is not None and parsed.version != version:
-            raise LocalProtocolError(f"expected an IPv{version} address")
-        return str(parsed)
-
-    return check
-
-
-def _mapping(values: Check) -> Check:
-    def check(value: Any) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise TypeError("expected a mapping")
-        frozen = {_text(k): values(v) for k, v in value.items()}
-        return MappingProxyType(frozen)
-
-    return check
-
-
-def _protocols(value: Any) -> tuple[str, ...]:
-    items: tuple[str, ...] = _words()(value)
-    bad = [v for v in items if not _PROTOCOL.fullmatch(v)]
-    if bad:
-        raise LocalProtocolError(f"unknown TLS protocol {bad[0]!r}")
-    return items
+def _servername(value: Any) -> str:
+    # Postfix smtp_tls_servername: empty (no SNI), hostname, nexthop, or an A-label name.
+    if value in ("", "hostname", "nexthop"):
+        return str(value)
+    if not isinstance(value, str) or not _DOMAIN.fullmatch(value) or value.startswith("."):
+        raise LocalProtocolError("expected hostname, nexthop, a DNS name, or empty for no SNI")
+    return value.lower().rstrip(".")
 
 
 def _port(value: Any) -> int:
-    port: int = _int(1, 65535)(value)
+    port: int = integer(1, 65535).check(value)
     return port
 
 
-def _destination_list(value: Any) -> tuple[str, ...]:
-    items: tuple[str, ...] = _words()(value)
-    return items
+def _parse_port(text: str, reader: Reader | None) -> Any:
+    word = text.strip().lower()
+    if word in KNOWN_PORTS:
+        return KNOWN_PORTS[word]
+    if not word.isdigit():
+        raise LocalProtocolError(f"unknown service {word!r} (known: {', '.join(KNOWN_PORTS)})")
+    return int(word)
 
 
-_CHECKS: Mapping[str, Check] = MappingProxyType(
-    {
-        "lmtp": _bool,
-        "myhostname": _optional_helo,
-        "helo_name": _optional_helo,
-        "tcp_port": _port,
-        "lmtp_tcp_port": _port,
-        "ignore_mx_lookup_error": _bool,
-        "always_send_ehlo": _bool,
-        "never_send_ehlo": _bool,
-        "defer_if_no_mx_address_found": _bool,
-        "line_length_limit": _int(0),
-        "pix_workaround_delay_time": _seconds,
-        "pix_workaround_threshold_time": _seconds,
-        "pix_workarounds": _wordset(_PIX),
-        "pix_workaround_maps": _mapping(_wordset(_PIX)),
-        "quote_rfc821_envelope": _bool,
-        "skip_5xx_greeting": _bool,
-        "skip_4xx_greeting": _bool,
-        "skip_quit_response": _bool,
-        "discard_ehlo_keyword_address_maps": _mapping(_wordset(upper=True)),
-        "discard_ehlo_keywords": _wordset(upper=True),
-        "generic_maps": _mapping(_text),
-        "cname_overrides_servername": _bool,
-        "disable_mime_output_conversion": _bool,
-        "mime_boundary_length_limit": _int(1),
-        "mime_nesting_limit": _int(1),
-        "send_xforward_command": _bool,
-        "chunking": _bool,
-        "sasl_scram_max_iterations": _int(4096),
-        "sasl_auth_enable": _bool,
-        "sasl_password_maps": _mapping(_text),
-        "sasl_security_options": _wordset(_SASL_OPTIONS),
-        "sasl_tls_security_options": _wordset(_SASL_OPTIONS),
-        "sasl_tls_verified_security_options": _optional(_wordset(_SASL_OPTIONS)),
-        "sasl_mechanism_filter": _words(),
-        "sender_dependent_authentication": _bool,
-        "tls_security_level": _choice(_TLS_LEVELS),
-        "tls_policy_maps": _mapping(_text),
-        "starttls_timeout": _seconds,
-        "tls_CAfile": _optional(_text),
-        "tls_CApath": _optional(_text),
-        "tls_cert_file": _optional(_text),
-        "tls_key_file": _optional(_text),
-        "tls_mandatory_ciphers": _choice(_CIPHER_GRADES),
-        "tls_exclude_ciphers": _words(),
-        "tls_mandatory_exclude_ciphers": _words(),
-        "tls_mandatory_protocols": _protocols,
-        "tls_note_starttls_offer": _bool,
-        "tls_secure_cert_match": _words(_choice(_CERT_MATCH)),
-        "tls_verify_cert_match": _words(_choice(_CERT_MATCH)),
-        "tls_session_cache_timeout": _seconds,
-        "tls_high_cipherlist": _text,
-        "tls_medium_cipherlist": _text,
-        "tls_low_cipherlist": _text,
-        "tls_null_cipherlist": _text,
-        "destination_recipient_limit": _int(1),
-        "connect_timeout": _seconds,
-        "helo_timeout": _seconds,
-        "xforward_timeout": _seconds,
-        "mail_timeout": _seconds,
-        "rcpt_timeout": _seconds,
-        "data_init_timeout": _seconds,
-        "data_xfer_timeout": _seconds,
-        "data_done_timeout": _seconds,
-        "quit_timeout": _seconds,
-        "rset_timeout": _seconds,
-        "per_request_deadline": _bool,
-        "min_data_rate": _int(1),
-        "mx_address_limit": _int(0),
-        "mx_session_limit": _int(0),
-        "connection_cache_destinations": _destination_list,
-        "connection_cache_on_demand": _bool,
-        "connection_reuse_time_limit": _seconds,
-        "connection_reuse_count_limit": _int(0),
-        "connection_cache_time_limit": _seconds,
-        "debug_peer_list": _words(),
-        "best_mx_transport": _text,
-        # Postfix accepts 0..6 digits after the decimal point.
-        "delay_logging_resolution_limit": _int(0, 6),
-        "inet_interfaces": _words(_address(None)),
-        "proxy_interfaces": _words(_address(None)),
-        "inet_protocols": _wordset(_FAMILIES),
-        "bind_address": _optional(_address(4)),
-        "bind_address6": _optional(_address(6)),
-        "host_lookup": _words(_choice(frozenset({"dns", "native"}))),
-        "randomize_addresses": _bool,
-        "address_preference": _choice(frozenset({"any", "ipv4", "ipv6"})),
-        "balance_inet_protocols": _bool,
-        "fallback_relay": _destination_list,
-    }
-)
+def _known_ports(value: Any) -> Mapping[str, int]:
+    if not isinstance(value, Mapping):
+        raise TypeError("expected a mapping of service names to ports")
+    ports: dict[str, int] = {}
+    for name, port in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+            raise LocalProtocolError(f"{name!r} is not a service name")
+        ports[name] = _port(port)
+    return MappingProxyType(ports)
 
 
-# Parsers for postconf value syntax: a string in, a value the checker accepts out. A value that
-# is not a string is passed through for the checker to judge.
-def _p_bool(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return _BOOLEANS[raw.strip().lower()]
-        except KeyError:
-            raise LocalProtocolError("expected yes or no") from None
-    return raw
+def _parse_known_ports(text: str, reader: Reader | None) -> Any:
+    # postconf(5) known_tcp_ports: "lmtp=24, smtp=25, smtps=submissions=465, submission=587".
+    ports: dict[str, int] = {}
+    for item in split_list(text):
+        *names, number = (part.strip() for part in item.split("="))
+        if not names or not number.isdigit():
+            raise LocalProtocolError(f"expected name=port, got {item!r}")
+        for name in names:
+            ports[name.lower()] = int(number)
+    return ports
 
 
-def _p_int(raw: Any) -> Any:
-    if isinstance(raw, str):
-        if not raw.strip().isdigit():
-            raise LocalProtocolError("expected a whole number")
-        return int(raw.strip())
-    return raw
+def _parse_interfaces(text: str, reader: Reader | None) -> Any:
+    word = text.strip().lower()
+    if word == "all":
+        raise LocalProtocolError("'all' needs the interface list (I/O); list the addresses")
+    if word == "loopback-only":
+        return ("127.0.0.1", "::1")
+    return split_list(text)
 
 
-def _p_time(raw: Any) -> Any:
-    if isinstance(raw, str):
-        match = _TIME.fullmatch(raw.strip())
-        if match is None:
-            raise LocalProtocolError("expected a time such as 300s, 5m, 1h, 1d or 1w")
-        return int(match.group(1)) * _TIME_UNITS[(match.group(2) or "s").lower()]
-    return raw
-
-
-def _p_list(raw: Any) -> Any:
-    if isinstance(raw, str):
-        return tuple(item for item in _LIST_SPLIT.split(raw.strip()) if item)
-    return raw
-
-
-def _p_str(raw: Any) -> Any:
-    return raw.strip() if isinstance(raw, str) else raw
-
-
-def _p_optional_str(raw: Any) -> Any:
-    # Postfix's "empty" means unset.
-    if isinstance(raw, str):
-        return raw.strip() or None
-    return raw
-
-
-def _p_port(raw: Any) -> Any:
-    if isinstance(raw, str):
-        text = raw.strip().lower()
-        if text in KNOWN_PORTS:
-            return KNOWN_PORTS[text]
-        return _p_int(text)
-    return raw
-
-
-def _p_map(raw: Any) -> Any:
-    if isinstance(raw, str):
-        if not raw.strip():
-            return {}
-        raise LocalProtocolError(
-            "lookup tables are not opened by the library (no I/O); pass a mapping instead"
-        )
-    return raw
-
-
-def _p_map_of_lists(raw: Any) -> Any:
-    raw = _p_map(raw)
-    if isinstance(raw, Mapping):
-        return {k: _p_list(v) for k, v in raw.items()}
-    return raw
-
-
-def _p_protocols(raw: Any) -> Any:
-    if isinstance(raw, str):
-        # Postfix >= 3.6 writes a range as ">=TLSv1.2"; older configurations list exclusions.
-        return _p_list(raw.replace(">= ", ">=").replace("<= ", "<="))
-    return raw
-
-
-def _p_tls_level(raw: Any) -> Any:
-    # An empty smtp_tls_security_level means "none" unless the obsolete parameters say
-    # otherwise, and those are rejected (see _parameters.py).
-    if isinstance(raw, str):
-        return raw.strip().lower() or "none"
-    return raw
-
-
-def _p_interfaces(raw: Any) -> Any:
-    if isinstance(raw, str):
-        text = raw.strip().lower()
-        if text == "all":
-            raise LocalProtocolError("'all' needs the interface list (I/O); list the addresses")
-        if text == "loopback-only":
-            return ("127.0.0.1", "::1")
-        return _p_list(raw)
-    return raw
-
-
-def _p_protocol_families(raw: Any) -> Any:
-    if isinstance(raw, str) and raw.strip().lower() == "all":
+def _parse_families(text: str, reader: Reader | None) -> Any:
+    if text.strip().lower() == "all":
         return ("ipv4", "ipv6")
-    return _p_list(raw)
+    return split_list(text)
 
 
-_BY_CHECK: Mapping[str, Callable[[Any], Any]] = MappingProxyType(
+def _dns_level(value: Any) -> str:
+    if value == "dnssec":
+        raise LocalProtocolError("'dnssec' is for the dane levels, which no delivery uses yet")
+    if value not in ("enabled", "disabled"):
+        raise LocalProtocolError("expected enabled or disabled")
+    return str(value)
+
+
+def _bounded_words(options: Iterable[str]) -> Kind:
+    allowed = tuple(options)
+    return words(choice(*allowed).check, label=" | ".join(allowed))
+
+
+OPTIONAL_HOST_NAME = Kind("host name", _optional_helo)
+TLS_LEVEL = Kind("TLS level", _tls_level, lambda text, reader: text.strip().lower())
+PROTOCOLS = Kind("protocols", words(_protocol).check, _parse_protocols)
+CERT_MATCH = words(_cert_match, label="strategies or names")
+PATH = optional(TEXT)
+PORT = Kind("port", _port, _parse_port)
+KNOWN_PORT_MAP = Kind("service=port list", _known_ports, _parse_known_ports)
+INTERFACES = Kind("addresses", words(address(None).check).check, _parse_interfaces)
+FAMILIES = Kind("ipv4 | ipv6", wordset(("ipv4", "ipv6")).check, _parse_families)
+DNS_LEVEL = Kind("enabled | disabled", _dns_level, lambda text, reader: text.strip().lower())
+SASL_OPTIONS = wordset(_SASL_OPTIONS)
+TIME = seconds()
+CIPHER_GRADE = choice("high", "medium", "low", "null")
+DESTINATIONS = words(label="destinations")
+
+_SMTP_ONLY = ""  # Declaration.lmtp for parameters lmtp(8) has no name for
+_NO_TABLE: Lookup[Any] = Lookup()
+_NOT_STREAMED = "content inspection while the message streams is not built yet"
+_NO_LIST = MatchList()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientConfig:
+    """The Postfix smtp(8)/lmtp(8) parameters that apply to a library, with Postfix's defaults."""
+
+    lmtp: bool = False
+    # Empty: not set. The core cannot ask the system for its name, so the adapters pass the
+    # machine's name to the engine, which fills both in (`with_hostname`), as Postfix's
+    # $myhostname and smtp_helo_name = $myhostname would be; "localhost" only when nobody did.
+    myhostname: str = _p(
+        "",
+        "myhostname",
+        OPTIONAL_HOST_NAME,
+        "(the system's host name)",
+        "engine/routing.py",
+        lmtp=_SMTP_ONLY,
+    )
+    helo_name: str = _p(
+        "",
+        "smtp_helo_name",
+        OPTIONAL_HOST_NAME,
+        "$myhostname",
+        "engine/session.py",
+        lmtp="lmtp_lhlo_name",
+    )
+    tcp_port: int = _p(25, "smtp_tcp_port", PORT, "smtp", "destinations.py", lmtp=_SMTP_ONLY)
+    lmtp_tcp_port: int = _p(24, "lmtp_tcp_port", PORT, "24", "destinations.py", lmtp=_SMTP_ONLY)
+    known_tcp_ports: Mapping[str, int] = _p(
+        KNOWN_PORTS,
+        "known_tcp_ports",
+        KNOWN_PORT_MAP,
+        "lmtp=24, smtp=25, smtps=submissions=465, submission=587",
+        "destinations.py",
+        lmtp=_SMTP_ONLY,
+    )
+
+    # COMPATIBILITY CONTROLS
+    ignore_mx_lookup_error: bool = _p(
+        False, "ignore_mx_lookup_error", BOOL, "no", "engine/routing.py", lmtp=_SMTP_ONLY
+    )
+    always_send_ehlo: bool = _p(
+        True, "smtp_always_send_ehlo", BOOL, "yes", "engine/session.py", lmtp=_SMTP_ONLY
+    )
+    # Postfix: never_send_ehlo wins over always_send_ehlo.
+    never_send_ehlo: bool = _p(
+        False, "smtp_never_send_ehlo", BOOL, "no", "engine/session.py", lmtp=_SMTP_ONLY
+    )
+    defer_if_no_mx_address_found: bool = _p(
+        False, "smtp_defer_if_no_mx_address_found", BOOL, "no", "engine/routing.py"
+    )
+    # 0 = no limit.
+    line_length_limit: int = _p(998, "smtp_line_length_limit", integer(0), "998", "body.py")
+    pix_workaround_delay_time: float = _p(
+        10.0, "smtp_pix_workaround_delay_time", TIME, "10s", "engine/transaction.py"
+    )
+    # 0: every message counts as queued long enough.
+    pix_workaround_threshold_time: float = _p(
+        500.0,
+        "smtp_pix_workaround_threshold_time",
+        seconds(zero=True),
+        "500s",
+        "engine/session.py",
+    )
+    pix_workarounds: frozenset[str] = _p(
+        frozenset(_PIX),
+        "smtp_pix_workarounds",
+        wordset(_PIX),
+        "disable_esmtp,delay_dotcrlf",
+        "engine/session.py",
+    )
+    pix_workaround_maps: Lookup[frozenset[str]] = _p(
+        _NO_TABLE,
+        "smtp_pix_workaround_maps",
+        table(wordset(_PIX), substitution=False),
+        "",
+        "engine/session.py",
+    )
+    quote_rfc821_envelope: bool = _p(
+        True, "smtp_quote_rfc821_envelope", BOOL, "yes", "engine/transaction.py"
+    )
+    skip_5xx_greeting: bool = _p(True, "smtp_skip_5xx_greeting", BOOL, "yes", "engine/session.py")
+    skip_4xx_greeting: bool = _p(
+        True, "smtp_skip_4xx_greeting", BOOL, "yes", "engine/session.py", lmtp=_SMTP_ONLY
+    )
+    skip_quit_response: bool = _p(
+        True,
+        "smtp_skip_quit_response",
+        BOOL,
+        "yes",
+        "engine/session.py",
+        lmtp_default=False,
+    )
+    discard_ehlo_keyword_address_maps: Lookup[frozenset[str]] = _p(
+        _NO_TABLE,
+        "smtp_discard_ehlo_keyword_address_maps",
+        table(wordset(upper=True), substitution=False),
+        "",
+        "engine/delivery.py",
+        lmtp="lmtp_discard_lhlo_keyword_address_maps",
+    )
+    discard_ehlo_keywords: frozenset[str] = _p(
+        frozenset(),
+        "smtp_discard_ehlo_keywords",
+        wordset(upper=True),
+        "",
+        "capabilities.py",
+        lmtp="lmtp_discard_lhlo_keywords",
+    )
+    generic_maps: Lookup[str] = _p(
+        _NO_TABLE,
+        "smtp_generic_maps",
+        table(),
+        "",
+        "engine/transaction.py",
+        status="declared",
+        why="envelope and header address rewriting needs the message transaction",
+    )
+    cname_overrides_servername: bool = _p(
+        False,
+        "smtp_cname_overrides_servername",
+        BOOL,
+        "no",
+        "engine/delivery.py",
+        status="declared",
+        why="the resolvers report no CNAMEs, so the name looked up is always the server name",
+    )
+
+    # MIME PROCESSING CONTROLS
+    disable_mime_output_conversion: bool = _p(
+        False,
+        "disable_mime_output_conversion",
+        BOOL,
+        "no",
+        "engine/refusals.py",
+        lmtp=_SMTP_ONLY,
+    )
+    mime_boundary_length_limit: int = _p(
+        2048,
+        "mime_boundary_length_limit",
+        integer(1),
+        "2048",
+        "engine/transaction.py",
+        lmtp=_SMTP_ONLY,
+    )
+    mime_nesting_limit: int = _p(
+        100,
+        "mime_nesting_limit",
+        integer(1),
+        "100",
+        "engine/transaction.py",
+        lmtp=_SMTP_ONLY,
+    )
+    smtputf8_enable: bool = _p(
+        True,
+        "smtputf8_enable",
+        BOOL,
+        "yes",
+        "engine/refusals.py",
+        lmtp=_SMTP_ONLY,
+        status="declared",
+        why="the SMTPUTF8 decision lives in the message transaction, not wired to it yet",
+    )
+    enable_idna2003_compatibility: bool = _p(
+        False,
+        "enable_idna2003_compatibility",
+        BOOL,
+        "no",
+        "destinations.py",
+        lmtp=_SMTP_ONLY,
+        status="declared",
+        why="domains go through the adapters' IDNA 2008 encoder (UTS #46, non-transitional); "
+        "its transitional mapping is not offered yet",
+    )
+
+    # EXTERNAL CONTENT INSPECTION CONTROLS
+    send_xforward_command: bool = _p(
+        False, "smtp_send_xforward_command", BOOL, "no", "engine/transaction.py"
+    )
+    header_checks: Lookup[str] = _p(
+        _NO_TABLE,
+        "smtp_header_checks",
+        table(),
+        "",
+        "engine/transaction.py",
+        status="declared",
+        why=_NOT_STREAMED,
+    )
+    mime_header_checks: Lookup[str] = _p(
+        _NO_TABLE,
+        "smtp_mime_header_checks",
+        table(),
+        "",
+        "engine/transaction.py",
+        status="declared",
+        why=_NOT_STREAMED,
+    )
+    nested_header_checks: Lookup[str] = _p(
+        _NO_TABLE,
+        "smtp_nested_header_checks",
+        table(),
+        "",
+        "engine/transaction.py",
+        status="declared",
+        why=_NOT_STREAMED,
+    )
+    body_checks: Lookup[str] = _p(
+        _NO_TABLE,
+        "smtp_body_checks",
+        table(),
+        "",
+        "engine/transaction.py",
+        status="declared",
+        why=_NOT_STREAMED,
+    )
+    reply_filter: Lookup[str] = _p(
+        _NO_TABLE,
+        "smtp_reply_filter",
+        table(),
+        "",
+        "engine/session.py",
+        status="declared",
+        why="reply lines are not rewritten before they are parsed yet",
+    )
+    delivery_status_filter: Lookup[str] = _p(
+        _NO_TABLE,
+        "smtp_delivery_status_filter",
+        table(),
+        "$default_delivery_status_filter",
+        "engine/trouble.py",
+        status="declared",
+        why="outcomes are not rewritten before they are recorded yet",
+    )
+
+    # SMTPPROTO EXTENSIONS (no Postfix parameter)
+    # BDAT (RFC 3030) instead of DATA when the server offers CHUNKING (rule 15.4). Off by
+    # default: Postfix's client never sends BDAT, so DATA is what its peers have been tested with.
+    chunking: bool = _p(
+        False,
+        "smtpproto_chunking",
+        BOOL,
+        "(none: Postfix never sends BDAT)",
+        "engine/transaction.py",
+        lmtp=_SMTP_ONLY,
+    )
+
+    # SASL AUTHENTICATION CONTROLS
+    sasl_auth_enable: bool = _p(False, "smtp_sasl_auth_enable", BOOL, "no", "engine/security.py")
+    sasl_password_maps: Lookup[str] = _p(
+        _NO_TABLE, "smtp_sasl_password_maps", table(), "", "engine/security.py"
+    )
+    sasl_security_options: frozenset[str] = _p(
+        frozenset({"noplaintext", "noanonymous"}),
+        "smtp_sasl_security_options",
+        SASL_OPTIONS,
+        "noplaintext, noanonymous",
+        "engine/security.py",
+    )
+    # AU-20: PLAIN, LOGIN and XOAUTH2 only over TLS whose certificate verified and matched,
+    # at every level; a caller opts in to less by naming the options. Postfix never sends
+    # them by default (quirk Q9: every option repeats $smtp_sasl_security_options), and
+    # from_postconf and from_main_cf keep that.
+    sasl_tls_security_options: frozenset[str] = _p(
+        frozenset({"noplaintext", "noanonymous"}),
+        "smtp_sasl_tls_security_options",
+        SASL_OPTIONS,
+        "$smtp_sasl_security_options",
+        "engine/security.py",
+    )
+    # None: the same as sasl_tls_security_options (Postfix's $smtp_sasl_tls_security_options).
+    sasl_tls_verified_security_options: frozenset[str] | None = _p(
+        frozenset({"noanonymous"}),
+        "smtp_sasl_tls_verified_security_options",
+        optional(SASL_OPTIONS),
+        "$smtp_sasl_tls_security_options",
+        "engine/security.py",
+        differs="PLAIN, LOGIN and XOAUTH2 go to a verified peer, the one TLS peer known not "
+        "to be a man in the middle (AU-20), and to no other; RFC 4954 names PLAIN over TLS as "
+        "what every server implements. from_postconf and from_main_cf keep Postfix's default",
+    )
+    sasl_mechanism_filter: MatchList = _p(
+        _NO_LIST, "smtp_sasl_mechanism_filter", match_list(), "", "engine/security.py"
+    )
+    sender_dependent_authentication: bool = _p(
+        False, "smtp_sender_dependent_authentication", BOOL, "no", "engine/security.py"
+    )
+    sasl_auth_soft_bounce: bool = _p(
+        True, "smtp_sasl_auth_soft_bounce", BOOL, "yes", "engine/security.py"
+    )
+    send_cyrus_sasl_authzid: bool = _p(
+        False, "send_cyrus_sasl_authzid", BOOL, "no", "engine/security.py", lmtp=_SMTP_ONLY
+    )
+    # SMTPPROTO EXTENSION: the most SCRAM iterations a server may ask for (AU-13, AU-19);
+    # more fails the AUTH, which defers.
+    sasl_scram_max_iterations: int = _p(
+        100_000,
+        "smtpproto_sasl_scram_max_iterations",
+        integer(4096),
+        "(none: Cyrus SASL refuses more than 65,536)",
+        "engine/security.py",
+        differs="room above Cyrus SASL's 65,536 for servers that ask more, bounded so that a "
+        "hostile server cannot pin the CPU (AU-19)",
+    )
+    send_dummy_mail_auth: bool = _p(
+        False,
+        "smtp_send_dummy_mail_auth",
+        BOOL,
+        "no",
+        "engine/transaction.py",
+        status="declared",
+        why="MAIL FROM is built in the message transaction, which does not send AUTH=<> yet",
+    )
+
+    # STARTTLS SUPPORT CONTROLS (Postfix >= 3.11 compatibility level: "may")
+    tls_security_level: str = _p(
+        "may",
+        "smtp_tls_security_level",
+        TLS_LEVEL,
+        "",
+        "engine/security.py",
+        lmtp_default="none",
+        differs="opportunistic TLS by default, as Postfix >= 3.11; Postfix 3.7's empty value "
+        "means none",
+    )
+    tls_policy_maps: Lookup[str] = _p(
+        _NO_TABLE, "smtp_tls_policy_maps", table(), "", "engine/tlspolicy.py"
+    )
+    tls_wrappermode: bool = _p(False, "smtp_tls_wrappermode", BOOL, "no", "engine/security.py")
+    tls_servername: str = _p(
+        "hostname",
+        "smtp_tls_servername",
+        Kind("hostname | nexthop | name", _servername),
+        "",
+        "engine/tlspolicy.py",
+        differs="SNI carries the server name by default, so a server with several "
+        "certificates presents the one verify checks; Postfix sends none",
+    )
+    starttls_timeout: float = _p(300.0, "smtp_starttls_timeout", TIME, "300s", "engine/security.py")
+    tls_CAfile: str | None = _p(None, "smtp_tls_CAfile", PATH, "", "engine/security.py")
+    tls_CApath: str | None = _p(None, "smtp_tls_CApath", PATH, "", "engine/security.py")
+    tls_chain_files: tuple[str, ...] = _p(
+        (), "smtp_tls_chain_files", words(label="files"), "", "engine/security.py"
+    )
+    tls_cert_file: str | None = _p(None, "smtp_tls_cert_file", PATH, "", "engine/security.py")
+    # None: the key is in tls_cert_file (Postfix's $smtp_tls_cert_file).
+    tls_key_file: str | None = _p(
+        None, "smtp_tls_key_file", PATH, "$smtp_tls_cert_file", "engine/security.py"
+    )
+    tls_eccert_file: str | None = _p(None, "smtp_tls_eccert_file", PATH, "", "engine/security.py")
+    tls_eckey_file: str | None = _p(
+        None, "smtp_tls_eckey_file", PATH, "$smtp_tls_eccert_file", "engine/security.py"
+    )
+    tls_ciphers: str = _p(
+        "medium", "smtp_tls_ciphers", CIPHER_GRADE, "medium", "engine/tlspolicy.py"
+    )
+    tls_mandatory_ciphers: str = _p(
+        "medium", "smtp_tls_mandatory_ciphers", CIPHER_GRADE, "medium", "engine/tlspolicy.py"
+    )
+    tls_exclude_ciphers: tuple[str, ...] = _p(
+        (), "smtp_tls_exclude_ciphers", words(), "", "engine/tlspolicy.py"
+    )
+    tls_mandatory_exclude_ciphers: tuple[str, ...] = _p(
+        (), "smtp_tls_mandatory_exclude_ciphers", words(), "", "engine/tlspolicy.py"
+    )
+    tls_protocols: tuple[str, ...] = _p(
+        (">=TLSv1",), "smtp_tls_protocols", PROTOCOLS, ">=TLSv1", "engine/tlspolicy.py"
+    )
+    tls_mandatory_protocols: tuple[str, ...] = _p(
+        (">=TLSv1.2",),
+        "smtp_tls_mandatory_protocols",
+        PROTOCOLS,
+        ">=TLSv1",
+        "engine/tlspolicy.py",
+        differs="TLS 1.0 and 1.1 are deprecated (RFC 8996); mandatory TLS starts at 1.2",
+    )
+    tls_note_starttls_offer: bool = _p(
+        False, "smtp_tls_note_starttls_offer", BOOL, "no", "engine/security.py"
+    )
+    tls_secure_cert_match: tuple[str, ...] = _p(
+        ("nexthop", "dot-nexthop"),
+        "smtp_tls_secure_cert_match",
+        CERT_MATCH,
+        "nexthop, dot-nexthop",
+        "engine/tlspolicy.py",
+    )
+    tls_verify_cert_match: tuple[str, ...] = _p(
+        ("hostname",), "smtp_tls_verify_cert_match", CERT_MATCH, "hostname", "engine/tlspolicy.py"
+    )
+    tls_connection_reuse: bool = _p(
+        False,
+        "smtp_tls_connection_reuse",
+        BOOL,
+        "no",
+        "engine/delivery.py",
+        status="declared",
+        why="TLS sessions are never kept for reuse yet (rule 9.6)",
+    )
+    tls_fingerprint_cert_match: tuple[str, ...] = _p(
+        (),
+        "smtp_tls_fingerprint_cert_match",
+        words(),
+        "",
+        "engine/tlspolicy.py",
+        status="declared",
+        why="the fingerprint level needs the certificate's bytes, which TLSInfo lacks so far",
+    )
+    tls_fingerprint_digest: str = _p(
+        "sha256",
+        "smtp_tls_fingerprint_digest",
+        choice("md5", "sha1", "sha256", "sha512"),
+        "sha256",
+        "engine/tlspolicy.py",
+        status="declared",
+        why="the fingerprint level needs the certificate's bytes, which TLSInfo lacks so far",
+    )
+    tls_trust_anchor_file: tuple[str, ...] = _p(
+        (),
+        "smtp_tls_trust_anchor_file",
+        words(label="files"),
+        "",
+        "engine/tlspolicy.py",
+        status="declared",
+        why="trust anchors for the dane levels, which no delivery uses yet (the core's "
+        "engine/dane.py checks TLSA records and chains, but is not wired to a level)",
+    )
+    tls_dane_insecure_mx_policy: str = _p(
+        "may",
+        "smtp_tls_dane_insecure_mx_policy",
+        choice("may", "encrypt", "dane"),
+        "${{$smtp_tls_security_level} == {dane} ? {dane} : {may}}",
+        "engine/dane.py",
+        status="declared",
+        why="engine/dane.py's dane_policy takes it, but no delivery uses the dane levels yet",
+    )
+    tls_force_insecure_host_tlsa_lookup: bool = _p(
+        False,
+        "smtp_tls_force_insecure_host_tlsa_lookup",
+        BOOL,
+        "no",
+        "engine/dane.py",
+        status="declared",
+        why="engine/dane.py's dane_policy takes it, but no delivery uses the dane levels yet",
+    )
+    tls_high_cipherlist: str = _p(
+        "aNULL:-aNULL:HIGH:@STRENGTH",
+        "tls_high_cipherlist",
+        TEXT,
+        "aNULL:-aNULL:HIGH:@STRENGTH",
+        "engine/tlspolicy.py",
+        lmtp=_SMTP_ONLY,
+    )
+    tls_medium_cipherlist: str = _p(
+        "aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH",
+        "tls_medium_cipherlist",
+        TEXT,
+        "aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH",
+        "engine/tlspolicy.py",
+        lmtp=_SMTP_ONLY,
+    )
+    tls_low_cipherlist: str = _p(
+        "aNULL:-aNULL:HIGH:MEDIUM:LOW:+RC4:@STRENGTH",
+        "tls_low_cipherlist",
+        TEXT,
+        "aNULL:-aNULL:HIGH:MEDIUM:LOW:+RC4:@STRENGTH",
+        "engine/tlspolicy.py",
+        lmtp=_SMTP_ONLY,
+    )
+    tls_null_cipherlist: str = _p(
+        "eNULL:!aNULL",
+        "tls_null_cipherlist",
+        TEXT,
+        "eNULL:!aNULL",
+        "engine/tlspolicy.py",
+        lmtp=_SMTP_ONLY,
+    )
+
+    # RESOURCE AND RATE CONTROLS (seconds)
+    destination_recipient_limit: int = _p(
+        50,
+        "transport_destination_recipient_limit",
+        integer(1),
+        "$default_destination_recipient_limit",
+        "engine/delivery.py",
+        lmtp=_SMTP_ONLY,
+        fallbacks=("default_destination_recipient_limit",),
+    )
+    # 0: no limit of the library's own, the operating system's applies (lmtp(8)'s default).
+    connect_timeout: float = _p(
+        30.0,
+        "smtp_connect_timeout",
+        seconds(zero=True),
+        "30s",
+        "engine/delivery.py",
+        lmtp_default=0.0,
+    )
+    helo_timeout: float = _p(
+        300.0,
+        "smtp_helo_timeout",
+        TIME,
+        "300s",
+        "engine/session.py",
+        lmtp="lmtp_lhlo_timeout",
+    )
+    xforward_timeout: float = _p(
+        300.0, "smtp_xforward_timeout", TIME, "300s", "engine/transaction.py"
+    )
+    mail_timeout: float = _p(300.0, "smtp_mail_timeout", TIME, "300s", "engine/transaction.py")
+    rcpt_timeout: float = _p(300.0, "smtp_rcpt_timeout", TIME, "300s", "engine/transaction.py")
+    data_init_timeout: float = _p(
+        120.0, "smtp_data_init_timeout", TIME, "120s", "engine/transaction.py"
+    )
+    data_xfer_timeout: float = _p(
+        180.0, "smtp_data_xfer_timeout", TIME, "180s", "engine/transaction.py"
+    )
+    data_done_timeout: float = _p(
+        600.0, "smtp_data_done_timeout", TIME, "600s", "engine/transaction.py"
+    )
+    quit_timeout: float = _p(300.0, "smtp_quit_timeout", TIME, "300s", "engine/session.py")
+    rset_timeout: float = _p(20.0, "smtp_rset_timeout", TIME, "20s", "engine/delivery.py")
+    # Each timeout above limits a whole request and its reply (rule 10.2), not each read or
+    # write. smtp_per_record_deadline, the name before Postfix 3.7, is what it defaults to.
+    per_request_deadline: bool = _p(
+        True,
+        "smtp_per_request_deadline",
+        BOOL,
+        "${smtp_per_record_deadline?{$smtp_per_record_deadline}:{no}}",
+        "engine/session.py",
+        fallbacks=("smtp_per_record_deadline",),
+        differs="on, so a peer that trickles bytes cannot stretch a request past its timeout; "
+        "from_postconf and from_main_cf keep Postfix's no",
+    )
+    # Octets per second of content that earn more time under the deadline (rule 10.2).
+    min_data_rate: int = _p(500, "smtp_min_data_rate", integer(1), "500", "engine/transaction.py")
+    mx_address_limit: int = _p(5, "smtp_mx_address_limit", integer(0), "5", "engine/routing.py")
+    mx_session_limit: int = _p(2, "smtp_mx_session_limit", integer(0), "2", "engine/routing.py")
+    connection_cache_destinations: MatchList = _p(
+        _NO_LIST,
+        "smtp_connection_cache_destinations",
+        match_list(),
+        "",
+        "engine/delivery.py",
+    )
+    connection_cache_on_demand: bool = _p(
+        True, "smtp_connection_cache_on_demand", BOOL, "yes", "engine/delivery.py"
+    )
+    connection_reuse_time_limit: float = _p(
+        300.0, "smtp_connection_reuse_time_limit", TIME, "300s", "engine/session.py"
+    )
+    # 0: no limit; N: N reuses, so N + 1 transactions per connection.
+    connection_reuse_count_limit: int = _p(
+        0, "smtp_connection_reuse_count_limit", integer(0), "0", "engine/session.py"
+    )
+    connection_cache_time_limit: float = _p(
+        2.0, "smtp_connection_cache_time_limit", TIME, "2s", "engine/delivery.py"
+    )
+    minimal_backoff_time: float = _p(
+        300.0,
+        "minimal_backoff_time",
+        TIME,
+        "300s",
+        "engine/security.py",
+        lmtp=_SMTP_ONLY,
+        status="declared",
+        why="the plaintext retry after a failed handshake at level may is not built yet",
+    )
+
+    # TROUBLE SHOOTING CONTROLS: none apply (see NOT_APPLICABLE).
+
+    # MISCELLANEOUS CONTROLS
+    # A next-hop destination (destination syntax) for mail whose best MX is this host; Postfix
+    # names a transport here. Empty: such mail bounces as a loop (rule 14.6).
+    best_mx_transport: str = _p(
+        "",
+        "best_mx_transport",
+        TEXT,
+        "",
+        "engine/delivery.py",
+        lmtp=_SMTP_ONLY,
+        differs="a next-hop destination here (such as [127.0.0.1]:10025), where Postfix "
+        "names a master.cf transport",
+    )
+    delay_logging_resolution_limit: int = _p(
+        2, "delay_logging_resolution_limit", integer(0, 6), "2", "report.py", lmtp=_SMTP_ONLY
+    )
+    # Our own addresses, for loop detection (rule 14.6). Postfix's "all" would need the
+    # interface list, which is I/O: list the addresses.
+    inet_interfaces: tuple[str, ...] = _p(
+        (),
+        "inet_interfaces",
+        INTERFACES,
+        "all",
+        "engine/routing.py",
+        lmtp=_SMTP_ONLY,
+        differs="'all' needs the machine's interface list (I/O): list the addresses",
+    )
+    proxy_interfaces: tuple[str, ...] = _p(
+        (), "proxy_interfaces", INTERFACES, "", "engine/routing.py", lmtp=_SMTP_ONLY
+    )
+    inet_protocols: frozenset[str] = _p(
+        frozenset({"ipv4", "ipv6"}),
+        "inet_protocols",
+        FAMILIES,
+        "all",
+        "engine/routing.py",
+        lmtp=_SMTP_ONLY,
+    )
+    bind_address: str | None = _p(
+        None, "smtp_bind_address", optional(address(4)), "", "engine/delivery.py"
+    )
+    bind_address6: str | None = _p(
+        None, "smtp_bind_address6", optional(address(6)), "", "engine/delivery.py"
+    )
+    bind_address_enforce: bool = _p(
+        True,
+        "smtp_bind_address_enforce",
+        BOOL,
+        "no",
+        "engine/delivery.py",
+        status="declared",
+        why="a source address that cannot be bound always fails the connection",
+        differs="a source address that cannot be bound fails the connection (Postfix's yes)",
+    )
+    host_lookup: tuple[str, ...] = _p(
+        ("dns",),
+        "smtp_host_lookup",
+        _bounded_words(("dns", "native")),
+        "dns",
+        "engine/delivery.py",
+        status="declared",
+        why="address lookups go to the adapter's resolver, which decides between DNS and "
+        "the system's resolver itself",
+    )
+    dns_support_level: str = _p(
+        "enabled",
+        "smtp_dns_support_level",
+        DNS_LEVEL,
+        "",
+        "engine/delivery.py",
+    )
+    randomize_addresses: bool = _p(
+        True, "smtp_randomize_addresses", BOOL, "yes", "engine/routing.py"
+    )
+    address_preference: str = _p(
+        "any",
+        "smtp_address_preference",
+        choice("any", "ipv4", "ipv6"),
+        "any",
+        "engine/routing.py",
+    )
+    balance_inet_protocols: bool = _p(
+        True, "smtp_balance_inet_protocols", BOOL, "yes", "engine/routing.py"
+    )
+    fallback_relay: tuple[str, ...] = _p(
+        (),
+        "smtp_fallback_relay",
+        DESTINATIONS,
+        "$fallback_relay",
+        "engine/routing.py",
+        fallbacks=("fallback_relay",),
+    )
+    dns_reply_filter: Lookup[str] = _p(
+        _NO_TABLE,
+        "smtp_dns_reply_filter",
+        table(),
+        "",
+        "engine/delivery.py",
+        status="declared",
+        why="DNS answers are not filtered before use yet",
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            declared: Declaration | None = f.metadata.get("parameter")
+            check = declared.kind.check if declared is not None else BOOL.check
+            value = getattr(self, f.name)
+            try:
+                normalized = check(value)
+            except (TypeError, ValueError) as error:
+                raise LocalProtocolError(f"{f.name}: {error} (got {value!r})") from None
+            if normalized is not value:
+                object.__setattr__(self, f.name, normalized)
+        if self.best_mx_transport:
+            try:
+                parse_destinations(self.best_mx_transport, lmtp=self.lmtp)
+            except LocalProtocolError as error:
+                raise LocalProtocolError(f"best_mx_transport: {error}") from None
+        if len(self.tls_chain_files) > 1:
+            raise LocalProtocolError(
+                "tls_chain_files: the adapters present one client certificate; name one file"
+            )
+        if self.tls_cert_file is not None and self.tls_eccert_file is not None:
+            raise LocalProtocolError(
+                "tls_eccert_file: the adapters present one client certificate; set it or "
+                "tls_cert_file, not both"
+            )
+
+    def __repr__(self) -> str:
+        """Every field, with SASL passwords masked."""
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "sasl_password_maps":
+                text = value.describe(redact=True)
+            elif isinstance(value, Lookup):
+                text = value.describe()
+            elif isinstance(value, MappingProxyType):
+                text = repr(dict(value))
+            else:
+                text = repr(value)
+            parts.append(f"{f.name}={text}")
+        return f"ClientConfig({', '.join(parts)})"
+
+    def with_hostname(self, machine: str) -> ClientConfig:
+        """This config with an empty `myhostname` set to `machine` (or ``localhost``) and an
+        empty `helo_name` to `myhostname`; the engine calls it with the adapter's name."""
+        myhostname = self.myhostname or _helo(machine or "localhost")
+        if (myhostname, self.helo_name or myhostname) == (self.myhostname, self.helo_name):
+            return self
+        return dataclasses.replace(
+            self, myhostname=myhostname, helo_name=self.helo_name or myhostname
+        )
+
+    @property
+    def default_port(self) -> int:
+        """The port for destinations that name none (``lmtp_tcp_port`` for LMTP)."""
+        return self.lmtp_tcp_port if self.lmtp else self.tcp_port
+
+    @property
+    def client_certificate(self) -> tuple[str, str | None] | None:
+        """The client certificate file and key file to present, in Postfix's order.
+
+        ``smtp_tls_chain_files`` (key and chain in one file), else ``smtp_tls_cert_file``
+        with ``smtp_tls_key_file``, else the ECDSA pair; ``None`` for no certificate.
+        """
+        if self.tls_chain_files:
+            return self.tls_chain_files[0], None
+        if self.tls_cert_file is not None:
+            return self.tls_cert_file, self.tls_key_file
+        if self.tls_eccert_file is not None:
+            return self.tls_eccert_file, self.tls_eckey_file
+        return None
+
+    @classmethod
+    def from_postconf(
+        cls,
+        mapping: Mapping[str, Any],
+        *,
+        lmtp: bool = False,
+        reader: Reader | None = None,
+        service: str | None = None,
+    ) -> ClientConfig:
+        """Build a config from Postfix parameter names and value syntax (``smtp_*``/``lmtp_*``).
+
+        Values are strings in postconf syntax (``300s``, ``yes``, ``a, b``, ``$name``,
+        ``texthash:/path``) or already-typed Python values (a mapping or callable for a
+        lookup table). `reader` returns the text of a table file (see
+        :mod:`smtpproto.tables`); `service` is the master.cf service name, which picks
+        ``<service>_destination_recipient_limit``. An unknown name, a name of the other
+        protocol, or a bad value is a `LocalProtocolError` naming the parameter; a parameter
+        that does not apply to a library is checked and has no effect.
+        """
+        return _build(cls, mapping, mapping, lmtp=lmtp, reader=reader, service=service)
+
+    @classmethod
+    def from_main_cf(
+        cls,
+        main_cf: str,
+        *,
+        master_cf: str | None = None,
+        service: str | None = None,
+        lmtp: bool | None = None,
+        reader: Reader | None = None,
+    ) -> ClientConfig:
+        """Build a config from the text of a ``main.cf`` (or ``postconf -n`` output).
+
+        With `master_cf` and `service` (a master.cf service name such as ``relay``), that
+        service's ``-o`` overrides apply on top, and its command (``smtp`` or ``lmtp``)
+        decides `lmtp` unless given. Parameters of other Postfix programs (``smtpd_*``,
+        ``virtual_*``, ...) and of the other protocol are left alone; they still serve
+        ``$name`` expansion. `reader` opens table files, as for `from_postconf`.
+        """
+        settings: dict[str, Any] = dict(parse_main_cf(main_cf))
+        if master_cf is not None:
+            if service is None:
+                raise LocalProtocolError("service: name the master.cf service to read")
+            wanted = [s for s in parse_master_cf(master_cf) if s.name == service]
+            if not wanted:
+                raise LocalProtocolError(f"service: no {service!r} service in master.cf")
+            chosen = wanted[-1]
+            if chosen.command not in ("smtp", "lmtp"):
+                raise LocalProtocolError(
+                    f"service: {service!r} runs {chosen.command}, not smtp(8) or lmtp(8)"
+                )
+            if lmtp is None:
+                lmtp = chosen.lmtp
+            settings.update(chosen.overrides)
+        mode = bool(lmtp)
+        own = {name: value for name, value in settings.items() if _belongs(name, mode, service)}
+        return _build(cls, own, settings, lmtp=mode, reader=reader, service=service)
+
+
+# -- the declarations --------------------------------------------------------------------
+
+
+def _legacy(name: str, default: str, why: str) -> Declaration:
+    # lmtp(8) reads lmtp_use_tls and friends; disable_dns_lookups is global.
+    return Declaration(name, BOOL, default, effect="config.py", differs=why)
+
+
+LEGACY: tuple[Declaration, ...] = (
+    _legacy("smtp_use_tls", "no", "read only when smtp_tls_security_level is empty: yes = may"),
+    _legacy(
+        "smtp_enforce_tls",
+        "no",
+        "read only when smtp_tls_security_level is empty: yes = encrypt, or verify with "
+        "smtp_tls_enforce_peername",
+    ),
+    _legacy(
+        "smtp_tls_enforce_peername",
+        "yes",
+        "read only with smtp_enforce_tls = yes and an empty smtp_tls_security_level",
+    ),
+    _legacy(
+        "disable_dns_lookups",
+        "no",
+        "read only when smtp_dns_support_level is empty: yes = disabled",
+    ),
+)
+"""Obsolete Postfix parameters that `from_postconf` turns into their modern field, as Postfix
+does when the modern parameter is empty (``tls_security_level``, ``dns_support_level``)."""
+
+_DERIVED_WHEN_EMPTY = frozenset({"tls_security_level", "dns_support_level"})
+_LEGACY_FIELDS: Mapping[str, str] = MappingProxyType(
     {
-        "tls_CAfile": _p_optional_str,
-        "tls_CApath": _p_optional_str,
-        "tls_cert_file": _p_optional_str,
-        "tls_key_file": _p_optional_str,
-        "bind_address": _p_optional_str,
-        "bind_address6": _p_optional_str,
-        "tcp_port": _p_port,
-        "lmtp_tcp_port": _p_port,
-        "tls_mandatory_protocols": _p_protocols,
-        "tls_security_level": _p_tls_level,
-        "inet_interfaces": _p_interfaces,
-        "proxy_interfaces": _p_interfaces,
-        "inet_protocols": _p_protocol_families,
-        "pix_workaround_maps": _p_map_of_lists,
-        "discard_ehlo_keyword_address_maps": _p_map_of_lists,
-        "sasl_tls_verified_security_options": _p_list,
+        "smtp_use_tls": "tls_security_level",
+        "smtp_enforce_tls": "tls_security_level",
+        "smtp_tls_enforce_peername": "tls_security_level",
+        "disable_dns_lookups": "dns_support_level",
     }
 )
 
 
-def _parser_for(name: str) -> Callable[[Any], Any]:
-    if name in _BY_CHECK:
-        return _BY_CHECK[name]
-    default = ClientConfig.__dataclass_fields__[name].default
-    factory = ClientConfig.__dataclass_fields__[name].default_factory
-    if isinstance(default, bool):
-        return _p_bool
-    if isinstance(default, float):
-        return _p_time
-    if isinstance(default, int):
-        return _p_int
-    if isinstance(default, tuple | frozenset):
-        return _p_list
-    if callable(factory):
-        return _p_map
-    return _p_str
+def _field_declarations() -> tuple[Declaration, ...]:
+    found = []
+    for f in fields(ClientConfig):
+        declared = f.metadata.get("parameter")
+        if declared is not None:
+            found.append(dataclasses.replace(declared, field=f.name))
+    return tuple(found)
 
 
-_PARSERS: Mapping[str, Callable[[Any], Any]] = MappingProxyType(
-    {name: _parser_for(name) for name in _CHECKS}
+_FIELDS = _field_declarations()
+_ALL: tuple[Declaration, ...] = (
+    _FIELDS
+    + tuple(dataclasses.replace(d, field=_LEGACY_FIELDS[d.name]) for d in LEGACY)
+    + NOT_APPLICABLE
 )
+
+
+def declarations() -> tuple[Declaration, ...]:
+    """Every declared parameter: fields, obsolete parameters read into fields, and the not
+    applicable ones (each `Declaration` has `field` set when it feeds one)."""
+    return _ALL
+
+
+_BY_NAME: Mapping[str, Declaration] = MappingProxyType(
+    {name: d for d in reversed(_ALL) for name in d.names()}
+)
+
+
+def declaration(name: str) -> Declaration | None:
+    """The declaration that the Postfix parameter `name` belongs to, or ``None``."""
+    return _BY_NAME.get(name)
+
+
+# -- from_postconf -------------------------------------------------------------------------
+
+
+def _transport(lmtp: bool, service: str | None) -> str:
+    return service or ("lmtp" if lmtp else "smtp")
+
+
+def _recipient_limit_names(lmtp: bool, service: str | None) -> tuple[str, ...]:
+    return (f"{_transport(lmtp, service)}_destination_recipient_limit",)
+
+
+def _resolve(name: str, lmtp: bool, service: str | None) -> tuple[Declaration, int]:
+    """The declaration `name` sets in this mode, and its precedence (fallbacks lose)."""
+    if not isinstance(name, str):
+        raise LocalProtocolError(f"parameter names are strings: {name!r}")
+    if name in _recipient_limit_names(lmtp, service):
+        found = _BY_NAME["transport_destination_recipient_limit"]
+        return found, 1
+    declared = _BY_NAME.get(name)
+    if declared is None:
+        if name.endswith("_destination_recipient_limit"):
+            raise LocalProtocolError(
+                f"{name}: this is {_transport(lmtp, service)}'s configuration "
+                f"(read {_recipient_limit_names(lmtp, service)[0]} instead)"
+            )
+        raise LocalProtocolError(f"{name}: unknown parameter")
+    client = declared.client_of(name)
+    if lmtp and client == "smtp":
+        raise LocalProtocolError(f"{name}: lmtp(8) reads {declared.counterpart(name)} instead")
+    if not lmtp and client == "lmtp":
+        raise LocalProtocolError(f"{name}: an LMTP parameter; pass lmtp=True")
+    return declared, 0 if declared.is_fallback(name) else 1
+
+
+def _belongs(name: str, lmtp: bool, service: str | None) -> bool:
+    try:
+        _resolve(name, lmtp, service)
+    except LocalProtocolError:
+        return False
+    return True
+
+
+def _literal_default(name: str) -> str | None:
+    declared = _BY_NAME.get(name)
+    if declared is None or declared.postfix_default.startswith("("):
+        return None
+    return declared.postfix_default
+
+
+def _build(
+    cls: type[ClientConfig],
+    mapping: Mapping[str, Any],
+    context: Mapping[str, Any],
+    *,
+    lmtp: bool,
+    reader: Reader | None,
+    service: str | None,
+) -> ClientConfig:
+    values: dict[str, Any] = {"lmtp": lmtp}
+    if lmtp:
+        for declared in _FIELDS:
+            if declared.lmtp_default is not _UNSET:
+                assert declared.field is not None
+                values[declared.field] = declared.lmtp_default
+
+    def resolve(name: str) -> str | None:
+        raw = context.get(name)
+        if isinstance(raw, str):
+            return raw
+        return _literal_default(name) if raw is None else None
+
+    legacy: dict[str, Any] = {}
+    chosen: dict[str, tuple[int, str]] = {}
+    resolved = [(name, *_resolve(name, lmtp, service)) for name in mapping]
+    for name, declared, rank in sorted(resolved, key=lambda item: item[2]):
+        given = mapping[name]
+        try:
+            if isinstance(given, str):
+                raw = expand(given, resolve)
+                if not raw.strip() and declared.field in _DERIVED_WHEN_EMPTY:
+                    # Postfix reads the obsolete switches then (_apply_legacy).
+                    values.pop(declared.field, None)
+                    chosen[declared.field] = (rank, name)
+                    continue
+                if not raw.strip() and rank == 0 and "?{" in declared.postfix_default:
+                    # ${name?{$name}:{default}}: an empty fallback is no fallback.
+                    continue
+                value = declared.kind.from_text(raw, reader)
+            else:
+                value = declared.kind.check(given)
+        except (TypeError, ValueError) as error:
+            raise LocalProtocolError(f"{name}: malformed value {given!r}: {error}") from None
+        if declared.status == "not applicable":
+            continue
+        if declared.name in _LEGACY_FIELDS:
+            legacy[declared.name] = value
+            continue
+        assert declared.field is not None
+        if chosen.get(declared.field, (-1, ""))[0] > rank:
+            continue
+        chosen[declared.field] = (rank, name)
+        values[declared.field] = value
+    _apply_legacy(values, legacy, mapping, lmtp)
+    if "myhostname" in values and "helo_name" not in values:
+        values["helo_name"] = values["myhostname"]
+    if "per_request_deadline" not in values:
+        values["per_request_deadline"] = False  # Postfix 3.7's default, unlike ClientConfig()'s
+    if "sasl_tls_security_options" not in values:
+        # From Postfix, the TLS options default to the plaintext ones ($smtp_sasl_security_options).
+        values["sasl_tls_security_options"] = values.get(
+            "sasl_security_options",
+            ClientConfig.__dataclass_fields__["sasl_security_options"].default,
+        )
+    if "sasl_tls_verified_security_options" not in values:
+        values["sasl_tls_verified_security_options"] = None  # $smtp_sasl_tls_security_options
+    return cls(**values)
+
+
+def _apply_legacy(
+    values: dict[str, Any], legacy: Mapping[str, Any], mapping: Mapping[str, Any], lmtp: bool
+) -> None:
+    """Postfix's reading of the obsolete TLS and DNS switches when the modern one is empty.
+
+    Given empty, or not given while an obsolete switch is: derived as Postfix 3.7 derives it
+    (smtp_tls_policy.c ``global_tls_level()``, smtp.c ``smtp_dns_support``). Neither given:
+    the library's default stays.
+    """
+    prefix = "lmtp_" if lmtp else "smtp_"
+    explicit_level = prefix + "tls_security_level" in mapping and "tls_security_level" in values
+    if not explicit_level and (
+        prefix + "tls_security_level" in mapping
+        or "smtp_use_tls" in legacy
+        or "smtp_enforce_tls" in legacy
+    ):
+        if legacy.get("smtp_enforce_tls"):
+            peername = legacy.get("smtp_tls_enforce_peername", True)
+            values["tls_security_level"] = "verify" if peername else "encrypt"
+        else:
+            values["tls_security_level"] = "may" if legacy.get("smtp_use_tls") else "none"
+    explicit_dns = prefix + "dns_support_level" in mapping and "dns_support_level" in values
+    if not explicit_dns and (
+        prefix + "dns_support_level" in mapping or "disable_dns_lookups" in legacy
+    ):
+        disabled = legacy.get("disable_dns_lookups", False)
+        values["dns_support_level"] = "disabled" if disabled else "enabled"

@@ -91,6 +91,7 @@ from dataclasses import dataclass, field
 from typing import Final, get_args
 
 from ._errors import LocalProtocolError, RemoteProtocolError
+from ._replyfast import FastReplyParser
 from .body import BodyEncoder
 from .capabilities import Capabilities
 from .commands import (
@@ -123,7 +124,7 @@ from .events import (
     ServerClosing,
     _command_reply,
 )
-from .replies import Reply, ReplyLimits, ReplyParser
+from .replies import Reply, ReplyLimits
 
 __all__ = [
     "NEED_DATA",
@@ -459,7 +460,7 @@ class ClientConnection:
         self._pipeline_limit = pipeline_limit
         self._discard = discard
         self._line_length_limit = line_length_limit
-        self._parser = ReplyParser(limits)
+        self._parser = FastReplyParser(limits)
         self._state = _ST_CONNECTING
         self._capabilities: Capabilities | None = None
         self._is_tls = False

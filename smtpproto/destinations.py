@@ -53,6 +53,11 @@ class PortDefaults(Protocol):
         """The LMTP port for destinations that name none."""
         ...
 
+    @property
+    def known_tcp_ports(self) -> Mapping[str, int]:
+        """Service names a destination may use for its port (Postfix ``known_tcp_ports``)."""
+        ...
+
 
 Kind = Literal["mx", "host", "address", "unix"]
 
@@ -145,10 +150,12 @@ def parse_destinations(
     idna: IDNAEncoder | None = None,
 ) -> tuple[Destination, ...]:
     """Parse a next-hop list; the port defaults to `default_port`, else `config`'s
-    ``tcp_port``/``lmtp_tcp_port``, else 25 (SMTP) or 24 (LMTP). Non-ASCII domains need
+    ``tcp_port``/``lmtp_tcp_port``, else 25 (SMTP) or 24 (LMTP). A port given by name is
+    looked up in `config`'s ``known_tcp_ports``, else in `KNOWN_PORTS`. Non-ASCII domains need
     `idna` (see `normalize_domain`)."""
     if not isinstance(text, str):
         raise LocalProtocolError(f"destination: expected a str, got {text!r}")
+    known = KNOWN_PORTS if config is None else config.known_tcp_ports
     if default_port is None:
         if config is not None:
             default_port = config.lmtp_tcp_port if lmtp else config.tcp_port
@@ -158,15 +165,21 @@ def parse_destinations(
     if not entries:
         raise LocalProtocolError("destination: empty")
     return tuple(
-        _parse_one(entry, lmtp=lmtp, default_port=default_port, idna=idna) for entry in entries
+        _parse_one(entry, lmtp=lmtp, default_port=default_port, known=known, idna=idna)
+        for entry in entries
     )
 
 
 def _parse_one(
-    entry: str, *, lmtp: bool, default_port: int, idna: IDNAEncoder | None
+    entry: str,
+    *,
+    lmtp: bool,
+    default_port: int,
+    known: Mapping[str, int],
+    idna: IDNAEncoder | None,
 ) -> Destination:
     try:
-        return _parse(entry, lmtp=lmtp, default_port=default_port, idna=idna)
+        return _parse(entry, lmtp=lmtp, default_port=default_port, known=known, idna=idna)
     except ValueError as error:
         raise LocalProtocolError(f"destination {entry!r}: {error}") from None
 
@@ -178,7 +191,14 @@ def _named(kind: Kind, host: str, port: int, entry: str, idna: IDNAEncoder | Non
     return Destination(kind, name, port, text)
 
 
-def _parse(entry: str, *, lmtp: bool, default_port: int, idna: IDNAEncoder | None) -> Destination:
+def _parse(
+    entry: str,
+    *,
+    lmtp: bool,
+    default_port: int,
+    known: Mapping[str, int],
+    idna: IDNAEncoder | None,
+) -> Destination:
     if any(ord(c) < 32 or c == "\x7f" for c in entry):
         raise LocalProtocolError("control characters are not allowed")
     prefix, colon, rest = entry.partition(":")
@@ -196,11 +216,11 @@ def _parse(entry: str, *, lmtp: bool, default_port: int, idna: IDNAEncoder | Non
     else:
         entry_body = entry
     if entry_body.startswith("["):
-        return _parse_bracketed(entry, entry_body, default_port, idna)
+        return _parse_bracketed(entry, entry_body, default_port, known, idna)
     host, colon, port_text = entry_body.rpartition(":")
     if not colon:
         host, port_text = entry_body, ""
-    port = _port(port_text, default_port)
+    port = _port(port_text, default_port, known)
     try:
         # An address needs no lookup; brackets are the documented form, this saves a query.
         address = ipaddress.IPv4Address(host)
@@ -211,7 +231,7 @@ def _parse(entry: str, *, lmtp: bool, default_port: int, idna: IDNAEncoder | Non
 
 
 def _parse_bracketed(
-    entry: str, body: str, default_port: int, idna: IDNAEncoder | None
+    entry: str, body: str, default_port: int, known: Mapping[str, int], idna: IDNAEncoder | None
 ) -> Destination:
     inside, bracket, after = body[1:].partition("]")
     if not bracket:
@@ -219,7 +239,7 @@ def _parse_bracketed(
     if after and not after.startswith(":"):
         # Rule 14.1: Postfix's 'garbage after "]"'.
         raise LocalProtocolError(f'garbage after "]": {after!r}')
-    port = _port(after[1:], default_port)
+    port = _port(after[1:], default_port, known)
     if inside[:5].lower() == "ipv6:":
         try:
             return Destination("address", str(ipaddress.IPv6Address(inside[5:])), port, entry)
@@ -236,7 +256,7 @@ def _parse_bracketed(
     return _named("host", inside, port, entry, idna)
 
 
-def _port(text: str, default: int) -> int:
+def _port(text: str, default: int, known: Mapping[str, int]) -> int:
     if not text:
         return default
     if text.isascii() and text.isdigit():
@@ -245,7 +265,7 @@ def _port(text: str, default: int) -> int:
             raise LocalProtocolError(f"port {text} out of range 1..65535")
         return port
     try:
-        return KNOWN_PORTS[text.lower()]
+        return known[text.lower()]
     except KeyError:
-        known = ", ".join(sorted(KNOWN_PORTS))
-        raise LocalProtocolError(f"unknown service {text!r} (known: {known})") from None
+        names = ", ".join(sorted(known))
+        raise LocalProtocolError(f"unknown service {text!r} (known: {names})") from None

@@ -22,7 +22,9 @@ Content-Transfer-Encoding field is replaced, written at the end of the entity's 
 or 7bit-labelled parts raw: a streaming converter cannot know whether such a part holds
 8-bit octets before its header is out, and the rule here is that no 8-bit octet reaches a
 server without 8BITMIME. A converted top-level or embedded message without MIME-Version gets
-``MIME-Version: 1.0`` too, so that readers honour the new field (RFC 2045 4).
+``MIME-Version: 1.0`` too, so that readers honour the new field (RFC 2045 4), and, without a
+Content-Type, ``Content-Type: text/plain; charset=unknown-8bit`` (RFC 1428): MIME's default
+``us-ascii`` would mislabel the decoded octets.
 (2) Raw 8-bit octets are invalid in these encodings; ``=HH`` decodes to the same octet and
 base64 decoders skip non-alphabet characters (RFC 2045 6.8), so the decoded content is what
 a lenient reader of the original would get. (3) Not content (RFC 2046 5.1.1).
@@ -316,6 +318,10 @@ class _Downgrader:
             added.append(b"Content-Transfer-Encoding: quoted-printable")
             if self._is_message and self._field(b"mime-version") is None:
                 added.append(b"MIME-Version: 1.0")
+                if declared_type is None:
+                    # Now MIME, the text would read as us-ascii (RFC 2045 5.2); its 8-bit octets
+                    # are in a charset nobody declared, which RFC 1428 names unknown-8bit.
+                    added.append(b"Content-Type: text/plain; charset=unknown-8bit")
         elif entity != "leaf" and cte in ("8bit", "binary"):
             added.append(b"Content-Transfer-Encoding: 7bit")
         for lines in self._fields:

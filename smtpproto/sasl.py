@@ -23,6 +23,7 @@ from typing import ClassVar, Protocol
 
 from ._errors import LocalProtocolError, RemoteProtocolError
 from .requests import DeriveKey
+from .tables import KeyLookup, MatchList
 
 __all__ = [
     "DEFAULT_SECURITY_OPTIONS",
@@ -209,7 +210,7 @@ class SaslCredentials:
 
 
 def lookup_credentials(
-    password_maps: Mapping[str, str],
+    password_maps: Mapping[str, str] | KeyLookup[str],
     *,
     host: str,
     destination: str,
@@ -235,12 +236,15 @@ def lookup_credentials(
     folded: dict[str, str] | None = None
     for key in keys:
         value = password_maps.get(key)
-        if value is None:
+        if value is None and isinstance(password_maps, Mapping):
+            # A smtpproto.tables.Lookup folds case itself; a plain mapping is folded here.
             if folded is None:
                 folded = {k.lower(): k for k in password_maps}
             original = folded.get(key.lower())
             value = None if original is None else password_maps[original]
         if value is not None:
+            if not isinstance(value, str):
+                raise LocalProtocolError(f"sasl_password_maps[{key!r}]: expected user:password")
             # smtp_sasl_glue.c: no delimiter means an empty password.
             username, _, password = value.partition(delimiter)
             if not username:
@@ -274,14 +278,6 @@ def parse_mechanism_filter(value: str | Iterable[str]) -> tuple[str, ...]:
             # Postfix also accepts lookup tables here; the core opens no files (no I/O).
             raise LocalProtocolError(f"sasl_mechanism_filter: not a mechanism name {word!r}")
     return tuple(w.upper() for w in words)
-
-
-def _filter_allows(mechanism_filter: Sequence[str], name: str) -> bool:
-    # Postfix string_list semantics: the first matching pattern decides; none matches -> out.
-    for pattern in mechanism_filter:
-        if pattern.lstrip("!") == name:
-            return not pattern.startswith("!")
-    return False
 
 
 def security_options_for(
@@ -786,20 +782,21 @@ def _unusable(
     name: str,
     *,
     security_options: frozenset[str],
-    mechanism_filter: Sequence[str],
+    mechanism_filter: MatchList,
     credentials: SaslCredentials,
     client_certificate: bool,
 ) -> str | None:
     cls = MECHANISMS.get(name)
     if cls is None:
         return "not supported"
-    if mechanism_filter and not _filter_allows(mechanism_filter, name):
+    # Postfix string_list semantics: the first matching item decides; none matches -> out.
+    if mechanism_filter and not mechanism_filter.matches(name):
         return "sasl_mechanism_filter"
     if name == "EXTERNAL":
         # Only on request: EXTERNAL says "the certificate I showed is who I am".
         if not client_certificate:
             return "no client certificate"
-        if "EXTERNAL" not in mechanism_filter:
+        if "external" not in mechanism_filter.names():
             return "not named in sasl_mechanism_filter"
     elif name == "XOAUTH2":
         if not credentials.token:
@@ -819,14 +816,15 @@ def select_mechanism(
     *,
     security_options: frozenset[str],
     credentials: SaslCredentials,
-    mechanism_filter: Sequence[str] = (),
+    mechanism_filter: Sequence[str] | MatchList = (),
     client_certificate: bool = False,
     preference: Sequence[str] = PREFERENCE,
 ) -> Selection:
     """Choose the mechanism to use from the server's list (rule 11.4; AU-17).
 
     `security_options` must come from :func:`security_options_for` with the channel's real TLS
-    state. `mechanism_filter` is parsed ``sasl_mechanism_filter`` (empty: no filter). Drop the
+    state. `mechanism_filter` is ``sasl_mechanism_filter``: a `MatchList` (names, ``!name``,
+    tables such as ``static:rest``) or the names alone (empty: no filter). Drop the
     SCRAM names from `preference` when no nonce source exists. ``None`` carries, as `reason`,
     why each offered mechanism was refused.
     """
@@ -834,7 +832,7 @@ def select_mechanism(
         if option not in SECURITY_OPTIONS:
             raise LocalProtocolError(f"security_options: unknown option {option!r}")
     names = {name.upper() for name in offered}
-    wanted = tuple(w.upper() for w in mechanism_filter)
+    wanted = MatchList.of(mechanism_filter)
     refused: dict[str, str] = {}
     for name in sorted(names):
         why = _unusable(

@@ -28,11 +28,13 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
+from support.world import Record
+from support.world import drive as run_engine
+
 from smtpproto.requests import (
     Close,
     Connect,
     ConnectionLost,
-    IOFailure,
     IORequest,
     IOTimeout,
     Receive,
@@ -112,7 +114,10 @@ class Server:
     _closing: bool = False
     _closed: bool = False
     _deaf: bool = False
-    _advance: int | None = None
+    _advance: tuple[int, int] | None = None
+    """The code of an ``early`` reply, and how many octets the client had written then."""
+    _written: int = 0
+    """Octets the client has written so far."""
     _read: int = 0
     """Octets the client has received so far."""
     _extra: int | None = None
@@ -146,6 +151,7 @@ class Server:
             # wrote again: from the wire alone it is the reply to what the client writes now.
             self.in_flight = True
         self._extra = None
+        self._written += len(data)
         self._in += data
         self._process()
 
@@ -179,8 +185,11 @@ class Server:
         if self._silent or self._closing:
             return None, True
         if self._advance is not None:
-            code, self._advance = self._advance, None
-            return code, False
+            (code, written), self._advance = self._advance, None
+            # An early reply is this command's own when the command had wholly arrived before
+            # it went out: a pipelined group read at once, or the next LMTP recipient's reply
+            # after the content. Otherwise it was sent in advance.
+            return code, self._written - len(self._in) <= written
         behaviour = self._behaviour(target)
         kind = behaviour.kind
         code = int(reply[:3])
@@ -201,7 +210,7 @@ class Server:
         elif kind == "early":
             self._extra = self._read + len(self.out)
             self.out += b"%d early\r\n" % behaviour.code
-            self._advance = behaviour.code
+            self._advance = (behaviour.code, self._written)
         elif kind == "deaf":
             self._deaf = True
         return code, True
@@ -328,29 +337,19 @@ def drive(
     `chunk` says how many octets each ``Receive`` may return, so replies arrive split at
     arbitrary points. Anything but a normal return is the test's failure.
     """
-    result: Any = None
-    failure: IOFailure | None = None
-    for _ in range(max_steps):
-        try:
-            request = engine.send(result) if failure is None else engine.throw(failure)
-        except StopIteration as stop:
-            value: T = stop.value
-            return value
-        result, failure = None, None
-        try:
-            if isinstance(request, Connect):
-                result = connect()
-            elif isinstance(request, Send):
-                assert isinstance(request.channel, Server)
-                request.channel.client_send(request.data)
-            elif isinstance(request, Receive):
-                assert isinstance(request.channel, Server)
-                result = request.channel.client_receive(max(1, min(request.max_bytes, chunk())))
-            elif isinstance(request, (Close, Sleep)):
-                pass
-            else:
-                raise AssertionError(f"unexpected request {request!r}")
-        except IOFailure as exc:
-            failure = exc
-    engine.close()
-    raise AssertionError(f"engine still running after {max_steps} requests")
+
+    def answer(index: int, request: IORequest) -> Any:
+        if isinstance(request, Connect):
+            return connect()
+        if isinstance(request, Send):
+            assert isinstance(request.channel, Server)
+            request.channel.client_send(request.data)
+            return None
+        if isinstance(request, Receive):
+            assert isinstance(request.channel, Server)
+            return request.channel.client_receive(max(1, min(request.max_bytes, chunk())))
+        if isinstance(request, (Close, Sleep)):
+            return None
+        raise AssertionError(f"unexpected request {request!r}")
+
+    return run_engine(engine, answer, Record(), max_steps=max_steps)

@@ -2,8 +2,8 @@
 
 Request-level tests drive each adapter's interpreter with small hand-written engines (plain
 generators yielding `smtpproto.requests`) against real loopback sockets and trustme
-certificates; the behaviour suite runs the real engine against aiosmtpd and the scripted
-LMTP server of `smtpproto.adapters.demo`.
+certificates; the behaviour suite runs the real engine against aiosmtpd (the demo's SMTP
+server) and the reactive servers of ``tests/support`` on loopback sockets.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import functools
 import gc
 import socket
 import ssl
+import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import trio
@@ -29,7 +31,9 @@ from smtpproto.adapters import _dns, _driver
 from smtpproto.adapters import asyncio as aio_adapter
 from smtpproto.adapters import blocking as blocking_adapter
 from smtpproto.adapters import trio as trio_adapter
-from smtpproto.adapters.demo import DEMO_PASSWORD, DEMO_USER, DemoHandler, LMTPServer, SMTPServer
+from smtpproto.adapters.demo import DEMO_PASSWORD, DEMO_USER, DemoHandler, SMTPServer
+from support.model import Behaviour, Canonical, Expect, ServerModel, ehlo_reply
+from support.sockets import LoopbackServer
 
 from smtpproto.requests import (
     Close,
@@ -80,69 +84,50 @@ def run_engine(adapter: str, engine: Engine, resolver: Any = None) -> Any:
     return trio.run(main_trio)
 
 
-class Peer:
-    """A one-connection line server in a thread: greets, echoes "250 <line>", answers
-    nothing to a line starting with `stall_on` and closes on one starting with `hangup_on`."""
+class Echo(Behaviour):
+    """A line peer for the request-level tests: greets ``220 peer``, answers ``250 <line>``
+    to every line, nothing to a line whose first word is in `stall`, and hangs up on one in
+    `hangup`; a ``250 STARTTLS`` is followed by the handshake when the server has TLS."""
 
-    def __init__(
-        self,
-        family: str,
-        tmp_path: Path,
-        tls: ssl.SSLContext | None = None,
-        *,
-        stall_on: bytes = b"STALL",
-        hangup_on: bytes = b"HANGUP",
-    ) -> None:
-        self.tls = tls
-        self.stall_on = stall_on
-        self.hangup_on = hangup_on
-        self.saw_eof = threading.Event()
-        if family == "unix":
-            self.listener = socket.socket(socket.AF_UNIX)
-            path = str(tmp_path / "peer.sock")
-            self.listener.bind(path)
-            self.connect = Connect("peer", path, None, 5, family="unix")
-        else:
-            af, host = (
-                (socket.AF_INET6, "::1") if family == "ipv6" else (socket.AF_INET, "127.0.0.1")
-            )
-            self.listener = socket.socket(af)
-            self.listener.bind((host, 0))
-            self.connect = Connect("peer", host, self.listener.getsockname()[1], 5)
-        self.listener.listen(1)
-        self.listener.settimeout(10)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+    def __init__(self, stall: str = "STALL", hangup: str = "HANGUP") -> None:
+        self.stall = stall
+        self.hangup = hangup
 
-    def _serve(self) -> None:
-        conn, _ = self.listener.accept()
-        conn.settimeout(10)
-        try:
-            conn.sendall(b"220 peer\r\n")
-            buffer = b""
-            while True:
-                while b"\n" not in buffer:
-                    data = conn.recv(4096)
-                    if not data:
-                        self.saw_eof.set()
-                        return
-                    buffer += data
-                line, buffer = buffer.split(b"\n", 1)
-                if line.upper().startswith(self.hangup_on):
-                    return
-                if line.upper().startswith(self.stall_on):
-                    continue
-                conn.sendall(b"250 " + line.strip() + b"\r\n")
-                if line.strip() == b"STARTTLS" and self.tls is not None:
-                    conn = self.tls.wrap_socket(conn, server_side=True)
-        except OSError:
-            self.saw_eof.set()
-        finally:
-            conn.close()
+    def greeting(self, server: ServerModel) -> bytes:
+        """``220 peer``."""
+        return b"220 peer\r\n"
 
-    def close(self) -> None:
-        self.thread.join(10)
-        self.listener.close()
+    def reply(self, server: ServerModel, verb: str, line: bytes) -> bytes:
+        """The line back after ``250``, or silence, or a hang-up."""
+        if verb == self.hangup:
+            server.hang_up()
+            return b""
+        if verb == self.stall:
+            return b""
+        return b"250 " + line.strip() + b"\r\n"
+
+    def end_of_data(self, server: ServerModel) -> list[tuple[bytes, list[str]]]:
+        """Never reached: ``250 DATA`` opens no message content."""
+        return []
+
+
+MakePeer = Callable[..., LoopbackServer]
+"""The `make_peer` fixture: family, server TLS context, then the `Echo` keywords."""
+
+
+def connect_to(peer: LoopbackServer) -> Connect:
+    """The engine's request to open a connection to `peer`."""
+    if peer.path is not None:
+        return Connect("peer", peer.path, None, 5, family="unix")
+    return Connect("peer", peer.host, peer.port, 5)
+
+
+def saw_eof(peer: LoopbackServer) -> bool:
+    """The client closed `peer`'s first connection (or broke it) within 5 s."""
+    deadline = time.monotonic() + 5
+    while not peer.connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return bool(peer.connections) and peer.connections[0].saw_eof.wait(5)
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -163,12 +148,23 @@ def server_tls(ca: trustme.CA) -> ssl.SSLContext:
 
 
 @pytest.fixture
-def make_peer(tmp_path: Path) -> Iterator[Callable[..., Peer]]:
-    peers: list[Peer] = []
+def make_peer(tmp_path: Path) -> Iterator[Callable[..., LoopbackServer]]:
+    peers: list[LoopbackServer] = []
 
-    def make(family: str = "ipv4", tls: ssl.SSLContext | None = None, **script: bytes) -> Peer:
-        peers.append(Peer(family, tmp_path, tls, **script))
-        return peers[-1]
+    def make(
+        family: Literal["ipv4", "ipv6", "unix"] = "ipv4",
+        tls: ssl.SSLContext | None = None,
+        **script: str,
+    ) -> LoopbackServer:
+        peer = LoopbackServer(
+            Echo(**script),
+            expect=Expect(commands_only=False),
+            tls=tls,
+            family=family,
+            path=tmp_path / "peer.sock" if family == "unix" else None,
+        )
+        peers.append(peer)
+        return peer
 
     yield make
     for peer in peers:
@@ -185,8 +181,8 @@ def read_line(channel: object, timeout: float = 5) -> Generator[IORequest, Any, 
     return data
 
 
-def chat(peer: Peer, *lines: bytes) -> Engine:
-    channel = yield peer.connect
+def chat(peer: LoopbackServer, *lines: bytes) -> Engine:
+    channel = yield connect_to(peer)
     replies = [(yield from read_line(channel))]
     for line in lines:
         yield Send(channel, line + b"\r\n", 5)
@@ -197,7 +193,7 @@ def chat(peer: Peer, *lines: bytes) -> Engine:
 
 @pytest.mark.parametrize("family", ["ipv4", "ipv6", "unix"])
 def test_exchanges_bytes_over_ipv4_ipv6_and_unix_sockets(
-    adapter: str, family: str, make_peer: Callable[..., Peer]
+    adapter: str, family: str, make_peer: MakePeer
 ) -> None:
     peer = make_peer(family)
     assert run_engine(adapter, chat(peer, b"EHLO x", b"NOOP")) == [
@@ -205,28 +201,28 @@ def test_exchanges_bytes_over_ipv4_ipv6_and_unix_sockets(
         b"250 EHLO x\r\n",
         b"250 NOOP\r\n",
     ]
-    assert peer.saw_eof.wait(5)
+    assert saw_eof(peer)
 
 
 def test_close_request_closes_the_socket_so_the_peer_sees_eof(
-    adapter: str, make_peer: Callable[..., Peer]
+    adapter: str, make_peer: MakePeer
 ) -> None:
     peer = make_peer()
     run_engine(adapter, chat(peer))
-    assert peer.saw_eof.wait(5)
+    assert saw_eof(peer)
 
 
 def test_a_channel_left_open_by_the_engine_is_closed_on_return(
-    adapter: str, make_peer: Callable[..., Peer]
+    adapter: str, make_peer: MakePeer
 ) -> None:
     peer = make_peer()
 
     def forgetful() -> Engine:
-        channel = yield peer.connect
+        channel = yield connect_to(peer)
         return (yield from read_line(channel))
 
     assert run_engine(adapter, forgetful()) == b"220 peer\r\n"
-    assert peer.saw_eof.wait(5)
+    assert saw_eof(peer)
 
 
 def catching(engine: Engine) -> Engine:
@@ -252,13 +248,11 @@ def test_refused_connection_is_connect_failed(adapter: str) -> None:
     assert "refused" in reason or f"errno {errno.ECONNREFUSED}" in reason
 
 
-def test_receive_past_its_timeout_is_io_timeout(
-    adapter: str, make_peer: Callable[..., Peer]
-) -> None:
+def test_receive_past_its_timeout_is_io_timeout(adapter: str, make_peer: MakePeer) -> None:
     peer = make_peer()
 
     def engine() -> Engine:
-        channel = yield peer.connect
+        channel = yield connect_to(peer)
         yield from read_line(channel)
         yield Send(channel, b"STALL\r\n", 5)
         started = time.monotonic()
@@ -273,11 +267,11 @@ def test_receive_past_its_timeout_is_io_timeout(
     assert 0.15 < elapsed < 2
 
 
-def test_peer_hangup_reads_as_end_of_stream(adapter: str, make_peer: Callable[..., Peer]) -> None:
+def test_peer_hangup_reads_as_end_of_stream(adapter: str, make_peer: MakePeer) -> None:
     peer = make_peer()
 
     def engine() -> Engine:
-        channel = yield peer.connect
+        channel = yield connect_to(peer)
         yield from read_line(channel)
         yield Send(channel, b"HANGUP\r\n", 5)
         return (yield Receive(channel, 5))
@@ -285,8 +279,8 @@ def test_peer_hangup_reads_as_end_of_stream(adapter: str, make_peer: Callable[..
     assert run_engine(adapter, engine()) == b""
 
 
-def starttls(peer: Peer, parameters: TLSParameters) -> Engine:
-    channel = yield peer.connect
+def starttls(peer: LoopbackServer, parameters: TLSParameters) -> Engine:
+    channel = yield connect_to(peer)
     yield from read_line(channel)
     yield Send(channel, b"STARTTLS\r\n", 5)
     yield from read_line(channel)
@@ -297,7 +291,7 @@ def starttls(peer: Peer, parameters: TLSParameters) -> Engine:
 
 def test_starttls_with_a_trusted_chain_reports_the_peer_certificate(
     adapter: str,
-    make_peer: Callable[..., Peer],
+    make_peer: MakePeer,
     server_tls: ssl.SSLContext,
     ca: trustme.CA,
     tmp_path: Path,
@@ -314,7 +308,7 @@ def test_starttls_with_a_trusted_chain_reports_the_peer_certificate(
 
 
 def test_starttls_without_verification_accepts_an_unknown_issuer(
-    adapter: str, make_peer: Callable[..., Peer], server_tls: ssl.SSLContext
+    adapter: str, make_peer: MakePeer, server_tls: ssl.SSLContext
 ) -> None:
     peer = make_peer(tls=server_tls)
     info, reply = run_engine(adapter, starttls(peer, TLSParameters(False)))
@@ -324,14 +318,14 @@ def test_starttls_without_verification_accepts_an_unknown_issuer(
 
 
 def test_starttls_with_an_untrusted_chain_is_tls_failed(
-    adapter: str, make_peer: Callable[..., Peer], server_tls: ssl.SSLContext, tmp_path: Path
+    adapter: str, make_peer: MakePeer, server_tls: ssl.SSLContext, tmp_path: Path
 ) -> None:
     other = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other))
     peer = make_peer(tls=server_tls)
     failure = run_engine(adapter, catching(starttls(peer, TLSParameters(True, ca_file=str(other)))))
     assert type(failure).__name__ == "TLSFailed"
-    assert peer.saw_eof.wait(5)
+    assert saw_eof(peer)
 
 
 def test_sleep_waits(adapter: str) -> None:
@@ -462,8 +456,8 @@ def test_mx_lookup_without_dnspython_names_the_extra(adapter: str) -> None:
     assert "127.0.0.1" in answer
 
 
-def stalled(peer: Peer, reached: Callable[[], None]) -> Engine:
-    channel = yield peer.connect
+def stalled(peer: LoopbackServer, reached: Callable[[], None]) -> Engine:
+    channel = yield connect_to(peer)
     yield from read_line(channel)
     yield Send(channel, b"STALL\r\n", 5)
     reached()
@@ -471,7 +465,7 @@ def stalled(peer: Peer, reached: Callable[[], None]) -> Engine:
     return None
 
 
-def test_cancelled_asyncio_task_closes_the_connection(make_peer: Callable[..., Peer]) -> None:
+def test_cancelled_asyncio_task_closes_the_connection(make_peer: MakePeer) -> None:
     peer = make_peer()
 
     async def main() -> None:
@@ -495,11 +489,11 @@ def test_cancelled_asyncio_task_closes_the_connection(make_peer: Callable[..., P
         warnings.simplefilter("always")
         asyncio.run(main())
         gc.collect()
-    assert peer.saw_eof.wait(5)
+    assert saw_eof(peer)
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
-def test_cancelled_trio_scope_closes_the_connection(make_peer: Callable[..., Peer]) -> None:
+def test_cancelled_trio_scope_closes_the_connection(make_peer: MakePeer) -> None:
     peer = make_peer()
 
     async def main() -> None:
@@ -524,7 +518,7 @@ def test_cancelled_trio_scope_closes_the_connection(make_peer: Callable[..., Pee
         warnings.simplefilter("always")
         trio.run(main)
         gc.collect()
-    assert peer.saw_eof.wait(5)
+    assert saw_eof(peer)
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
@@ -683,40 +677,38 @@ def test_auth_is_never_offered_a_password_in_cleartext(adapter: str, smtp: SMTPS
 
 
 def test_lmtp_per_recipient_replies(adapter: str, tmp_path: Path) -> None:
-    rejected = {"nobody@lmtp.test": "550 5.1.1 <nobody@lmtp.test>: mailbox unavailable"}
-    with LMTPServer(rejected=rejected, unix_path=str(tmp_path / "lmtp")) as server:
+    rejected = {"nobody@lmtp.test": b"550 5.1.1 <nobody@lmtp.test>: mailbox unavailable\r\n"}
+    behaviour = Canonical(delivery=rejected)
+    with LoopbackServer(behaviour, lmtp=True, family="unix", path=tmp_path / "lmtp") as server:
         report = deliver(
             adapter,
             server.destination,
             recipients=["alice@lmtp.test", "nobody@lmtp.test"],
             config=config(lmtp=True),
         )
+        (served,) = server.wait_done(1)
     assert statuses(report) == {"alice@lmtp.test": "sent", "nobody@lmtp.test": "bounced"}
-    assert server.received[0].recipients == ["alice@lmtp.test", "nobody@lmtp.test"]
+    assert list(served.model.messages[0].recipients) == ["alice@lmtp.test", "nobody@lmtp.test"]
 
 
-def test_server_closing_mid_transaction_defers(
-    adapter: str, make_peer: Callable[..., Peer]
-) -> None:
-    peer = make_peer(hangup_on=b"DATA")
-    destination = f"[127.0.0.1]:{peer.connect.port}"
-    report = deliver(adapter, destination, recipients=["a@peer.test"], config=config())
+def test_server_closing_mid_transaction_defers(adapter: str, make_peer: MakePeer) -> None:
+    peer = make_peer(hangup="DATA")
+    report = deliver(adapter, peer.destination, recipients=["a@peer.test"], config=config())
     assert statuses(report) == {"a@peer.test": "deferred"}
     assert report.recipients[0].dsn.startswith("4.")
 
 
 def test_server_that_stops_answering_times_out_and_defers(
-    adapter: str, make_peer: Callable[..., Peer]
+    adapter: str, make_peer: MakePeer
 ) -> None:
-    peer = make_peer(stall_on=b"MAIL")
-    destination = f"[127.0.0.1]:{peer.connect.port}"
+    peer = make_peer(stall="MAIL")
     started = time.monotonic()
     report = deliver(
-        adapter, destination, recipients=["a@peer.test"], config=config(mail_timeout="1s")
+        adapter, peer.destination, recipients=["a@peer.test"], config=config(mail_timeout="1s")
     )
     assert statuses(report) == {"a@peer.test": "deferred"}
     assert time.monotonic() - started < 5
-    assert peer.saw_eof.wait(5)
+    assert saw_eof(peer)
 
 
 def test_session_runs_several_transactions_on_one_connection(
@@ -742,14 +734,15 @@ def test_session_runs_several_transactions_on_one_connection(
     assert [m.recipients for m in smtp.handler.received] == [["x@d.test"], ["y@d.test"]]
 
 
-def test_cancelled_asyncio_delivery_closes_the_connection(make_peer: Callable[..., Peer]) -> None:
-    peer = make_peer(stall_on=b"MAIL")
-    destination = f"[127.0.0.1]:{peer.connect.port}"
+def test_cancelled_asyncio_delivery_closes_the_connection(
+    make_peer: MakePeer,
+) -> None:
+    peer = make_peer(stall="MAIL")
 
     async def main() -> None:
         task = asyncio.create_task(
             aio_adapter.deliver(
-                destination,
+                peer.destination,
                 sender="a@c.test",
                 recipients=["b@d.test"],
                 message=MESSAGE,
@@ -766,18 +759,19 @@ def test_cancelled_asyncio_delivery_closes_the_connection(make_peer: Callable[..
         warnings.simplefilter("always")
         asyncio.run(main())
         gc.collect()
-    assert peer.saw_eof.wait(5)
+    assert saw_eof(peer)
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
-def test_cancelled_trio_delivery_closes_the_connection(make_peer: Callable[..., Peer]) -> None:
-    peer = make_peer(stall_on=b"MAIL")
-    destination = f"[127.0.0.1]:{peer.connect.port}"
+def test_cancelled_trio_delivery_closes_the_connection(
+    make_peer: MakePeer,
+) -> None:
+    peer = make_peer(stall="MAIL")
 
     async def main() -> None:
         with trio.move_on_after(0.5) as scope:
             await trio_adapter.deliver(
-                destination,
+                peer.destination,
                 sender="a@c.test",
                 recipients=["b@d.test"],
                 message=MESSAGE,
@@ -789,7 +783,7 @@ def test_cancelled_trio_delivery_closes_the_connection(make_peer: Callable[..., 
         warnings.simplefilter("always")
         trio.run(main)
         gc.collect()
-    assert peer.saw_eof.wait(5)
+    assert saw_eof(peer)
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
@@ -801,87 +795,48 @@ BEHAVIOURS = ["no-starttls", "454", "handshake-failure", "untrusted", "wrong-nam
 LEVELS = ["none", "may", "encrypt", "verify", "secure"]
 
 
-class BehaviourServer:
-    """One-connection SMTP server in a thread: `behaviour` decides what STARTTLS does.
+@dataclass
+class TLSBehaviour(Canonical):
+    """A correct server but for STARTTLS, as `name` says: not offered (``no-starttls``),
+    refused (``454``), a failed handshake (``handshake-failure``), or a handshake with the
+    certificate of that name; ``auth-535`` offers AUTH over TLS and refuses every login."""
 
-    `mail` counts MAIL commands, `after_tls` records the commands read over TLS.
-    """
+    name: str = "good"
 
-    def __init__(self, behaviour: str, contexts: dict[str, ssl.SSLContext]) -> None:
-        self.behaviour = behaviour
-        self.context = contexts.get(behaviour, contexts["good"])
-        self.mail = 0
-        self.after_tls: list[bytes] = []
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(1)
-        self.listener.settimeout(10)
-        self.destination = f"[127.0.0.1]:{self.listener.getsockname()[1]}"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+    def correct(self, server: ServerModel, verb: str, line: bytes) -> bytes:
+        """EHLO, AUTH and STARTTLS as `name` says; the rest as `Canonical` answers."""
+        if verb == "EHLO":
+            if server.tls and self.name == "auth-535":
+                return ehlo_reply("AUTH PLAIN LOGIN", domain="behaviour.test")
+            offer = not server.tls and self.name != "no-starttls"
+            return ehlo_reply("STARTTLS" if offer else "8BITMIME", domain="behaviour.test")
+        if verb == "AUTH":
+            return b"535 5.7.8 Error: authentication failed\r\n"
+        if verb == "STARTTLS" and self.name == "454":
+            return b"454 4.7.0 TLS not available\r\n"
+        return super().correct(server, verb, line)
 
-    def _serve(self) -> None:
-        try:
-            conn, _ = self.listener.accept()
-        except OSError:
-            return
-        conn.settimeout(10)
-        tls = False
-        reader = conn.makefile("rb")
-        try:
-            conn.sendall(b"220 behaviour.test ESMTP\r\n")
-            for _ in range(50):
-                line = reader.readline(1000)
-                if not line:
-                    return
-                verb = line.strip().split(b" ")[0].upper()
-                if tls:
-                    self.after_tls.append(verb)
-                if verb == b"EHLO" and tls and self.behaviour == "auth-535":
-                    conn.sendall(b"250-behaviour.test\r\n250 AUTH PLAIN LOGIN\r\n")
-                elif verb == b"AUTH":
-                    conn.sendall(b"535 5.7.8 Error: authentication failed\r\n")
-                elif verb == b"EHLO":
-                    offer = not tls and self.behaviour != "no-starttls"
-                    conn.sendall(
-                        b"250-behaviour.test\r\n"
-                        + (b"250 STARTTLS\r\n" if offer else b"250 8BITMIME\r\n")
-                    )
-                elif verb == b"STARTTLS" and self.behaviour == "454":
-                    conn.sendall(b"454 4.7.0 TLS not available\r\n")
-                elif verb == b"STARTTLS" and self.behaviour == "handshake-failure":
-                    conn.sendall(b"220 2.0.0 go ahead\r\n")
-                    time.sleep(0.05)
-                    conn.sendall(b"this is not a TLS record\r\n")
-                    return
-                elif verb == b"STARTTLS":
-                    conn.sendall(b"220 2.0.0 go ahead\r\n")
-                    conn = self.context.wrap_socket(conn, server_side=True)
-                    reader = conn.makefile("rb")
-                    tls = True
-                elif verb == b"MAIL":
-                    self.mail += 1
-                    conn.sendall(b"250 2.1.0 ok\r\n")
-                elif verb == b"RCPT":
-                    conn.sendall(b"250 2.1.5 ok\r\n")
-                elif verb == b"DATA":
-                    conn.sendall(b"354 go\r\n")
-                    while reader.readline(1000) not in (b".\r\n", b""):
-                        pass
-                    conn.sendall(b"250 2.0.0 queued\r\n")
-                elif verb == b"QUIT":
-                    conn.sendall(b"221 2.0.0 bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"502 5.5.2 what\r\n")
-        except (OSError, ssl.SSLError):
-            return
-        finally:
-            conn.close()
+    def handshake(self, server: ServerModel) -> bool:
+        """Fails for ``handshake-failure`` only."""
+        return self.name != "handshake-failure"
 
-    def close(self) -> None:
-        self.thread.join(10)
-        self.listener.close()
+
+def behaviour_server(behaviour: str, contexts: dict[str, ssl.SSLContext]) -> LoopbackServer:
+    """A loopback server acting out `behaviour` with the certificate it names."""
+    return LoopbackServer(
+        TLSBehaviour(banner=b"220 behaviour.test ESMTP\r\n", name=behaviour),
+        tls=contexts.get(behaviour, contexts["good"]),
+    )
+
+
+def mail_commands(server: LoopbackServer) -> int:
+    """MAIL commands the server read, over every connection."""
+    return sum(served.model.verbs.count("MAIL") for served in server.connections)
+
+
+def after_tls(server: LoopbackServer) -> list[bytes]:
+    """The verbs the server read over TLS, over every connection."""
+    return [v.encode() for served in server.connections for v in served.model.verbs_after_tls]
 
 
 @pytest.fixture(scope="module")
@@ -929,7 +884,7 @@ def test_tls_level_by_server_behaviour(
     behaviour_tls: tuple[str, dict[str, ssl.SSLContext]],
 ) -> None:
     ca_file, contexts = behaviour_tls
-    server = BehaviourServer(behaviour, contexts)
+    server = behaviour_server(behaviour, contexts)
     try:
         policy = (
             {server.destination: f"{level} match=localhost"}
@@ -951,14 +906,14 @@ def test_tls_level_by_server_behaviour(
     assert result.status == status, result.diagnostic
     assert dsn is not None and result.dsn.startswith(dsn), result.diagnostic
     if status == "sent":
-        assert server.mail == 1
+        assert mail_commands(server) == 1
         assert (result.tls.trust if result.tls else None) == trust
     else:
         # Fail closed: no MAIL in any form, and over TLS nothing but QUIT.
-        assert server.mail == 0
-        assert server.after_tls in ([], [b"QUIT"])
+        assert mail_commands(server) == 0
+        assert after_tls(server) in ([], [b"QUIT"])
     if level in ("verify", "secure") and behaviour == "wrong-name":
-        assert server.after_tls == [b"QUIT"]  # rule 5.6: the session works, QUIT goes over it
+        assert after_tls(server) == [b"QUIT"]  # rule 5.6: the session works, QUIT goes over it
         assert "Server certificate not verified" in result.diagnostic
 
 
@@ -980,42 +935,22 @@ def test_tls_contexts_verify_only_at_verify_and_secure() -> None:
     assert client_context(tls_parameters(TLSPolicy("may"))).minimum_version is ssl.TLSVersion.TLSv1
 
 
-def test_ns01_injected_reply_after_220_on_real_sockets(
-    adapter: str, make_peer: Callable[..., Peer]
-) -> None:
-    # The Peer echoes "250 <line>"; a STARTTLS line gets "250 STARTTLS" and nothing else, so
-    # inject by hand: a server whose STARTTLS answer carries a fake EHLO reply in one write.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.settimeout(10)
-    seen: list[bytes] = []
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        conn.settimeout(10)
-        with conn, conn.makefile("rb") as reader:
-            conn.sendall(b"220 x ESMTP\r\n")
-            for _ in range(10):
-                line = reader.readline(1000)
-                if not line:
-                    return
-                seen.append(line.strip())
-                if line.startswith(b"EHLO"):
-                    conn.sendall(b"250-x\r\n250 STARTTLS\r\n")
-                elif line.startswith(b"STARTTLS"):
-                    conn.sendall(b"220 go\r\n250-evil\r\n250 AUTH PLAIN\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    destination = f"[127.0.0.1]:{listener.getsockname()[1]}"
-    cfg = config(tls_security_level="encrypt", helo_timeout="5s")
-    report = deliver(adapter, destination, recipients=["a@b.test"], config=cfg)
-    thread.join(10)
-    listener.close()
+def test_ns01_injected_reply_after_220_on_real_sockets(adapter: str) -> None:
+    # A server whose STARTTLS answer carries a fake EHLO reply in the same write.
+    behaviour = Canonical(
+        ("STARTTLS",),
+        banner=b"220 x ESMTP\r\n",
+        domain="x",
+        replies={"STARTTLS": b"220 go\r\n250-evil\r\n250 AUTH PLAIN\r\n"},
+    )
+    with LoopbackServer(behaviour) as server:
+        cfg = config(tls_security_level="encrypt", helo_timeout="5s")
+        report = deliver(adapter, server.destination, recipients=["a@b.test"], config=cfg)
+        (served,) = server.wait_done(1)
     (result,) = report.recipients
     assert result.status == "deferred"
-    assert seen == [b"EHLO client.test", b"STARTTLS"]  # nothing after the poisoned 220
+    assert served.model.lines == [b"EHLO client.test", b"STARTTLS"]  # nothing after the 220
+    assert not served.violations
 
 
 def test_auth_wrong_password_defers_and_never_bounces(
@@ -1024,7 +959,7 @@ def test_auth_wrong_password_defers_and_never_bounces(
     # AU-10 on real sockets: 535 is a soft site failure (smtp_sasl_auth_soft_bounce), never a
     # bounce, nothing of the transaction follows, and the password stays out of the report.
     _, contexts = behaviour_tls
-    server = BehaviourServer("auth-535", contexts)
+    server = behaviour_server("auth-535", contexts)
     try:
         cfg = config(
             tls_security_level="encrypt",
@@ -1039,29 +974,75 @@ def test_auth_wrong_password_defers_and_never_bounces(
     (result,) = report.recipients
     assert (result.status, result.dsn) == ("deferred", "4.7.8")
     assert result.diagnostic.startswith("SASL authentication failed; server 127.0.0.1[127.0.0.1]")
-    assert server.after_tls == [b"EHLO", b"AUTH", b"QUIT"]
-    assert server.mail == 0
+    assert after_tls(server) == [b"EHLO", b"AUTH", b"QUIT"]
+    assert mail_commands(server) == 0
     secret = base64.b64encode(b"\0someone\0wrong-S3cr3t").decode()
     text = "\n".join(report.transcript) + result.diagnostic
     assert "wrong-S3cr3t" not in text and secret not in text
 
 
-def test_asyncio_refuses_starttls_when_plaintext_is_buffered_past_the_220() -> None:
-    # NS-01 in the asyncio adapter: bytes the StreamReader already holds when STARTTLS starts
-    # (they arrived after the engine's last read) would be read back as if TLS had carried them.
-    from smtpproto.requests import StartTLS, TLSFailed, TLSParameters
+def test_asyncio_refuses_starttls_when_plaintext_is_buffered_past_the_220(
+    server_tls: ssl.SSLContext,
+) -> None:
+    # NS-01 in the asyncio adapter: plaintext the StreamReader already holds when STARTTLS
+    # starts (it came in the same read as the 220, past the engine's Receive size) would be
+    # read back after the handshake as if TLS had carried it. The STARTTLS reply fills one
+    # Receive exactly; the injection follows in the same write. The server runs in the
+    # client's event loop and a UNIX-domain socket has no receive window, so all of it is
+    # queued before the client reads: the 220 is read alone and the injection stays buffered.
+    size = Receive(None, None).max_bytes
+    line = b"220-" + b"x" * (size // 40 - 6) + b"\r\n"
+    reply = line * 39 + b"220 " + b"x" * (size - 39 * len(line) - 6) + b"\r\n"
+    assert len(reply) == size
+    injected = b"250-evil\r\n250 AUTH PLAIN\r\n"
+    behaviour = Canonical(("STARTTLS",), replies={"STARTTLS": reply + injected})
+    models: list[ServerModel] = []
 
-    async def main() -> None:
-        left, right = socket.socketpair()
-        with left, right:
-            reader, writer = await asyncio.open_connection(sock=left)
-            channel = aio_adapter._Channel(reader, writer)
-            io = aio_adapter._IO(None)
-            io.open.add(channel)
-            reader.feed_data(b"250-evil\r\n250 AUTH PLAIN\r\n")
-            request = StartTLS(channel, "x", TLSParameters(verify=False), 5)
-            with pytest.raises(TLSFailed, match="response injection"):
-                await io._starttls(channel, request)
-            assert channel not in io.open and writer.transport.is_closing()
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        model = ServerModel(behaviour, lmtp=True)
+        models.append(model)
+        model.start()
+        try:
+            while not model.finished:
+                writer.write(model.take())  # one write: one send on the socket
+                await writer.drain()
+                if model.tls_pending:
+                    await writer.start_tls(server_tls)
+                    model.tls_started()
+                    continue
+                data = await reader.read(65536)
+                if not data:
+                    return
+                model.receive(data)
+            writer.write(model.take())
+            await writer.drain()
+        except OSError:
+            pass  # the client gave up on the handshake
+        finally:
+            writer.transport.abort()
+            served.set()
 
-    asyncio.run(main())
+    async def main(path: str) -> Any:
+        async with await asyncio.start_unix_server(serve, path):
+            report = await aio_adapter.deliver(
+                f"unix:{path}",
+                sender="a@client.test",
+                recipients=["b@lmtp.test"],
+                message=MESSAGE,
+                config=config(lmtp=True, tls_security_level="encrypt", **short),
+            )
+            async with asyncio.timeout(5):
+                await served.wait()
+            return report
+
+    served = asyncio.Event()
+    stages = ("lhlo", "starttls", "mail", "rcpt", "data_init", "data_xfer", "data_done", "quit")
+    short = {f"{stage}_timeout": "2s" for stage in stages}
+    # A short path: the engine takes a UNIX socket path for the TLS server name (SNI).
+    with tempfile.TemporaryDirectory(prefix="ns01") as directory:
+        report = asyncio.run(main(directory + "/s"))
+    (result,) = report.recipients
+    assert (result.status, result.dsn) == ("deferred", "4.7.5"), result.diagnostic
+    assert any(line.endswith("(response injection)") for line in report.transcript)
+    (model,) = models
+    assert model.verbs == ["LHLO", "STARTTLS"] and not model.tls  # no handshake, nothing after

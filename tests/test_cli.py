@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import pty
 import re
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from smtpproto.adapters.cli import EXIT_STATUSES
+from smtpproto.adapters.cli import EXIT_STATUSES, main
 from smtpproto.adapters.demo import DEMO_PASSWORD, DEMO_USER, DemoHandler, LMTPServer, SMTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,22 @@ def test_all_sent_exits_0_with_one_postfix_style_line_per_recipient(smtp: SMTPSe
         "to=<bob@demo.example>",
     ]
     assert all("status=sent" in line and "dsn=2." in line for line in lines)
+
+
+def test_main_in_process_puts_the_logging_configuration_back(
+    smtp: SMTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # main() turns the smtpproto logger's propagation off to own what is shown; a program
+    # (or a test run) that calls it must find its logging as it was, or its own handlers and
+    # pytest's capture attach to a logger that no longer propagates.
+    logger = logging.getLogger("smtpproto")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    message = tmp_path / "message.eml"
+    message.write_bytes(MESSAGE)
+    status = main([*deliver_args(smtp, "alice@demo.example"), str(message)])
+    assert status == 0, capsys.readouterr().err
+    assert "status=sent" in capsys.readouterr().out
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before
 
 
 def test_a_bounced_recipient_exits_69_and_json_names_it(smtp: SMTPServer) -> None:

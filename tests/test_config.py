@@ -1,167 +1,226 @@
-"""ClientConfig and from_postconf: every smtp(8) parameter is either read or refused with a
-reason (smtpproto/_parameters.py, docs/parameters.md)."""
+"""ClientConfig, from_postconf and from_main_cf: every smtp(8) parameter is read with Postfix's
+syntax and rules, or refused naming the parameter; time values are checked in one place."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smtpproto._parameters import EXTRA_PARAMETERS, PARAMETERS
-from smtpproto.config import EXTENSION_FIELDS, ClientConfig
+from smtpproto import LocalProtocolError
+from smtpproto._parameters import MAX_SECONDS, NOT_APPLICABLE, expand, parse_main_cf
+from smtpproto.config import (
+    EXTENSION_FIELDS,
+    LEGACY,
+    ClientConfig,
+    declaration,
+    declarations,
+    parse_master_cf,
+)
+from smtpproto.tables import Lookup, MatchList
 
-# One from_postconf case per supported parameter: (postconf value, expected field value).
+# One from_postconf case per field: Postfix name -> (postconf text, expected field value).
 CASES: dict[str, tuple[Any, Any]] = {
-    "best_mx_transport": ("[192.0.2.7]", "[192.0.2.7]"),
-    "debug_peer_list": ("mx.example, 192.0.2.0/24", ("mx.example", "192.0.2.0/24")),
-    "delay_logging_resolution_limit": ("3", 3),
-    "disable_mime_output_conversion": ("yes", True),
-    "fallback_relay": (
-        "[relay1.example], relay2.example:2525",
-        ("[relay1.example]", "relay2.example:2525"),
+    "myhostname": ("host.example", "host.example"),
+    "smtp_helo_name": ("client.example", "client.example"),
+    "smtp_tcp_port": ("submission", 587),
+    "lmtp_tcp_port": ("2424", 2424),
+    "known_tcp_ports": (
+        "smtp=25, smtps=submissions=465",
+        {"smtp": 25, "smtps": 465, "submissions": 465},
     ),
     "ignore_mx_lookup_error": ("yes", True),
-    "inet_interfaces": ("192.0.2.1 2001:db8::1", ("192.0.2.1", "2001:db8::1")),
-    "inet_protocols": ("ipv4", frozenset({"ipv4"})),
-    "lmtp_discard_lhlo_keyword_address_maps": (
-        {"192.0.2.1": "pipelining, starttls"},
-        {"192.0.2.1": frozenset({"PIPELINING", "STARTTLS"})},
-    ),
-    "lmtp_discard_lhlo_keywords": ("pipelining", frozenset({"PIPELINING"})),
-    "lmtp_lhlo_name": ("lmtp.example", "lmtp.example"),
-    "lmtp_lhlo_timeout": ("2m", 120.0),
-    "lmtp_tcp_port": ("2424", 2424),
-    "mime_boundary_length_limit": ("1000", 1000),
-    "mime_nesting_limit": ("20", 20),
-    "proxy_interfaces": ("198.51.100.9", ("198.51.100.9",)),
     "smtp_always_send_ehlo": ("no", False),
-    "smtp_bind_address": ("192.0.2.2", "192.0.2.2"),
-    "smtp_bind_address6": ("2001:db8::2", "2001:db8::2"),
-    "smtp_cname_overrides_servername": ("yes", True),
-    "smtp_connect_timeout": ("1m", 60.0),
-    "smtp_connection_cache_destinations": ("example.com", ("example.com",)),
-    "smtp_connection_cache_on_demand": ("no", False),
-    "smtp_connection_cache_time_limit": ("5s", 5.0),
-    "smtp_connection_reuse_time_limit": ("1h", 3600.0),
-    "smtp_data_done_timeout": ("1d", 86400.0),
-    "smtp_data_init_timeout": ("60", 60.0),
-    "smtp_data_xfer_timeout": ("1w", 604800.0),
-    "smtp_defer_if_no_mx_address_found": ("yes", True),
-    "smtp_destination_recipient_limit": ("10", 10),
-    "smtp_discard_ehlo_keyword_address_maps": (
-        {"192.0.2.1": "auth"},
-        {"192.0.2.1": frozenset({"AUTH"})},
-    ),
-    "smtp_discard_ehlo_keywords": ("pipelining, DSN", frozenset({"PIPELINING", "DSN"})),
-    "smtp_fallback_relay": ("[backup.example]", ("[backup.example]",)),
-    "smtp_generic_maps": (
-        {"root@localhost": "admin@example.com"},
-        {"root@localhost": "admin@example.com"},
-    ),
-    "smtp_helo_name": ("client.example", "client.example"),
-    "smtp_helo_timeout": ("5m", 300.0),
-    "smtp_host_lookup": ("dns, native", ("dns", "native")),
-    "smtp_line_length_limit": ("990", 990),
-    "smtp_mail_timeout": ("30s", 30.0),
-    "smtp_mx_address_limit": ("0", 0),
-    "smtp_mx_session_limit": ("3", 3),
     "smtp_never_send_ehlo": ("yes", True),
+    "smtp_defer_if_no_mx_address_found": ("yes", True),
+    "smtp_line_length_limit": ("990", 990),
     "smtp_pix_workaround_delay_time": ("2s", 2.0),
-    "smtp_pix_workaround_maps": (
-        {"192.0.2.1": "delay_dotcrlf"},
-        {"192.0.2.1": frozenset({"delay_dotcrlf"})},
-    ),
     "smtp_pix_workaround_threshold_time": ("0", 0.0),
     "smtp_pix_workarounds": ("", frozenset()),
-    "smtp_quit_timeout": ("10s", 10.0),
+    "smtp_pix_workaround_maps": (
+        "inline:{ 192.0.2.1=delay_dotcrlf }",
+        ("192.0.2.1", frozenset({"delay_dotcrlf"})),
+    ),
     "smtp_quote_rfc821_envelope": ("no", False),
-    "smtp_randomize_addresses": ("false", False),
-    "smtp_rcpt_timeout": ("90s", 90.0),
-    "smtp_rset_timeout": ("1m", 60.0),
-    "smtp_per_request_deadline": ("yes", True),
-    "smtp_min_data_rate": ("1000", 1000),
+    "smtp_skip_5xx_greeting": ("no", False),
+    "smtp_skip_4xx_greeting": ("no", False),
+    "smtp_skip_quit_response": ("no", False),
+    "smtp_discard_ehlo_keyword_address_maps": (
+        "inline:{ 192.0.2.1=auth }",
+        ("192.0.2.1", frozenset({"AUTH"})),
+    ),
+    "smtp_discard_ehlo_keywords": ("pipelining, DSN", frozenset({"PIPELINING", "DSN"})),
+    "smtp_generic_maps": (
+        "inline:{ root@localhost=admin@example.com }",
+        ("root@localhost", "admin@example.com"),
+    ),
+    "smtp_cname_overrides_servername": ("yes", True),
+    "disable_mime_output_conversion": ("yes", True),
+    "mime_boundary_length_limit": ("1000", 1000),
+    "mime_nesting_limit": ("20", 20),
+    "smtputf8_enable": ("no", False),
+    "enable_idna2003_compatibility": ("yes", True),
+    "smtp_send_xforward_command": ("yes", True),
+    "smtp_header_checks": ("regexp:{ {/^Subject: spam/ REJECT} }", ("Subject: spam", "REJECT")),
+    "smtp_mime_header_checks": ("pcre:{ {/name=.*\\.exe/ REJECT} }", ("name=x.exe", "REJECT")),
+    "smtp_nested_header_checks": ("static:IGNORE", ("X-Any: 1", "IGNORE")),
+    "smtp_body_checks": ("regexp:{ {/viagra/ DISCARD} }", ("buy viagra", "DISCARD")),
+    "smtp_reply_filter": ("pcre:{ {/^(\\d\\d\\d)-/ $$1 } }", ("250-x", "250")),
+    "smtp_delivery_status_filter": ("inline:{ 5.1.1=4.1.1 }", ("5.1.1", "4.1.1")),
+    "smtpproto_chunking": ("yes", True),
     "smtp_sasl_auth_enable": ("yes", True),
-    "smtp_sasl_mechanism_filter": ("plain, login", ("plain", "login")),
     "smtp_sasl_password_maps": (
-        {"[mail.example]": "user:secret"},
-        {"[mail.example]": "user:secret"},
+        "inline:{ [mail.example]=user:secret }",
+        ("[MAIL.example]", "user:secret"),
     ),
     "smtp_sasl_security_options": ("noanonymous", frozenset({"noanonymous"})),
     "smtp_sasl_tls_security_options": ("", frozenset()),
     "smtp_sasl_tls_verified_security_options": ("noanonymous", frozenset({"noanonymous"})),
-    "smtp_send_xforward_command": ("yes", True),
+    "smtp_sasl_mechanism_filter": ("plain, login", ("plain", "login")),
     "smtp_sender_dependent_authentication": ("yes", True),
-    "smtp_skip_4xx_greeting": ("no", False),
-    "smtp_skip_5xx_greeting": ("no", False),
-    "smtp_skip_quit_response": ("no", False),
+    "smtp_sasl_auth_soft_bounce": ("no", False),
+    "send_cyrus_sasl_authzid": ("yes", True),
+    "smtpproto_sasl_scram_max_iterations": ("65536", 65536),
+    "smtp_send_dummy_mail_auth": ("yes", True),
+    "smtp_tls_security_level": ("verify", "verify"),
+    "smtp_tls_policy_maps": ("inline:{ example.com=secure }", ("EXAMPLE.COM", "secure")),
+    "smtp_tls_wrappermode": ("yes", True),
+    "smtp_tls_servername": ("nexthop", "nexthop"),
     "smtp_starttls_timeout": ("1m", 60.0),
     "smtp_tls_CAfile": ("/etc/ssl/ca.pem", "/etc/ssl/ca.pem"),
     "smtp_tls_CApath": ("/etc/ssl/certs", "/etc/ssl/certs"),
+    "smtp_tls_chain_files": ("/etc/ssl/chain.pem", ("/etc/ssl/chain.pem",)),
     "smtp_tls_cert_file": ("/etc/ssl/client.pem", "/etc/ssl/client.pem"),
-    "smtp_tls_exclude_ciphers": ("aNULL, RC4", ("aNULL", "RC4")),
     "smtp_tls_key_file": ("/etc/ssl/client.key", "/etc/ssl/client.key"),
+    "smtp_tls_eccert_file": ("/etc/ssl/ec.pem", "/etc/ssl/ec.pem"),
+    "smtp_tls_eckey_file": ("/etc/ssl/ec.key", "/etc/ssl/ec.key"),
+    "smtp_tls_ciphers": ("high", "high"),
     "smtp_tls_mandatory_ciphers": ("high", "high"),
+    "smtp_tls_exclude_ciphers": ("aNULL, RC4", ("aNULL", "RC4")),
     "smtp_tls_mandatory_exclude_ciphers": ("MD5", ("MD5",)),
+    "smtp_tls_protocols": ("!SSLv2, !SSLv3", ("!SSLv2", "!SSLv3")),
     "smtp_tls_mandatory_protocols": (">= TLSv1.3", (">=TLSv1.3",)),
     "smtp_tls_note_starttls_offer": ("yes", True),
-    "smtp_tls_policy_maps": ({"example.com": "secure"}, {"example.com": "secure"}),
-    "smtp_tls_secure_cert_match": ("nexthop", ("nexthop",)),
-    "smtp_tls_security_level": ("verify", "verify"),
-    "smtp_tls_session_cache_timeout": ("2h", 7200.0),
-    "smtp_tls_verify_cert_match": ("hostname, nexthop", ("hostname", "nexthop")),
-    "smtp_xforward_timeout": ("3m", 180.0),
+    "smtp_tls_secure_cert_match": ("nexthop, .Example.COM", ("nexthop", ".example.com")),
+    "smtp_tls_verify_cert_match": ("hostname, example.com", ("hostname", "example.com")),
+    "smtp_tls_connection_reuse": ("yes", True),
+    "smtp_tls_fingerprint_cert_match": ("3D:95:34", ("3D:95:34",)),
+    "smtp_tls_fingerprint_digest": ("sha512", "sha512"),
+    "smtp_tls_trust_anchor_file": ("/etc/ta.pem", ("/etc/ta.pem",)),
+    "smtp_tls_dane_insecure_mx_policy": ("encrypt", "encrypt"),
+    "smtp_tls_force_insecure_host_tlsa_lookup": ("yes", True),
     "tls_high_cipherlist": ("HIGH:!aNULL", "HIGH:!aNULL"),
-    "tls_low_cipherlist": ("LOW", "LOW"),
     "tls_medium_cipherlist": ("MEDIUM", "MEDIUM"),
+    "tls_low_cipherlist": ("LOW", "LOW"),
     "tls_null_cipherlist": ("eNULL", "eNULL"),
-    "myhostname": ("host.example", "host.example"),
-    "smtp_tcp_port": ("submission", 587),
+    "transport_destination_recipient_limit": ("10", 10),
+    "smtp_connect_timeout": ("1m", 60.0),
+    "smtp_helo_timeout": ("5m", 300.0),
+    "smtp_xforward_timeout": ("3m", 180.0),
+    "smtp_mail_timeout": ("30s", 30.0),
+    "smtp_rcpt_timeout": ("90s", 90.0),
+    "smtp_data_init_timeout": ("60", 60.0),
+    "smtp_data_xfer_timeout": ("1w", 604800.0),
+    "smtp_data_done_timeout": ("1d", 86400.0),
+    "smtp_quit_timeout": ("10s", 10.0),
+    "smtp_rset_timeout": ("1m", 60.0),
+    "smtp_per_request_deadline": ("yes", True),
+    "smtp_min_data_rate": ("1000", 1000),
+    "smtp_mx_address_limit": ("0", 0),
+    "smtp_mx_session_limit": ("3", 3),
+    "smtp_connection_cache_destinations": ("example.com, !example.net", ("example.com",)),
+    "smtp_connection_cache_on_demand": ("no", False),
+    "smtp_connection_reuse_time_limit": ("1h", 3600.0),
+    "smtp_connection_reuse_count_limit": ("10", 10),
+    "smtp_connection_cache_time_limit": ("5s", 5.0),
+    "minimal_backoff_time": ("5m", 300.0),
+    "best_mx_transport": ("[192.0.2.7]", "[192.0.2.7]"),
+    "delay_logging_resolution_limit": ("3", 3),
+    "inet_interfaces": ("192.0.2.1 2001:db8::1", ("192.0.2.1", "2001:db8::1")),
+    "proxy_interfaces": ("198.51.100.9", ("198.51.100.9",)),
+    "inet_protocols": ("ipv4", frozenset({"ipv4"})),
+    "smtp_bind_address": ("192.0.2.2", "192.0.2.2"),
+    "smtp_bind_address6": ("2001:db8::2", "2001:db8::2"),
+    "smtp_bind_address_enforce": ("yes", True),
+    "smtp_host_lookup": ("dns, native", ("dns", "native")),
+    "smtp_dns_support_level": ("disabled", "disabled"),
+    "smtp_randomize_addresses": ("no", False),
     "smtp_address_preference": ("ipv6", "ipv6"),
     "smtp_balance_inet_protocols": ("no", False),
-    "smtp_connection_reuse_count_limit": ("10", 10),
+    "smtp_fallback_relay": (
+        "[relay1.example], relay2.example:2525",
+        ("[relay1.example]", "relay2.example:2525"),
+    ),
+    "smtp_dns_reply_filter": ("static:ignore", ("mx.example. IN MX 10 x.", "ignore")),
 }
 
-SUPPORTED = [p for p in PARAMETERS + EXTRA_PARAMETERS if p.status == "supported"]
-NOT_APPLICABLE = [p for p in PARAMETERS if p.status == "not applicable"]
+FIELDS = [d for d in declarations() if d.status != "not applicable" and d not in LEGACY]
 
 
-def test_every_supported_parameter_has_a_from_postconf_case() -> None:
-    assert sorted(CASES) == sorted(p.name for p in SUPPORTED)
+def _value(config: ClientConfig, field: str, expected: Any) -> Any:
+    """The field's value in the shape of `expected` (a lookup table: the probed entry)."""
+    value = getattr(config, field)
+    if isinstance(value, Lookup):
+        return (expected[0], value.get(expected[0]))
+    if isinstance(value, MatchList):
+        return value.names()
+    if field == "known_tcp_ports":
+        return dict(value)
+    return value
 
 
-def test_the_table_lists_the_113_parameters_of_smtp8_once_in_listing_order() -> None:
-    names = [p.name for p in PARAMETERS]
-    assert len(names) == 113 and len(set(names)) == 113 and names == sorted(names)
-    extra = {p.name for p in EXTRA_PARAMETERS}
-    assert not extra & set(names)
+def test_every_field_has_a_from_postconf_case() -> None:
+    assert sorted(CASES) == sorted(d.name for d in FIELDS)
 
 
-def test_every_field_is_reachable_from_a_postfix_name() -> None:
-    fields = set(ClientConfig.__dataclass_fields__) - {"lmtp"} - EXTENSION_FIELDS
-    assert fields == {p.field for p in SUPPORTED}
+def test_every_field_but_lmtp_and_the_extensions_is_a_declared_parameter() -> None:
+    declared = {d.field for d in FIELDS}
+    assert set(ClientConfig.__dataclass_fields__) - {"lmtp"} == declared
+    assert declared >= EXTENSION_FIELDS
 
 
-@pytest.mark.parametrize("parameter", SUPPORTED, ids=lambda p: p.name)
-def test_from_postconf_reads_each_supported_parameter(parameter: Any) -> None:
-    raw, expected = CASES[parameter.name]
-    lmtp = parameter.name.startswith("lmtp_") and parameter.name != "lmtp_tcp_port"
-    config = ClientConfig.from_postconf({parameter.name: raw}, lmtp=lmtp)
-    value = getattr(config, parameter.field)
-    assert (dict(value) if isinstance(expected, dict) else value) == expected
+@pytest.mark.parametrize("declared", FIELDS, ids=lambda d: d.name)
+def test_from_postconf_reads_each_field_in_postfix_syntax(declared: Any) -> None:
+    raw, expected = CASES[declared.name]
+    config = ClientConfig.from_postconf({declared.name: raw})
+    assert _value(config, declared.field, expected) == expected
 
 
-@pytest.mark.parametrize("parameter", NOT_APPLICABLE, ids=lambda p: p.name)
-def test_not_applicable_parameters_are_refused_with_the_reason(parameter: Any) -> None:
-    name = parameter.name
-    lmtp = name.startswith("lmtp_")
-    with pytest.raises(ValueError, match="not applicable") as info:
-        ClientConfig.from_postconf({name: "x"}, lmtp=lmtp)
-    assert name in str(info.value) and parameter.why in str(info.value)
+@pytest.mark.parametrize("declared", NOT_APPLICABLE, ids=lambda d: d.name)
+def test_not_applicable_parameters_are_accepted_and_change_nothing(declared: Any) -> None:
+    sample = {
+        "time": "10s",
+        "number": "5",
+        "yes/no": "yes",
+        "text": "/some/thing",
+        "list": "a, b",
+    }.get(declared.kind.label, declared.postfix_default)
+    lmtp = declared.name.startswith("lmtp_")
+    assert ClientConfig.from_postconf({declared.name: sample}, lmtp=lmtp) == (
+        ClientConfig.from_postconf({}, lmtp=lmtp)
+    )
 
 
-def test_defaults_follow_postfix_appendix_a() -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("daemon_timeout", "0"),
+        ("daemon_timeout", "soon"),
+        ("debug_peer_level", "-1"),
+        ("smtp_tls_block_early_mail_reply", "maybe"),
+        ("header_from_format", "fancy"),
+        ("smtp_sasl_auth_cache_time", "200d"),
+    ],
+)
+def test_a_bad_value_of_a_not_applicable_parameter_is_still_refused(name: str, value: str) -> None:
+    with pytest.raises(LocalProtocolError, match=f"^{name}: malformed value"):
+        ClientConfig.from_postconf({name: value})
+
+
+def test_defaults_follow_postfix_except_where_declared() -> None:
     c = ClientConfig()
     assert (c.line_length_limit, c.skip_quit_response, c.mx_address_limit) == (998, True, 5)
     assert (c.mx_session_limit, c.always_send_ehlo, c.never_send_ehlo) == (2, True, False)
@@ -171,6 +230,11 @@ def test_defaults_follow_postfix_appendix_a() -> None:
     assert (c.tcp_port, c.lmtp_tcp_port, c.destination_recipient_limit) == (25, 24, 50)
     assert c.sasl_security_options == frozenset({"noplaintext", "noanonymous"})
     assert c.tls_security_level == "may" and c.default_port == 25
+    assert (c.tls_protocols, c.tls_ciphers, c.sasl_auth_soft_bounce) == (
+        (">=TLSv1",),
+        "medium",
+        True,
+    )
 
 
 def test_lmtp_defaults_differ_as_lmtp8_does() -> None:
@@ -185,6 +249,16 @@ def test_lmtp_mirror_names_need_lmtp_mode_and_smtp_names_are_refused_in_it() -> 
         ClientConfig.from_postconf({"lmtp_rcpt_timeout": "7s"})
     with pytest.raises(ValueError, match=r"smtp_helo_name: lmtp\(8\) reads lmtp_lhlo_name"):
         ClientConfig.from_postconf({"smtp_helo_name": "x"}, lmtp=True)
+    lmtp = ClientConfig.from_postconf({"lmtp_tls_wrappermode": "yes"}, lmtp=True)
+    assert lmtp.tls_wrappermode
+
+
+def test_every_lmtp_mirror_name_of_postconf_is_known() -> None:
+    # postconf -d of Postfix 3.7 lists these lmtp_* names for smtp(8) parameters
+    for d in declarations():
+        mirror = d.lmtp_name
+        if mirror is not None:
+            assert declaration(mirror) is not None, mirror
 
 
 def test_unknown_parameter_is_named() -> None:
@@ -198,11 +272,16 @@ def test_unknown_parameter_is_named() -> None:
         ("smtp_helo_timeout", "5x"),
         ("smtp_helo_timeout", "-1s"),
         ("smtp_helo_timeout", "1.5s"),
+        ("smtp_helo_timeout", "5M"),
+        ("smtp_helo_timeout", "0"),
+        ("smtp_helo_timeout", "200d"),
         ("smtp_skip_quit_response", "maybe"),
+        ("smtp_skip_quit_response", "true"),
         ("smtp_mx_address_limit", "five"),
         ("smtp_tcp_port", "70000"),
         ("smtp_tcp_port", "nosuchservice"),
         ("smtp_tls_security_level", "paranoid"),
+        ("smtp_tls_security_level", "dane"),
         ("smtp_sasl_security_options", "noplaintext, bogus"),
         ("smtp_pix_workarounds", "disable_esmtp, frobnicate"),
         ("smtp_tls_mandatory_protocols", "TLSv9"),
@@ -211,28 +290,51 @@ def test_unknown_parameter_is_named() -> None:
         ("inet_interfaces", "all"),
         ("inet_protocols", "ipx"),
         ("smtp_generic_maps", "hash:/etc/postfix/generic"),
+        ("smtp_sasl_password_maps", "texthash:/etc/postfix/sasl_passwd"),
+        ("smtp_sasl_mechanism_filter", "/etc/postfix/mechs"),
+        ("smtp_pix_workaround_maps", "regexp:{ {/(.*)/ $$1} }"),
         ("smtp_helo_name", "bad name"),
         ("delay_logging_resolution_limit", "7"),
         ("smtp_destination_recipient_limit", "0"),
+        ("smtp_tls_verify_cert_match", "*.example.com"),
+        ("smtp_tls_servername", ".example.com"),
+        ("known_tcp_ports", "smtp=abc"),
     ],
 )
 def test_malformed_value_names_parameter_and_value(name: str, value: str) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(LocalProtocolError) as info:
         ClientConfig.from_postconf({name: value})
-    assert name in str(info.value)
+    assert str(info.value).startswith(f"{name}: malformed value {value!r}")
 
 
-def test_malformed_value_message_quotes_the_value() -> None:
-    with pytest.raises(ValueError, match=r"smtp_helo_timeout: malformed value '5x'"):
-        ClientConfig.from_postconf({"smtp_helo_timeout": "5x"})
+def test_binary_tables_are_refused_with_their_texthash_source_named() -> None:
+    with pytest.raises(LocalProtocolError, match="name its source file instead: texthash:/etc/x"):
+        ClientConfig.from_postconf({"smtp_tls_policy_maps": "lmdb:/etc/x"})
 
 
-def test_dollar_references_resolve_against_given_parameters() -> None:
+def test_file_tables_need_a_reader_and_get_the_files_text_from_it() -> None:
+    files = {"/etc/postfix/sasl": "[mx.example]  u:p\n"}
+    config = ClientConfig.from_postconf(
+        {"smtp_sasl_password_maps": "texthash:/etc/postfix/sasl"}, reader=files.__getitem__
+    )
+    assert config.sasl_password_maps.get("[MX.example]") == "u:p"
+    with pytest.raises(LocalProtocolError, match="cannot read /etc/postfix/other"):
+        ClientConfig.from_postconf(
+            {"smtp_sasl_password_maps": "texthash:/etc/postfix/other"}, reader=files.__getitem__
+        )
+
+
+def test_dollar_references_resolve_against_given_parameters_and_literal_defaults() -> None:
     config = ClientConfig.from_postconf(
         {"myhostname": "mx.example", "smtp_helo_name": "${myhostname}"}
     )
     assert config.helo_name == "mx.example"
-    with pytest.raises(ValueError, match=r"\$nothere is not among the given parameters"):
+    # smtp_sasl_security_options' Postfix default is a literal: it may be referred to.
+    tls = ClientConfig.from_postconf(
+        {"smtp_sasl_tls_security_options": "$smtp_sasl_security_options"}
+    )
+    assert tls.sasl_tls_security_options == frozenset({"noplaintext", "noanonymous"})
+    with pytest.raises(ValueError, match=r"\$nothere is not defined"):
         ClientConfig.from_postconf({"smtp_helo_name": "$nothere"})
 
 
@@ -241,6 +343,9 @@ def test_prefixed_fallback_relay_wins_over_global() -> None:
         {"smtp_fallback_relay": "[a.example]", "fallback_relay": "[b.example]"}
     )
     assert config.fallback_relay == ("[a.example]",)
+    assert ClientConfig.from_postconf({"fallback_relay": "[b.example]"}).fallback_relay == (
+        "[b.example]",
+    )
 
 
 def test_myhostname_becomes_the_helo_name_when_none_is_given() -> None:
@@ -286,9 +391,82 @@ def test_loopback_only_interfaces() -> None:
 
 def test_typed_python_values_pass_through_from_postconf() -> None:
     config = ClientConfig.from_postconf(
-        {"smtp_helo_timeout": 12.5, "smtp_skip_quit_response": False}
+        {
+            "smtp_helo_timeout": 12.5,
+            "smtp_skip_quit_response": False,
+            "smtp_tls_policy_maps": lambda key: "encrypt" if key == "x.example" else None,
+        }
     )
     assert config.helo_timeout == 12.5 and config.skip_quit_response is False
+    assert config.tls_policy_maps.get("x.example") == "encrypt"
+
+
+# -- time values: one place, Postfix's rules ------------------------------------------------
+
+TIMES = [d for d in declarations() if d.kind.label == "time" and d.field is not None]
+
+
+def test_the_time_parameters_are_the_expected_ones() -> None:
+    names = {d.name for d in TIMES}
+    assert {
+        "smtp_helo_timeout",
+        "smtp_connect_timeout",
+        "smtp_connection_cache_time_limit",
+    } <= names
+    assert len(names) >= 15
+
+
+@pytest.mark.parametrize("declared", TIMES, ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "bad", [1e10, MAX_SECONDS + 1, -1, math.inf, math.nan, True, "300"], ids=repr
+)
+def test_every_time_field_refuses_what_no_adapter_can_wait(declared: Any, bad: Any) -> None:
+    # A timeout of 1e10 s once reached the blocking adapter and raised OverflowError.
+    with pytest.raises(LocalProtocolError, match=f"^{declared.field}: "):
+        ClientConfig(**{declared.field: bad})
+
+
+@pytest.mark.parametrize("declared", TIMES, ids=lambda d: d.name)
+def test_every_time_field_takes_up_to_the_bound_and_zero_only_where_postfix_does(
+    declared: Any,
+) -> None:
+    assert getattr(ClientConfig(**{declared.field: MAX_SECONDS}), declared.field) == MAX_SECONDS
+    zero_allowed = declared.name in {
+        "smtp_connect_timeout",
+        "smtp_pix_workaround_threshold_time",
+    }
+    if zero_allowed:
+        assert getattr(ClientConfig(**{declared.field: 0}), declared.field) == 0
+    else:
+        with pytest.raises(LocalProtocolError, match=f"^{declared.field}: expected a time"):
+            ClientConfig(**{declared.field: 0})
+        with pytest.raises(LocalProtocolError, match=f"^{declared.name}: malformed value '0s'"):
+            ClientConfig.from_postconf({declared.name: "0s"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 10**5), st.sampled_from(["", "s", "m", "h", "d", "w"]))
+def test_time_units_multiply_out_within_the_bound(amount: int, unit: str) -> None:
+    factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+    seconds = amount * factor
+    try:
+        config = ClientConfig.from_postconf({"smtp_mail_timeout": f"{amount}{unit}"})
+    except LocalProtocolError as error:
+        assert seconds > MAX_SECONDS and "smtp_mail_timeout" in str(error)
+    else:
+        assert config.mail_timeout == seconds <= MAX_SECONDS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=12))
+def test_arbitrary_timeout_text_is_parsed_or_refused_by_name(text: str) -> None:
+    try:
+        ClientConfig.from_postconf({"smtp_rset_timeout": text})
+    except LocalProtocolError as error:
+        assert str(error).startswith("smtp_rset_timeout: ")
+
+
+# -- checks of the Python API ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -305,11 +483,15 @@ def test_typed_python_values_pass_through_from_postconf() -> None:
         ("tls_security_level", "strict"),
         ("discard_ehlo_keywords", "pipelining"),
         ("sasl_password_maps", [("a", "b")]),
+        ("sasl_password_maps", 42),
         ("helo_name", " "),
         ("helo_name", "a\r\nMAIL FROM:<x>"),
         ("tls_CAfile", "a\nb"),
         ("bind_address", "not-an-ip"),
         ("best_mx_transport", "[broken"),
+        ("sasl_mechanism_filter", "texthash:/etc/postfix/mechs"),
+        ("tls_verify_cert_match", ("*.example.com",)),
+        ("known_tcp_ports", {"smtp": 0}),
     ],
 )
 def test_invalid_field_values_raise_valueerror_naming_the_field(field: str, value: Any) -> None:
@@ -321,38 +503,221 @@ def test_collections_are_normalized_and_frozen() -> None:
     config = ClientConfig(
         discard_ehlo_keywords=["pipelining"],  # type: ignore[arg-type]
         fallback_relay=["[a.example]"],  # type: ignore[arg-type]
-        tls_policy_maps={"example.com": "secure"},
+        tls_policy_maps={"example.com": "secure"},  # type: ignore[arg-type]
     )
     assert config.discard_ehlo_keywords == frozenset({"PIPELINING"})
     assert config.fallback_relay == ("[a.example]",)
+    assert config.tls_policy_maps.get("EXAMPLE.com") == "secure"
     with pytest.raises(TypeError):
         config.tls_policy_maps["x"] = "y"  # type: ignore[index]
 
 
 def test_repr_never_shows_sasl_passwords() -> None:
-    config = ClientConfig(sasl_password_maps={"[mail.example]": "user:hunter2"})
-    text = repr(config)
-    assert "hunter2" not in text and "[mail.example]" in text and "<redacted>" in text
+    for maps in ({"[mail.example]": "user:hunter2"}, "inline:{ [mail.example]=user:hunter2 }"):
+        config = ClientConfig(sasl_password_maps=maps)  # type: ignore[arg-type]
+        text = repr(config)
+        assert "hunter2" not in text and "[mail.example]" in text and "<redacted>" in text
 
 
 def test_config_is_frozen_and_comparable() -> None:
     assert ClientConfig(helo_name="a.example") == ClientConfig(helo_name="a.example")
+    assert ClientConfig.from_postconf({"smtp_tls_policy_maps": "inline:{ a=may }"}) == (
+        ClientConfig.from_postconf({"smtp_tls_policy_maps": "inline:{ a=may }"})
+    )
     with pytest.raises(AttributeError):
         ClientConfig().helo_name = "x"  # type: ignore[misc]
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.integers(0, 10**6), st.sampled_from(["", "s", "m", "h", "d", "w", "S", "M"]))
-def test_time_units_multiply_out(amount: int, unit: str) -> None:
-    factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit.lower()]
-    config = ClientConfig.from_postconf({"smtp_mail_timeout": f"{amount}{unit}"})
-    assert config.mail_timeout == amount * factor
+# -- $name expansion (Postfix mac_expand) ---------------------------------------------------
+
+DEFINED = {"a": "alpha", "empty": "", "n": "3", "ref": "$a!", "loop": "$loop"}
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=12))
-def test_arbitrary_timeout_text_is_parsed_or_refused_by_name(text: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "expanded"),
+    [
+        ("plain", "plain"),
+        ("$a", "alpha"),
+        ("${a}/$(a)", "alpha/alpha"),
+        ("$ref", "alpha!"),
+        ("$$a", "$a"),
+        ("${a?yes}", "yes"),
+        ("${empty?yes}", ""),
+        ("${undefined?yes}", ""),
+        ("${a:no}", ""),
+        ("${empty:no}", "no"),
+        ("${a?{x y}:{z}}", "x y"),
+        ("${empty?{x y}:{z}}", "z"),
+        ("${a:{fallback}}", ""),
+        ("${{$a} == {alpha} ? {same} : {different}}", "same"),
+        ("${{$a} != {alpha} ? {same} : {different}}", "different"),
+        ("${{$n} < {10} ? {small} : {big}}", "small"),
+        ("${{3.6} <level {3.10} ? {older} : {newer}}", "older"),
+    ],
+)
+def test_expand_follows_postfix_mac_expand(text: str, expanded: str) -> None:
+    assert expand(text, DEFINED.get) == expanded
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("$undefined", r"\$undefined is not defined"),
+        ("$loop", "nest too deeply"),
+        ("${a", "truncated"),
+        ("$ alone", "empty macro name"),
+        ("${a!x}", "unexpected"),
+        ("${{a} = {b} ? {c} : {d}}", "operator"),
+    ],
+)
+def test_expand_refuses_what_postfix_refuses(text: str, error: str) -> None:
+    with pytest.raises(LocalProtocolError, match=error):
+        expand(text, DEFINED.get)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="${}():?!=<> a1_", max_size=30))
+def test_expand_raises_nothing_but_local_protocol_error(text: str) -> None:
     try:
-        ClientConfig.from_postconf({"smtp_rset_timeout": text})
-    except ValueError as error:
-        assert "smtp_rset_timeout" in str(error)
+        result = expand(text, DEFINED.get)
+    except LocalProtocolError:
+        return
+    assert isinstance(result, str)
+
+
+# -- main.cf and master.cf -------------------------------------------------------------------
+
+MAIN_CF = """\
+# a comment
+myhostname = mx.example.com
+smtp_helo_name = $myhostname
+smtp_tls_security_level = encrypt
+smtp_tls_policy_maps = texthash:/etc/postfix/tls_policy,
+    inline:{ example.net=verify }
+smtpd_banner = $myhostname ESMTP
+    # a comment inside a continued value is skipped
+alias_maps = hash:/etc/aliases
+lmtp_lhlo_name = lmtp.example.com
+smtp_tls_security_level = verify
+"""
+MASTER_CF = """\
+smtp      inet  n       -       y       -       -       smtpd
+relay     unix  -       -       n       -       -       smtp
+    -o smtp_helo_timeout=5s -o smtp_fallback_relay=
+    -o { smtp_tls_policy_maps = inline:{ { example.org = none } } }
+dovecot   unix  -       -       n       -       -       lmtp -o lmtp_lhlo_timeout=9s
+"""
+FILES = {"/etc/postfix/tls_policy": "example.com  secure\n"}
+
+
+def test_parse_main_cf_reads_logical_lines_and_keeps_the_last_setting() -> None:
+    settings_ = parse_main_cf(MAIN_CF)
+    assert settings_["smtp_tls_security_level"] == "verify"
+    assert settings_["smtp_tls_policy_maps"] == (
+        "texthash:/etc/postfix/tls_policy,    inline:{ example.net=verify }"
+    )
+    assert settings_["alias_maps"] == "hash:/etc/aliases"
+    with pytest.raises(LocalProtocolError, match="line 2"):
+        parse_main_cf("a = b\nnot a setting\n")
+
+
+def test_parse_master_cf_reads_both_forms_of_o_overrides() -> None:
+    smtpd, relay, dovecot = parse_master_cf(MASTER_CF)
+    assert (smtpd.name, smtpd.command, smtpd.overrides) == ("smtp", "smtpd", ())
+    assert relay.overrides == (
+        ("smtp_helo_timeout", "5s"),
+        ("smtp_fallback_relay", ""),
+        ("smtp_tls_policy_maps", "inline:{ { example.org = none } }"),
+    )
+    assert dovecot.lmtp and dovecot.overrides == (("lmtp_lhlo_timeout", "9s"),)
+
+
+def test_from_main_cf_reads_the_client_parameters_and_leaves_the_rest() -> None:
+    config = ClientConfig.from_main_cf(MAIN_CF, reader=FILES.__getitem__)
+    assert (config.myhostname, config.helo_name) == ("mx.example.com", "mx.example.com")
+    assert config.tls_security_level == "verify"
+    assert config.tls_policy_maps.get("example.com") == "secure"
+    assert config.tls_policy_maps.get("example.net") == "verify"
+
+
+def test_from_main_cf_applies_a_master_cf_services_overrides() -> None:
+    relay = ClientConfig.from_main_cf(
+        MAIN_CF, master_cf=MASTER_CF, service="relay", reader=FILES.__getitem__
+    )
+    assert not relay.lmtp and relay.helo_timeout == 5
+    assert relay.tls_policy_maps.get("example.org") == "none"
+    assert relay.tls_policy_maps.get("example.com") is None
+    dovecot = ClientConfig.from_main_cf(
+        MAIN_CF, master_cf=MASTER_CF, service="dovecot", reader=FILES.__getitem__
+    )
+    assert dovecot.lmtp and dovecot.helo_timeout == 9 and dovecot.helo_name == "lmtp.example.com"
+    with pytest.raises(LocalProtocolError, match="runs smtpd"):
+        ClientConfig.from_main_cf(MAIN_CF, master_cf=MASTER_CF, service="smtp")
+    with pytest.raises(LocalProtocolError, match="no 'nope' service"):
+        ClientConfig.from_main_cf(MAIN_CF, master_cf=MASTER_CF, service="nope")
+
+
+def test_a_bad_client_setting_in_main_cf_is_still_refused_by_name() -> None:
+    with pytest.raises(LocalProtocolError, match=r"^smtp_helo_timeout: malformed value '0'"):
+        ClientConfig.from_main_cf("smtp_helo_timeout = 0\nsmtpd_whatever = 1\n")
+
+
+def test_lmtp_reads_the_obsolete_tls_switches_under_its_own_names() -> None:
+    config = ClientConfig.from_postconf({"lmtp_use_tls": "yes"}, lmtp=True)
+    assert config.tls_security_level == "may"
+    enforced = ClientConfig.from_postconf(
+        {"lmtp_enforce_tls": "yes", "lmtp_tls_enforce_peername": "no"}, lmtp=True
+    )
+    assert enforced.tls_security_level == "encrypt"
+    with pytest.raises(LocalProtocolError, match="lmtp_use_tls instead"):
+        ClientConfig.from_postconf({"smtp_use_tls": "yes"}, lmtp=True)
+
+
+# -- the adapters' reader and loader ---------------------------------------------------------
+
+
+def test_read_file_returns_utf8_text_and_refuses_other_bytes(tmp_path: Any) -> None:
+    from smtpproto.adapters.postfix import read_file
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_bytes("k caf\u00e9\n".encode())
+    bad.write_bytes(b"k caf\xe9\n")
+    assert read_file(str(good)) == "k caf\u00e9\n"
+    with pytest.raises(OSError, match="not UTF-8"):
+        read_file(str(bad))
+    with pytest.raises(LocalProtocolError, match=r"cannot read .*: not UTF-8"):
+        ClientConfig.from_postconf({"smtp_generic_maps": f"texthash:{bad}"}, reader=read_file)
+
+
+def test_load_reads_a_configuration_directory(tmp_path: Any) -> None:
+    from smtpproto.adapters.postfix import load
+
+    (tmp_path / "main.cf").write_text(
+        "myhostname = mx.example.com\n"
+        "smtp_tls_policy_maps = texthash:$config_directory/tls_policy\n"
+        "smtpd_banner = $myhostname ESMTP\n"
+    )
+    (tmp_path / "master.cf").write_text("relay unix - - n - - smtp\n  -o smtp_helo_timeout=5s\n")
+    (tmp_path / "tls_policy").write_text("example.com  secure\n")
+    config = load(str(tmp_path), service="relay")
+    assert config.helo_name == "mx.example.com" and config.helo_timeout == 5
+    assert config.tls_policy_maps.get("example.com") == "secure"
+    assert load(str(tmp_path)).helo_timeout == 300
+
+
+def test_which_client_reads_a_name_and_what_the_other_reads_instead() -> None:
+    # The -o warning and from_postconf's refusals rest on these: smtp_* names, their lmtp_*
+    # mirrors (renamed ones included), older names mirrored alike, and names both read.
+    cases = {
+        "smtp_helo_name": ("smtp", "lmtp_lhlo_name"),
+        "lmtp_lhlo_name": ("lmtp", "smtp_helo_name"),
+        "smtp_per_record_deadline": ("smtp", "lmtp_per_record_deadline"),
+        "lmtp_per_record_deadline": ("lmtp", "smtp_per_record_deadline"),
+        "fallback_relay": (None, "fallback_relay"),
+        "myhostname": (None, "myhostname"),
+        "lmtp_tcp_port": (None, "lmtp_tcp_port"),
+    }
+    for name, (client, other) in cases.items():
+        declared = declaration(name)
+        assert declared is not None, name
+        assert (declared.client_of(name), declared.counterpart(name)) == (client, other), name

@@ -9,9 +9,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from helpers import drain, ehlo_reply, feed, session
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.connection import drain, ehlo_reply, feed, session
 
 from smtpproto import LocalProtocolError, RemoteProtocolError
 from smtpproto.commands import (

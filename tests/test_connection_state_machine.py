@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import pytest
-from helpers import drain, ehlo_reply, feed
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from support.connection import drain, ehlo_reply, feed
 
 from smtpproto import LocalProtocolError
 from smtpproto.commands import (

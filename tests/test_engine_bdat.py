@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripted import FailSend, go, smtp, statuses
+from support.world import FailSend, go, smtp, statuses
 
 from smtpproto.requests import ConnectionLost
 

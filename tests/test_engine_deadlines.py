@@ -6,10 +6,11 @@ known exactly: a peer that trickles one byte per read is what the deadline exist
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from scripted import ADDR, DEST, Record, Rng, Script, Session, run, smtp, statuses
+from support.world import ADDR, DEST, Record, Rng, Script, Session, run, smtp, statuses
 
 from smtpproto.config import ClientConfig
 from smtpproto.engine import deliver
@@ -34,7 +35,16 @@ class SteppingClock:
 def deliver_with(
     session: Session, step: float, message: bytes = b"Subject: t\r\n\r\nhi\r\n", **config: Any
 ) -> tuple[DeliveryReport, Record]:
-    cfg = ClientConfig(helo_name="client.example", **config)
+    return deliver_config(ClientConfig(**config), session, step, message)
+
+
+def deliver_config(
+    config: ClientConfig,
+    session: Session,
+    step: float,
+    message: bytes = b"Subject: t\r\n\r\nhi\r\n",
+) -> tuple[DeliveryReport, Record]:
+    cfg = replace(config, helo_name="client.example")
     envelope = Envelope("a@example.org", (Recipient("b@example.com"),))
     engine = deliver(DEST, envelope, message, config=cfg, clock=SteppingClock(step), rng=Rng())
     return run(engine, Script(servers={ADDR: [session]}))
@@ -44,6 +54,7 @@ GREETING = b"220 mx.example ESMTP trickled one byte per read\r\n"
 TRICKLE = Session([bytes([b]) for b in GREETING])
 
 
+@pytest.mark.parameter("smtp_per_request_deadline", "smtp_helo_timeout")
 def test_a_trickled_greeting_times_out_at_the_deadline() -> None:
     # Rule 10.2 with deadlines: helo_timeout bounds the whole greeting, however it is split.
     report, record = deliver_with(TRICKLE, 0.5, helo_timeout=2.0, per_request_deadline=True)
@@ -55,6 +66,7 @@ def test_a_trickled_greeting_times_out_at_the_deadline() -> None:
     assert timeouts == pytest.approx([1.5, 1.0, 0.5])
 
 
+@pytest.mark.parameter("smtp_per_request_deadline")
 def test_without_deadlines_each_read_gets_the_whole_limit() -> None:
     # Rule 10.2 as in Postfix's default (smtp_per_request_deadline=no): per read, so the
     # trickle takes as long as the server likes and the session goes on.
@@ -66,15 +78,47 @@ def test_without_deadlines_each_read_gets_the_whole_limit() -> None:
     assert {r.timeout for r in greeting_reads} == {2.0}
 
 
+@pytest.mark.parameter("smtp_per_request_deadline")
 def test_from_postconf_keeps_postfixs_default_and_the_library_turns_deadlines_on() -> None:
     assert ClientConfig().per_request_deadline is True
     assert ClientConfig.from_postconf({}).per_request_deadline is False
     assert ClientConfig.from_postconf({"smtp_per_request_deadline": "yes"}).per_request_deadline
 
 
+@pytest.mark.parameter("smtp_per_record_deadline", "lmtp_per_record_deadline")
+@pytest.mark.parametrize("lmtp", [False, True], ids=["smtp", "lmtp"])
+def test_the_pre_37_name_per_record_deadline_is_what_the_deadline_defaults_to(
+    lmtp: bool,
+) -> None:
+    # postconf -d: smtp_per_request_deadline = ${smtp_per_record_deadline?{...}:{no}}, and
+    # the lmtp_ names alike. The old name turns deadlines on ...
+    prefix = "lmtp_" if lmtp else "smtp_"
+    settings = {prefix + "per_record_deadline": "yes"}
+    on = ClientConfig.from_postconf(settings, lmtp=lmtp)
+    report, record = deliver_config(replace(on, helo_timeout=2.0), TRICKLE, 0.5)
+    assert statuses(report) == [("deferred", "4.4.2")]
+    assert [r.timeout for r in record.of_type(Receive)] == pytest.approx([1.5, 1.0, 0.5])
+    # ... the new name wins when both are set, and an empty old name is no name.
+    both = {**settings, prefix + "per_request_deadline": "no"}
+    assert ClientConfig.from_postconf(both, lmtp=lmtp).per_request_deadline is False
+    empty = {prefix + "per_record_deadline": ""}
+    assert ClientConfig.from_postconf(empty, lmtp=lmtp).per_request_deadline is False
+
+
+def test_each_client_reads_only_its_own_per_record_deadline() -> None:
+    with pytest.raises(ValueError, match="lmtp\\(8\\) reads lmtp_per_record_deadline instead"):
+        ClientConfig.from_postconf({"smtp_per_record_deadline": "yes"}, lmtp=True)
+    with pytest.raises(ValueError, match="an LMTP parameter"):
+        ClientConfig.from_postconf({"lmtp_per_record_deadline": "yes"})
+    main_cf = "smtp_per_record_deadline = yes\nlmtp_per_record_deadline = no\n"
+    assert ClientConfig.from_main_cf(main_cf).per_request_deadline is True
+    assert ClientConfig.from_main_cf(main_cf, lmtp=True).per_request_deadline is False
+
+
 BODY = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 200  # about 200 kB: four writes
 
 
+@pytest.mark.parameter("smtp_min_data_rate", "smtp_data_xfer_timeout")
 @pytest.mark.parametrize(("rate", "status"), [(500, "sent"), (10**9, "deferred")])
 def test_content_writes_earn_time_at_the_minimum_data_rate(rate: int, status: str) -> None:
     # smtp_min_data_rate: each write of N octets adds N/rate seconds, never past the whole

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripted import Session, go, smtp, statuses
+from support.world import Session, go, smtp, statuses
 
 from smtpproto.requests import Connect, ConnectFailed, DNSError, MXRecord, Resolve
 
@@ -191,7 +191,7 @@ def test_no_reuse_past_connection_reuse_time_limit() -> None:
         smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"),
         recipients=("a@x", "b@x"),
         destination_recipient_limit=1,
-        connection_reuse_time_limit=0,
+        connection_reuse_time_limit=0.001,
     )
     assert statuses(report) == [("sent", "2.0.0")] * 2
     assert len(record.channels) == 2

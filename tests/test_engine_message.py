@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 
-from scripted import EHLO_PLAIN, Session, go, smtp, statuses
+from support.world import EHLO_PLAIN, Session, go, smtp, statuses
 
 from smtpproto.envelope import Envelope, Recipient
 from smtpproto.requests import MXRecord, Send

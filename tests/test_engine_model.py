@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scripted import Clock, FailSend, Rng, Script, Session, Step, run
+from support.world import Clock, FailSend, Rng, Script, Session, Step, run
 
 from smtpproto.config import ClientConfig
 from smtpproto.engine import deliver

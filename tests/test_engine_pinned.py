@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from scripted import ADDR, DEST, Clock, Rng, Script, run, smtp, statuses
+from support.world import ADDR, DEST, Clock, Rng, Script, run, smtp, statuses
 
 from smtpproto.config import ClientConfig
 from smtpproto.engine import close_session, open_session, transact

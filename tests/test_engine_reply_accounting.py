@@ -12,7 +12,7 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
-from scripted import (
+from support.world import (
     ADDR,
     DEST,
     EHLO_PLAIN,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripted import GREETING, Session, go, smtp, statuses
+from support.world import GREETING, Session, go, smtp, statuses
 
 from smtpproto.envelope import Envelope, Recipient
 from smtpproto.requests import ConnectionLost, IOTimeout, Sleep

@@ -3,7 +3,7 @@ NS-03..NS-05)."""
 
 from __future__ import annotations
 
-from scripted import DEFAULT_TLS, GREETING, Session, go, smtp, statuses
+from support.world import DEFAULT_TLS, GREETING, Session, go, smtp, statuses
 
 from smtpproto.envelope import Envelope, Recipient
 from smtpproto.requests import StartTLS, TLSFailed

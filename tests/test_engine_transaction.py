@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from scripted import EHLO_PLAIN, FailSend, go, smtp, statuses
+from support.world import EHLO_PLAIN, FailSend, go, smtp, statuses
 
 from smtpproto.envelope import Envelope, Recipient
-from smtpproto.requests import ConnectionLost, IOTimeout, Receive, Send
+from smtpproto.requests import ConnectionLost, IOTimeout, Receive
 
 
 def test_pipelining_sends_mail_rcpts_and_data_in_one_flight() -> None:
@@ -216,10 +216,39 @@ def test_sent_result_carries_reply_relay_and_dsn() -> None:
     assert r.reply is not None and r.reply.code == 250
 
 
+STAGE_TIMEOUTS = {
+    "helo_timeout": 11,
+    "mail_timeout": 12,
+    "rcpt_timeout": 13,
+    "data_init_timeout": 14,
+    "data_xfer_timeout": 15,
+    "data_done_timeout": 16,
+    "quit_timeout": 17,
+    "per_request_deadline": False,
+}
+
+
 def test_send_requests_carry_a_timeout() -> None:
-    # rule 10.1: every write has its phase's timeout
-    _, record = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"))
-    assert all(s.timeout is not None for s in record.of_type(Send))
+    # rule 10.1: each write is bounded by the timeout of the stage it belongs to: a command
+    # flight by its first command's, the message content by data_xfer, the final "." by
+    # data_done; each read by the timeout of the command whose reply it awaits.
+    replies = (b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n", b"221 bye\r\n")
+    _, record = go(smtp(*replies, ehlo=EHLO_PLAIN), skip_quit_response=False, **STAGE_TIMEOUTS)
+    assert record.timeouts() == [
+        ("EHLO", [("Send", 11), ("Receive", 11)]),
+        ("MAIL", [("Send", 12), ("Receive", 12)]),
+        ("RCPT", [("Send", 13), ("Receive", 13)]),
+        ("DATA", [("Send", 14), ("Receive", 14)]),
+        ("Subject:", [("Send", 15), ("Send", 16), ("Receive", 16)]),
+        ("QUIT", [("Send", 17), ("Receive", 17)]),
+    ]
+    # rule 10.1 under PIPELINING: the MAIL/RCPT/DATA flight waits for MAIL's reply first.
+    _, record = go(smtp(b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"), **STAGE_TIMEOUTS)
+    assert record.timeouts() == [
+        ("EHLO", [("Send", 11), ("Receive", 11)]),
+        ("MAIL", [("Send", 12), ("Receive", 12)]),
+        ("Subject:", [("Send", 15), ("Send", 16), ("Receive", 16)]),
+    ]
 
 
 def test_421_to_mail_without_pipelining_closes_without_rset() -> None:

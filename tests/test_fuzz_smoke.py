@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from scripted import EHLO_PLAIN, GREETING, Session, go, smtp, statuses
+from support.world import EHLO_PLAIN, GREETING, Session, go, smtp, statuses
 
 from smtpproto import RemoteProtocolError
 from smtpproto.replies import ReplyLimits, ReplyParser

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import email.mime.multipart
 import email.mime.text
 import functools
@@ -23,12 +24,12 @@ import trio
 from hardening_server import HostileServer
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from scripted import ADDR, DEST, Clock, Record, Rng, Script, Session, run
 from smtpproto.adapters import asyncio as aio_adapter
 from smtpproto.adapters import blocking as blocking_adapter
 from smtpproto.adapters import cli
 from smtpproto.adapters import trio as trio_adapter
 from smtpproto.adapters.demo import DEMO_PASSWORD, DEMO_USER, DemoHandler, SMTPServer
+from support.world import ADDR, DEST, Clock, Record, Rng, Script, Session, run
 
 import smtpproto
 from smtpproto.body import check_nesting
@@ -457,6 +458,7 @@ def test_cv11_a_deep_message_object_is_refused_before_any_request() -> None:
         run(engine, Script())
 
 
+@pytest.mark.parameter("mime_nesting_limit")
 def test_cv11_a_deep_message_object_raises_no_recursion_error_on_any_adapter(
     adapter: str,
 ) -> None:
@@ -467,6 +469,12 @@ def test_cv11_a_deep_message_object_raises_no_recursion_error_on_any_adapter(
         assert server.connections == 0  # refused before anything was sent
         report = deliver(
             adapter, server.destination, config, recipients=["b@x.test"], message=nested(90)
+        )
+        assert report.recipients[0].status == "sent"
+        # The bound is the parameter's: raised, a message deeper than Postfix's 100 goes out.
+        raised = dataclasses.replace(config, mime_nesting_limit=200)
+        report = deliver(
+            adapter, server.destination, raised, recipients=["b@x.test"], message=nested(150)
         )
     assert report.recipients[0].status == "sent"
 
@@ -485,9 +493,11 @@ def _scram_config(server: HostileServer, **extra: Any) -> ClientConfig:
     )
 
 
+@pytest.mark.parameter("smtpproto_sasl_scram_max_iterations")
 def test_au19_scram_above_the_iteration_bound_defers_on_any_adapter(adapter: str) -> None:
     with HostileServer(iterations=1_000_000) as server:
         config = _scram_config(server)
+        assert config.sasl_scram_max_iterations == 100_000  # the default bound
         report = deliver(adapter, server.destination, config, recipients=["b@x.test"])
     (result,) = report.recipients
     assert (result.status, result.dsn) == ("deferred", "4.7.0")
@@ -496,6 +506,7 @@ def test_au19_scram_above_the_iteration_bound_defers_on_any_adapter(adapter: str
     assert not any(line.startswith(b"MAIL") for line in server.lines)
 
 
+@pytest.mark.parameter("smtpproto_sasl_scram_max_iterations")
 def test_au19_the_iteration_bound_is_configurable(adapter: str) -> None:
     with HostileServer(iterations=150_000) as server:
         config = _scram_config(server, sasl_scram_max_iterations=200_000)
@@ -614,6 +625,7 @@ def demo() -> Iterator[SMTPServer]:
         yield server
 
 
+@pytest.mark.parameter("smtp_sasl_tls_security_options")
 @pytest.mark.parametrize("level", ["may", "encrypt"])
 def test_au20_no_password_over_unverified_tls_by_default(
     adapter: str, demo: SMTPServer, level: str
@@ -625,6 +637,7 @@ def test_au20_no_password_over_unverified_tls_by_default(
         sasl_auth_enable=True,
         sasl_password_maps={demo.destination: f"{DEMO_USER}:{DEMO_PASSWORD}"},
     )
+    assert config.sasl_tls_security_options == frozenset({"noplaintext", "noanonymous"})
     report = deliver(adapter, demo.destination, config, recipients=["b@demo.test"])
     (result,) = report.recipients
     assert (result.status, result.dsn) == ("deferred", "4.7.0")
@@ -633,6 +646,7 @@ def test_au20_no_password_over_unverified_tls_by_default(
     assert not any(line.startswith("Out: AUTH") for line in report.transcript)
 
 
+@pytest.mark.parameter("smtp_sasl_tls_verified_security_options")
 def test_au20_the_password_goes_to_a_verified_peer(adapter: str, demo: SMTPServer) -> None:
     config = ClientConfig(
         helo_name="client.test",
@@ -641,6 +655,8 @@ def test_au20_the_password_goes_to_a_verified_peer(adapter: str, demo: SMTPServe
         sasl_auth_enable=True,
         sasl_password_maps={demo.named_destination: f"{DEMO_USER}:{DEMO_PASSWORD}"},
     )
+    # The default that lets PLAIN go, and only because the peer verified.
+    assert config.sasl_tls_verified_security_options == frozenset({"noanonymous"})
     report = deliver(adapter, demo.named_destination, config, recipients=["b@demo.test"])
     (result,) = report.recipients
     assert result.status == "sent"
@@ -648,6 +664,7 @@ def test_au20_the_password_goes_to_a_verified_peer(adapter: str, demo: SMTPServe
     assert "Out: AUTH PLAIN [redacted]" in report.transcript
 
 
+@pytest.mark.parameter("smtp_sasl_tls_security_options", "smtp_sasl_tls_verified_security_options")
 def test_au20_from_postconf_keeps_postfix_and_opting_in_is_by_name(
     adapter: str, demo: SMTPServer
 ) -> None:
@@ -659,6 +676,7 @@ def test_au20_from_postconf_keeps_postfix_and_opting_in_is_by_name(
         "smtp_sasl_password_maps": maps,
     }
     postfix = ClientConfig.from_postconf(base)
+    assert postfix.sasl_tls_verified_security_options is None  # $smtp_sasl_tls_security_options
     report = deliver(adapter, demo.destination, postfix, recipients=["b@demo.test"])
     assert report.recipients[0].status == "deferred"
     opted = ClientConfig.from_postconf({**base, "smtp_sasl_tls_security_options": "noanonymous"})

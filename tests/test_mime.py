@@ -217,26 +217,34 @@ def test_digest_parts_default_to_message_rfc822() -> None:
     assert converted.isascii()
 
 
-def test_non_mime_message_gets_mime_version_and_qp() -> None:
+def test_non_mime_message_gets_mime_version_qp_and_an_honest_charset() -> None:
+    # RFC 1428: the 8-bit text's charset is unknown; MIME's default us-ascii would be wrong.
     data = "Subject: plain\n\nbody ä\n".encode()
     converted = assert_same_reading(data)
     assert converted == (
         b"Subject: plain\r\nContent-Transfer-Encoding: quoted-printable\r\n"
-        b"MIME-Version: 1.0\r\n\r\nbody =C3=A4\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=unknown-8bit\r\n"
+        b"\r\nbody =C3=A4\r\n"
     )
+    parsed = email.message_from_bytes(converted)
+    assert parsed.get_content_charset() == "unknown-8bit"
+    labelled = b"Content-Type: text/plain; charset=iso-8859-1\nSubject: x\n\n\xe9\n"
+    assert b"unknown-8bit" not in convert(labelled)
 
 
 def test_non_header_line_ends_the_header_block_postfix_style() -> None:
     converted = convert(b"Subject: x\nnot a header \xe9\n")
     assert converted == (
         b"Subject: x\r\nContent-Transfer-Encoding: quoted-printable\r\n"
-        b"MIME-Version: 1.0\r\n\r\nnot a header =E9\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=unknown-8bit\r\n"
+        b"\r\nnot a header =E9\r\n"
     )
 
 
 def test_headers_only_message_and_unterminated_body() -> None:
     assert convert(b"Subject: x") == (
-        b"Subject: x\r\nContent-Transfer-Encoding: quoted-printable\r\nMIME-Version: 1.0\r\n\r\n"
+        b"Subject: x\r\nContent-Transfer-Encoding: quoted-printable\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=unknown-8bit\r\n\r\n"
     )
     assert convert(b"Subject: x\n\nend \xe9 ").endswith(b"\r\n\r\nend =E9=20\r\n")
 

@@ -9,8 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtpproto import LocalProtocolError
-from smtpproto.engine.redact import REDACTED, Secrets, redact_client_line, redact_text
+from smtpproto.engine.redact import (
+    REDACTED,
+    Secrets,
+    password_map_secrets,
+    redact_client_line,
+    redact_text,
+)
 from smtpproto.sasl import Login, Plain, SaslCredentials, XOAuth2, encode_response
+from smtpproto.tables import Lookup
 
 PASSWORD = "S3cr3t-π"
 TOKEN = "ya29.TOKEN"
@@ -117,3 +124,18 @@ def test_password_never_survives_in_base64_anywhere(
     redacted = redact_text(text, secrets)
     assert password not in redacted
     assert b64(password).rstrip("=") not in redacted
+
+
+def test_au15_a_live_log_hides_the_passwords_a_lookup_table_knows_in_advance() -> None:
+    # A Postfix table (inline:, static:, texthash:, plain patterns) lists its values up front,
+    # so a log written during the dialogue can hide them all before any entry is chosen.
+    maps: Lookup[str] = Lookup.of(
+        f"inline:{{ [mx.example]=a:{PASSWORD} }}, regexp:{{ {{/^b/ b:second-pw}} }}"
+    )
+    secrets = password_map_secrets(maps)
+    text = redact_text(f"535 {PASSWORD} second-pw {b64(PASSWORD)}", secrets)
+    assert PASSWORD not in text and "second-pw" not in text and b64(PASSWORD) not in text
+    # A callable's values exist only once a key is looked up: nothing to hide in advance.
+    assert password_map_secrets(Lookup.of(lambda key: f"c:{PASSWORD}")) == Secrets((), ())
+    plain = {"[mx.example]": f"a:{PASSWORD}"}
+    assert password_map_secrets(plain) == password_map_secrets(Lookup.of(plain))

@@ -15,7 +15,7 @@ of the command it answers. Two deliberate differences from the printed text, bot
 
 from __future__ import annotations
 
-from helpers import converse
+from support.connection import converse
 
 from smtpproto.commands import Data, Ehlo, EndOfData, Lhlo, Mail, MessageData, Quit, Rcpt
 from smtpproto.connection import ClientConnection, State

@@ -1,9 +1,10 @@
 """Every NS-* and AU-* case of docs/reference/security-cases.md as a named scripted dialogue.
 
-The engine runs against `scripted` servers; cases tagged ``[conn]`` or ``[wire]`` in the
-catalogue are checked where they bite, at the connection or SASL layer, and again through
-the engine when the engine decides the outcome. The ``[adapter]`` halves of NS-02b and NS-14
-(real sockets, trustme certificates) are in test_adapters.py.
+The engine runs against scripted servers (``tests/support/world.py``); cases tagged
+``[conn]`` or ``[wire]`` in the catalogue are checked where they bite, at the connection or
+SASL layer, and again through the engine when the engine decides the outcome. The
+``[adapter]`` halves of NS-02b and NS-14 (real sockets, trustme certificates) are in
+test_adapters.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from scripted import (
+from support.world import (
     ADDR,
     DEFAULT_TLS,
     DEST,
@@ -23,6 +24,7 @@ from scripted import (
     Rng,
     Script,
     Session,
+    go,
     run,
     statuses,
 )
@@ -86,31 +88,6 @@ def tls(*, verified: bool = False, names: tuple[str, ...] = ()) -> TLSInfo:
     return TLSInfo(
         "TLSv1.3", "TLS_AES_256_GCM_SHA384", verified, cert(*names) if verified else None
     )
-
-
-def go(
-    *sessions: Session,
-    destination: str = DEST,
-    dns: Mapping[tuple[str, str], Any] | None = None,
-    servers: Mapping[str, list[Session]] | None = None,
-    nonce: str | None = None,
-    message: bytes = b"Subject: t\r\n\r\nhello\r\n",
-    **config: Any,
-) -> tuple[DeliveryReport, Record]:
-    """`scripted.go` with a SCRAM nonce source."""
-    cfg = ClientConfig(helo_name="client.example", **config)
-    envelope = Envelope("a@example.org", (Recipient("b@example.com"),))
-    script = Script(dns=dns or {}, servers=servers or {ADDR: list(sessions)})
-    engine = deliver(
-        destination,
-        envelope,
-        message,
-        config=cfg,
-        clock=Clock(),
-        rng=Rng(),
-        nonce=None if nonce is None else (lambda: nonce),
-    )
-    return run(engine, script)
 
 
 def only(report: DeliveryReport) -> tuple[str, str, str]:

@@ -55,7 +55,7 @@ from .routing import (
     truncate_self,
 )
 from .security import SecurityPolicy, default_policy
-from .session import IO, Session, SessionPolicy, handshake
+from .session import IO, Session, handshake
 from .transaction import PIPELINE_LIMIT, EnvelopeCommands, run_transaction
 from .trouble import Ledger, Server, Trouble, connect_trouble, local_trouble
 
@@ -137,7 +137,8 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
         return [_Target(dest.host, dest.host, None, family="unix")], None, True
     port = dest.port
     loops = loop_detection_applies(dest, config)
-    if dest.kind != "mx" or walk.lmtp:
+    # smtp_dns_support_level=disabled: no MX lookup, the domain's own addresses (smtp_addr.c).
+    if dest.kind != "mx" or walk.lmtp or config.dns_support_level == "disabled":
         found, status = yield from _host_addresses(dest.host, walk, 0)
         if found and loops:
             status = host_loops(found, dest.host, config=config)
@@ -183,6 +184,10 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
     if found and loops:
         check = truncate_self(found, dest.host, config=config, better_unresolved=status is not None)
         if check.status is not None:
+            if config.best_mx_transport and status is None:
+                # Postfix best_mx_transport: this host is the best MX, so the mail goes to
+                # the next hop named there instead of bouncing as a loop (rule 14.6).
+                return (yield from _best_mx_targets(walk))
             return [], _trouble(check.status), True
         found, i_am_mx = list(check.targets), check.i_am_mx
     ordered = order_addresses(found, config=config, rng=walk.rng)
@@ -194,9 +199,28 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
     )
 
 
-def _connect(target: _Target, server: Server, walk: _Walk, policy: SessionPolicy) -> IO:
+def _best_mx_targets(walk: _Walk) -> IO:
+    """The addresses of ``best_mx_transport``'s next hops, as the final destination."""
+    found: list[_Target] = []
+    trouble: Trouble | None = None
+    for dest in parse_destinations(walk.config.best_mx_transport, lmtp=walk.lmtp):
+        if dest.kind == "unix":
+            found.append(_Target(dest.host, dest.host, None, family="unix"))
+            continue
+        targets, status = yield from _host_addresses(dest.host, walk, 0)
+        ordered = order_addresses(targets, config=walk.config, rng=walk.rng)
+        found.extend(_Target(t.host, t.address, dest.port) for t in ordered)
+        trouble = trouble or (status and _trouble(status))
+    return found, None if found else trouble, True
+
+
+def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolicy | _Steps) -> IO:
     """Open and hand-shake one session; returns the Session or the site Trouble."""
     config = walk.config
+    if config.tls_wrappermode:
+        refusal = policy.refuse_wrapper()
+        if refusal is not None:
+            return refusal
     try:
         # smtp(8): a zero connect timeout means no limit of our own (lmtp_connect_timeout=0s).
         timeout = config.connect_timeout or None
@@ -229,7 +253,11 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SessionPolicy
         transcript=walk.transcript,
         redactor=walk.redactor,
     )
-    trouble: Trouble | None = yield from handshake(session, policy)
+    trouble: Trouble | None = None
+    if config.tls_wrappermode:
+        trouble = yield from policy.wrap(session)
+    if trouble is None:
+        trouble = yield from handshake(session, policy)
     if trouble is None:
         return session
     # Rule 9.8: QUIT after a handshake failure unless the stream is broken or forbidden.
@@ -361,8 +389,7 @@ def _may_cache(hops: tuple[Hop, ...], config: ClientConfig) -> bool:
     """
     if config.connection_cache_on_demand:
         return True
-    wanted = {d.lower() for d in config.connection_cache_destinations}
-    return bool(hops) and hops[0].destination.host.lower() in wanted
+    return bool(hops) and config.connection_cache_destinations.matches(hops[0].destination.host)
 
 
 def _hops(destination: str, config: ClientConfig, idna: IDNAEncoder | None) -> tuple[Hop, ...]:
@@ -494,6 +521,20 @@ class _Steps:
     def prepare(self, session: Session) -> None:
         """`SecurityPolicy.prepare`."""
         self.policy.prepare(session)
+
+    def refuse_wrapper(self) -> Trouble | None:
+        """`SecurityPolicy.refuse_wrapper`; a refusal there is a TLS policy failure."""
+        refusal = self.policy.refuse_wrapper()
+        if refusal is not None:
+            self.failed = TLSPolicyFailed
+        return refusal
+
+    def wrap(self, session: Session) -> IO:
+        """`SecurityPolicy.wrap`; a failure there is a TLS policy failure."""
+        trouble: Trouble | None = yield from self.policy.wrap(session)
+        if trouble is not None:
+            self.failed = TLSPolicyFailed
+        return trouble
 
     def starttls(self, session: Session) -> IO:
         """`SecurityPolicy.starttls`; a failure there is a TLS policy failure."""

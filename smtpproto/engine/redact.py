@@ -28,11 +28,13 @@ import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .._errors import LocalProtocolError
 from ..replies import Reply
 from ..report import printable
 from ..sasl import SaslCredentials
+from ..tables import Lookup
 
 __all__ = [
     "MIN_SLICE",
@@ -97,15 +99,23 @@ class Secrets:
         return cls(tuple(dict.fromkeys(hidden)), tuple(dict.fromkeys(encoded)))
 
 
-def password_map_secrets(password_maps: Mapping[str, str], delimiter: str = ":") -> Secrets:
+def password_map_secrets(
+    password_maps: Mapping[str, str] | Lookup[str], delimiter: str = ":"
+) -> Secrets:
     """The secrets of every ``user:password`` value of `password_maps` at once.
 
     For text shown before the engine has picked the entry a session uses: hiding too much
-    there is harmless.
+    there is harmless. Of a `Lookup`, the values its tables know in advance: a callable's,
+    or a ``$n`` pattern's, exist only once a key is looked up, and the session's `Redactor`
+    learns them then, before the greeting is read.
     """
     hidden: list[str] = []
     encoded: list[str] = []
-    for value in password_maps.values():
+    if isinstance(password_maps, Lookup):
+        values: Iterable[Any] = password_maps.known_results()
+    else:
+        values = password_maps.values()
+    for value in values:
         user, _, password = str(value).partition(delimiter)
         secrets = Secrets.from_credentials(SaslCredentials(user, password))
         hidden += secrets.hidden

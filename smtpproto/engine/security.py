@@ -21,7 +21,7 @@ not retried in plaintext (Postfix does so only for mail queued longer than
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from ..capabilities import Capabilities
@@ -39,7 +39,6 @@ from ..sasl import (
     decode_challenge,
     encode_response,
     lookup_credentials,
-    parse_mechanism_filter,
     security_options_for,
     select_mechanism,
 )
@@ -95,6 +94,8 @@ class SecurityPolicy:
     """The server refused STARTTLS at ``may``: AUTH is off for this connection (AU-03)."""
     tls_state: TLSState | None = field(default=None, init=False)
     """The TLS this connection established, kept for the report even when it then failed."""
+    wrapped: bool = field(default=False, init=False)
+    """TLS began with the connection (``smtp_tls_wrappermode``): there is no STARTTLS."""
 
     # -- STARTTLS -------------------------------------------------------------------------
 
@@ -115,14 +116,17 @@ class SecurityPolicy:
 
     def _parameters(self, policy: TLSPolicy) -> TLSParameters:
         config = self.config
+        cert_file, key_file = config.client_certificate or (None, None)
         return tls_parameters(
             policy,
             ca_file=config.tls_CAfile,
             ca_path=config.tls_CApath,
-            cert_file=config.tls_cert_file,
-            key_file=config.tls_key_file,
+            cert_file=cert_file,
+            key_file=key_file,
             mandatory_protocols=config.tls_mandatory_protocols,
+            protocols=config.tls_protocols,
             mandatory_ciphers=config.tls_mandatory_ciphers,
+            ciphers=config.tls_ciphers,
             cipherlists={
                 "high": config.tls_high_cipherlist,
                 "medium": config.tls_medium_cipherlist,
@@ -133,8 +137,90 @@ class SecurityPolicy:
             mandatory_exclude_ciphers=config.tls_mandatory_exclude_ciphers,
         )
 
+    def refuse_wrapper(self) -> Trouble | None:
+        """Before connecting in ``smtp_tls_wrappermode``: ``None``, or why not to connect.
+
+        Implicit TLS needs a level of ``encrypt`` or above for this next hop (Postfix
+        smtp_connect.c skips the server otherwise): a lower level would mean a server that
+        fails the handshake gets the mail in plaintext, which wrapper mode cannot do.
+        """
+        try:
+            policy = self.lookup()
+        except LocalProtocolError as error:
+            return local_trouble("4.7.0", f"{_CONFIG_PROBLEM}: {error}", site=True)
+        if not tls_required(policy.level):
+            return local_trouble(
+                "4.7.0",
+                f"{_CONFIG_PROBLEM}: smtp_tls_wrappermode requires smtp_tls_security_level "
+                f"= encrypt or stronger (it is {policy.level} for {self.nexthop})",
+                site=True,
+            )
+        return None
+
+    def wrap(self, session: Session) -> IO:
+        """Implicit TLS (RFC 8314 3, port 465): the handshake before the greeting.
+
+        Returns ``None`` or the site Trouble; afterwards `starttls` does nothing and the
+        greeting and EHLO travel inside TLS. Call `refuse_wrapper` first.
+        """
+        try:
+            policy = self.lookup()
+            parameters = self._parameters(policy)
+        except LocalProtocolError as error:
+            session.note(f"Warning: {_CONFIG_PROBLEM}: {error}")
+            return local_trouble("4.7.0", _CONFIG_PROBLEM, site=True)
+        self.tls_policy = policy
+        self.wrapped = True
+        failure = yield from self._handshake(session, policy, parameters, required=True)
+        if failure is not None:
+            # No greeting was read, so not even QUIT may follow: close.
+            session.forbidden = True
+        return failure
+
+    def _handshake(
+        self, session: Session, policy: TLSPolicy, parameters: TLSParameters, *, required: bool
+    ) -> IO:
+        """The TLS handshake and the certificate check; ``None`` or the site Trouble."""
+        server = session.server
+        sni = server_name(
+            policy,
+            hostname=server.host,
+            nexthop=self.nexthop,
+            default=self.config.tls_servername,
+        )
+        try:
+            info: TLSInfo = yield StartTLS(
+                session.channel, sni, parameters, self.config.starttls_timeout
+            )
+            if not self.wrapped:
+                session.connection.tls_established()
+        except (IOFailure, RemoteProtocolError) as exc:
+            # Rule 5.5: no more I/O, not even QUIT; NS-13.
+            session.forbidden = True
+            session.cacheable = False
+            detail = getattr(exc, "reason", str(exc))
+            session.note(f"Warning: TLS handshake with {server.label}: {detail}")
+            return local_trouble("4.7.5", "Cannot start TLS: handshake failure", site=required)
+        session.tls = info
+        session.capabilities = None
+        session.pix_delay_dotcrlf = False  # rule 5.7: pre-TLS features are gone, PIX flags too
+        names = match_names(policy, hostname=server.host, nexthop=self.nexthop)
+        failure = check_peer(policy, info, names)
+        matched = failure is None and bool(names)
+        session.tls_state = self.tls_state = TLSState(
+            trust_word(info, matched), info.version, info.cipher
+        )
+        session.note(established_message(info, matched=matched, peer=server.relay))
+        if failure is not None:
+            # Rule 5.6, NS-14: the TLS session works, so QUIT goes over it (delivery does it).
+            session.cacheable = False
+            return local_trouble("4.7.5", failure, site=True)
+        return None
+
     def starttls(self, session: Session) -> IO:
         """Rules 5.2-5.8; NS-03..NS-08, NS-13, NS-14. Returns ``None`` or the site Trouble."""
+        if self.wrapped:
+            return None
         server = session.server
         try:
             policy = self.lookup()
@@ -182,46 +268,29 @@ class SecurityPolicy:
             if caps is not None:
                 session.capabilities = without_auth(caps)
             return None
-        sni = server_name(policy, hostname=server.host)
-        try:
-            info: TLSInfo = yield StartTLS(session.channel, sni, parameters, timeout)
-            session.connection.tls_established()
-        except (IOFailure, RemoteProtocolError) as exc:
-            # Rule 5.5: no more I/O, not even QUIT; NS-13.
-            session.forbidden = True
-            session.cacheable = False
-            detail = getattr(exc, "reason", str(exc))
-            session.note(f"Warning: TLS handshake with {server.label}: {detail}")
-            return local_trouble("4.7.5", "Cannot start TLS: handshake failure", site=required)
-        session.tls = info
-        session.capabilities = None
-        session.pix_delay_dotcrlf = False  # rule 5.7: pre-TLS features are gone, PIX flags too
-        names = match_names(policy, hostname=server.host, nexthop=self.nexthop)
-        failure = check_peer(policy, info, names)
-        matched = failure is None and bool(names)
-        session.tls_state = self.tls_state = TLSState(
-            trust_word(info, matched), info.version, info.cipher
-        )
-        session.note(established_message(info, matched=matched, peer=server.relay))
+        failure = yield from self._handshake(session, policy, parameters, required=required)
         if failure is not None:
-            # Rule 5.6, NS-14: the TLS session works, so QUIT goes over it (delivery does it).
-            session.cacheable = False
-            return local_trouble("4.7.5", failure, site=True)
+            return failure
         trouble: Trouble | None = yield from hello(session, esmtp=True)
         return trouble
 
     # -- AUTH -----------------------------------------------------------------------------
 
     def _credentials(self, session: Session) -> SaslCredentials | None:
-        """The ``sasl_password_maps`` entry for this server; may raise `LocalProtocolError`."""
+        """The ``sasl_password_maps`` entry for this server, as AUTH will send it; may raise
+        `LocalProtocolError`."""
         config = self.config
-        return lookup_credentials(
+        credentials = lookup_credentials(
             config.sasl_password_maps,
             host=session.server.host,
             destination=self.nexthop,
             sender=self.sender,
             sender_dependent=config.sender_dependent_authentication,
         )
+        if credentials is not None and config.send_cyrus_sasl_authzid:
+            # Postfix send_cyrus_sasl_authzid: the authorization ID is the login name.
+            credentials = replace(credentials, authzid=credentials.username)
+        return credentials
 
     def prepare(self, session: Session) -> None:
         """Before the greeting: the credentials this server may get are secrets from now on,
@@ -242,7 +311,8 @@ class SecurityPolicy:
         if not config.sasl_auth_enable or self.starttls_refused:
             return None
         policy = self.tls_policy
-        is_tls = session.connection.is_tls and session.tls is not None
+        # Wrapper mode: TLS from the first byte, so the connection never saw a STARTTLS.
+        is_tls = (session.connection.is_tls or self.wrapped) and session.tls is not None
         if policy is None or (tls_required(policy.level) and not is_tls):
             # Unreachable through handshake(); here so that no caller can skip STARTTLS.
             return local_trouble("4.7.4", f"TLS is required for host {server.label}", site=True)
@@ -251,7 +321,6 @@ class SecurityPolicy:
             return None  # rule 11.3: go on unauthenticated
         try:
             credentials = self._credentials(session)
-            mechanism_filter = parse_mechanism_filter(config.sasl_mechanism_filter)
         except LocalProtocolError as error:
             return local_trouble("4.3.0", f"SASL configuration problem: {error}", site=True)
         if credentials is None:
@@ -271,8 +340,8 @@ class SecurityPolicy:
             caps.auth_mechanisms,
             security_options=options,
             credentials=credentials,
-            mechanism_filter=mechanism_filter,
-            client_certificate=is_tls and config.tls_cert_file is not None,
+            mechanism_filter=config.sasl_mechanism_filter,
+            client_certificate=is_tls and config.client_certificate is not None,
             preference=preference,
         )
         if selection.mechanism is None:
@@ -351,8 +420,10 @@ class SecurityPolicy:
             return None
         # Rule 11.6: any other final reply (503 included, AU-10) fails; never "*" after it.
         # The reply may echo a credential: the ledger masks it with the diagnostic (AU-18).
+        hard = not self.config.sasl_auth_soft_bounce and reply.code // 100 == 5
         return Trouble(
-            _soft(reply),  # smtp_sasl_auth_soft_bounce=yes: never a bounce
+            # smtp_sasl_auth_soft_bounce (default yes): a 5xx AUTH reply defers, never bounces.
+            reply.dsn if hard else _soft(reply),
             f"SASL authentication failed; server {server.label} said: {reply}",
             reply,
             site=True,

@@ -252,7 +252,8 @@ class Session:
             usable
             and self.tls is None  # rule 9.6: TLS sessions are never cached here
             and not self.expired()
-            and not (limit > 0 and self.uses >= limit)
+            # Postfix counts reuses (smtp.h THIS_SESSION_IS_EXPIRED): N reuses, N + 1 uses.
+            and not (limit > 0 and self.uses > limit)
         )
 
     def quit(self) -> IO:

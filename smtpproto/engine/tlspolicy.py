@@ -16,6 +16,7 @@ from typing import Literal
 
 from .._errors import LocalProtocolError
 from ..requests import TLSInfo, TLSParameters
+from ..tables import KeyLookup
 
 __all__ = [
     "CIPHER_GRADES",
@@ -188,7 +189,7 @@ def policy_for(
     nexthop: str,
     *,
     default_level: str,
-    policy_maps: Mapping[str, str],
+    policy_maps: Mapping[str, str] | KeyLookup[str],
     verify_match: Iterable[str] = ("hostname",),
     secure_match: Iterable[str] = ("nexthop", "dot-nexthop"),
 ) -> TLSPolicy:
@@ -197,27 +198,37 @@ def policy_for(
     Keys tried, case-insensitively: the destination as given (``example.com``,
     ``[mx.example.com]:587``); then, for a bare domain only, its parents as ``.parent``
     (``.example.com``, ``.com``), as ``parent_domain_matches_subdomains`` leaves it. No entry:
-    `default_level`. A bad entry is a `ValueError` naming its key (rule 5.10: Postfix skips
-    the destination with ``4.7.0 client TLS configuration problem``).
+    `default_level`. `policy_maps` is a `smtpproto.tables.Lookup` (any table type) or a plain
+    mapping. A bad entry is a `ValueError` naming its key (rule 5.10: Postfix skips the
+    destination with ``4.7.0 client TLS configuration problem``).
     """
     verify_match, secure_match = tuple(verify_match), tuple(secure_match)
-    folded = {key.lower(): key for key in policy_maps}
     candidates = [nexthop.lower()]
     domain = nexthop.lower().rstrip(".")
     if _HOSTNAME.fullmatch(domain):
         labels = domain.split(".")
         candidates += ["." + ".".join(labels[i:]) for i in range(1, len(labels))]
     for candidate in candidates:
-        key = folded.get(candidate)
-        if key is not None:
+        value = _get(policy_maps, candidate)
+        if value is not None:
             try:
-                return parse_policy(
-                    policy_maps[key], verify_match=verify_match, secure_match=secure_match
-                )
+                return parse_policy(value, verify_match=verify_match, secure_match=secure_match)
             except ValueError as error:
-                raise LocalProtocolError(f"tls_policy_maps[{key!r}]: {error}") from None
+                raise LocalProtocolError(f"tls_policy_maps[{candidate!r}]: {error}") from None
     level = parse_level(default_level)
     return parse_policy(level, verify_match=verify_match, secure_match=secure_match)
+
+
+def _get(table: Mapping[str, str] | KeyLookup[str], key: str) -> str | None:
+    """`key` in `table`, case-insensitively for a plain mapping (a Lookup folds itself)."""
+    value = table.get(key)
+    if value is None and isinstance(table, Mapping):
+        folded = {k.lower(): k for k in table}
+        original = folded.get(key)
+        value = None if original is None else table[original]
+    if value is not None and not isinstance(value, str):
+        raise LocalProtocolError(f"tls_policy_maps[{key!r}]: expected text, got {value!r}")
+    return value
 
 
 def nexthop_domain(destination: str) -> str:
@@ -262,15 +273,24 @@ def match_names(policy: TLSPolicy, *, hostname: str, nexthop: str) -> tuple[str,
     return tuple(names)
 
 
-def server_name(policy: TLSPolicy, *, hostname: str) -> str | None:
-    """The SNI name to send: the policy's ``servername=``, else the MX `hostname`.
+def server_name(
+    policy: TLSPolicy, *, hostname: str, nexthop: str | None = None, default: str = "hostname"
+) -> str | None:
+    """The SNI name to send: the policy's ``servername=``, else `default`.
 
-    Unlike Postfix (empty ``smtp_tls_servername``: no SNI), SNI is sent by default: it lets a
-    server with several certificates present the one a ``verify`` match expects. ``hostname``
-    as the attribute value means the MX host name; an address is never sent (RFC 6066 3).
+    `default` is ``smtp_tls_servername``: empty for no SNI, ``hostname`` for the MX host
+    name, ``nexthop`` for the next-hop domain, or a name. Unlike Postfix (whose default is
+    empty), ``hostname`` is the library's default: it lets a server with several
+    certificates present the one a ``verify`` match expects. An address is never sent
+    (RFC 6066 3).
     """
-    name = hostname if policy.servername in (None, "hostname") else policy.servername
-    assert name is not None
+    choice = default if policy.servername is None else policy.servername
+    if choice == "hostname":
+        name = hostname
+    elif choice == "nexthop":
+        name = nexthop_domain(nexthop) if nexthop else hostname
+    else:
+        name = choice
     name = name.rstrip(".")
     if not name or name.startswith("[") or re.fullmatch(r"[0-9.]+|.*:.*", name):
         return None

@@ -395,10 +395,16 @@ def _pipeline(txn: _Transaction) -> IO:
 # -- step 3: content -------------------------------------------------------------------------
 
 
-def _source(chunks: Iterable[bytes], downgrade: bool) -> Iterator[bytes]:
+def _source(chunks: Iterable[bytes], downgrade: bool, config: ClientConfig) -> Iterator[bytes]:
     # The connection's BodyEncoder does CRLF, dot-stuffing and line length; only the 8bit->7bit
-    # conversion (rule 8.5) happens here, before it.
-    return iter(downgrade_8bit(chunks) if downgrade else chunks)
+    # conversion (rule 8.5) happens here, before it, within Postfix's MIME safety limits.
+    if not downgrade:
+        return iter(chunks)
+    return downgrade_8bit(
+        chunks,
+        mime_nesting_limit=config.mime_nesting_limit,
+        mime_boundary_length_limit=config.mime_boundary_length_limit,
+    )
 
 
 def _content(txn: _Transaction, chunks: Iterable[bytes]) -> IO:
@@ -412,7 +418,7 @@ def _content(txn: _Transaction, chunks: Iterable[bytes]) -> IO:
         window = BDAT_WINDOW if caps is not None and caps.pipelining else 0
     budget = session.budget(config.data_xfer_timeout)
     txn.stage = Stage.BDAT if txn.chunking else Stage.BODY
-    for chunk in _source(chunks, txn.downgrade):
+    for chunk in _source(chunks, txn.downgrade, config):
         if txn.chunking and connection.outstanding > window:
             yield from _collect(txn, window)
             if txn.chunk_refusal is not None:

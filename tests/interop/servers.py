@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -32,6 +32,8 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from support.model import Faults
+from support.sockets import LoopbackServer, free_port
 
 DATA_DIR = Path(__file__).parent / "data"
 HOST = "127.0.0.1"
@@ -146,14 +148,6 @@ def require_root(what: str) -> None:
     """Skip/fail unless running as root: Postfix and Dovecot switch to their system users."""
     if os.geteuid() != 0:
         unavailable(f"{what} needs root (it switches to its own system users); run as root")
-
-
-def free_port(host: str = HOST) -> int:
-    """Return a TCP port that is free on host right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def log_tail(paths: Sequence[Path]) -> str:
@@ -525,8 +519,42 @@ def run_dovecot() -> Iterator[DovecotServer]:
 # --- Postfix --------------------------------------------------------------------------------
 
 
-# The line smtpd(8) logs at the end of each session, with its command counts.
-SMTPD_DISCONNECT = re.compile(r"postfix/smtpd\[\d+\]: disconnect from \S+((?: \w+=[\d/]+)+)")
+# What smtpd(8) logs of a session: "connect from H[A]" when it starts, "QUEUEID: client=H[A]"
+# for each message it queues, "disconnect from H[A] ehlo=1 mail=2 rcpt=3/4 ..." when it ends.
+SMTPD_LINE = re.compile(r"postfix/smtpd\[(\d+)\]: (.*)")
+SMTPD_QUEUED = re.compile(r"(\w+): client=")
+SMTPD_COUNT = re.compile(r" (\w+)=([\d/]+)")
+
+
+@dataclass(frozen=True)
+class SmtpdSession:
+    """One finished smtpd(8) session as its log tells it."""
+
+    pid: int
+    counts: dict[str, str]
+    """Command -> count from the disconnect line ("accepted/total" when some were refused)."""
+    queue_ids: tuple[str, ...]
+    """The messages it queued, in order."""
+
+
+def smtpd_sessions(text: str) -> list[SmtpdSession]:
+    """The sessions that both start and end in `text` (a stretch of the Postfix log).
+
+    An smtpd process serves one session at a time and is reused for the next, so a session
+    is the stretch of its pid's lines from "connect from" to "disconnect from".
+    """
+    open_sessions: dict[int, list[str]] = {}
+    finished = []
+    for match in SMTPD_LINE.finditer(text):
+        pid, event = int(match.group(1)), match.group(2)
+        if event.startswith("connect from "):
+            open_sessions[pid] = []
+        elif event.startswith("disconnect from ") and pid in open_sessions:
+            counts = dict(SMTPD_COUNT.findall(event))
+            finished.append(SmtpdSession(pid, counts, tuple(open_sessions.pop(pid))))
+        elif (queued := SMTPD_QUEUED.match(event)) and pid in open_sessions:
+            open_sessions[pid].append(queued.group(1))
+    return finished
 
 
 @dataclass(frozen=True)
@@ -537,6 +565,8 @@ class PostfixServer:
     port: int
     # Same instance, but EHLO does not advertise 8BITMIME (smtpd_discard_ehlo_keywords).
     port_no8bitmime: int
+    # Same instance, implicit TLS (smtpd_tls_wrappermode, as on port 465).
+    port_smtps: int
     base: Path
     tls: TLSMaterial
     message_size_limit: int
@@ -574,31 +604,43 @@ class PostfixServer:
         return self.log.stat().st_size
 
     def wait_for_sessions(
-        self, since: int, *, count: int = 1, mails: int = 0, timeout: float = DELIVERY_TIMEOUT
-    ) -> list[dict[str, str]]:
-        """The per-session command counts smtpd logged after `since`.
+        self,
+        since: int,
+        *,
+        queue_ids: Collection[str] = (),
+        count: int = 1,
+        timeout: float = DELIVERY_TIMEOUT,
+    ) -> list[SmtpdSession]:
+        """The test's own smtpd sessions among those logged after `since`.
 
-        smtpd ends each session with ``disconnect from H[A] ehlo=1 mail=2 rcpt=3/4 ...``; each
-        dict maps a command to its count ("accepted/total" when some were refused). Waits for
-        at least `count` sessions holding at least `mails` MAIL commands in all.
+        With `queue_ids`: the sessions that queued one of them, once all are logged. Without:
+        the sessions that said EHLO or HELO, once there are `count`. Anything else in that
+        stretch of log is another client's: the fixture's readiness probes (connect, read
+        the greeting, close; smtpd logs their ``commands=0/0`` whenever it notices) or a
+        session of an earlier test that ended late.
         """
+        wanted = set(queue_ids)
         deadline = time.monotonic() + timeout
         while True:
             with self.log.open("rb") as log:
                 log.seek(since)
                 text = log.read().decode("utf-8", "replace")
-            sessions = [
-                dict(word.split("=", 1) for word in match.group(1).split())
-                for match in SMTPD_DISCONNECT.finditer(text)
-            ]
-            total = sum(int(s.get("mail", "0").rpartition("/")[2]) for s in sessions)
-            if len(sessions) >= count and total >= mails:
-                return sessions
+            # Only whole lines: the last one may still be being written ("mail=5" of "mail=50").
+            text = text[: text.rfind("\n") + 1]
+            if wanted:
+                sessions = [s for s in smtpd_sessions(text) if wanted & set(s.queue_ids)]
+                found = {q for s in sessions for q in s.queue_ids}
+                if wanted <= found:
+                    return sessions
+                missing = f"queue ids {sorted(wanted - found)}"
+            else:
+                sessions = [s for s in smtpd_sessions(text) if {"ehlo", "helo"} & set(s.counts)]
+                if len(sessions) >= count:
+                    return sessions
+                missing = f"{count - len(sessions)} session(s) that said EHLO or HELO"
             if time.monotonic() >= deadline:
                 fail_with_logs(
-                    f"smtpd logged {len(sessions)} session(s) with {total} MAIL command(s), "
-                    f"expected {count} and {mails}, in {timeout:.0f} s",
-                    [self.log],
+                    f"smtpd logged no session with {missing} in {timeout:.0f} s", [self.log]
                 )
             time.sleep(0.05)
 
@@ -632,7 +674,7 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
     # master.lock lives in data_directory and virtual(8) writes as mail_owner.
     for d in (data, mail):
         os.chown(d, owner.pw_uid, owner.pw_gid)
-    port, port_no8bitmime = free_port(), free_port()
+    port, port_no8bitmime, port_smtps = free_port(), free_port(), free_port()
     render(
         "postfix-main.cf",
         etc / "main.cf",
@@ -643,7 +685,13 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
         sasl_enable="yes" if dovecot else "no",
         sasl_path=dovecot.auth_socket if dovecot else "",
     )
-    render("postfix-master.cf", etc / "master.cf", port=port, port_no8bitmime=port_no8bitmime)
+    render(
+        "postfix-master.cf",
+        etc / "master.cf",
+        port=port,
+        port_no8bitmime=port_no8bitmime,
+        port_smtps=port_smtps,
+    )
     render("postfix-recipient_access", etc / "recipient_access")
     (etc / "vmailbox").write_text(
         "".join(f"{box}@{DOMAIN} {DOMAIN}/{box}/\n" for box in POSTFIX_MAILBOXES)
@@ -657,6 +705,7 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
         host=HOST,
         port=port,
         port_no8bitmime=port_no8bitmime,
+        port_smtps=port_smtps,
         base=base,
         tls=tls,
         message_size_limit=POSTFIX_MESSAGE_SIZE_LIMIT,
@@ -669,7 +718,11 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
     )
 
     def ready() -> bool:
-        return smtp_ready(HOST, port)() and smtp_ready(HOST, port_no8bitmime)()
+        return (
+            smtp_ready(HOST, port)()
+            and smtp_ready(HOST, port_no8bitmime)()
+            and tcp_ready(HOST, port_smtps)()
+        )
 
     with running(process, ready, base):
         yield server
@@ -917,45 +970,12 @@ def run_aiosmtpd(
 # --- a listener that hangs up ---------------------------------------------------------------
 
 
-@dataclass
-class HangupListener:
-    """Accepts TCP connections on one address and closes each at once, counting them."""
-
-    host: str
-    port: int
-    accepted: int = 0
-
-
 @contextlib.contextmanager
-def run_hangup_listener(host: str, port: int) -> Iterator[HangupListener]:
-    """Listen on host:port (any loopback address) while the context lasts."""
-    listener = HangupListener(host, port)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(16)
-    sock.settimeout(0.05)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            listener.accepted += 1
-            conn.close()
-
-    thread = threading.Thread(target=serve, name=f"hangup-{host}:{port}", daemon=True)
-    thread.start()
-    try:
-        yield listener
-    finally:
-        stop.set()
-        thread.join(STOP_TIMEOUT)
-        sock.close()
+def run_hangup_listener(host: str, port: int) -> Iterator[LoopbackServer]:
+    """Listen on host:port (any loopback address) while the context lasts, closing every
+    connection at once, before any greeting; ``len(server.connections)`` counts them."""
+    with LoopbackServer(host=host, port=port, faults=Faults(close_at=0)) as server:
+        yield server
 
 
 # --- the client under test ------------------------------------------------------------------
@@ -996,7 +1016,11 @@ def client_config(*, lmtp: bool = False, **parameters: object) -> Any:
         **parameters,
     }
     prefix = "lmtp_" if lmtp else "smtp_"
-    return ClientConfig.from_postconf({prefix + k: v for k, v in values.items()}, lmtp=lmtp)
+    # lmtp(8) spells the hello parameters lmtp_lhlo_*.
+    renamed = {"helo_name": "lhlo_name", "helo_timeout": "lhlo_timeout"} if lmtp else {}
+    return ClientConfig.from_postconf(
+        {prefix + renamed.get(k, k): v for k, v in values.items()}, lmtp=lmtp
+    )
 
 
 @dataclass(frozen=True)

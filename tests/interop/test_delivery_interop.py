@@ -91,9 +91,12 @@ def test_fifty_messages_over_one_connection(client: Client, postfix_server: Post
     assert len({queue_id(r.recipients[0]) for r in reports}) == 50
     stored = postfix_server.wait_for_delivery(f"carol@{DOMAIN}", count=50, contains=token.encode())
     assert sorted(split_message(m)[0]["Subject"] for m in stored) == subjects
-    # smtpd counts one session with one EHLO and fifty transactions.
-    [session] = postfix_server.wait_for_sessions(since, mails=50)
-    assert (session["ehlo"], session["mail"], session["rcpt"], session["data"]) == (
+    # smtpd counts one session with one EHLO and fifty transactions: all fifty messages.
+    ids = [queue_id(r.recipients[0]) for r in reports]
+    [session] = postfix_server.wait_for_sessions(since, queue_ids=ids)
+    assert session.queue_ids == tuple(ids), session
+    counts = session.counts
+    assert (counts["ehlo"], counts["mail"], counts["rcpt"], counts["data"]) == (
         "1",
         "50",
         "50",
@@ -127,8 +130,9 @@ def test_one_hundred_recipients_split_by_destination_recipient_limit(
         assert header["Delivered-To"] == address
         assert f"id {expected_id}" in str(header["Received"]), (address, header["Received"])
     # The session was kept between the batches: one connection, four transactions.
-    [session] = postfix_server.wait_for_sessions(since, mails=4)
-    assert (session["mail"], session["rcpt"], session["data"]) == ("4", "100", "4"), session
+    [session] = postfix_server.wait_for_sessions(since, queue_ids=set(ids))
+    counts = session.counts
+    assert (counts["mail"], counts["rcpt"], counts["data"]) == ("4", "100", "4"), session
 
 
 def test_rejected_recipients_among_accepted_ones(
@@ -165,8 +169,9 @@ def test_rejected_recipients_among_accepted_ones(
     for address in (f"alice@{DOMAIN}", f"dave@{DOMAIN}"):
         [stored] = postfix_server.wait_for_delivery(address, contains=token.encode())
         assert split_message(stored)[0]["Delivered-To"] == address
-    [session] = postfix_server.wait_for_sessions(since, mails=1)
-    assert (session["mail"], session["rcpt"], session["data"]) == ("1", "2/5", "1"), session
+    [session] = postfix_server.wait_for_sessions(since, queue_ids=[queue_id(report.recipients[0])])
+    counts = session.counts
+    assert (counts["mail"], counts["rcpt"], counts["data"]) == ("1", "2/5", "1"), session
 
 
 def test_message_over_the_advertised_size_bounces_without_a_transaction(
@@ -193,7 +198,7 @@ def test_message_over_the_advertised_size_bounces_without_a_transaction(
     sent = [line for line in report.transcript if line.startswith("Out: ")]
     assert sent == [f"Out: EHLO {CLIENT_HELO}", "Out: QUIT"], report.transcript
     [session] = postfix_server.wait_for_sessions(since)
-    assert "mail" not in session and "data" not in session and "bdat" not in session, session
+    assert not {"mail", "data", "bdat"} & set(session.counts), session
 
 
 def test_eight_bit_message_is_converted_for_a_server_without_8bitmime(

@@ -1,8 +1,8 @@
-"""An in-memory scripted server for `ClientConnection` tests (after h11's test helpers).
+"""The server side of `ClientConnection` tests, in memory (after h11's test helpers).
 
-`feed` hands server bytes to a connection and collects the events; `session` builds a
+`feed` hands server octets to a connection and collects the events; `session` builds a
 connection that is already past the greeting and EHLO/LHLO; `converse` plays an RFC-style
-``S:``/``C:`` transcript against a list of commands and checks every client byte.
+``S:``/``C:`` transcript against a list of commands and checks every client octet.
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ from smtpproto.commands import Command, Ehlo, EndOfData, Lhlo, MessageData
 from smtpproto.connection import NEED_DATA, ClientConnection
 from smtpproto.events import ConnectionClosed, Event
 
+from .model import ehlo_reply
+
+__all__ = ["Action", "blocks", "converse", "drain", "ehlo_reply", "feed", "session"]
+
 Action = Command | MessageData | EndOfData
+"""What a test hands to ``ClientConnection.send``."""
 
 
 def drain(conn: ClientConnection) -> list[Event]:
@@ -32,15 +37,6 @@ def feed(conn: ClientConnection, data: bytes) -> list[Event]:
     """Give the connection `data` from the server and return the events it completes."""
     conn.receive_data(data)
     return drain(conn)
-
-
-def ehlo_reply(*keywords: str, domain: str = "mx.example") -> bytes:
-    """A positive EHLO/LHLO reply advertising `keywords`, one per line."""
-    lines = [domain, *keywords]
-    return b"".join(
-        f"250{'-' if n < len(lines) - 1 else ' '}{line}\r\n".encode()
-        for n, line in enumerate(lines)
-    )
 
 
 def session(*keywords: str, lmtp: bool = False, **options: object) -> ClientConnection:
@@ -73,11 +69,11 @@ def blocks(transcript: str) -> list[tuple[str, bytes]]:
 def converse(
     conn: ClientConnection, transcript: str, actions: Iterable[Action]
 ) -> tuple[bytes, list[Event]]:
-    """Play `transcript`: the client's bytes come from sending `actions` in order.
+    """Play `transcript`: the client's octets come from sending `actions` in order.
 
     Before each server run, the client must have written exactly the ``C:`` lines so far
-    (byte for byte); then the server run is fed in one piece. Returns what the client wrote
-    and every event.
+    (octet for octet); then the server run is fed in one piece. Returns what the client
+    wrote and every event.
     """
     pending = iter(actions)
     sent = bytearray()
