@@ -15,12 +15,7 @@ TARGETS: dict[str, Target] = {
         config.TARGET,
         session.TARGET,
         faults.TARGET,
+        hostile.TARGET,
     )
 }
 """name -> target, for ``fuzz/run.py`` and the smoke test."""
-
-PENDING: dict[str, Target] = {hostile.TARGET.name: hostile.TARGET}
-"""Targets that fail today on a known engine bug, kept out of ``--all`` (and so out of CI's
-bounded run) until it is fixed: ``hostile`` finds a recipient reported ``sent`` that the
-server never accepted (tests/test_fuzz_smoke.py keeps the minimal input, a strict xfail).
-Run them by name with ``python -m fuzz.hostile`` or ``fuzz/coverage.py --target hostile``."""

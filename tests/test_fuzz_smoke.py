@@ -32,6 +32,7 @@ SMOKE_EXAMPLES = {
     "config": 150,
     "session": 150,
     "faults": 400,  # the clean run of every scenario, then the first faults of each
+    "hostile": 150,
 }
 
 
