@@ -18,6 +18,7 @@ from smtpproto.requests import (
     Close,
     Connect,
     ConnectionLost,
+    DeriveKey,
     IORequest,
     IOTimeout,
     Receive,
@@ -74,6 +75,8 @@ class _IO:
             case Sleep():
                 time.sleep(request.seconds)
                 return None
+            case DeriveKey():
+                return request.derive()
             case Close(channel=_Channel() as channel):
                 self.close(channel)
                 return None

@@ -43,7 +43,7 @@ def _run(message: bytes, checks: Checks, *, cuts: tuple[int, ...] = ()) -> tuple
     for cut in (*cuts, len(message)):
         pieces.append(message[start:cut])
         start = cut
-    return b"".join(inspect(pieces, checks, log=log)), log
+    return b"".join(inspect(pieces, checks, note=log.append)), log
 
 
 def _content(record: Any) -> bytes:

@@ -221,6 +221,8 @@ def test_a_held_session_logs_in_for_its_first_sender_and_reconnects_for_another(
     )
     assert [statuses(r) for r in reports] == [[("sent", "2.0.0")]] * 3
     assert _logins(record) == [b"alice", b"bob"]  # one login per connection, per sender
+    shown = "\n".join(line for report in reports for line in report.transcript)
+    assert "pw1" not in shown and "pw2" not in shown  # AU-18, for a login made late too
     first, second = record.channels
     assert record.sent(first).count(b"MAIL FROM:<alice@example.org>") == 2
     assert b"MAIL FROM:<bob@example.org>" in record.sent(second)

@@ -48,13 +48,20 @@ delivered (rule 8.5).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from .._errors import LocalProtocolError, MessageRefused, Refusal
 from .._parameters import CheckAction
-from ..body import MessageInfo, MessageSource, check_rereadable, iter_chunks, scan
+from ..body import (
+    MessageInfo,
+    MessageSource,
+    check_nesting,
+    check_rereadable,
+    iter_chunks,
+    scan,
+)
 from ..config import ClientConfig
 from ..mime import (
     Container,
@@ -171,9 +178,9 @@ def _is_field(line: bytes) -> bool:
 class _Inspector:
     """The line machine behind `inspect` (one per pass over the message)."""
 
-    def __init__(self, checks: Checks, log: list[str] | None) -> None:
+    def __init__(self, checks: Checks, note: Callable[[str], None] | None) -> None:
         self.checks = checks
-        self.log = log
+        self.note = note
         self.out: list[bytes] = []
         self._stack: list[Container] = []
         self._state: Literal["header", "body"] = "header"
@@ -459,35 +466,39 @@ class _Inspector:
         self._log(f"{action}: {where} {content}" + (f": {text}" if text else ""))
 
     def _log(self, entry: str) -> None:
-        if self.log is not None:
-            self.log.append(entry.encode("utf-8", "replace").decode("utf-8"))
+        if self.note is not None:
+            self.note(entry.encode("utf-8", "replace").decode("utf-8"))
 
 
 def inspect(
-    chunks: Iterable[bytes], checks: Checks, *, log: list[str] | None = None
+    chunks: Iterable[bytes], checks: Checks, *, note: Callable[[str], None] | None = None
 ) -> Iterator[bytes]:
     """`chunks` as the checks rewrite them; raises `MessageRefused` on REJECT or DISCARD.
 
     Output lines end in CRLF up to where nothing is left to check, then the input goes out
-    as it came; a `BodyEncoder` after this does the rest. `log` receives the transcript lines
-    of WARN, INFO, REPLACE, PREPEND, STRIP and refusals.
+    as it came; a `BodyEncoder` after this does the rest. `note` gets the transcript lines of
+    WARN, INFO, REPLACE, PREPEND, STRIP and refusals.
     """
-    return run_lines(chunks, _Inspector(checks, log))
+    return run_lines(chunks, _Inspector(checks, note))
 
 
 class InspectedMessage:
     """A message source that reads `message` through `checks` anew on every iteration."""
 
     def __init__(
-        self, message: MessageSource, checks: Checks, *, log: list[str] | None = None
+        self,
+        message: MessageSource,
+        checks: Checks,
+        *,
+        note: Callable[[str], None] | None = None,
     ) -> None:
         check_rereadable(message)
         self.message = message
         self.checks = checks
-        self.log = log
+        self.note = note
 
     def __iter__(self) -> Iterator[bytes]:
-        return inspect(iter_chunks(self.message), self.checks, log=self.log)
+        return inspect(iter_chunks(self.message), self.checks, note=self.note)
 
 
 @dataclass(frozen=True)
@@ -500,19 +511,24 @@ class Prepared:
     refusal: Refusal | None = None
 
 
-def prepare(message: MessageSource, config: ClientConfig, *, log: list[str]) -> Prepared:
+def prepare(
+    message: MessageSource, config: ClientConfig, *, note: Callable[[str], None]
+) -> Prepared:
     """Scan `message` as `config`'s content rules will send it (module docstring).
 
-    The scan is silent; the pass that sends writes its notes to `log`, and a refusal found by
-    the scan leaves the notes that led to it there.
+    The scan is silent; the pass that sends gives its transcript lines to `note`, and a
+    refusal found by the scan gives the lines that led to it.
     """
     checks = Checks.from_config(config)
+    limit = config.mime_nesting_limit
     if checks is None:
-        return Prepared(message, scan(message))
+        return Prepared(message, scan(message, nesting_limit=limit))
+    check_nesting(message, limit)  # the checks read the message through iter_chunks (CV-11)
     notes: list[str] = []
     try:
-        info = scan(InspectedMessage(message, checks, log=notes))
+        info = scan(InspectedMessage(message, checks, note=notes.append), nesting_limit=limit)
     except MessageRefused as refused:
-        log.extend(notes)
+        for line in notes:
+            note(line)
         return Prepared(message, None, refused.refusal)
-    return Prepared(InspectedMessage(message, checks, log=log), info)
+    return Prepared(InspectedMessage(message, checks, note=note), info)

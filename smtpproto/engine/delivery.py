@@ -36,6 +36,7 @@ from ..requests import (
 )
 from .checks import prepare
 from .lookups import LookupSource, filter_records, host_lookup_sources, read_answer
+from .redact import Redactor
 from .routing import (
     Attempts,
     DNSFailure,
@@ -90,6 +91,12 @@ class _Walk:
     tls_states: dict[str, TLSState | None] = field(default_factory=dict)
     """relay -> the TLS of the last connection there, for the per-result report."""
     transcript: list[str] = field(default_factory=list)
+    redactor: Redactor = field(default_factory=Redactor)
+    """The secrets every session of this request knows (AU-18)."""
+
+    def note(self, line: str) -> None:
+        """A transcript line that belongs to no session (DNS warnings), as `Session.note`."""
+        self.transcript.append(self.redactor.shown(line))
 
 
 def _trouble(status: RouteStatus) -> Trouble:
@@ -130,7 +137,8 @@ def _addresses_from(
             records: tuple[Any, ...] = answer.records
             if source == "dns":
                 records, notes = filter_records(config.dns_reply_filter, answer, name, rrtype)
-                walk.transcript.extend(notes)
+                for line in notes:
+                    walk.note(line)
                 kind = "policy" if answer.records and not records else None
         except DNSError as exc:
             kind = exc.kind
@@ -182,7 +190,8 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
     try:
         answer = read_answer((yield Resolve(dest.host, "MX", None)), dest.host)
         records, notes = filter_records(config.dns_reply_filter, answer, dest.host, "MX")
-        walk.transcript.extend(notes)
+        for line in notes:
+            walk.note(line)
         if answer.records and not records:
             kind = "policy"
     except DNSError as exc:
@@ -204,7 +213,8 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
         selection = select_mx(
             records, dest.host, rng=walk.rng, randomize=config.randomize_addresses
         )
-        walk.transcript.extend(f"Warning: {w}" for w in selection.warnings)
+        for warning in selection.warnings:
+            walk.note(f"Warning: {warning}")
         if selection.status is not None:
             return [], _trouble(selection.status), False
         found = []
@@ -271,7 +281,7 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolic
         except BindFailed as exc:
             # smtp_bind_address_enforce (Postfix smtp_connect.c): defer, or go on from the
             # address the system picks.
-            walk.transcript.append(f"Warning: {exc.reason}")
+            walk.note(f"Warning: {exc.reason}")
             if config.bind_address_enforce:
                 return local_trouble("4.4.0", "server configuration error", site=True)
             channel = yield Connect(
@@ -287,7 +297,7 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolic
             discard_keywords=config.discard_ehlo_keywords
             | config.discard_ehlo_keyword_address_maps.get(target.address, frozenset()),
             line_length_limit=config.line_length_limit,
-            reply_filter=reply_line_filter(config.reply_filter, walk.transcript),
+            reply_filter=reply_line_filter(config.reply_filter, walk.note),
         ),
         channel=channel,
         server=server,
@@ -298,6 +308,7 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolic
         lmtp=walk.lmtp,
         started=walk.clock(),
         transcript=walk.transcript,
+        redactor=walk.redactor,
     )
     trouble: Trouble | None = None
     if config.tls_wrappermode:
@@ -397,7 +408,7 @@ def _walk_batch(
                     ),
                 ):
                     # Rule 5.5: the same address again without TLS; no limit counts it.
-                    walk.transcript.append(f"Warning: retrying {server.label} without TLS")
+                    walk.note(f"Warning: retrying {server.label} without TLS")
                     policy = replace(policy, plaintext=True)
                     outcome = yield from _connect(target, server, walk, policy)
                 if isinstance(outcome, Trouble):
@@ -428,6 +439,18 @@ def _walk_batch(
     remaining = left()
     if remaining:
         ledger.finish(remaining, hard_is_configuration=last_was_fallback)
+
+
+def _internal_error(ledger: Ledger, error: Exception) -> None:
+    """An engine bug after the first request: defer whoever has no outcome yet.
+
+    Never the peer's doing (its misbehaviour is classified) nor the caller's (every input is
+    checked before the first request). Some mail may be gone by now, so raising would invite a
+    retry that sends it twice; the recipients without an outcome are deferred instead, as
+    Postfix's queue manager defers a message whose delivery agent died.
+    """
+    trouble = local_trouble("4.3.0", f"internal error: {type(error).__name__}: {error}")
+    ledger.fail(trouble, None, ledger.pending, final=True)
 
 
 def _with_tls(
@@ -489,8 +512,9 @@ def deliver(
         (r.address for r in envelope.recipients),
         clock=clock,
         status_filter=config.delivery_status_filter,
+        redactor=walk.redactor,
     )
-    prepared = prepare(message, config, log=walk.transcript)
+    prepared = prepare(message, config, note=walk.note)
     if prepared.info is None:
         return _refused(ledger, prepared.refusal, walk.transcript, start=0)
     info, message = prepared.info, prepared.source
@@ -500,20 +524,23 @@ def deliver(
     size = config.destination_recipient_limit
     batches = [tuple(range(i, min(i + size, count))) for i in range(0, count, size)]
     caching = _may_cache(hops, config)
-    for n, batch in enumerate(batches):
-        yield from _walk_batch(
-            walk,
-            hops,
-            envelope,
-            commands,
-            message,
-            info,
-            ledger,
-            batch,
-            keep_open=caching and n < len(batches) - 1,
-        )
-    for session, _ in walk.cache:
-        yield from session.quit()
+    try:
+        for n, batch in enumerate(batches):
+            yield from _walk_batch(
+                walk,
+                hops,
+                envelope,
+                commands,
+                message,
+                info,
+                ledger,
+                batch,
+                keep_open=caching and n < len(batches) - 1,
+            )
+        for session, _ in walk.cache:
+            yield from session.quit()
+    except Exception as error:
+        _internal_error(ledger, error)
     return DeliveryReport(
         recipients=_with_tls(ledger.results(), walk.tls_states),
         tls=walk.tls,
@@ -557,14 +584,14 @@ def open_session(
     for hop in _hops(destination, config, idna):
         targets, trouble, _ = yield from _targets(hop.destination, walk)
         if trouble is not None:
-            last = ConnectionFailed(trouble.dsn, trouble.diagnostic, trouble.reply)
+            last = _failure(ConnectionFailed, trouble, walk.redactor)
         for target in targets:
             server = Server(target.host, target.address, target.port, True)
             policy = default_policy(
                 config, unix=target.family == "unix", nexthop=hop.destination.text
             )
             policy.deferred_auth = deferred_auth
-            steps = _Steps(policy)
+            steps = _Steps(policy, walk.redactor)
             outcome = yield from _connect(target, server, walk, steps)
             if isinstance(outcome, Session):
                 outcome.pinned = True
@@ -575,6 +602,12 @@ def open_session(
                 # skip_4xx_greeting=no: this server's refusal ends the walk.
                 raise last
     raise last or ConnectionFailed("4.3.0", "server unavailable or unable to receive mail")
+
+
+def _failure(kind: type[SessionFailed], trouble: Trouble, redactor: Redactor) -> SessionFailed:
+    # An exception's text is a string the library produces like any other (RP-24, AU-18).
+    reply = None if trouble.reply is None else redactor.reply(trouble.reply)
+    return kind(trouble.dsn, redactor.shown(trouble.diagnostic), reply)
 
 
 @dataclass
@@ -594,7 +627,12 @@ class _Steps:
     so that ``open_session`` raises the matching `SessionFailed`."""
 
     policy: SecurityPolicy
+    redactor: Redactor
     failed: type[SessionFailed] = ConnectionFailed
+
+    def prepare(self, session: Session) -> None:
+        """`SecurityPolicy.prepare`."""
+        self.policy.prepare(session)
 
     def refuse_wrapper(self) -> Trouble | None:
         """`SecurityPolicy.refuse_wrapper`; a refusal there is a TLS policy failure."""
@@ -626,7 +664,7 @@ class _Steps:
 
     def failure(self, trouble: Trouble) -> SessionFailed:
         """The exception for `trouble`, the outcome of this connection."""
-        return self.failed(trouble.dsn, trouble.diagnostic, trouble.reply)
+        return _failure(self.failed, trouble, self.redactor)
 
 
 def transact(
@@ -646,8 +684,9 @@ def transact(
         (r.address for r in envelope.recipients),
         clock=session.clock,
         status_filter=session.config.delivery_status_filter,
+        redactor=session.redactor,
     )
-    prepared = prepare(message, session.config, log=session.transcript)
+    prepared = prepare(message, session.config, note=session.note)
     if prepared.info is None:
         return _refused(ledger, prepared.refusal, session.transcript, start=start)
     info, message = prepared.info, prepared.source
@@ -668,9 +707,21 @@ def transact(
     )
     if usable:
         session.arrival = envelope.arrival
-        yield from run_transaction(
-            session, envelope, commands, iter_chunks(message), info, ledger, batch, keep_open=True
-        )
+        try:
+            yield from run_transaction(
+                session,
+                envelope,
+                commands,
+                iter_chunks(message),
+                info,
+                ledger,
+                batch,
+                keep_open=True,
+            )
+        except Exception as error:
+            _internal_error(ledger, error)
+            session.forbidden = True  # its state is unknown: no more I/O, not even QUIT
+            yield from session.close()
     else:
         ledger.fail(
             local_trouble(
@@ -731,6 +782,7 @@ def _renew(session: Session, envelope: Envelope) -> IO:
         held.auth_pending = False
         held.sender = envelope.sender
         policy.sender, policy.deferred_auth = envelope.sender, False
+        policy.prepare(session)  # this sender's credentials are secrets from now on (AU-18)
         trouble: Trouble | None = yield from policy.authenticate(session)
         if trouble is not None:
             yield from session.quit()

@@ -43,7 +43,7 @@ from ..requests import (
     TLSInfo,
 )
 from ..tables import KeyLookup
-from .redact import redact_client_line
+from .redact import Redactor, redact_client_line
 from .trouble import Server, Stage, Trouble, handshake_trouble, stream_trouble
 
 __all__ = [
@@ -136,7 +136,14 @@ class Session:
     held: object | None = None
     """What ``open_session`` keeps for a held session (the delivery layer's, opaque here)."""
     transcript: list[str] = field(default_factory=list)
+    redactor: Redactor = field(default_factory=Redactor)
+    """The secrets of the delivery this session serves; every string goes through it."""
     _out: bytearray = field(default_factory=bytearray)
+
+    def note(self, line: str) -> None:
+        """Add `line` to the transcript, escaped and with every known secret masked
+        (RP-24, AU-18): the one way text reaches it."""
+        self.transcript.append(self.redactor.shown(line))
 
     # -- output ---------------------------------------------------------------------------
 
@@ -157,9 +164,9 @@ class Session:
         if isinstance(command, (Auth, AuthResponse)):
             # Secrets never reach the transcript (AU-15): the verb, mechanism, "*" stay visible.
             line = redact_client_line(data, auth_exchange=isinstance(command, AuthResponse))
-            self.transcript.append("Out: " + line)
+            self.note("Out: " + line)
         else:
-            self.transcript.append("Out: " + data.decode("utf-8", "replace").rstrip("\r\n"))
+            self.note("Out: " + data.decode("utf-8", "replace").rstrip("\r\n"))
         return len(data)
 
     def write_content(self, content: MessageData | EndOfData) -> None:
@@ -171,10 +178,10 @@ class Session:
         self._out += data
         if in_data:
             if type(content) is EndOfData:
-                self.transcript.append("Out: .")
+                self.note("Out: .")
         elif data:
             # A chunk the connection framed: its data starts with the BDAT header line.
-            self.transcript.append("Out: " + data[: data.index(b"\r\n")].decode("ascii"))
+            self.note("Out: " + data[: data.index(b"\r\n")].decode("ascii"))
 
     @property
     def buffered(self) -> int:
@@ -222,7 +229,7 @@ class Session:
         if isinstance(reply, Reply):
             last = len(reply.lines) - 1
             for n, line in enumerate(reply.lines):
-                self.transcript.append(f"In: {reply.code}{' ' if n == last else '-'}{line}")
+                self.note(f"In: {reply.code}{' ' if n == last else '-'}{line}")
         return event
 
     def read_reply(self, timeout: float | None) -> IO:
@@ -334,9 +341,11 @@ def queued_at_least(arrival: float | None, now: float, seconds: float) -> bool:
     return now - arrival >= seconds
 
 
-def reply_line_filter(table: KeyLookup[str], log: list[str]) -> Callable[[str], str | None] | None:
+def reply_line_filter(
+    table: KeyLookup[str], note: Callable[[str], None]
+) -> Callable[[str], str | None] | None:
     """``smtp_reply_filter`` for a `ClientConnection` (rule 1.9): each reply line is looked
-    up whole; a result replaces it before it is parsed, and the transcript says so."""
+    up whole; a result replaces it before it is parsed, and `note` (the transcript) says so."""
     if not table:
         return None
 
@@ -345,7 +354,7 @@ def reply_line_filter(table: KeyLookup[str], log: list[str]) -> Callable[[str], 
         if found is None:
             return None
         replacement = str(found)
-        log.append(f'replacing server reply "{line}" with "{replacement}"')
+        note(f'replacing server reply "{line}" with "{replacement}"')
         return replacement
 
     return rewrite
@@ -354,8 +363,13 @@ def reply_line_filter(table: KeyLookup[str], log: list[str]) -> Callable[[str], 
 class SessionPolicy(Protocol):
     """The STARTTLS and AUTH steps of the handshake, plugged in by the TLS/SASL work.
 
-    Each returns ``None`` to go on, or the site failure that ends the session (rules 5, 11).
+    Each step returns ``None`` to go on, or the site failure that ends the session (rules 5,
+    11); `prepare` runs first, before the greeting is read.
     """
+
+    def prepare(self, session: Session) -> None:
+        """Tell `session.redactor` the secrets this connection may send (AU-18)."""
+        ...
 
     def starttls(self, session: Session) -> IO:
         """Run STARTTLS (and the second EHLO) if the policy wants TLS."""
@@ -429,6 +443,7 @@ def handshake(session: Session, policy: SessionPolicy) -> IO:
     """Greeting, EHLO/HELO/LHLO, STARTTLS and AUTH; returns ``None`` or the site Trouble."""
     config = session.config
     server = session.server
+    policy.prepare(session)
     try:
         event: Event = yield from session.read(config.helo_timeout)
     except (IOFailure, RemoteProtocolError) as exc:

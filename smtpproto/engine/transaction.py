@@ -91,9 +91,7 @@ class EnvelopeCommands:
         rcpts = []
         for n, r in enumerate(envelope.recipients):
             try:
-                rcpts.append(
-                    Rcpt(rewrite(r.address), notify=r.notify, orcpt=r.orcpt, quote=quote)
-                )
+                rcpts.append(Rcpt(rewrite(r.address), notify=r.notify, orcpt=r.orcpt, quote=quote))
             except LocalProtocolError as error:
                 raise LocalProtocolError(f"recipients[{n}]: {error}") from None
         return cls(mail, tuple(rcpts))
@@ -189,9 +187,7 @@ class _Transaction:
             if not reply.is_positive:
                 # Rule 13.3: a warning only; the transaction goes on.
                 stage = _xforward_stage(command)
-                self.session.transcript.append(
-                    f"Warning: {remote_trouble(server, reply, stage).diagnostic}"
-                )
+                self.session.note(f"Warning: {remote_trouble(server, reply, stage).diagnostic}")
         else:
             raise LocalProtocolError(f"a {kind.__name__} reply inside a transaction")
 
@@ -622,4 +618,3 @@ def run_transaction(
     if not go_on:
         return (yield from _end(session, keep_open, abort=True))
     return (yield from _deliver_content(txn, chunks, keep_open))
-

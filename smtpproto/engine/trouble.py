@@ -15,12 +15,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from .._errors import LocalProtocolError
-from ..report import RecipientResult, Status
+from ..report import RecipientResult, Status, printable
 from ..requests import ConnectFailed, ConnectionLost, IOFailure, IOTimeout, TLSFailed
 from ..tables import KeyLookup
 
 if TYPE_CHECKING:
     from ..replies import Reply
+    from .redact import Redactor
 
 __all__ = [
     "Ledger",
@@ -239,14 +240,17 @@ class Ledger:
         *,
         clock: Callable[[], float],
         status_filter: KeyLookup[str] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         """Start the request now (by `clock`), with every recipient unmarked.
 
-        `status_filter` is ``smtp_delivery_status_filter`` (see `filter_status`).
+        `status_filter` is ``smtp_delivery_status_filter`` (see `filter_status`); `redactor`
+        masks the secrets of the delivery in every diagnostic and reply (AU-18).
         """
         self._addresses = tuple(addresses)
         self._clock = clock
         self._filter = status_filter
+        self._redactor = redactor
         self._start = clock()
         self._results: dict[int, RecipientResult] = {}
         self.last: tuple[Trouble, Server | None] | None = None
@@ -283,6 +287,12 @@ class Ledger:
             raise LocalProtocolError(f"recipient {index} already has a result")
         if self._filter is not None:
             status, dsn, diagnostic = filter_status(self._filter, status, dsn, diagnostic)
+        # The one place a result's text is made: escaped (RP-24), no secret in it (AU-18).
+        if self._redactor is not None:
+            diagnostic = self._redactor.shown(diagnostic)
+            reply = None if reply is None else self._redactor.reply(reply)
+        else:
+            diagnostic = printable(diagnostic)
         self._results[index] = RecipientResult(
             address=self._addresses[index],
             status=status,
