@@ -251,13 +251,23 @@ def test_without_sender_dependent_logins_a_held_session_logs_in_at_once() -> Non
 
 
 @pytest.mark.parameter("smtp_sender_dependent_authentication")
-def test_a_failed_deferred_login_defers_that_transaction() -> None:
-    script = Script(servers={ADDR: [smtp(b"535 5.7.8 bad\r\n", ehlo=AUTH_EHLO)]})
-    reports, record = run(
-        _held(_sender_config("yes"), [_envelope(sender="alice@example.org")]), script
+def test_a_failed_deferred_login_defers_that_transaction_only() -> None:
+    # alice's login fails; bob's transaction gets a new connection and its own login.
+    script = Script(
+        servers={
+            ADDR: [
+                smtp(b"535 5.7.8 bad\r\n", ehlo=AUTH_EHLO),
+                smtp(b"235 2.7.0 ok\r\n", *OK, ehlo=AUTH_EHLO),
+            ]
+        }
     )
-    assert statuses(reports[0]) == [("deferred", "4.7.8")]
-    assert b"MAIL FROM" not in record.sent()
+    senders = ["alice@example.org", "bob@example.org"]
+    reports, record = run(
+        _held(_sender_config("yes"), [_envelope(sender=s) for s in senders]), script
+    )
+    assert [statuses(r) for r in reports] == [[("deferred", "4.7.8")], [("sent", "2.0.0")]]
+    assert _logins(record) == [b"alice", b"bob"]
+    assert b"MAIL FROM" not in record.sent(record.channels[0])
 
 
 # -- smtp_bind_address_enforce -----------------------------------------------------------------

@@ -785,7 +785,9 @@ def _renew(session: Session, envelope: Envelope) -> IO:
         policy.prepare(session)  # this sender's credentials are secrets from now on (AU-18)
         trouble: Trouble | None = yield from policy.authenticate(session)
         if trouble is not None:
+            # The login failed for this sender: the next transaction gets a new connection.
             yield from session.quit()
+            session.retired = True
             return trouble
     return None
 

@@ -132,7 +132,8 @@ class Session:
     arrival: float | None = None
     """When the message of the current transaction was queued (``Envelope.arrival``)."""
     retired: bool = False
-    """A held session closed because it reached a reuse limit (rule 9.1), not by a failure."""
+    """A held session the library closed so that the next transaction gets a new connection:
+    it reached a reuse limit (rule 9.1), or its login was for another sender (rule 11.8)."""
     held: object | None = None
     """What ``open_session`` keeps for a held session (the delivery layer's, opaque here)."""
     transcript: list[str] = field(default_factory=list)
