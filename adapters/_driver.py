@@ -109,10 +109,11 @@ def idna_encoder() -> IDNAEncoder | None:
 
 
 def engine_inputs() -> dict[str, Any]:
-    """What the core takes as arguments: clock, randomness, SCRAM nonces, the machine's name
-    and the IDNA encoder."""
+    """What the core takes as arguments: clock, time of day, randomness, SCRAM nonces, the
+    machine's name and the IDNA encoder."""
     return {
         "clock": time.monotonic,
+        "wall_clock": time.time,
         "rng": random.SystemRandom(),
         "nonce": lambda: secrets.token_urlsafe(24),
         "myhostname": machine_hostname(),

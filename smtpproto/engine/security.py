@@ -30,7 +30,7 @@ from ..commands import StartTLS as StartTLSCommand
 from ..config import ClientConfig
 from ..replies import Reply
 from ..report import TLSState
-from ..requests import IOFailure, IOTimeout, StartTLS, TLSInfo, TLSParameters
+from ..requests import IOFailure, IOTimeout, StartTLS, TLSFailed, TLSInfo, TLSParameters
 from ..sasl import (
     PREFERENCE,
     Mechanism,
@@ -41,13 +41,17 @@ from ..sasl import (
     security_options_for,
     select_mechanism,
 )
+from ..tlsreport import AttemptResult, ResultType
+from .authtls import Refusal, ServerDNS, ServerTLS, STSState, attempt, judge, server_policy
 from .redact import Secrets, redact_text
 from .session import IO, Session, fail_stream, hello
 from .tlspolicy import (
+    CHAIN_LEVELS,
     TLSPolicy,
     check_peer,
     established_message,
     match_names,
+    matched_name,
     policy_for,
     server_name,
     tls_parameters,
@@ -100,23 +104,78 @@ class SecurityPolicy:
     """The TLS this connection established, kept for the report even when it then failed."""
     wrapped: bool = field(default=False, init=False)
     """TLS began with the connection (``smtp_tls_wrappermode``): there is no STARTTLS."""
+    server: ServerTLS | None = field(default=None, init=False)
+    """The server's policy after DANE and MTA-STS (:meth:`resolve_server`)."""
+    dns: ServerDNS | None = field(default=None, init=False)
+    """What DNS said about the server, for the TLS-RPT results."""
+    attempts: list[AttemptResult] = field(default_factory=list, init=False)
+    """The TLS-RPT result of this connection's TLS attempt (RFC 8460), when it made one."""
 
     # -- STARTTLS -------------------------------------------------------------------------
 
-    def lookup(self) -> TLSPolicy:
-        """The TLS policy for `nexthop` (``tls_policy_maps``, then the level); may raise
-        `LocalProtocolError` for an entry that cannot be read (rule 5.10)."""
+    def nexthop_policy(self) -> TLSPolicy:
+        """The TLS policy for `nexthop` (``tls_policy_maps``, then the level), before DANE
+        and MTA-STS; may raise `LocalProtocolError` for an unreadable entry (rule 5.10)."""
         config = self.config
-        policy = policy_for(
+        return policy_for(
             self.nexthop,
             default_level=config.tls_security_level or "none",
             policy_maps=config.tls_policy_maps,
             verify_match=config.tls_verify_cert_match,
             secure_match=config.tls_secure_cert_match,
+            fingerprint_match=config.tls_fingerprint_cert_match,
         )
+
+    def resolve_server(self, dns: ServerDNS, *, sts: STSState | None, now: int | None) -> IO:
+        """Before connecting: the policy for this server (DANE's TLSA lookups, MTA-STS);
+        ``None``, or the site Trouble that skips the server (its TLS-RPT result noted)."""
+        self.dns = dns
+        try:
+            policy = self.nexthop_policy()
+        except LocalProtocolError:
+            return None  # reported where the policy is used (rule 5.10)
+        decided = yield from server_policy(
+            policy, dns, config=self.config, nexthop=self.nexthop, sts=sts, now=now
+        )
+        if isinstance(decided, Refusal):
+            if decided.result is not None:
+                self.attempts.append(decided.result)
+            return decided.trouble
+        self.server = decided
+        return None
+
+    def lookup(self) -> TLSPolicy:
+        """The TLS policy for this connection: the server's, once :meth:`resolve_server`
+        ran, else `nexthop`'s; may raise `LocalProtocolError` (rule 5.10)."""
+        policy = self.server.policy if self.server is not None else self.nexthop_policy()
+        if self.server is None and policy.level in CHAIN_LEVELS:
+            # The core authenticates these from DNS or configured fingerprints: without the
+            # server's resolution there is nothing to check, and nothing may be skipped.
+            raise LocalProtocolError(f"level {policy.level!r} needs the server resolved first")
         if self.unix and policy.level == "may":
             return TLSPolicy("none")
         return policy
+
+    def _note(self, session: Session, *, result_type: ResultType | None, reason: str) -> None:
+        """The TLS-RPT result of this attempt (not for level ``none``)."""
+        if self.server is None or self.dns is None:
+            return
+        caps = session.capabilities
+        # MTA-STS testing: TLS went as configured; only a verified chain says what enforce
+        # would have decided (RFC 8461 5), so an unverified success is not reported.
+        verified = session.tls is not None and session.tls.chain_verified
+        unknown = result_type is None and self.server.failure is None and not verified
+        if self.server.testing and unknown:
+            return
+        self.attempts.append(
+            attempt(
+                self.server,
+                self.dns,
+                result_type=result_type,
+                reason=reason or None,
+                helo=caps.domain if caps is not None else None,
+            )
+        )
 
     def _parameters(self, policy: TLSPolicy) -> TLSParameters:
         config = self.config
@@ -192,6 +251,8 @@ class SecurityPolicy:
             nexthop=self.nexthop,
             default=self.config.tls_servername,
         )
+        if self.server is not None and self.server.sni is not None:
+            sni = self.server.sni  # RFC 7672 8.1: DANE sends the TLSA base domain
         try:
             info: TLSInfo = yield StartTLS(
                 session.channel, sni, parameters, self.config.starttls_timeout
@@ -204,17 +265,42 @@ class SecurityPolicy:
             session.cacheable = False
             detail = getattr(exc, "reason", str(exc))
             session.transcript.append(f"Warning: TLS handshake with {server.label}: {detail}")
+            certificate = isinstance(exc, TLSFailed) and exc.certificate
+            self._note(
+                session,
+                result_type="certificate-not-trusted" if certificate else "validation-failure",
+                reason=detail,
+            )
             return local_trouble("4.7.5", "Cannot start TLS: handshake failure", site=required)
         session.tls = info
         session.capabilities = None
         session.pix_delay_dotcrlf = False  # rule 5.7: pre-TLS features are gone, PIX flags too
-        names = match_names(policy, hostname=server.host, nexthop=self.nexthop)
-        failure = check_peer(policy, info, names)
-        matched = failure is None and bool(names)
+        result_type: ResultType | None = None
+        detail = ""
+        if policy.level in CHAIN_LEVELS and self.server is not None:
+            verdict = judge(self.server, info)
+            failure, word, matched = verdict.failure, verdict.trust, verdict.matched
+            result_type, detail = verdict.result_type, verdict.detail
+            if detail:
+                session.transcript.append(f"{server.relay}: {detail}")
+        else:
+            names = match_names(policy, hostname=server.host, nexthop=self.nexthop)
+            failure = check_peer(policy, info, names)
+            matched = matched_name(info.peer_certificate, names) if failure is None else None
+            word = trust_word(info, matched is not None)
+            if failure is not None:
+                result_type = (
+                    "certificate-host-mismatch"
+                    if info.chain_verified
+                    else "certificate-not-trusted"
+                )
         session.tls_state = self.tls_state = TLSState(
-            trust_word(info, matched), info.version, info.cipher
+            word, info.version, info.cipher, level=policy.level, matched=matched
         )
-        session.transcript.append(established_message(info, matched=matched, peer=server.relay))
+        session.transcript.append(
+            established_message(info, matched=matched is not None, peer=server.relay, trust=word)
+        )
+        self._note(session, result_type=result_type, reason=detail or failure or "")
         if failure is not None:
             # Rule 5.6, NS-14: the TLS session works, so QUIT goes over it (delivery does it).
             session.cacheable = False
@@ -242,9 +328,10 @@ class SecurityPolicy:
                 session.transcript.append(f"Host offered STARTTLS: [{server.host}]")
             return None
         if not offered:
+            text = f"TLS is required, but was not offered by host {server.label}"
+            self._note(session, result_type="starttls-not-supported", reason=text)
             if required:
                 # NS-03, NS-08 (HELO only: no STARTTLS can exist).
-                text = f"TLS is required, but was not offered by host {server.label}"
                 return local_trouble("4.7.4", text, site=True)
             return None
         timeout = self.config.starttls_timeout
@@ -254,6 +341,7 @@ class SecurityPolicy:
             # NS-01 (bytes after the 220) and NS-06 (a 3xx) arrive here as protocol errors.
             return fail_stream(session, exc, Stage.STARTTLS)
         if not reply.is_positive:
+            self._note(session, result_type="starttls-not-supported", reason=str(reply))
             if required:
                 # Rule 5.3, NS-04/05/07; 5xx softened on purpose (module docstring).
                 return Trouble(
