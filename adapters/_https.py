@@ -29,7 +29,7 @@ class _Connection(http.client.HTTPSConnection):
     """An HTTPS connection to a given address, verifying the certificate for `host`."""
 
     def __init__(self, request: HTTPSGet, context: ssl.SSLContext) -> None:
-        super().__init__(request.host, 443, timeout=request.timeout, context=context)
+        super().__init__(request.host, request.port, timeout=request.timeout, context=context)
         self._address = request.address
         self._context = context
 
@@ -53,7 +53,8 @@ def fetch(request: HTTPSGet) -> HTTPResponse:
         connection = _Connection(request, _context(request))
     except (OSError, ValueError) as error:
         raise HTTPSFailed(f"TLS configuration: {error}") from None
-    timer = threading.Timer(request.timeout, _cut, (connection,))
+    expired = threading.Event()
+    timer = threading.Timer(request.timeout, _cut, (connection, expired))
     timer.daemon = True
     timer.start()
     try:
@@ -71,7 +72,7 @@ def fetch(request: HTTPSGet) -> HTTPResponse:
             f"certificate not valid: {error.verify_message}", certificate=True
         ) from None
     except (OSError, http.client.HTTPException) as error:
-        late = not timer.is_alive()
+        late = expired.is_set() or isinstance(error, TimeoutError)
         reason = (
             f"timed out after {request.timeout}s" if late else str(error) or type(error).__name__
         )
@@ -81,8 +82,9 @@ def fetch(request: HTTPSGet) -> HTTPResponse:
         connection.close()
 
 
-def _cut(connection: http.client.HTTPSConnection) -> None:
+def _cut(connection: http.client.HTTPSConnection, expired: threading.Event) -> None:
     """The deadline passed: make the blocked read or write return now."""
+    expired.set()
     sock = connection.sock
     if sock is not None:
         with contextlib.suppress(OSError):

@@ -182,11 +182,12 @@ class Sleep:
 
 @dataclass(frozen=True)
 class HTTPSGet:
-    """Fetch ``https://<host><path>`` from `address` port 443 (the MTA-STS policy, RFC 8461 3.3).
+    """Fetch ``https://<host><path>`` from `address` (the MTA-STS policy, RFC 8461 3.3).
 
     The certificate must verify for `host` against `ca_file`/`ca_path` (the system store
     when both are ``None``); redirects are not followed; at most `max_bytes` + 1 body
-    octets are read; the whole fetch takes at most `timeout` seconds.
+    octets are read; the whole fetch takes at most `timeout` seconds. The engine always
+    asks for `port` 443; another port serves tests.
     Result: :class:`HTTPResponse`. Failure: :class:`HTTPSFailed`.
     """
 
@@ -197,6 +198,7 @@ class HTTPSGet:
     max_bytes: int
     ca_file: str | None = None
     ca_path: str | None = None
+    port: int = 443
 
 
 @dataclass(frozen=True)
