@@ -25,6 +25,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,7 +156,7 @@ def _deliver(
         f"{domain}:{lab.port}",
         recipients=[f"{rcpt}@{DOMAIN}"],
         message=message,
-        config=_config(level, **parameters),
+        config=client_config(tls_security_level=level, dns_support_level="dnssec", **parameters),
     )
 
 
@@ -221,6 +222,17 @@ def test_a_bogus_zone_defers(client: Client, lab: Lab) -> None:
 
 # -- the same zone and server for Postfix 3.7's own smtp(8) ------------------------------------
 
+
+def _oracle_params(level: str) -> dict[str, str]:
+    return {
+        "smtp_tls_security_level": level,
+        "smtp_dns_support_level": "dnssec",
+        "smtp_tls_loglevel": "1",
+        # The lab's root answers nothing for "."; its own anchor is what is validated.
+        "dnssec_probe": "ns:test",
+    }
+
+
 CASES = [
     ("dane-ok.test", "dane"),
     ("dane-ok.test", "dane-only"),
@@ -246,13 +258,7 @@ def test_postfix_smtp_decides_the_same_per_recipient(
         SENDER,
         [rcpt],
         message,
-        params={
-            "smtp_tls_security_level": level,
-            "smtp_dns_support_level": "dnssec",
-            "smtp_tls_loglevel": "1",
-            # The lab's root answers nothing for "."; its own anchor is what is validated.
-            "dnssec_probe": "ns:test",
-        },
+        params=_oracle_params(level),
     )[rcpt]
     report = (
         Client("blocking")
@@ -278,12 +284,7 @@ def test_postfix_logs_the_same_verified_dane_connection(
         SENDER,
         [rcpt],
         b"Subject: log\r\n\r\nbody\r\n",
-        params={
-            "smtp_tls_security_level": "dane",
-            "smtp_dns_support_level": "dnssec",
-            "smtp_tls_loglevel": "1",
-            "dnssec_probe": "ns:test",
-        },
+        params=_oracle_params("dane"),
     )
     relay = f"mx-ok.interop.test[127.0.0.1]:{lab.port}"
     theirs = dane_oracle.log_text(since)
@@ -306,21 +307,26 @@ def test_postfix_logs_the_same_verified_dane_connection(
 # -- MTA-STS -------------------------------------------------------------------------------------
 
 
-def _sts_config(**parameters: object) -> Any:
-    config = client_config(tls_security_level="may", **parameters)
-    return dataclasses.replace(config, mta_sts_enable=True)
+def _sts_deliver(client: Client, lab: Lab, domain: str, rcpt: str, ca: Path | None) -> Any:
+    """Deliver to `domain` with MTA-STS on, the test CA trusted when `ca` is given."""
+    return client.using_dns(lab.dns).deliver(  # type: ignore[arg-type]
+        f"{domain}:{lab.port}",
+        recipients=[f"{rcpt}@{DOMAIN}"],
+        message=b"Subject: sts\r\n\r\nbody\r\n",
+        config=dataclasses.replace(
+            client_config(
+                tls_security_level="may", **({} if ca is None else {"tls_CAfile": str(ca)})
+            ),
+            mta_sts_enable=True,
+        ),
+    )
 
 
 @pytest.mark.parameter("smtpproto_mta_sts_enable")
 def test_mta_sts_enforce_with_a_matching_mx_delivers_verified(
     client: Client, lab: Lab, tls_material: TLSMaterial
 ) -> None:
-    report = client.using_dns(lab.dns).deliver(  # type: ignore[arg-type]
-        f"sts-ok.test:{lab.port}",
-        recipients=[f"rcpt2@{DOMAIN}"],
-        message=b"Subject: sts\r\n\r\nbody\r\n",
-        config=_sts_config(tls_CAfile=str(tls_material.ca_pem)),
-    )
+    report = _sts_deliver(client, lab, "sts-ok.test", "rcpt2", tls_material.ca_pem)
     (result,) = report.recipients
     assert result.status == "sent", result.diagnostic
     assert result.tls is not None
@@ -333,12 +339,7 @@ def test_mta_sts_enforce_with_a_matching_mx_delivers_verified(
 def test_mta_sts_enforce_with_a_non_matching_mx_defers(
     client: Client, lab: Lab, tls_material: TLSMaterial
 ) -> None:
-    report = client.using_dns(lab.dns).deliver(  # type: ignore[arg-type]
-        f"sts-bad.test:{lab.port}",
-        recipients=[f"rcpt3@{DOMAIN}"],
-        message=b"Subject: sts\r\n\r\nbody\r\n",
-        config=_sts_config(tls_CAfile=str(tls_material.ca_pem)),
-    )
+    report = _sts_deliver(client, lab, "sts-bad.test", "rcpt3", tls_material.ca_pem)
     (result,) = report.recipients
     assert (result.status, result.dsn) == ("deferred", "4.7.5")
     assert result.diagnostic == (
@@ -351,12 +352,7 @@ def test_mta_sts_enforce_with_a_non_matching_mx_defers(
 def test_mta_sts_policy_from_an_untrusted_server_is_no_policy(client: Client, lab: Lab) -> None:
     # RFC 8461 3.3: the policy host's certificate must verify; without the test CA it does
     # not, so the domain has no policy (and the failure is reported, RFC 8460 4.3.2.2).
-    report = client.using_dns(lab.dns).deliver(  # type: ignore[arg-type]
-        f"sts-bad.test:{lab.port}",
-        recipients=[f"rcpt4@{DOMAIN}"],
-        message=b"Subject: sts\r\n\r\nbody\r\n",
-        config=_sts_config(),
-    )
+    report = _sts_deliver(client, lab, "sts-bad.test", "rcpt4", None)
     (result,) = report.recipients
     assert result.status == "sent", result.diagnostic
     assert report.tls_attempts[0].result_type == "sts-webpki-invalid"
