@@ -44,6 +44,7 @@ from ._parameters import (
     words,
     wordset,
 )
+from ._x509 import TrustAnchors
 from .destinations import KNOWN_PORTS, parse_destinations
 from .tables import Lookup, MatchList, Reader, split_list
 
@@ -53,6 +54,7 @@ __all__ = [
     "ClientConfig",
     "Declaration",
     "MasterService",
+    "TrustAnchors",
     "declaration",
     "declarations",
     "parse_main_cf",
@@ -233,6 +235,29 @@ def _digest_item(value: Any) -> str:
     return value.lower()
 
 
+def _trust_anchors(value: Any) -> TrustAnchors:
+    if not isinstance(value, TrustAnchors):
+        raise TypeError(
+            "expected TrustAnchors.from_pem(...), or file names through from_postconf(reader=)"
+        )
+    return value
+
+
+def _parse_trust_anchors(text: str, reader: Reader | None) -> Any:
+    anchors = TrustAnchors()
+    for path in split_list(text):
+        if reader is None:
+            raise LocalProtocolError(
+                f"{path}: the library reads no files; pass reader= (for example "
+                "smtpproto.adapters.postfix.read_file) or TrustAnchors.from_pem(text)"
+            )
+        try:
+            anchors += TrustAnchors.from_pem(reader(path), what=path)
+        except OSError as error:
+            raise LocalProtocolError(f"cannot read {path}: {error.strerror or error}") from None
+    return anchors
+
+
 def _bounded_words(options: Iterable[str]) -> Kind:
     allowed = tuple(options)
     return words(choice(*allowed).check, label=" | ".join(allowed))
@@ -247,6 +272,7 @@ PORT = Kind("port", _port, _parse_port)
 KNOWN_PORT_MAP = Kind("service=port list", _known_ports, _parse_known_ports)
 INTERFACES = Kind("addresses", words(address(None).check).check, _parse_interfaces)
 FAMILIES = Kind("ipv4 | ipv6", wordset(("ipv4", "ipv6")).check, _parse_families)
+TRUST_ANCHORS = Kind("PEM files", _trust_anchors, _parse_trust_anchors)
 DNS_LEVEL = Kind(
     "enabled | disabled | dnssec", _dns_level, lambda text, reader: text.strip().lower()
 )
@@ -665,15 +691,16 @@ class ClientConfig:
         "sha256",
         "engine/authtls.py",
     )
-    tls_trust_anchor_file: tuple[str, ...] = _p(
-        (),
+    tls_trust_anchor_file: TrustAnchors = _p(
+        TrustAnchors(),
         "smtp_tls_trust_anchor_file",
-        words(label="files"),
+        TRUST_ANCHORS,
         "",
-        "engine/tlspolicy.py",
-        status="declared",
-        why="trust anchors for the verify and secure levels are not read yet",
+        "engine/authtls.py",
     )
+    """The anchors of ``verify`` and ``secure`` when not empty: they replace the CAs, need
+    not be roots, and are not subject to expiry (postconf(5)). From Python:
+    ``TrustAnchors.from_pem(text)``; ``from_postconf`` reads the files through `reader`."""
     tls_dane_insecure_mx_policy: str | None = _p(
         None,
         "smtp_tls_dane_insecure_mx_policy",

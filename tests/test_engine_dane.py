@@ -504,3 +504,84 @@ def test_attempts_of_deliveries_aggregate_into_one_rfc8460_report() -> None:
     (detail,) = policy["failure-details"]
     assert detail["result-type"] == "certificate-not-trusted"
     assert (detail["receiving-mx-hostname"], detail["receiving-ip"]) == (MX, ADDR)
+
+
+# -- smtp_tls_trust_anchor_file ------------------------------------------------------------------
+
+
+def _pem(label: str, der: bytes) -> str:
+    import base64
+    import textwrap
+
+    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+    return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n"
+
+
+INTERMEDIATE = CA.create_child_ca()
+BEHIND = INTERMEDIATE.issue_cert(MX)
+BEHIND_CHAIN = tuple(_der(pem.bytes()) for pem in BEHIND.cert_chain_pems)
+
+
+def _anchored(anchors: str, chain: tuple[bytes, ...], *tail: bytes, **settings: str) -> Any:
+    files = {"/etc/postfix/ta.pem": anchors}
+    config = ClientConfig.from_postconf(
+        {
+            "smtp_helo_name": "client.example",
+            "smtp_tls_security_level": "verify",
+            "smtp_tls_trust_anchor_file": "/etc/postfix/ta.pem",
+            **settings,
+        },
+        reader=files.__getitem__,
+    )
+    engine = deliver(
+        f"[{MX}]",
+        Envelope("a@example.org", (Recipient("b@example.com"),)),
+        b"Subject: t\r\n\r\nhello\r\n",
+        config=config,
+        clock=Clock(),
+        rng=Rng(),
+        wall_clock=time.time,
+    )
+    dns = {(MX, "A"): (ADDR,), (MX, "AAAA"): ()}
+    return run(engine, Script(dns=dns, servers={ADDR: [tls_server(chain, *tail)]}))
+
+
+@pytest.mark.parameter("smtp_tls_trust_anchor_file")
+@pytest.mark.parametrize(
+    ("anchor", "chain"),
+    [
+        (_pem("CERTIFICATE", CA_DER), (LEAF_DER,)),
+        (_pem("PUBLIC KEY", Certificate.from_der(CA_DER).spki), (LEAF_DER,)),
+        # An intermediate is anchor enough; the root above it is never consulted.
+        (_pem("CERTIFICATE", BEHIND_CHAIN[1]), BEHIND_CHAIN),
+    ],
+)
+def test_trust_anchors_replace_the_cas_at_verify(anchor: str, chain: tuple[bytes, ...]) -> None:
+    # postconf(5): the chain must lead to one of the anchors, certificate or bare key.
+    report, record = _anchored(anchor, chain, *OK)
+    result = _result(report)
+    assert result.status == "sent", result.diagnostic
+    assert result.tls is not None and (result.tls.trust, result.tls.matched) == ("Verified", MX)
+    assert not record.of_type(StartTLS)[0].parameters.verify
+    assert any("Matched trust anchor at depth" in line for line in report.transcript)
+
+
+def test_trust_anchors_still_check_the_name_and_refuse_other_chains() -> None:
+    other_ca = _pem("CERTIFICATE", _der(trustme.CA().cert_pem.bytes()))
+    refused, _ = _anchored(other_ca, (LEAF_DER,), QUIT)
+    assert statuses(refused) == [("deferred", "4.7.5")]
+    mismatch, _ = _anchored(
+        _pem("CERTIFICATE", CA_DER), (OTHER_DER,), QUIT, smtp_tls_verify_cert_match="hostname"
+    )
+    assert statuses(mismatch) == [("deferred", "4.7.5")]
+    assert mismatch.tls_attempts[0].result_type == "certificate-host-mismatch"
+
+
+def test_trust_anchor_files_are_read_through_the_reader_only() -> None:
+    with pytest.raises(ValueError, match="reads no files"):
+        ClientConfig.from_postconf({"smtp_tls_trust_anchor_file": "/etc/postfix/ta.pem"})
+    key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(ValueError, match="PRIVATE KEY is not a trust anchor"):
+        ClientConfig.from_postconf(
+            {"smtp_tls_trust_anchor_file": "/ta.pem"}, reader={"/ta.pem": key}.__getitem__
+        )

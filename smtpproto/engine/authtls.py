@@ -36,6 +36,7 @@ from ..requests import (
 )
 from ..tlsreport import AttemptResult, ReportPolicy, ResultType
 from .dane import (
+    DEFAULT_DIGESTS,
     DaneResult,
     DigestPreference,
     Lookup,
@@ -50,7 +51,7 @@ from .dane import (
 )
 from .mtasts import FETCH_TIMEOUT, MAX_POLICY_SIZE, PolicyCache, STSPolicy, check_response
 from .session import IO
-from .tlspolicy import HALF_DANE, TLSPolicy, nexthop_domain
+from .tlspolicy import HALF_DANE, TLSPolicy, match_names, nexthop_domain
 from .trouble import Trouble, local_trouble
 
 __all__ = [
@@ -202,6 +203,27 @@ def _fingerprints(
     )
 
 
+def _anchored(
+    policy: TLSPolicy, dns: ServerDNS, config: ClientConfig, nexthop: str, now: int | None
+) -> ServerTLS:
+    # Postfix loads smtp_tls_trust_anchor_file as DANE-TA records (tls_dane.c): a chain to
+    # one of them, through the server's certificates, names per the level's match list.
+    anchors = config.tls_trust_anchor_file
+    records = (
+        *(TLSARecord(2, 0, 0, der) for der in anchors.certificates),
+        *(TLSARecord(2, 1, 0, der) for der in anchors.keys),
+    )
+    names = match_names(policy, hostname=dns.host, nexthop=nexthop)
+    return ServerTLS(
+        policy,
+        ReportPolicy.none(nexthop_domain(nexthop)),
+        records,
+        names,
+        digests=DEFAULT_DIGESTS,
+        now=now,
+    )
+
+
 def _tlsa_lookup(name: str, port: int, timeout: float | None) -> IO:
     """One TLSA lookup: (Lookup, records); malformed records are dropped (Postfix warns)."""
     try:
@@ -241,6 +263,8 @@ def server_policy(
         fallback: ServerTLS = decided
     elif level == "fingerprint":
         return _fingerprints(policy, config, nexthop, now)
+    elif level in ("verify", "secure") and config.tls_trust_anchor_file:
+        return _anchored(policy, dns, config, nexthop, now)
     else:
         fallback = ServerTLS(policy, ReportPolicy.none(nexthop_domain(nexthop)), now=now)
     if sts is None or fallback.policy.level not in ("none", "may", "encrypt"):
@@ -366,8 +390,9 @@ def _dane(
 
 
 def judge(server: ServerTLS, info: TLSInfo) -> Judgement:
-    """After the handshake at a level the core authenticates (``dane``, ``half-dane``,
-    ``fingerprint``): match the server's DER chain against the records.
+    """After the handshake of a server the core authenticates (``dane``, ``half-dane``,
+    ``fingerprint``, trust anchors at ``verify``/``secure``): match its DER chain against
+    the records.
 
     A failure is Postfix's ``Server certificate not verified`` (smtp_proto.c), a 4.7.5 site
     failure; the details go to the transcript. ``half-dane`` is logged ``Trusted``, since the
@@ -391,6 +416,12 @@ def judge(server: ServerTLS, info: TLSInfo) -> Judgement:
     if server.policy.level == "fingerprint" and result.record is not None:
         matched = result.record.data.hex(":").upper()
         return Judgement("Verified", matched=matched, detail=f"Matched fingerprint: {matched}")
+    if server.policy.level in ("verify", "secure") and result.depth is not None:
+        # Postfix tls_dane_log() at these levels: the anchor's depth, then the name matched.
+        depth = result.depth - 1 if result.anchor_key else result.depth
+        return Judgement(
+            "Verified", matched=result.matched_name, detail=f"Matched trust anchor at depth {depth}"
+        )
     record = result.record
     word: Trust = "Trusted" if server.policy.level == HALF_DANE else "Verified"
     return Judgement(

@@ -180,7 +180,7 @@ class SecurityPolicy:
     def _parameters(self, policy: TLSPolicy) -> TLSParameters:
         config = self.config
         cert_file, key_file = config.client_certificate or (None, None)
-        return tls_parameters(
+        parameters = tls_parameters(
             policy,
             ca_file=config.tls_CAfile,
             ca_path=config.tls_CApath,
@@ -199,6 +199,10 @@ class SecurityPolicy:
             exclude_ciphers=config.tls_exclude_ciphers,
             mandatory_exclude_ciphers=config.tls_mandatory_exclude_ciphers,
         )
+        if self.server is not None and self.server.records:
+            # DANE, fingerprints, trust anchors: the core checks the chain, not the CAs.
+            parameters = replace(parameters, verify=False)
+        return parameters
 
     def refuse_wrapper(self) -> Trouble | None:
         """Before connecting in ``smtp_tls_wrappermode``: ``None``, or why not to connect.
@@ -277,7 +281,7 @@ class SecurityPolicy:
         session.pix_delay_dotcrlf = False  # rule 5.7: pre-TLS features are gone, PIX flags too
         result_type: ResultType | None = None
         detail = ""
-        if policy.level in CHAIN_LEVELS and self.server is not None:
+        if self.server is not None and self.server.records:
             verdict = judge(self.server, info)
             failure, word, matched = verdict.failure, verdict.trust, verdict.matched
             result_type, detail = verdict.result_type, verdict.detail

@@ -17,6 +17,7 @@ serves their ``enforce`` policies: one names the MX, the other does not.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import hashlib
@@ -31,6 +32,7 @@ from typing import Any
 import pytest
 
 from smtpproto._x509 import Certificate
+from smtpproto.config import ClientConfig
 
 from . import dnssec
 from .dnssec import ANCHOR, BOGUS, INSECURE, DnssecLab
@@ -382,3 +384,36 @@ def test_resolvers_report_the_ad_bit_tlsa_rdata_and_txt(client: Client, lab: Lab
     assert unsigned.records == ("127.0.0.1",)
     txt = ask("_mta-sts.sts-ok.test", "TXT")
     assert txt.records == ("v=STSv1; id=20240101",) and txt.authenticated
+
+
+# -- smtp_tls_trust_anchor_file against the smtpd ----------------------------------------------
+
+
+def test_trust_anchor_key_verifies_the_smtpd_at_verify(
+    client: Client, lab: Lab, tls_material: TLSMaterial, tmp_path: Path
+) -> None:
+    # The test CA's public key alone, no CA file: the chain and the name must still hold.
+    from smtpproto.adapters.postfix import read_file
+
+    ca = Certificate.from_der(_der(tls_material.ca.cert_pem.bytes()))
+    body = base64.encodebytes(ca.spki).decode()
+    anchor = tmp_path / "ta.pem"
+    anchor.write_text(f"-----BEGIN PUBLIC KEY-----\n{body}-----END PUBLIC KEY-----\n")
+    config = ClientConfig.from_postconf(
+        {
+            "smtp_helo_name": "client.example.test",
+            "smtp_tls_security_level": "verify",
+            "smtp_tls_trust_anchor_file": str(anchor),
+        },
+        reader=read_file,
+    )
+    report = client.using_dns(lab.dns).deliver(  # type: ignore[arg-type]
+        f"[mx-ok.interop.test]:{lab.port}",
+        recipients=[f"rcpt5@{DOMAIN}"],
+        message=b"Subject: anchors\r\n\r\nbody\r\n",
+        config=config,
+    )
+    (result,) = report.recipients
+    assert result.status == "sent", result.diagnostic
+    assert result.tls is not None
+    assert (result.tls.trust, result.tls.matched) == ("Verified", "mx-ok.interop.test")
