@@ -4,7 +4,8 @@ Logging happens here, never in the core: the `smtpproto` logger's children get
 
 - ``smtpproto.delivery``: one Postfix-style line per recipient at INFO;
 - ``smtpproto.connection``: connection and TLS events, failures at INFO (connect refused,
-  TLS established or failed, a connection lost or timed out), the rest at DEBUG;
+  TLS established or failed, Postfix's ``Verified TLS connection established to ...`` and
+  ``Matched DANE ...`` lines, a connection lost or timed out), the rest at DEBUG;
 - ``smtpproto.transcript``: the dialogue at DEBUG as it happens, AUTH secrets redacted.
 
 The library installs no handler; an application chooses where the lines go.
@@ -61,6 +62,13 @@ __all__ = [
 
 T = TypeVar("T")
 Engine = Generator[IORequest, Any, T]
+
+# Postfix's TLS lines at smtp_tls_loglevel 1 (tls_misc.c tls_log_summary(), tls_dane.c
+# tls_dane_log()): who the server proved to be, logged at INFO as Postfix does.
+_TLS_SUMMARY = re.compile(
+    r"(?:Anonymous|Untrusted|Trusted|Verified) TLS connection established to "
+    r"|\S+: Matched (?:DANE|trust anchor|fingerprint)"
+)
 
 RESULTS = logging.getLogger("smtpproto.delivery")
 CONNECTION = logging.getLogger("smtpproto.connection")
@@ -136,6 +144,10 @@ class RunLog:
         """Log the transcript lines the engine added since the last call."""
         if self._shown == len(self.transcript):
             return
+        if CONNECTION.isEnabledFor(logging.INFO):
+            for line in self.transcript[self._shown :]:
+                if _TLS_SUMMARY.match(line):
+                    CONNECTION.info("%s", line)
         if TRANSCRIPT.isEnabledFor(logging.DEBUG):
             if self._secrets is None:
                 # The engine scrubs its transcript only once an AUTH exchange is over; a live
@@ -175,7 +187,8 @@ class RunLog:
                     self._peer(request.channel),
                     result.version,
                     result.cipher,
-                    "verified" if result.chain_verified else "not verified",
+                    # DANE and fingerprints are judged by the core next, not by a CA.
+                    "verified" if result.chain_verified else "not verified by a CA",
                 )
             case Resolve():
                 CONNECTION.debug("%s %s: %s", request.name, request.rrtype, result or "no records")

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import hashlib
 import http.server
+import logging
 import ssl
 import threading
 from collections.abc import Iterator
@@ -277,33 +278,26 @@ def test_postfix_smtp_decides_the_same_per_recipient(
 
 
 def test_postfix_logs_the_same_verified_dane_connection(
-    lab: Lab, dane_oracle: PostfixOracle
+    lab: Lab, dane_oracle: PostfixOracle, caplog: pytest.LogCaptureFixture
 ) -> None:
     since = dane_oracle.log.stat().st_size
     rcpt = f"rcpt40@{DOMAIN}"
+    message = b"Subject: log\r\n\r\nbody\r\n"
     dane_oracle.deliver(
-        f"dane-ok.test:{lab.port}",
-        SENDER,
-        [rcpt],
-        b"Subject: log\r\n\r\nbody\r\n",
-        params=_oracle_params("dane"),
+        f"dane-ok.test:{lab.port}", SENDER, [rcpt], message, params=_oracle_params("dane")
     )
-    relay = f"mx-ok.interop.test[127.0.0.1]:{lab.port}"
     theirs = dane_oracle.log_text(since)
-    report = (
-        Client("blocking")
-        .using_dns(lab.dns)
-        .deliver(  # type: ignore[arg-type]
-            f"dane-ok.test:{lab.port}",
-            recipients=[rcpt],
-            message=b"Subject: log\r\n\r\nbody\r\n",
-            config=_config("dane"),
+    client = Client("blocking").using_dns(lab.dns)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="smtpproto.connection"):
+        client.deliver(
+            f"dane-ok.test:{lab.port}", recipients=[rcpt], message=message, config=_config("dane")
         )
-    )
-    ours = next(line for line in report.transcript if "TLS connection established" in line)
+    ours = [r.getMessage() for r in caplog.records if r.name == "smtpproto.connection"]
+    relay = f"mx-ok.interop.test[127.0.0.1]:{lab.port}"
     prefix = f"Verified TLS connection established to {relay}: "
-    assert ours.startswith(prefix)
-    assert prefix in theirs
+    assert "postfix/smtp[" in theirs and prefix in theirs
+    assert any(line.startswith(prefix) for line in ours), ours
+    assert f"{relay}: Matched DANE EE certificate at depth 0: {lab.ee_record}" in ours
 
 
 # -- MTA-STS -------------------------------------------------------------------------------------
