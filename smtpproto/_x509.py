@@ -444,7 +444,9 @@ class TrustAnchors:
             except (binascii.Error, RemoteProtocolError) as error:
                 raise LocalProtocolError(f"{what}: malformed {label}: {error}") from None
         if "-----BEGIN" in _PEM.sub("", text):
-            raise LocalProtocolError(f"{what}: a PEM block without its END line")
+            raise LocalProtocolError(
+                f"{what}: a PEM block that cannot be read (no END line, or not base64)"
+            )
         return cls(tuple(certificates), tuple(keys))
 
     def __add__(self, other: TrustAnchors) -> TrustAnchors:
