@@ -6,9 +6,11 @@ Logging happens here, never in the core: the `smtpproto` logger's children get
 - ``smtpproto.connection``: connection and TLS events, failures at INFO (connect refused,
   TLS established or failed, Postfix's ``Verified TLS connection established to ...`` and
   ``Matched DANE ...`` lines, a connection lost or timed out), the rest at DEBUG;
-- ``smtpproto.transcript``: the dialogue at DEBUG as it happens, AUTH secrets redacted.
+- ``smtpproto.transcript``: the dialogue at DEBUG as it happens.
 
-The library installs no handler; an application chooses where the lines go.
+Every message is made printable (RP-24) before it reaches a record, and the engine's lines
+come without secrets already (AU-18). The library installs no handler; an application
+chooses where the lines go.
 """
 
 from __future__ import annotations
@@ -29,9 +31,8 @@ from smtpproto._errors import LocalProtocolError
 from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
 from smtpproto.destinations import IDNAEncoder
-from smtpproto.engine.redact import Secrets, password_map_secrets, redact_text
 from smtpproto.envelope import Envelope, Recipient
-from smtpproto.report import DeliveryReport, format_log_line
+from smtpproto.report import DeliveryReport, format_log_line, printable
 from smtpproto.requests import (
     Close,
     Connect,
@@ -129,32 +130,34 @@ def engine_inputs() -> dict[str, Any]:
     }
 
 
+def _say(logger: logging.Logger, level: int, text: str) -> None:
+    # One printable() over the finished message: DNS names, TLS errors and reasons come from
+    # the network (RP-24).
+    if logger.isEnabledFor(level):
+        logger.log(level, "%s", printable(text))
+
+
 class RunLog:
     """Logs one engine run (a delivery, or a held session's life) on the `smtpproto` loggers
     while it goes. `transcript` is the list the engine appends the dialogue to."""
 
-    def __init__(self, config: ClientConfig) -> None:
+    def __init__(self) -> None:
         self.transcript: list[str] = []
         self._shown = 0
-        self._maps = config.sasl_password_maps
-        self._secrets: Secrets | None = None
         self._peers: dict[int, str] = {}
 
     def lines(self) -> None:
         """Log the transcript lines the engine added since the last call."""
         if self._shown == len(self.transcript):
             return
+        # The engine made each line printable and masked every secret it knows (AU-18).
         if CONNECTION.isEnabledFor(logging.INFO):
             for line in self.transcript[self._shown :]:
                 if _TLS_SUMMARY.match(line):
                     CONNECTION.info("%s", line)
         if TRANSCRIPT.isEnabledFor(logging.DEBUG):
-            if self._secrets is None:
-                # The engine scrubs its transcript only once an AUTH exchange is over; a live
-                # log cannot wait, so it hides every configured secret (AU-15).
-                self._secrets = password_map_secrets(self._maps)
             for line in self.transcript[self._shown :]:
-                TRANSCRIPT.debug("%s", redact_text(line, self._secrets))
+                TRANSCRIPT.debug("%s", line)
         self._shown = len(self.transcript)
 
     def _peer(self, channel: object) -> str:
@@ -163,35 +166,37 @@ class RunLog:
     def before(self, request: IORequest) -> None:
         """Called before `request` is performed."""
         self.lines()
-        if not CONNECTION.isEnabledFor(logging.DEBUG):
-            return
         match request:
             case Resolve():
-                CONNECTION.debug("looking up %s records of %s", request.rrtype, request.name)
+                text = f"looking up {request.rrtype} records of {request.name}"
             case Connect():
-                CONNECTION.debug("connecting to %s", _target(request))
+                text = f"connecting to {_target(request)}"
             case StartTLS():
-                CONNECTION.debug("TLS handshake with %s", self._peer(request.channel))
+                text = f"TLS handshake with {self._peer(request.channel)}"
             case Close():
-                CONNECTION.debug("closing the connection to %s", self._peer(request.channel))
+                text = f"closing the connection to {self._peer(request.channel)}"
+            case _:
+                return
+        _say(CONNECTION, logging.DEBUG, text)
 
     def after(self, request: IORequest, result: Any) -> None:
         """Called with the result of `request`."""
         match request:
             case Connect():
                 self._peers[id(result)] = _target(request)
-                CONNECTION.debug("connected to %s", _target(request))
+                _say(CONNECTION, logging.DEBUG, f"connected to {_target(request)}")
             case StartTLS() if isinstance(result, TLSInfo):
-                CONNECTION.info(
-                    "TLS with %s: %s with cipher %s, certificate chain %s",
-                    self._peer(request.channel),
-                    result.version,
-                    result.cipher,
-                    # DANE and fingerprints are judged by the core next, not by a CA.
-                    "verified" if result.chain_verified else "not verified by a CA",
+                # DANE and fingerprints are judged by the core next, not by a CA.
+                chain = "verified" if result.chain_verified else "not verified by a CA"
+                _say(
+                    CONNECTION,
+                    logging.INFO,
+                    f"TLS with {self._peer(request.channel)}: {result.version} with cipher "
+                    f"{result.cipher}, certificate chain {chain}",
                 )
             case Resolve():
-                CONNECTION.debug("%s %s: %s", request.name, request.rrtype, result or "no records")
+                found = result or "no records"
+                _say(CONNECTION, logging.DEBUG, f"{request.name} {request.rrtype}: {found}")
             case Close():
                 self._peers.pop(id(request.channel), None)
 
@@ -210,7 +215,7 @@ class RunLog:
                 what = f"reading from {self._peer(request.channel)}"
             case _:
                 what = type(request).__name__
-        CONNECTION.info("%s: %s", what, failure.reason)
+        _say(CONNECTION, logging.INFO, f"{what}: {failure.reason}")
 
     def done(self, value: object) -> None:
         """Called with what the engine returned: a report gets its result lines."""
@@ -327,7 +332,7 @@ def start_delivery(
 ) -> tuple[Engine[DeliveryReport], RunLog]:
     """The engine's ``deliver`` with the adapters' inputs, and the log of its run."""
     config = config or ClientConfig()
-    log = RunLog(config)
+    log = RunLog()
     run = engine.deliver(
         destination, envelope, message, config=config, transcript=log.transcript, **engine_inputs()
     )
@@ -339,7 +344,7 @@ def start_session(
 ) -> tuple[Engine[engine.Session], RunLog]:
     """The engine's ``open_session`` for the adapters' ``connect``, and the session's log."""
     config = config or ClientConfig()
-    log = RunLog(config)
+    log = RunLog()
     run = engine.open_session(
         destination, config=config, transcript=log.transcript, **engine_inputs()
     )

@@ -18,6 +18,7 @@ from smtpproto.requests import (
     Connect,
     ConnectFailed,
     ConnectionLost,
+    DeriveKey,
     HTTPSGet,
     IORequest,
     IOTimeout,
@@ -76,6 +77,11 @@ class _IO:
             case Sleep():
                 await asyncio.sleep(request.seconds)
                 return None
+            case DeriveKey():
+                # AU-19: thousands of HMAC rounds would stall every other task on the loop.
+                if request.blocking:
+                    return await asyncio.to_thread(request.derive)
+                return request.derive()
             case Close(channel=_Channel() as channel):
                 self.close(channel)
                 return None

@@ -19,6 +19,7 @@ from smtpproto.requests import (
     Connect,
     ConnectFailed,
     ConnectionLost,
+    DeriveKey,
     HTTPSGet,
     IORequest,
     IOTimeout,
@@ -71,6 +72,8 @@ class _IO:
             case Sleep():
                 time.sleep(request.seconds)
                 return None
+            case DeriveKey():
+                return request.derive()
             case Close(channel=_Channel() as channel):
                 self.close(channel)
                 return None

@@ -20,6 +20,7 @@ from smtpproto.requests import (
     Connect,
     ConnectFailed,
     ConnectionLost,
+    DeriveKey,
     HTTPSGet,
     IORequest,
     IOTimeout,
@@ -77,6 +78,11 @@ class _IO:
             case Sleep():
                 await trio.sleep(request.seconds)
                 return None
+            case DeriveKey():
+                # AU-19: thousands of HMAC rounds would stall every other task on the loop.
+                if request.blocking:
+                    return await trio.to_thread.run_sync(request.derive)
+                return request.derive()
             case Close(channel=_Channel() as channel):
                 await self.close(channel)
                 return None

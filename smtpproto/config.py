@@ -61,7 +61,7 @@ __all__ = [
     "parse_master_cf",
 ]
 
-EXTENSION_FIELDS = frozenset({"chunking", "mta_sts_enable"})
+EXTENSION_FIELDS = frozenset({"chunking", "mta_sts_enable", "sasl_scram_max_iterations"})
 """`ClientConfig` fields with no Postfix parameter behind them (``-o`` names them
 ``smtpproto_*``)."""
 
@@ -553,23 +553,27 @@ class ClientConfig:
         "noplaintext, noanonymous",
         "engine/security.py",
     )
-    # Quirk Q9: PLAIN/LOGIN are allowed under TLS by default.
+    # AU-20: PLAIN, LOGIN and XOAUTH2 only over TLS whose certificate verified and matched,
+    # at every level; a caller opts in to less by naming the options. Postfix never sends
+    # them by default (quirk Q9: every option repeats $smtp_sasl_security_options), and
+    # from_postconf and from_main_cf keep that.
     sasl_tls_security_options: frozenset[str] = _p(
-        frozenset({"noanonymous"}),
+        frozenset({"noplaintext", "noanonymous"}),
         "smtp_sasl_tls_security_options",
         SASL_OPTIONS,
         "$smtp_sasl_security_options",
         "engine/security.py",
-        differs="PLAIN and LOGIN under TLS are allowed when built from Python; from_postconf "
-        "keeps Postfix's default",
     )
     # None: the same as sasl_tls_security_options (Postfix's $smtp_sasl_tls_security_options).
     sasl_tls_verified_security_options: frozenset[str] | None = _p(
-        None,
+        frozenset({"noanonymous"}),
         "smtp_sasl_tls_verified_security_options",
         optional(SASL_OPTIONS),
         "$smtp_sasl_tls_security_options",
         "engine/security.py",
+        differs="PLAIN, LOGIN and XOAUTH2 go to a verified peer, the one TLS peer known not "
+        "to be a man in the middle (AU-20), and to no other; RFC 4954 names PLAIN over TLS as "
+        "what every server implements. from_postconf and from_main_cf keep Postfix's default",
     )
     sasl_mechanism_filter: MatchList = _p(
         _NO_LIST, "smtp_sasl_mechanism_filter", match_list(), "", "engine/security.py"
@@ -582,6 +586,17 @@ class ClientConfig:
     )
     send_cyrus_sasl_authzid: bool = _p(
         False, "send_cyrus_sasl_authzid", BOOL, "no", "engine/security.py", lmtp=_SMTP_ONLY
+    )
+    # SMTPPROTO EXTENSION: the most SCRAM iterations a server may ask for (AU-13, AU-19);
+    # more fails the AUTH, which defers.
+    sasl_scram_max_iterations: int = _p(
+        100_000,
+        "smtpproto_sasl_scram_max_iterations",
+        integer(4096),
+        "(none: Cyrus SASL refuses more than 65,536)",
+        "engine/security.py",
+        differs="room above Cyrus SASL's 65,536 for servers that ask more, bounded so that a "
+        "hostile server cannot pin the CPU (AU-19)",
     )
     send_dummy_mail_auth: bool = _p(
         False,
@@ -1270,6 +1285,8 @@ def _build(
             "sasl_security_options",
             ClientConfig.__dataclass_fields__["sasl_security_options"].default,
         )
+    if "sasl_tls_verified_security_options" not in values:
+        values["sasl_tls_verified_security_options"] = None  # $smtp_sasl_tls_security_options
     return cls(**values)
 
 

@@ -9,10 +9,12 @@ performs the request, within the timeout the request carries.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = [
+    "INLINE_ITERATIONS",
     "Channel",
     "Close",
     "Connect",
@@ -20,6 +22,7 @@ __all__ = [
     "ConnectionLost",
     "DNSAnswer",
     "DNSError",
+    "DeriveKey",
     "HTTPResponse",
     "HTTPSFailed",
     "HTTPSGet",
@@ -117,6 +120,13 @@ class Connect:
     bind_address: str | None = None
 
 
+# Command verbs a flight may start with, for Send's repr; anything else is shown as content.
+_VERBS = frozenset(
+    {"EHLO", "HELO", "LHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET"}
+    | {"NOOP", "QUIT", "XFORWARD"}
+)
+
+
 @dataclass(frozen=True)
 class Send:
     """Write all of `data` to `channel`, each write within `timeout` seconds.
@@ -127,6 +137,16 @@ class Send:
     channel: Channel
     data: bytes
     timeout: float | None
+
+    def __repr__(self) -> str:
+        """The size and the first command verb only: `data` may hold an AUTH credential or
+        message content, and embedders log requests (AU-18)."""
+        word = self.data[:9].split(b" ", 1)[0].split(b"\r", 1)[0].decode("ascii", "replace")
+        what = word.upper() if word.upper() in _VERBS else "data"
+        return (
+            f"Send(channel={self.channel!r}, data=<{len(self.data)} octets: {what}>, "
+            f"timeout={self.timeout!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -180,6 +200,35 @@ class Sleep:
     seconds: float
 
 
+INLINE_ITERATIONS = 4096
+"""A `DeriveKey` of at most this many iterations (RFC 7677's minimum, a few milliseconds) is
+computed where it is asked for; above it the asyncio and trio adapters use a worker thread."""
+
+
+@dataclass(frozen=True)
+class DeriveKey:
+    """Compute SCRAM's SaltedPassword, PBKDF2-HMAC(`hash_name`) of `password` (RFC 5802 3).
+
+    The one expensive step of an AUTH exchange: a server chooses `iterations` (within the
+    configured bound, AU-13), so the engine hands the work to the adapter, which may run it
+    off its event loop (AU-19). Result: :meth:`derive`'s bytes. It never fails.
+    """
+
+    hash_name: Literal["sha1", "sha256"]
+    password: bytes = field(repr=False)
+    salt: bytes
+    iterations: int
+
+    def derive(self) -> bytes:
+        """The derived key; pure computation, safe in any thread."""
+        return hashlib.pbkdf2_hmac(self.hash_name, self.password, self.salt, self.iterations)
+
+    @property
+    def blocking(self) -> bool:
+        """Worth a worker thread in an event loop: more than `INLINE_ITERATIONS`."""
+        return self.iterations > INLINE_ITERATIONS
+
+
 @dataclass(frozen=True)
 class HTTPSGet:
     """Fetch ``https://<host><path>`` from `address` (the MTA-STS policy, RFC 8461 3.3).
@@ -217,7 +266,7 @@ class Close:
     channel: Channel
 
 
-IORequest = Resolve | Connect | Send | Receive | StartTLS | Sleep | HTTPSGet | Close
+IORequest = Resolve | Connect | Send | Receive | StartTLS | Sleep | DeriveKey | HTTPSGet | Close
 """Every request the engine may yield."""
 
 

@@ -85,6 +85,7 @@ CASES: dict[str, tuple[Any, Any]] = {
     "smtp_sender_dependent_authentication": ("yes", True),
     "smtp_sasl_auth_soft_bounce": ("no", False),
     "send_cyrus_sasl_authzid": ("yes", True),
+    "smtpproto_sasl_scram_max_iterations": ("65536", 65536),
     "smtp_send_dummy_mail_auth": ("yes", True),
     "smtp_tls_security_level": ("verify", "verify"),
     "smtp_tls_policy_maps": ("inline:{ example.com=secure }", ("EXAMPLE.COM", "secure")),
@@ -371,11 +372,14 @@ def test_empty_names_take_the_machine_name_the_adapter_passes() -> None:
 
 
 def test_from_postconf_keeps_postfix_meaning_of_sasl_tls_security_options() -> None:
-    # Quirk Q9: the constructor default allows PLAIN under TLS; a Postfix configuration keeps
-    # Postfix's.
-    assert ClientConfig().sasl_tls_security_options == frozenset({"noanonymous"})
+    # AU-20, quirk Q9: the constructor lifts noplaintext for a verified peer only; a Postfix
+    # configuration keeps Postfix's defaults, which never lift it.
+    library = ClientConfig()
+    assert library.sasl_tls_security_options == frozenset({"noplaintext", "noanonymous"})
+    assert library.sasl_tls_verified_security_options == frozenset({"noanonymous"})
     postfix = ClientConfig.from_postconf({})
     assert postfix.sasl_tls_security_options == frozenset({"noplaintext", "noanonymous"})
+    assert postfix.sasl_tls_verified_security_options is None
     given_ = ClientConfig.from_postconf({"smtp_sasl_security_options": "noanonymous, noactive"})
     assert given_.sasl_tls_security_options == frozenset({"noanonymous", "noactive"})
 

@@ -37,6 +37,7 @@ from ..requests import (
 from ..tlsreport import AttemptResult, ReportPolicy
 from .authtls import ServerDNS, STSState, discover_sts, records_of
 from .mtasts import PolicyCache
+from .redact import Redactor
 from .routing import (
     Attempts,
     Hop,
@@ -117,6 +118,12 @@ class _Walk:
     def now(self) -> int | None:
         """The time of day for certificate dates, or ``None`` without a wall clock."""
         return None if self.wall_clock is None else int(self.wall_clock())
+    redactor: Redactor = field(default_factory=Redactor)
+    """The secrets every session of this request knows (AU-18)."""
+
+    def note(self, line: str) -> None:
+        """A transcript line that belongs to no session (DNS warnings), as `Session.note`."""
+        self.transcript.append(self.redactor.shown(line))
 
 
 def _trouble(status: RouteStatus) -> Trouble:
@@ -199,7 +206,8 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
         selection = select_mx(
             records, dest.host, rng=walk.rng, randomize=config.randomize_addresses
         )
-        walk.transcript.extend(f"Warning: {w}" for w in selection.warnings)
+        for warning in selection.warnings:
+            walk.note(f"Warning: {warning}")
         if selection.status is not None:
             return [], _trouble(selection.status), False
         found = []
@@ -263,7 +271,7 @@ def _sts(domain: str, walk: _Walk) -> IO:
         walk.attempts.append(
             AttemptResult(policy, success=False, result_type=kind, failure_reason_code=reason)
         )
-        walk.transcript.append(f"Warning: MTA-STS policy of {domain}: {reason}")
+        walk.note(f"Warning: MTA-STS policy of {domain}: {reason}")
     return state
 
 
@@ -323,6 +331,7 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolic
         lmtp=walk.lmtp,
         started=walk.clock(),
         transcript=walk.transcript,
+        redactor=walk.redactor,
     )
     trouble: Trouble | None = None
     if config.tls_wrappermode:
@@ -502,11 +511,11 @@ def deliver(
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
     config = config.with_hostname(myhostname)
     hops = _hops(destination, config, idna)
-    info = scan(message)
+    info = scan(message, nesting_limit=config.mime_nesting_limit)
     # Every address is checked before the first request: nothing raises once mail went out.
     commands = EnvelopeCommands.build(envelope, info, config)
     walk = _walk(config, clock, rng, nonce, transcript, wall_clock, sts_cache)
-    ledger = Ledger((r.address for r in envelope.recipients), clock=clock)
+    ledger = Ledger((r.address for r in envelope.recipients), clock=clock, redactor=walk.redactor)
     count = len(envelope.recipients)
     size = config.destination_recipient_limit
     batches = [tuple(range(i, min(i + size, count))) for i in range(0, count, size)]
@@ -576,11 +585,12 @@ def open_session(
     for hop in _hops(destination, config, idna):
         targets, trouble, _ = yield from _targets(hop.destination, walk)
         if trouble is not None:
-            last = ConnectionFailed(trouble.dsn, trouble.diagnostic, trouble.reply)
+            last = _failure(ConnectionFailed, trouble, walk.redactor)
         for target in targets:
             server = Server(target.host, target.address, target.port, True)
             steps = _Steps(
-                default_policy(config, unix=target.family == "unix", nexthop=hop.destination.text)
+                default_policy(config, unix=target.family == "unix", nexthop=hop.destination.text),
+                walk.redactor,
             )
             outcome = yield from _connect(target, server, walk, steps)
             if isinstance(outcome, Session):
@@ -593,13 +603,24 @@ def open_session(
     raise last or ConnectionFailed("4.3.0", "server unavailable or unable to receive mail")
 
 
+def _failure(kind: type[SessionFailed], trouble: Trouble, redactor: Redactor) -> SessionFailed:
+    # An exception's text is a string the library produces like any other (RP-24, AU-18).
+    reply = None if trouble.reply is None else redactor.reply(trouble.reply)
+    return kind(trouble.dsn, redactor.shown(trouble.diagnostic), reply)
+
+
 @dataclass
 class _Steps:
     """The security policy of one connection, remembering which step ended the handshake,
     so that ``open_session`` raises the matching `SessionFailed`."""
 
     policy: SecurityPolicy
+    redactor: Redactor
     failed: type[SessionFailed] = ConnectionFailed
+
+    def prepare(self, session: Session) -> None:
+        """`SecurityPolicy.prepare`."""
+        self.policy.prepare(session)
 
     def refuse_wrapper(self) -> Trouble | None:
         """`SecurityPolicy.refuse_wrapper`; a refusal there is a TLS policy failure."""
@@ -631,7 +652,7 @@ class _Steps:
 
     def failure(self, trouble: Trouble) -> SessionFailed:
         """The exception for `trouble`, the outcome of this connection."""
-        return self.failed(trouble.dsn, trouble.diagnostic, trouble.reply)
+        return _failure(self.failed, trouble, self.redactor)
 
 
 def transact(
@@ -646,13 +667,14 @@ def transact(
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
     if not isinstance(session, Session):
         raise LocalProtocolError(f"session: expected Session, got {type(session).__name__}")
-    info = scan(message)
+    info = scan(message, nesting_limit=session.config.mime_nesting_limit)
     commands = EnvelopeCommands.build(envelope, info, session.config)
     start = len(session.transcript)
     session.server = replace(session.server, final=True)
     ledger = Ledger(
         (r.address for r in envelope.recipients),
         clock=session.clock,
+        redactor=session.redactor,
     )
     batch = tuple(range(len(envelope.recipients)))
     # Rule 9.4 probes a cached session with RSET so that a dead one can be swapped for

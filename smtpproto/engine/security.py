@@ -37,13 +37,14 @@ from ..sasl import (
     SaslCredentials,
     create_mechanism,
     decode_challenge,
+    encode_response,
     lookup_credentials,
     security_options_for,
     select_mechanism,
 )
 from ..tlsreport import AttemptResult, ResultType
 from .authtls import Refusal, ServerDNS, ServerTLS, STSState, attempt, judge, server_policy
-from .redact import Secrets, redact_text
+from .redact import Secrets
 from .session import IO, Session, fail_stream, hello
 from .tlspolicy import (
     CHAIN_LEVELS,
@@ -74,11 +75,6 @@ def without_auth(capabilities: Capabilities) -> Capabilities:
         k: v for k, v in capabilities.keywords.items() if k != "AUTH" and not k.startswith("AUTH=")
     }
     return Capabilities(capabilities.domain, keywords)
-
-
-def _redacted_reply(reply: Reply, secrets: Secrets) -> Reply:
-    # A server may echo the AUTH line in its error (clawbox PR #424): scrub the reply itself.
-    return Reply(reply.code, tuple(redact_text(line, secrets) for line in reply.lines))
 
 
 @dataclass
@@ -234,7 +230,7 @@ class SecurityPolicy:
             policy = self.lookup()
             parameters = self._parameters(policy)
         except LocalProtocolError as error:
-            session.transcript.append(f"Warning: {_CONFIG_PROBLEM}: {error}")
+            session.note(f"Warning: {_CONFIG_PROBLEM}: {error}")
             return local_trouble("4.7.0", _CONFIG_PROBLEM, site=True)
         self.tls_policy = policy
         self.wrapped = True
@@ -268,7 +264,7 @@ class SecurityPolicy:
             session.forbidden = True
             session.cacheable = False
             detail = getattr(exc, "reason", str(exc))
-            session.transcript.append(f"Warning: TLS handshake with {server.label}: {detail}")
+            session.note(f"Warning: TLS handshake with {server.label}: {detail}")
             certificate = isinstance(exc, TLSFailed) and exc.certificate
             self._note(
                 session,
@@ -286,7 +282,7 @@ class SecurityPolicy:
             failure, word, matched = verdict.failure, verdict.trust, verdict.matched
             result_type, detail = verdict.result_type, verdict.detail
             if detail:
-                session.transcript.append(f"{server.relay}: {detail}")
+                session.note(f"{server.relay}: {detail}")
         else:
             names = match_names(policy, hostname=server.host, nexthop=self.nexthop)
             failure = check_peer(policy, info, names)
@@ -301,7 +297,7 @@ class SecurityPolicy:
         session.tls_state = self.tls_state = TLSState(
             word, info.version, info.cipher, level=policy.level, matched=matched
         )
-        session.transcript.append(
+        session.note(
             established_message(info, matched=matched is not None, peer=server.relay, trust=word)
         )
         self._note(session, result_type=result_type, reason=detail or failure or "")
@@ -321,7 +317,7 @@ class SecurityPolicy:
             parameters = None if policy.level == "none" else self._parameters(policy)
         except LocalProtocolError as error:
             # Rule 5.10: a policy that cannot be read is never weakened to plaintext.
-            session.transcript.append(f"Warning: {_CONFIG_PROBLEM}: {error}")
+            session.note(f"Warning: {_CONFIG_PROBLEM}: {error}")
             return local_trouble("4.7.0", _CONFIG_PROBLEM, site=True)
         self.tls_policy = policy
         required = tls_required(policy.level)
@@ -329,7 +325,7 @@ class SecurityPolicy:
         offered = caps is not None and caps.starttls
         if parameters is None:
             if offered and self.config.tls_note_starttls_offer:
-                session.transcript.append(f"Host offered STARTTLS: [{server.host}]")
+                session.note(f"Host offered STARTTLS: [{server.host}]")
             return None
         if not offered:
             text = f"TLS is required, but was not offered by host {server.label}"
@@ -372,6 +368,34 @@ class SecurityPolicy:
 
     # -- AUTH -----------------------------------------------------------------------------
 
+    def _credentials(self, session: Session) -> SaslCredentials | None:
+        """The ``sasl_password_maps`` entry for this server, as AUTH will send it; may raise
+        `LocalProtocolError`."""
+        config = self.config
+        credentials = lookup_credentials(
+            config.sasl_password_maps,
+            host=session.server.host,
+            destination=self.nexthop,
+            sender=self.sender,
+            sender_dependent=config.sender_dependent_authentication,
+        )
+        if credentials is not None and config.send_cyrus_sasl_authzid:
+            # Postfix send_cyrus_sasl_authzid: the authorization ID is the login name.
+            credentials = replace(credentials, authzid=credentials.username)
+        return credentials
+
+    def prepare(self, session: Session) -> None:
+        """Before the greeting: the credentials this server may get are secrets from now on,
+        whatever the server sends (AU-18). A bad entry is reported by `authenticate`."""
+        if not self.config.sasl_auth_enable:
+            return
+        try:
+            credentials = self._credentials(session)
+        except LocalProtocolError:
+            return
+        if credentials is not None:
+            session.redactor.learn(Secrets.from_credentials(credentials))
+
     def authenticate(self, session: Session) -> IO:
         """Rules 11.1-11.6; AU-01..AU-10. Returns ``None`` or the site Trouble."""
         config = self.config
@@ -388,21 +412,12 @@ class SecurityPolicy:
         if caps is None or not caps.auth_mechanisms:
             return None  # rule 11.3: go on unauthenticated
         try:
-            credentials = lookup_credentials(
-                config.sasl_password_maps,
-                host=server.host,
-                destination=self.nexthop,
-                sender=self.sender,
-                sender_dependent=config.sender_dependent_authentication,
-            )
+            credentials = self._credentials(session)
         except LocalProtocolError as error:
             return local_trouble("4.3.0", f"SASL configuration problem: {error}", site=True)
         if credentials is None:
             return None  # rule 11.3
-        if config.send_cyrus_sasl_authzid:
-            # Postfix send_cyrus_sasl_authzid: the authorization ID is the login name.
-            credentials = replace(credentials, authzid=credentials.username)
-        secrets = Secrets.from_credentials(credentials)
+        session.redactor.learn(Secrets.from_credentials(credentials))
         options = security_options_for(
             tls=is_tls,
             verified=session.tls_state is not None and session.tls_state.verified,
@@ -428,34 +443,38 @@ class SecurityPolicy:
                 f"SASL authentication failed: server {server.label} {selection.reason}",
                 site=True,
             )
-        start = len(session.transcript)
-        try:
-            trouble = yield from self._exchange(session, selection.mechanism, credentials, secrets)
-        finally:
-            # AU-15: whatever the server echoed during the exchange leaves no secret behind.
-            for i in range(start, len(session.transcript)):
-                session.transcript[i] = redact_text(session.transcript[i], secrets)
+        trouble = yield from self._exchange(session, selection.mechanism, credentials)
         if trouble is not None:
             session.cacheable = False
-            return replace(trouble, diagnostic=redact_text(trouble.diagnostic, secrets))
+            return trouble
         session.identity = credentials.username
         if config.sender_dependent_authentication and self.sender is not None:
             # Rule 11.8: authenticated for this sender only; never reused for another.
             session.cacheable = False
         return None
 
-    def _exchange(
-        self, session: Session, name: str, credentials: SaslCredentials, secrets: Secrets
-    ) -> IO:
-        """One AUTH exchange (rules 11.5, 11.6); ``None`` on success, else the Trouble."""
+    def _exchange(self, session: Session, name: str, credentials: SaslCredentials) -> IO:
+        """One AUTH exchange (rules 11.5, 11.6); ``None`` on success, else the Trouble.
+
+        Every line is a secret before it is written (AU-18), and a SCRAM key derivation above
+        `INLINE_ITERATIONS` is a `DeriveKey` request for the adapter (AU-19).
+        """
         server = session.server
         timeout = self.config.helo_timeout
+        redactor = session.redactor
         try:
             nonce = session.nonce() if name.startswith("SCRAM-") and session.nonce else None
-            mechanism: Mechanism = create_mechanism(name, credentials, nonce=nonce)
+            mechanism: Mechanism = create_mechanism(
+                name,
+                credentials,
+                nonce=nonce,
+                max_iterations=self.config.sasl_scram_max_iterations,
+            )
             initial = mechanism.initial_response(max_line=MAX_COMMAND_LINE)
         except LocalProtocolError as error:
             return _auth_trouble(f"cannot authenticate to server {server.label}: {error}")
+        if initial is not None:
+            redactor.hide_sent(encode_response(initial).encode())
         try:
             reply: Reply = yield from session.command(Auth(name, initial), timeout)
             for _ in range(MAX_AUTH_ROUNDS + 1):
@@ -464,11 +483,19 @@ class SecurityPolicy:
                 try:
                     if len(reply.lines) != 1:
                         raise RemoteProtocolError("multi-line 334 challenge")
-                    response = mechanism.respond(decode_challenge(reply.lines[0]))
+                    challenge = decode_challenge(reply.lines[0])
+                    derivation = mechanism.key_derivation(challenge)
+                    if derivation is not None and derivation.blocking:
+                        key: bytes = yield derivation
+                        mechanism.use_derived_key(derivation, key)
+                    response = mechanism.respond(challenge)
                 except RemoteProtocolError as error:
                     # RFC 4954 4, AU-07: cancel, and read the server's 501 before giving up.
                     yield from _cancel(session, timeout)
                     return _auth_trouble(f"cannot authenticate to server {server.label}: {error}")
+                redactor.hide_sent(encode_response(response).encode())
+                for secret in mechanism.revealed():
+                    redactor.hide(secret)
                 reply = yield from session.command(AuthResponse(response), timeout)
             else:
                 # Unreachable while mechanisms cap their own rounds; kept as the engine's bound.
@@ -484,13 +511,13 @@ class SecurityPolicy:
                 return _auth_trouble(f"server {server.label} not authenticated: {error}")
             return None
         # Rule 11.6: any other final reply (503 included, AU-10) fails; never "*" after it.
-        clean = _redacted_reply(reply, secrets)
+        # The reply may echo a credential: the ledger masks it with the diagnostic (AU-18).
         hard = not self.config.sasl_auth_soft_bounce and reply.code // 100 == 5
         return Trouble(
             # smtp_sasl_auth_soft_bounce (default yes): a 5xx AUTH reply defers, never bounces.
-            clean.dsn if hard else _soft(clean),
-            f"SASL authentication failed; server {server.label} said: {clean}",
-            clean,
+            reply.dsn if hard else _soft(reply),
+            f"SASL authentication failed; server {server.label} said: {reply}",
+            reply,
             site=True,
             protocol_error=is_protocol_error_code(reply.code),
         )
