@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.hostile import Behaviour
 from support.world import EHLO_PLAIN, GREETING, Session, go, smtp, statuses
 
 from smtpproto import RemoteProtocolError
@@ -149,8 +150,9 @@ def test_hostile_target_early_reply_to_a_pipelined_rcpt_is_its_reply() -> None:
     # Found by `hostile` (752 executions): MAIL answered, then a 250 "in advance" for the next
     # command, with PIPELINING; the recipient was reported sent while the model's truth was
     # empty. The model was wrong, not the engine: MAIL, both RCPTs and DATA came as one group,
-    # so that 250 went out after the first RCPT had arrived and is its reply (tests/hostile.py
-    # `Server._reply`). Kept as a regression test of the model and of the engine.
+    # so that 250 went out after the first RCPT had arrived and is its reply
+    # (tests/support/hostile.py `Server._reply`). Kept as a regression test of the model and
+    # of the engine.
     from fuzz import hostile
 
     hostile.check(
@@ -161,7 +163,7 @@ def test_hostile_target_early_reply_to_a_pipelined_rcpt_is_its_reply() -> None:
             "size": 2,
             "limit": 2,
             "message": b"Subject: t\r\n\r\nhello\r\n",
-            "scripts": [[hostile.Behaviour("early", 250, target="MAIL", nth=0)]],
+            "scripts": [[Behaviour("early", 250, target="MAIL", nth=0)]],
             "chunks": [1],
         }
     )
@@ -185,8 +187,8 @@ def test_hostile_surplus_mail_reply_displacing_the_rcpt_reply_is_undetectable() 
         "message": b"Subject: t\r\n\r\nhello\r\n",
         "scripts": [
             [
-                hostile.Behaviour("twice", target="MAIL", nth=0),
-                hostile.Behaviour("close", 250, 14, target="RCPT", nth=0),
+                Behaviour("twice", target="MAIL", nth=0),
+                Behaviour("close", 250, 14, target="RCPT", nth=0),
             ]
         ],
         "chunks": [1],
@@ -216,8 +218,8 @@ def test_hostile_lmtp_surplus_then_a_withheld_reply_is_undetectable() -> None:
         "message": b"Subject: t\r\n\r\nhello\r\n",
         "scripts": [
             [
-                hostile.Behaviour("twice", target="END", nth=2),
-                hostile.Behaviour("silent", target="END", nth=3),
+                Behaviour("twice", target="END", nth=2),
+                Behaviour("silent", target="END", nth=3),
             ]
         ],
         "chunks": [1],

@@ -455,6 +455,18 @@ def _walk_batch(
         ledger.finish(remaining, hard_is_configuration=last_was_fallback)
 
 
+def _internal_error(ledger: Ledger, error: Exception) -> None:
+    """An engine bug after the first request: defer whoever has no outcome yet.
+
+    Never the peer's doing (its misbehaviour is classified) nor the caller's (every input is
+    checked before the first request). Some mail may be gone by now, so raising would invite a
+    retry that sends it twice; the recipients without an outcome are deferred instead, as
+    Postfix's queue manager defers a message whose delivery agent died.
+    """
+    trouble = local_trouble("4.3.0", f"internal error: {type(error).__name__}: {error}")
+    ledger.fail(trouble, None, ledger.pending, final=True)
+
+
 def _with_tls(
     results: tuple[RecipientResult, ...], states: dict[str, TLSState | None]
 ) -> tuple[RecipientResult, ...]:
@@ -520,20 +532,23 @@ def deliver(
     size = config.destination_recipient_limit
     batches = [tuple(range(i, min(i + size, count))) for i in range(0, count, size)]
     caching = _may_cache(hops, config)
-    for n, batch in enumerate(batches):
-        yield from _walk_batch(
-            walk,
-            hops,
-            envelope,
-            commands,
-            message,
-            info,
-            ledger,
-            batch,
-            keep_open=caching and n < len(batches) - 1,
-        )
-    for session, _ in walk.cache:
-        yield from session.quit()
+    try:
+        for n, batch in enumerate(batches):
+            yield from _walk_batch(
+                walk,
+                hops,
+                envelope,
+                commands,
+                message,
+                info,
+                ledger,
+                batch,
+                keep_open=caching and n < len(batches) - 1,
+            )
+        for session, _ in walk.cache:
+            yield from session.quit()
+    except Exception as error:
+        _internal_error(ledger, error)
     return DeliveryReport(
         recipients=_with_tls(ledger.results(), walk.tls_states),
         tls=walk.tls,
@@ -687,9 +702,21 @@ def transact(
     )
     if usable:
         session.arrival = envelope.arrival
-        yield from run_transaction(
-            session, envelope, commands, iter_chunks(message), info, ledger, batch, keep_open=True
-        )
+        try:
+            yield from run_transaction(
+                session,
+                envelope,
+                commands,
+                iter_chunks(message),
+                info,
+                ledger,
+                batch,
+                keep_open=True,
+            )
+        except Exception as error:
+            _internal_error(ledger, error)
+            session.forbidden = True  # its state is unknown: no more I/O, not even QUIT
+            yield from session.close()
     else:
         ledger.fail(
             local_trouble(

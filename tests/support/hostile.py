@@ -31,8 +31,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
-from support.world import Record
-from support.world import drive as run_engine
+from hypothesis import strategies as st
 
 from smtpproto.requests import (
     Close,
@@ -44,8 +43,10 @@ from smtpproto.requests import (
     Send,
     Sleep,
 )
+from support.world import Record
+from support.world import drive as run_engine
 
-__all__ = ["Behaviour", "Server", "drive"]
+__all__ = ["BEHAVIOURS", "CODES", "SCRIPT", "Behaviour", "Server", "drive"]
 
 T = TypeVar("T")
 
@@ -388,3 +389,28 @@ def drive(
         raise AssertionError(f"unexpected request {request!r}")
 
     return run_engine(engine, answer, Record(), max_steps=max_steps)
+
+
+# -- hypothesis strategies, shared by tests/test_engine_hostile_model.py and fuzz/hostile.py --
+
+CODES = (220, 221, 250, 251, 334, 354, 421, 450, 452, 500, 503, 550, 552, 554)
+"""The codes a ``code`` behaviour puts in place of the right reply."""
+
+TARGETS = st.sampled_from(("MAIL", "RCPT", "DATA", "END", "CHUNK", "RSET", "EHLO", "QUIT"))
+NTH = st.integers(0, 3)
+BEHAVIOURS = st.one_of(
+    st.builds(Behaviour, st.just("code"), st.sampled_from(CODES), target=TARGETS, nth=NTH),
+    st.builds(Behaviour, st.just("twice"), target=TARGETS, nth=NTH),
+    st.builds(
+        Behaviour, st.just("early"), st.sampled_from((250, 354, 221, 550)), target=TARGETS, nth=NTH
+    ),
+    st.builds(Behaviour, st.just("silent"), target=TARGETS, nth=NTH),
+    st.builds(
+        Behaviour, st.just("close"), st.just(250), st.integers(0, 40), target=TARGETS, nth=NTH
+    ),
+    st.builds(Behaviour, st.just("deaf"), target=TARGETS, nth=NTH),
+)
+"""One hostile behaviour aimed at one reply (the nth of its kind)."""
+# The other replies are right: hostility at one or two points finds more than everywhere.
+SCRIPT = st.lists(BEHAVIOURS, max_size=3)
+"""A connection's behaviours: at most three hostile replies."""
