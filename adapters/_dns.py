@@ -1,19 +1,26 @@
 """DNS for the adapters: a replaceable `Resolver` and defaults over dnspython or getaddrinfo.
 
 A request says where to look (`Resolve.lookup`, the engine's reading of ``smtp_host_lookup``):
-``dns`` lookups go to dnspython (the ``dns`` extra; without it they fail as ``unavailable``,
-and the engine falls back to ``native`` where the configuration allows), ``native`` lookups
-to the system resolver (getaddrinfo: /etc/hosts, nsswitch.conf). DNS answers carry their TTL
-and, after a CNAME, the name it led to (`DNSAnswer`).
+``dns`` lookups, and every MX, TLSA and TXT lookup, go to dnspython (the ``dns`` extra;
+without it they fail as ``unavailable``, and the engine falls back to ``native`` where the
+configuration allows); ``native`` address lookups go to the system resolver (getaddrinfo:
+/etc/hosts, nsswitch.conf), unless DNSSEC is asked for. A DNS answer carries its TTL and,
+after a CNAME, the name it led to (`DNSAnswer`).
+
+DNSSEC (``smtp_dns_support_level = dnssec``): the query carries the DO bit and the answer's
+AD bit is reported as `DNSAnswer.authenticated`. Like Postfix, the library validates
+nothing itself: it trusts the AD bit of the name servers it asks, which must therefore be a
+validating resolver on a trusted path, in practice on the same machine (RFC 7672 2.1,
+RFC 6698 4.1).
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from smtpproto.requests import DNSAnswer, DNSError, MXRecord, Resolve
+from smtpproto.requests import DNSAnswer, DNSError, MXRecord, Records, Resolve, RRType
 
 __all__ = [
     "AsyncResolver",
@@ -23,17 +30,19 @@ __all__ = [
     "TrioResolver",
 ]
 
-Answer = tuple[MXRecord, ...] | tuple[str, ...]
-RRType = Literal["MX", "A", "AAAA"]
+Answer = Records | DNSAnswer
 
-_MISSING = "MX lookups need dnspython: pip install 'smtpproto-client[dns]'"
+_MISSING = "MX, TLSA and TXT lookups need dnspython: pip install 'smtpproto-client[dns]'"
 _FAMILIES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
+_ADDRESS_TYPES = frozenset({"A", "AAAA"})
+# EDNS0 with the DO bit (RFC 3225), as Postfix's RES_USE_DNSSEC; 1232 octets (DNS flag day).
+_EDNS_PAYLOAD = 1232
 
 
 class Resolver(Protocol):
     """Blocking lookups; an embedding MTA may pass its own to the blocking adapter."""
 
-    def resolve(self, request: Resolve) -> Answer | DNSAnswer:
+    def resolve(self, request: Resolve) -> Answer:
         """Answer `request` or raise `DNSError`; an empty tuple means NODATA."""
         ...
 
@@ -41,7 +50,7 @@ class Resolver(Protocol):
 class AsyncResolver(Protocol):
     """Lookups for the asyncio and trio adapters."""
 
-    async def resolve(self, request: Resolve) -> Answer | DNSAnswer:
+    async def resolve(self, request: Resolve) -> Answer:
         """Answer `request` or raise `DNSError`; an empty tuple means NODATA."""
         ...
 
@@ -67,19 +76,31 @@ def _dns_failure(error: BaseException) -> DNSError:
     return DNSError("permanent", f"DNS lookup failed: {error}")
 
 
-def _answer(rrtype: RRType, answer: Any) -> DNSAnswer:
-    records: Answer
+def _records(rrtype: RRType, rrset: Any) -> Records:
     if rrtype == "MX":
-        records = tuple(
+        return tuple(
             MXRecord(r.preference, r.exchange.to_text(omit_final_dot=True).rstrip("."))
-            for r in answer
+            for r in rrset
         )
-    else:
-        records = tuple(r.address for r in answer)
+    if rrtype == "TLSA":
+        # RFC 6698 2.1: the RDATA as on the wire; the core parses and judges it.
+        return tuple(bytes((r.usage, r.selector, r.mtype)) + bytes(r.cert) for r in rrset)
+    if rrtype == "TXT":
+        # RFC 8461 3.1 (as RFC 7208 3.3): a record's character-strings form one text.
+        return tuple(b"".join(r.strings).decode("utf-8", "replace") for r in rrset)
+    return tuple(r.address for r in rrset)
+
+
+def _answer(request: Resolve, answer: Any) -> Answer:
+    import dns.flags
+
     rrset = answer.rrset
+    canonical = answer.canonical_name.to_text(omit_final_dot=True).lower()
     return DNSAnswer(
-        records,
-        canonical=answer.canonical_name.to_text(omit_final_dot=True),
+        _records(request.rrtype, rrset),
+        # The AD bit counts only when asked for (the DO bit was set).
+        authenticated=request.dnssec and bool(answer.response.flags & dns.flags.AD),
+        canonical_name=None if canonical == request.name.rstrip(".").lower() else canonical,
         ttl=None if rrset is None else int(rrset.ttl),
     )
 
@@ -107,14 +128,19 @@ class _Base:
         self._port = port
         self._have_dnspython = _have_dnspython()
 
-    def _configure(self, resolver: Any) -> Any:
+    def _configure(self, resolver: Any, request: Resolve) -> Any:
         if self._nameservers is not None:
             resolver.nameservers = list(self._nameservers)
             resolver.port = self._port
+        if request.dnssec:
+            import dns.flags
+
+            resolver.use_edns(0, dns.flags.DO, _EDNS_PAYLOAD)
         return resolver
 
     def _use_dns(self, request: Resolve) -> bool:
-        if request.rrtype != "MX" and request.lookup == "native":
+        native = request.lookup == "native" and not request.dnssec
+        if request.rrtype in _ADDRESS_TYPES and native:
             return False
         if not self._have_dnspython:
             raise DNSError("unavailable", _MISSING)
@@ -124,7 +150,7 @@ class _Base:
 class DefaultResolver(_Base):
     """dnspython's `dns.resolver`, optionally pointed at `nameservers` on `port`."""
 
-    def resolve(self, request: Resolve) -> Answer | DNSAnswer:
+    def resolve(self, request: Resolve) -> Answer:
         """Answer `request` or raise `DNSError`."""
         if not self._use_dns(request):
             try:
@@ -138,7 +164,9 @@ class DefaultResolver(_Base):
         import dns.resolver
 
         try:
-            resolver = self._configure(dns.resolver.Resolver(configure=self._nameservers is None))
+            resolver = self._configure(
+                dns.resolver.Resolver(configure=self._nameservers is None), request
+            )
             answer = resolver.resolve(
                 request.name, request.rrtype, lifetime=request.timeout, search=False
             )
@@ -146,7 +174,7 @@ class DefaultResolver(_Base):
             return ()
         except (dns.exception.DNSException, OSError) as error:
             raise _dns_failure(error) from None
-        return _answer(request.rrtype, answer)
+        return _answer(request, answer)
 
 
 class DefaultAsyncResolver(_Base):
@@ -155,7 +183,7 @@ class DefaultAsyncResolver(_Base):
     # dnspython caches the first event loop library it detects; name ours explicitly.
     _backend = "asyncio"
 
-    async def resolve(self, request: Resolve) -> Answer | DNSAnswer:
+    async def resolve(self, request: Resolve) -> Answer:
         """Answer `request` or raise `DNSError`."""
         if not self._use_dns(request):
             return await self._getaddrinfo(request)
@@ -166,7 +194,7 @@ class DefaultAsyncResolver(_Base):
 
         try:
             resolver = self._configure(
-                dns.asyncresolver.Resolver(configure=self._nameservers is None)
+                dns.asyncresolver.Resolver(configure=self._nameservers is None), request
             )
             answer = await resolver.resolve(
                 request.name,
@@ -179,7 +207,7 @@ class DefaultAsyncResolver(_Base):
             return ()
         except (dns.exception.DNSException, OSError) as error:
             raise _dns_failure(error) from None
-        return _answer(request.rrtype, answer)
+        return _answer(request, answer)
 
     async def _getaddrinfo(self, request: Resolve) -> Answer:
         import asyncio

@@ -4,7 +4,8 @@ Logging happens here, never in the core: the `smtpproto` logger's children get
 
 - ``smtpproto.delivery``: one Postfix-style line per recipient at INFO;
 - ``smtpproto.connection``: connection and TLS events, failures at INFO (connect refused,
-  TLS established or failed, a connection lost or timed out), the rest at DEBUG;
+  TLS established or failed, Postfix's ``Verified TLS connection established to ...`` and
+  ``Matched DANE ...`` lines, a connection lost or timed out), the rest at DEBUG;
 - ``smtpproto.transcript``: the dialogue at DEBUG as it happens.
 
 Every message is made printable (RP-24) before it reaches a record, and the engine's lines
@@ -66,6 +67,13 @@ __all__ = [
 
 T = TypeVar("T")
 Engine = Generator[IORequest, Any, T]
+
+# Postfix's TLS lines at smtp_tls_loglevel 1 (tls_misc.c tls_log_summary(), tls_dane.c
+# tls_dane_log()): who the server proved to be, logged at INFO as Postfix does.
+_TLS_SUMMARY = re.compile(
+    r"(?:Anonymous|Untrusted|Trusted|Verified) TLS connection established to "
+    r"|\S+: Matched (?:DANE|trust anchor|fingerprint)"
+)
 
 RESULTS = logging.getLogger("smtpproto.delivery")
 CONNECTION = logging.getLogger("smtpproto.connection")
@@ -132,10 +140,11 @@ def connect_failure(request: Connect, error: BaseException) -> ConnectFailed:
 
 
 def engine_inputs() -> dict[str, Any]:
-    """What the core takes as arguments: clock, randomness, SCRAM nonces, the machine's name
-    and the IDNA encoder."""
+    """What the core takes as arguments: clock, time of day, randomness, SCRAM nonces, the
+    machine's name and the IDNA encoder."""
     return {
         "clock": time.monotonic,
+        "wall_clock": time.time,
         "rng": random.SystemRandom(),
         "nonce": lambda: secrets.token_urlsafe(24),
         "myhostname": machine_hostname(),
@@ -164,6 +173,10 @@ class RunLog:
         if self._shown == len(self.transcript):
             return
         # The engine made each line printable and masked every secret it knows (AU-18).
+        if CONNECTION.isEnabledFor(logging.INFO):
+            for line in self.transcript[self._shown :]:
+                if _TLS_SUMMARY.match(line):
+                    CONNECTION.info("%s", line)
         if TRANSCRIPT.isEnabledFor(logging.DEBUG):
             for line in self.transcript[self._shown :]:
                 TRANSCRIPT.debug("%s", line)
@@ -195,7 +208,8 @@ class RunLog:
                 self._peers[id(result)] = _target(request)
                 _say(CONNECTION, logging.DEBUG, f"connected to {_target(request)}")
             case StartTLS() if isinstance(result, TLSInfo):
-                chain = "verified" if result.chain_verified else "not verified"
+                # DANE and fingerprints are judged by the core next, not by a CA.
+                chain = "verified" if result.chain_verified else "not verified by a CA"
                 _say(
                     CONNECTION,
                     logging.INFO,

@@ -18,6 +18,7 @@ from smtpproto.requests import (
     Connect,
     ConnectionLost,
     DeriveKey,
+    HTTPSGet,
     IORequest,
     IOTimeout,
     Receive,
@@ -30,7 +31,8 @@ from smtpproto.requests import (
 
 from ._dns import AsyncResolver, DefaultAsyncResolver
 from ._driver import AsyncSession, connect_async, connect_failure, deliver_async, make_envelope
-from ._tls import client_context, tls_info
+from ._https import fetch
+from ._tls import client_context, handshake_failure, tls_info
 
 __all__ = ["Session", "connect", "deliver"]
 
@@ -68,6 +70,9 @@ class _IO:
                         return await channel.reader.read(request.max_bytes)
             case StartTLS(channel=_Channel() as channel):
                 return await self._starttls(channel, request)
+            case HTTPSGet():
+                # fetch() bounds its own time; a thread keeps the loop free meanwhile.
+                return await asyncio.to_thread(fetch, request)
             case Sleep():
                 await asyncio.sleep(request.seconds)
                 return None
@@ -114,7 +119,7 @@ class _IO:
                 )
         except (OSError, ValueError, TimeoutError) as error:
             self.close(channel)
-            raise TLSFailed(f"TLS handshake failed: {error or 'timed out'}") from None
+            raise handshake_failure(error) from None
         ssl_object = channel.writer.get_extra_info("ssl_object")
         assert isinstance(ssl_object, ssl.SSLObject)
         return tls_info(ssl_object, request.parameters)

@@ -19,6 +19,7 @@ from smtpproto.requests import (
     Connect,
     ConnectionLost,
     DeriveKey,
+    HTTPSGet,
     IORequest,
     IOTimeout,
     Receive,
@@ -26,7 +27,6 @@ from smtpproto.requests import (
     Send,
     Sleep,
     StartTLS,
-    TLSFailed,
 )
 
 from ._dns import DefaultResolver, Resolver
@@ -38,7 +38,8 @@ from ._driver import (
     start_delivery,
     start_session,
 )
-from ._tls import client_context, tls_info
+from ._https import fetch
+from ._tls import client_context, handshake_failure, tls_info
 
 __all__ = ["Session", "connect", "deliver"]
 
@@ -72,6 +73,8 @@ class _IO:
                     return channel.sock.recv(request.max_bytes)
             case StartTLS(channel=_Channel() as channel):
                 return self._starttls(channel, request)
+            case HTTPSGet():
+                return fetch(request)
             case Sleep():
                 time.sleep(request.seconds)
                 return None
@@ -115,7 +118,7 @@ class _IO:
             )
         except (OSError, ValueError) as error:
             self.close(channel)
-            raise TLSFailed(f"TLS handshake failed: {error}") from None
+            raise handshake_failure(error) from None
         assert isinstance(channel.sock, ssl.SSLSocket)
         return tls_info(channel.sock, request.parameters)
 

@@ -46,6 +46,7 @@ from ._parameters import (
     words,
     wordset,
 )
+from ._x509 import TrustAnchors
 from .destinations import KNOWN_PORTS, parse_destinations
 from .tables import Lookup, MatchList, Reader, split_list
 
@@ -55,13 +56,14 @@ __all__ = [
     "ClientConfig",
     "Declaration",
     "MasterService",
+    "TrustAnchors",
     "declaration",
     "declarations",
     "parse_main_cf",
     "parse_master_cf",
 ]
 
-EXTENSION_FIELDS = frozenset({"chunking", "sasl_scram_max_iterations"})
+EXTENSION_FIELDS = frozenset({"chunking", "mta_sts_enable", "sasl_scram_max_iterations"})
 """`ClientConfig` fields with no Postfix parameter behind them (``-o`` names them
 ``smtpproto_*``)."""
 
@@ -118,8 +120,9 @@ _PIX = ("disable_esmtp", "delay_dotcrlf")
 _SASL_OPTIONS = (
     "noplaintext", "noanonymous", "noactive", "nodictionary", "mutual_auth", "forward_secrecy",
 )  # fmt: skip
-_TLS_LEVELS = ("none", "may", "encrypt", "verify", "secure")
-_NOT_YET_LEVELS = ("dane", "dane-only", "half-dane", "fingerprint")
+_TLS_LEVELS = ("none", "may", "encrypt", "fingerprint", "dane", "dane-only", "verify", "secure")
+# tls_dane_digests items: "sha256", "sha512=2" (engine/dane.py parse_digests checks the rest).
+_DIGEST_ITEM = re.compile(r"[a-z0-9-]+(=[0-9]{1,3})?", re.ASCII)
 
 
 def _helo(value: Any) -> str:
@@ -134,8 +137,6 @@ def _optional_helo(value: Any) -> str:
 
 
 def _tls_level(value: Any) -> str:
-    if value in _NOT_YET_LEVELS:
-        raise LocalProtocolError(f"level {value!r} is not supported by smtpproto yet")
     if value not in _TLS_LEVELS:
         raise LocalProtocolError(f"expected one of {', '.join(_TLS_LEVELS)}")
     return str(value)
@@ -225,11 +226,38 @@ def _parse_families(text: str, reader: Reader | None) -> Any:
 
 
 def _dns_level(value: Any) -> str:
-    if value == "dnssec":
-        raise LocalProtocolError("'dnssec' is for the dane levels, which no delivery uses yet")
-    if value not in ("enabled", "disabled"):
-        raise LocalProtocolError("expected enabled or disabled")
+    if value not in ("enabled", "disabled", "dnssec"):
+        raise LocalProtocolError("expected enabled, disabled or dnssec")
     return str(value)
+
+
+def _digest_item(value: Any) -> str:
+    if not isinstance(value, str) or not _DIGEST_ITEM.fullmatch(value.lower()):
+        raise LocalProtocolError(f"expected a digest name, optionally =number: {value!r}")
+    return value.lower()
+
+
+def _trust_anchors(value: Any) -> TrustAnchors:
+    if not isinstance(value, TrustAnchors):
+        raise TypeError(
+            "expected TrustAnchors.from_pem(...), or file names through from_postconf(reader=)"
+        )
+    return value
+
+
+def _parse_trust_anchors(text: str, reader: Reader | None) -> Any:
+    anchors = TrustAnchors()
+    for path in split_list(text):
+        if reader is None:
+            raise LocalProtocolError(
+                f"{path}: the library reads no files; pass reader= (for example "
+                "smtpproto.adapters.postfix.read_file) or TrustAnchors.from_pem(text)"
+            )
+        try:
+            anchors += TrustAnchors.from_pem(reader(path), what=path)
+        except OSError as error:
+            raise LocalProtocolError(f"cannot read {path}: {error.strerror or error}") from None
+    return anchors
 
 
 def _bounded_words(options: Iterable[str]) -> Kind:
@@ -263,7 +291,10 @@ PORT = Kind("port", _port, _parse_port)
 KNOWN_PORT_MAP = Kind("service=port list", _known_ports, _parse_known_ports)
 INTERFACES = Kind("addresses", words(address(None).check).check, _parse_interfaces)
 FAMILIES = Kind("ipv4 | ipv6", wordset(("ipv4", "ipv6")).check, _parse_families)
-DNS_LEVEL = Kind("enabled | disabled", _dns_level, lambda text, reader: text.strip().lower())
+TRUST_ANCHORS = Kind("PEM files", _trust_anchors, _parse_trust_anchors)
+DNS_LEVEL = Kind(
+    "enabled | disabled | dnssec", _dns_level, lambda text, reader: text.strip().lower()
+)
 SASL_OPTIONS = wordset(_SASL_OPTIONS)
 TIME = seconds()
 CIPHER_GRADE = choice("high", "medium", "low", "null")
@@ -486,6 +517,16 @@ class ClientConfig:
         "engine/transaction.py",
         lmtp=_SMTP_ONLY,
     )
+    mta_sts_enable: bool = _p(
+        False,
+        "smtpproto_mta_sts_enable",
+        BOOL,
+        "(none: Postfix leaves MTA-STS to a policy server behind smtp_tls_policy_maps)",
+        "engine/authtls.py",
+        lmtp=_SMTP_ONLY,
+    )
+    """MTA-STS (RFC 8461) for domain next hops: discover and fetch each domain's policy,
+    and enforce it where the configured level does not already authenticate the server."""
 
     # SASL AUTHENTICATION CONTROLS
     sasl_auth_enable: bool = _p(False, "smtp_sasl_auth_enable", BOOL, "no", "engine/security.py")
@@ -641,46 +682,48 @@ class ClientConfig:
         "smtp_tls_fingerprint_cert_match",
         words(),
         "",
-        "engine/tlspolicy.py",
-        status="declared",
-        why="the fingerprint level needs the certificate's bytes, which TLSInfo lacks so far",
+        "engine/authtls.py",
     )
     tls_fingerprint_digest: str = _p(
         "sha256",
         "smtp_tls_fingerprint_digest",
         choice("md5", "sha1", "sha256", "sha512"),
         "sha256",
-        "engine/tlspolicy.py",
-        status="declared",
-        why="the fingerprint level needs the certificate's bytes, which TLSInfo lacks so far",
+        "engine/authtls.py",
     )
-    tls_trust_anchor_file: tuple[str, ...] = _p(
-        (),
+    tls_trust_anchor_file: TrustAnchors = _p(
+        TrustAnchors(),
         "smtp_tls_trust_anchor_file",
-        words(label="files"),
+        TRUST_ANCHORS,
         "",
-        "engine/tlspolicy.py",
-        status="declared",
-        why="trust anchors for the dane levels, which no delivery uses yet (the core's "
-        "engine/dane.py checks TLSA records and chains, but is not wired to a level)",
+        "engine/authtls.py",
     )
-    tls_dane_insecure_mx_policy: str = _p(
-        "may",
+    """The anchors of ``verify`` and ``secure`` when not empty: they replace the CAs, need
+    not be roots, and are not subject to expiry (postconf(5)). From Python:
+    ``TrustAnchors.from_pem(text)``; ``from_postconf`` reads the files through `reader`."""
+    tls_dane_insecure_mx_policy: str | None = _p(
+        None,
         "smtp_tls_dane_insecure_mx_policy",
-        choice("may", "encrypt", "dane"),
+        optional(choice("may", "encrypt", "dane")),
         "${{$smtp_tls_security_level} == {dane} ? {dane} : {may}}",
-        "engine/dane.py",
-        status="declared",
-        why="engine/dane.py's dane_policy takes it, but no delivery uses the dane levels yet",
+        "engine/authtls.py",
     )
+    """``None``: Postfix's default, ``dane`` when ``tls_security_level`` is ``dane``, else
+    ``may`` (the global level decides, as in Postfix, even for a policy-table ``dane``)."""
     tls_force_insecure_host_tlsa_lookup: bool = _p(
         False,
         "smtp_tls_force_insecure_host_tlsa_lookup",
         BOOL,
         "no",
-        "engine/dane.py",
-        status="declared",
-        why="engine/dane.py's dane_policy takes it, but no delivery uses the dane levels yet",
+        "engine/authtls.py",
+    )
+    tls_dane_digests: tuple[str, ...] = _p(
+        ("sha512", "sha256"),
+        "tls_dane_digests",
+        words(_digest_item, label="digests"),
+        "sha512 sha256",
+        "engine/authtls.py",
+        lmtp=_SMTP_ONLY,
     )
     tls_high_cipherlist: str = _p(
         "aNULL:-aNULL:HIGH:@STRENGTH",

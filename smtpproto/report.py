@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ._errors import LocalProtocolError
 from .requests import TLSInfo
+from .tlsreport import AttemptResult
 
 if TYPE_CHECKING:
     from .replies import Reply
@@ -40,6 +41,14 @@ class TLSState:
     trust: Trust
     version: str
     cipher: str
+    level: str | None = None
+    """The TLS security level that applied to this server once DANE and MTA-STS had their
+    say: ``may``, ``encrypt``, ``fingerprint``, ``dane``, ``half-dane`` (usable TLSA records
+    under an insecure MX), ``verify`` (also what MTA-STS ``enforce`` requires) or ``secure``;
+    ``None`` when the session was not opened by a delivery (a scripted `TLSState`)."""
+    matched: str | None = None
+    """What authenticated the server: the TLSA record (``3 1 1 <hex>``), the fingerprint,
+    or the certificate name that matched; ``None`` when nothing did."""
 
     def __post_init__(self) -> None:
         if self.trust not in _TRUST_WORDS:
@@ -116,6 +125,11 @@ class DeliveryReport:
     tls: TLSInfo | None
     destination_down: bool
     transcript: tuple[str, ...]
+    tls_attempts: tuple[AttemptResult, ...] = ()
+    """Every TLS attempt of the delivery, in order: the policy that applied (DANE, MTA-STS
+    or none), success or the RFC 8460 failure type and reason; the input of
+    `smtpproto.engine.tlsrpt.ReportAggregator`. Servers never asked for TLS (level ``none``,
+    LMTP over a UNIX socket) have none."""
 
 
 # Postfix log_adhoc.c formats every delay with two significant digits (format_tv SIG_DIGS).

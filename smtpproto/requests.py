@@ -24,10 +24,14 @@ __all__ = [
     "DNSAnswer",
     "DNSError",
     "DeriveKey",
+    "HTTPResponse",
+    "HTTPSFailed",
+    "HTTPSGet",
     "IOFailure",
     "IORequest",
     "IOTimeout",
     "MXRecord",
+    "RRType",
     "Random",
     "Receive",
     "Resolve",
@@ -60,6 +64,10 @@ class MXRecord:
     exchange: str
 
 
+RRType = Literal["MX", "A", "AAAA", "TLSA", "TXT"]
+"""The record types the engine looks up."""
+
+
 @dataclass(frozen=True)
 class Resolve:
     """Look up `name` (an A-label domain) for `rrtype`, through `lookup`.
@@ -68,28 +76,41 @@ class Resolve:
     sees it: /etc/hosts, nsswitch.conf; address records only), Postfix's
     ``smtp_host_lookup``; an MX lookup is always ``dns``.
 
-    Result: a tuple of :class:`MXRecord` for ``MX``, a tuple of address strings for ``A`` and
-    ``AAAA``; an empty tuple means the name exists but has no such records (NODATA). A
-    :class:`DNSAnswer` holding such a tuple may say more. Failure: :class:`DNSError`.
+    Result: a tuple of :class:`MXRecord` for ``MX``, of address strings for ``A`` and
+    ``AAAA``, of RDATA octets for ``TLSA`` (RFC 6698 2.1: usage, selector, matching type,
+    data), of strings for ``TXT`` (each record's character-strings joined, RFC 8461 3.1); an
+    empty tuple means the name exists but has no such records (NODATA).
+    With `dnssec` the engine asks whether the answer was DNSSEC-validated (Postfix's
+    ``RES_USE_DNSSEC``): the adapter sets the DO bit and answers with a :class:`DNSAnswer`
+    carrying the AD bit of its trusted validating resolver; a plain tuple means "not
+    validated". Failure: :class:`DNSError`.
     """
 
     name: str
-    rrtype: Literal["MX", "A", "AAAA"]
+    rrtype: RRType
     timeout: float | None
+    dnssec: bool = False
     lookup: Literal["dns", "native"] = "dns"
+
+
+Records = tuple[MXRecord, ...] | tuple[str, ...] | tuple[bytes, ...]
+"""The records of one answer, typed by the `Resolve.rrtype` asked for."""
 
 
 @dataclass(frozen=True)
 class DNSAnswer:
-    """A `Resolve` result with what the DNS said besides the records.
+    """A lookup's records and what the DNS said about them.
 
-    `canonical` is the owner name of the records when a CNAME led there from the name asked
-    for (``smtp_cname_overrides_servername``); `ttl` their time to live, in seconds (the
-    ``smtp_dns_reply_filter`` keys show it; 0 when not given).
+    `authenticated` is the AD bit of a validating resolver (RFC 4035 3.2.3), asked for with
+    `Resolve.dnssec`; `canonical_name` is where CNAMEs led, when not the name asked for (RFC
+    7672 2.2.2 looks up TLSA records there first; ``smtp_cname_overrides_servername`` names
+    the server after it); `ttl` is the records' time to live in seconds, which the
+    ``smtp_dns_reply_filter`` keys show (0 when not given).
     """
 
-    records: tuple[MXRecord, ...] | tuple[str, ...]
-    canonical: str | None = None
+    records: Records
+    authenticated: bool = False
+    canonical_name: str | None = None
     ttl: int | None = None
 
 
@@ -220,13 +241,43 @@ class DeriveKey:
 
 
 @dataclass(frozen=True)
+class HTTPSGet:
+    """Fetch ``https://<host><path>`` from `address` (the MTA-STS policy, RFC 8461 3.3).
+
+    The certificate must verify for `host` against `ca_file`/`ca_path` (the system store
+    when both are ``None``); redirects are not followed; at most `max_bytes` + 1 body
+    octets are read; the whole fetch takes at most `timeout` seconds. The engine always
+    asks for `port` 443; another port serves tests.
+    Result: :class:`HTTPResponse`. Failure: :class:`HTTPSFailed`.
+    """
+
+    host: str
+    address: str
+    path: str
+    timeout: float
+    max_bytes: int
+    ca_file: str | None = None
+    ca_path: str | None = None
+    port: int = 443
+
+
+@dataclass(frozen=True)
+class HTTPResponse:
+    """What an :class:`HTTPSGet` got: status, ``Content-Type`` and (up to the limit) body."""
+
+    status: int
+    content_type: str | None
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Close:
     """Close `channel` without further protocol. Result: ``None``; it never fails."""
 
     channel: Channel
 
 
-IORequest = Resolve | Connect | Send | Receive | StartTLS | Sleep | DeriveKey | Close
+IORequest = Resolve | Connect | Send | Receive | StartTLS | Sleep | DeriveKey | HTTPSGet | Close
 """Every request the engine may yield."""
 
 
@@ -235,13 +286,16 @@ class TLSInfo:
     """What a completed handshake established.
 
     `peer_certificate` is `ssl.SSLSocket.getpeercert()`'s dictionary when the chain was
-    verified, else ``None``.
+    verified, else ``None``. `peer_chain` is the chain the server sent, verified or not,
+    DER-encoded, its own certificate first (empty when the TLS library cannot say): DANE and
+    the ``fingerprint`` level check it in the core.
     """
 
     version: str
     cipher: str
     chain_verified: bool
     peer_certificate: dict[str, object] | None = field(default=None, compare=False)
+    peer_chain: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
 
 
 class IOFailure(Exception):
@@ -269,7 +323,15 @@ class IOTimeout(IOFailure):
 
 
 class TLSFailed(IOFailure):
-    """The TLS handshake failed; the channel must not be used again."""
+    """The TLS handshake failed; the channel must not be used again.
+
+    `certificate` says why: the server's chain did not verify (``TLSParameters.verify``),
+    rather than the handshake itself failing (RFC 8460 ``certificate-not-trusted``).
+    """
+
+    def __init__(self, reason: str, *, certificate: bool = False) -> None:
+        super().__init__(reason)
+        self.certificate = certificate
 
 
 class DNSError(IOFailure):
@@ -285,3 +347,12 @@ class DNSError(IOFailure):
     ) -> None:
         super().__init__(reason)
         self.kind = kind
+
+
+class HTTPSFailed(IOFailure):
+    """An :class:`HTTPSGet` failed; `certificate` says the server's certificate did not verify
+    (RFC 8460 ``sts-webpki-invalid``) rather than the connection or the HTTP exchange."""
+
+    def __init__(self, reason: str, *, certificate: bool = False) -> None:
+        super().__init__(reason)
+        self.certificate = certificate

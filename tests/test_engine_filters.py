@@ -351,7 +351,7 @@ def test_dns_reply_filter_knows_only_ignore() -> None:
 
 ALIAS = {
     ("example.com", "MX"): (MXRecord(10, "alias.example.com"),),
-    ("alias.example.com", "A"): DNSAnswer(("192.0.2.1",), canonical="real.example.net"),
+    ("alias.example.com", "A"): DNSAnswer(("192.0.2.1",), canonical_name="real.example.net"),
 }
 
 

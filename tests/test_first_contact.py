@@ -198,7 +198,8 @@ def test_mx_lookup_without_dnspython_keeps_the_hint_in_the_result(adapter: str) 
     (result,) = report.recipients
     assert (result.status, result.dsn) == ("deferred", "4.4.3")
     assert result.diagnostic.endswith(
-        "no resolver available (MX lookups need dnspython: pip install 'smtpproto-client[dns]')"
+        "no resolver available (MX, TLSA and TXT lookups need dnspython: "
+        "pip install 'smtpproto-client[dns]')"
     )
 
 

@@ -30,12 +30,16 @@ from ..requests import (
     DNSError,
     IOFailure,
     IORequest,
+    MXRecord,
     Random,
     Resolve,
     TLSInfo,
 )
+from ..tlsreport import AttemptResult, ReportPolicy
+from .authtls import ServerDNS, STSState, discover_sts
 from .checks import prepare
 from .lookups import LookupSource, filter_records, host_lookup_sources, read_answer
+from .mtasts import PolicyCache
 from .redact import Redactor
 from .routing import (
     Attempts,
@@ -74,6 +78,19 @@ class _Target:
     port: int | None
     family: Literal["inet", "unix"] = "inet"
     preference: int = 0
+    mx_secure: bool | None = None
+    """The MX RRset that led here was DNSSEC-validated; ``None``: no MX record led here."""
+    secure: bool = False
+    """The address lookup was DNSSEC-validated."""
+    canonical: str | None = None
+    """Where CNAMEs led the address lookup, when elsewhere."""
+    sts: STSState | None = None
+    """The MTA-STS policy of the next-hop domain (``smtpproto_mta_sts_enable``)."""
+
+    def dns(self) -> ServerDNS:
+        """What DNS said about this server, for its TLS policy (DANE)."""
+        port = self.port if self.family == "inet" else None
+        return ServerDNS(self.host, self.address, port, self.mx_secure, self.secure, self.canonical)
 
 
 @dataclass
@@ -91,6 +108,20 @@ class _Walk:
     tls_states: dict[str, TLSState | None] = field(default_factory=dict)
     """relay -> the TLS of the last connection there, for the per-result report."""
     transcript: list[str] = field(default_factory=list)
+    wall_clock: Callable[[], float] | None = None
+    """Seconds since the epoch: certificate dates (DANE-TA), the MTA-STS cache."""
+    sts_cache: PolicyCache = field(default_factory=PolicyCache)
+    attempts: list[AttemptResult] = field(default_factory=list)
+    """The TLS-RPT result of every TLS attempt (RFC 8460), for the report."""
+
+    @property
+    def dnssec(self) -> bool:
+        """Ask the resolver whether answers were validated (``smtp_dns_support_level``)."""
+        return self.config.dns_support_level == "dnssec"
+
+    def now(self) -> int | None:
+        """The time of day for certificate dates, or ``None`` without a wall clock."""
+        return None if self.wall_clock is None else int(self.wall_clock())
     redactor: Redactor = field(default_factory=Redactor)
     """The secrets every session of this request knows (AU-18)."""
 
@@ -133,7 +164,9 @@ def _addresses_from(
     for rrtype in address_rrtypes(config):
         kind: DNSFailure | None = None
         try:
-            answer = read_answer((yield Resolve(name, rrtype, None, source)), name)
+            answer = read_answer(
+                (yield Resolve(name, rrtype, None, dnssec=walk.dnssec, lookup=source)), name
+            )
             records: tuple[Any, ...] = answer.records
             if source == "dns":
                 records, notes = filter_records(config.dns_reply_filter, answer, name, rrtype)
@@ -152,7 +185,10 @@ def _addresses_from(
             status = keep_soft(status, new)
             continue
         host = answer.canonical if config.cname_overrides_servername and answer.canonical else name
-        found.extend(Target(host, str(a), preference) for a in records)
+        found.extend(
+            Target(host, str(a), preference, answer.authenticated, answer.canonical)
+            for a in records
+        )
     return found, status, not_found
 
 
@@ -181,18 +217,24 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
                 return [], _trouble(status), True
         ordered = order_addresses(found, config=config, rng=walk.rng)
         return (
-            [_Target(t.host, t.address, port) for t in ordered],
+            [
+                _Target(t.host, t.address, port, secure=t.secure, canonical=t.canonical)
+                for t in ordered
+            ],
             status and _trouble(status),
             False,
         )
     kind: DNSFailure | None = None
     reason = ""
+    mx_secure: bool | None = None
     try:
-        answer = read_answer((yield Resolve(dest.host, "MX", None)), dest.host)
-        records, notes = filter_records(config.dns_reply_filter, answer, dest.host, "MX")
+        answer = read_answer((yield Resolve(dest.host, "MX", None, dnssec=walk.dnssec)), dest.host)
+        mx_secure = answer.authenticated
+        kept, notes = filter_records(config.dns_reply_filter, answer, dest.host, "MX")
         for line in notes:
             walk.note(line)
-        if answer.records and not records:
+        records: tuple[MXRecord, ...] = tuple(r for r in kept if isinstance(r, MXRecord))
+        if answer.records and not kept:
             kind = "policy"
     except DNSError as exc:
         kind, reason = exc.kind, exc.reason
@@ -207,7 +249,9 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
             return [], _trouble(failure), False
         records = ()
     if not records:
-        # RFC 5321 5.1: no MX, the domain's own addresses at preference 0 (implicit MX).
+        # RFC 5321 5.1: no MX, the domain's own addresses at preference 0 (implicit MX);
+        # for DANE no MX record led there (Postfix smtp_domain_addr() leaves iter->mx null).
+        mx_secure = None
         found, status = yield from _host_addresses(dest.host, walk, 0)
     else:
         selection = select_mx(
@@ -238,11 +282,48 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
         found, i_am_mx = list(check.targets), check.i_am_mx
     ordered = order_addresses(found, config=config, rng=walk.rng)
     trouble = None if ordered or status is None else _trouble(status)
+    sts = None
+    if ordered and config.mta_sts_enable:
+        sts = yield from _sts(dest.host, walk)
     return (
-        [_Target(t.host, t.address, port, preference=t.preference) for t in ordered],
+        [
+            _Target(
+                t.host,
+                t.address,
+                port,
+                preference=t.preference,
+                mx_secure=mx_secure,
+                secure=t.secure,
+                canonical=t.canonical,
+                sts=sts,
+            )
+            for t in ordered
+        ],
         trouble,
         i_am_mx,
     )
+
+
+def _sts(domain: str, walk: _Walk) -> IO:
+    """The MTA-STS state of next-hop `domain` (RFC 8461); a failed discovery is reported."""
+    clock = walk.wall_clock or walk.clock
+    state: STSState = yield from discover_sts(
+        domain,
+        cache=walk.sts_cache,
+        config=walk.config,
+        address_types=address_rrtypes(walk.config),
+        now=clock(),
+    )
+    if state.failure is not None:
+        kind, reason = state.failure
+        policy = ReportPolicy("sts", domain)
+        if state.policy is not None:
+            policy = ReportPolicy.sts(domain, state.policy)
+        walk.attempts.append(
+            AttemptResult(policy, success=False, result_type=kind, failure_reason_code=reason)
+        )
+        walk.note(f"Warning: MTA-STS policy of {domain}: {reason}")
+    return state
 
 
 def _best_mx_targets(walk: _Walk) -> IO:
@@ -263,6 +344,10 @@ def _best_mx_targets(walk: _Walk) -> IO:
 def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolicy | _Steps) -> IO:
     """Open and hand-shake one session; returns the Session or the site Trouble."""
     config = walk.config
+    security = policy.policy if isinstance(policy, _Steps) else policy
+    refusal = yield from security.resolve_server(target.dns(), sts=target.sts, now=walk.now())
+    if refusal is not None:
+        return refusal
     if config.tls_wrappermode:
         refusal = policy.refuse_wrapper()
         if refusal is not None:
@@ -401,6 +486,7 @@ def _walk_batch(
                     sender=envelope.sender,
                 )
                 outcome = yield from _connect(target, server, walk, policy)
+                walk.attempts.extend(policy.attempts)
                 if isinstance(outcome, Trouble) and policy.plaintext_retry(
                     target.host,
                     queued_long=queued_at_least(
@@ -411,6 +497,7 @@ def _walk_batch(
                     walk.note(f"Warning: retrying {server.label} without TLS")
                     policy = replace(policy, plaintext=True)
                     outcome = yield from _connect(target, server, walk, policy)
+                    walk.attempts.extend(policy.attempts)
                 if isinstance(outcome, Trouble):
                     # A certificate or AUTH failure happened over TLS: the result says so.
                     walk.tls_states[server.relay] = policy.tls_state
@@ -491,6 +578,8 @@ def deliver(
     myhostname: str = "",
     idna: IDNAEncoder | None = None,
     transcript: list[str] | None = None,
+    wall_clock: Callable[[], float] | None = None,
+    sts_cache: PolicyCache | None = None,
 ) -> Generator[IORequest, Any, DeliveryReport]:
     """Deliver `message` to every recipient of `envelope` via `destination` (smtp(8) syntax).
 
@@ -498,16 +587,16 @@ def deliver(
     a session is kept between batches when rule 9 allows, and closed at the end.
     `myhostname` is the machine's name, for a `config` that leaves ``myhostname`` empty;
     `idna` encodes non-ASCII domains (`smtpproto.destinations.normalize_domain`);
-    `transcript`, when given, is the list the dialogue is appended to as it happens.
+    `transcript`, when given, is the list the dialogue is appended to as it happens;
+    `wall_clock` gives seconds since the epoch (certificate dates at ``dane``; without it a
+    DANE-TA chain never verifies); `sts_cache` keeps MTA-STS policies between deliveries
+    (RFC 8461 5.1; without it each delivery fetches afresh).
     """
     if not isinstance(envelope, Envelope):
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
     config = config.with_hostname(myhostname)
-    lmtp = config.lmtp
     hops = _hops(destination, config, idna)
-    walk = _Walk(config, clock, rng, nonce, lmtp)
-    if transcript is not None:
-        walk.transcript = transcript
+    walk = _walk(config, clock, rng, nonce, transcript, wall_clock, sts_cache)
     ledger = Ledger(
         (r.address for r in envelope.recipients),
         clock=clock,
@@ -546,7 +635,25 @@ def deliver(
         tls=walk.tls,
         destination_down=ledger.destination_down,
         transcript=tuple(walk.transcript),
+        tls_attempts=tuple(walk.attempts),
     )
+
+
+def _walk(
+    config: ClientConfig,
+    clock: Callable[[], float],
+    rng: Random,
+    nonce: Callable[[], str] | None,
+    transcript: list[str] | None,
+    wall_clock: Callable[[], float] | None,
+    sts_cache: PolicyCache | None,
+) -> _Walk:
+    walk = _Walk(config, clock, rng, nonce, config.lmtp, wall_clock=wall_clock)
+    if transcript is not None:
+        walk.transcript = transcript
+    if sts_cache is not None:
+        walk.sts_cache = sts_cache
+    return walk
 
 
 def open_session(
@@ -559,6 +666,8 @@ def open_session(
     myhostname: str = "",
     idna: IDNAEncoder | None = None,
     transcript: list[str] | None = None,
+    wall_clock: Callable[[], float] | None = None,
+    sts_cache: PolicyCache | None = None,
 ) -> Generator[IORequest, Any, Session]:
     """Connect and hand-shake (greeting, EHLO, STARTTLS, AUTH once) for several transactions.
 
@@ -567,10 +676,7 @@ def open_session(
     `TLSPolicyFailed` or `AuthenticationFailed`. The keywords are those of ``deliver``.
     """
     config = config.with_hostname(myhostname)
-    lmtp = config.lmtp
-    walk = _Walk(config, clock, rng, nonce, lmtp)
-    if transcript is not None:
-        walk.transcript = transcript
+    walk = _walk(config, clock, rng, nonce, transcript, wall_clock, sts_cache)
     last: SessionFailed | None = None
     # Rule 11.8: with sender-dependent logins, AUTH waits for the first transaction's sender.
     deferred_auth = config.sasl_auth_enable and config.sender_dependent_authentication

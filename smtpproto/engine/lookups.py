@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._errors import LocalProtocolError
 from ..config import ClientConfig
 from ..requests import DNSAnswer, MXRecord
 from ..tables import KeyLookup
+from .authtls import records_of
 
 __all__ = ["Answer", "LookupSource", "filter_records", "host_lookup_sources", "read_answer"]
 
@@ -41,26 +41,26 @@ def host_lookup_sources(config: ClientConfig) -> tuple[LookupSource, ...]:
 
 @dataclass(frozen=True)
 class Answer:
-    """A `Resolve` result taken apart: the records, the CNAME target, the TTL."""
+    """A `Resolve` result taken apart: the records, whether a validating resolver vouched for
+    them (DNSSEC), the name a CNAME led to, the TTL."""
 
     records: tuple[Any, ...]
+    authenticated: bool = False
     canonical: str | None = None
     ttl: int = 0
 
 
 def read_answer(result: object, name: str) -> Answer:
-    """The records of a `Resolve` result (a tuple or a `DNSAnswer`); `canonical` only when it
+    """The parts of a `Resolve` result, a tuple or a `DNSAnswer` (`records_of`'s reading:
+    an adapter that knows nothing of DNSSEC validated nothing); `canonical` only when it
     names another host than `name`."""
-    if isinstance(result, DNSAnswer):
-        canonical = result.canonical
-        if canonical is not None:
-            canonical = canonical.lower().rstrip(".")
-            if not canonical or canonical == name.lower().rstrip("."):
-                canonical = None
-        return Answer(tuple(result.records), canonical, result.ttl or 0)
-    if not isinstance(result, tuple):
-        raise LocalProtocolError(f"resolver: expected a tuple or a DNSAnswer, got {result!r}")
-    return Answer(result)
+    records, authenticated, canonical = records_of(result)
+    if canonical is not None:
+        canonical = canonical.lower().rstrip(".")
+        if not canonical or canonical == name.lower().rstrip("."):
+            canonical = None
+    ttl = result.ttl if isinstance(result, DNSAnswer) else None
+    return Answer(records, authenticated, canonical, ttl or 0)
 
 
 def _record_text(owner: str, rrtype: str, ttl: int, record: object) -> str:

@@ -92,6 +92,10 @@ class Target:
     host: str
     address: str
     preference: int = 0
+    secure: bool = False
+    """The address lookup was DNSSEC-validated (``smtp_dns_support_level = dnssec``)."""
+    canonical: str | None = None
+    """Where CNAMEs led the address lookup of `host`, when elsewhere (RFC 7672 2.2.2)."""
 
     def __post_init__(self) -> None:
         try:

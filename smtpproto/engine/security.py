@@ -34,7 +34,7 @@ from ..commands import StartTLS as StartTLSCommand
 from ..config import ClientConfig
 from ..replies import Reply
 from ..report import TLSState
-from ..requests import IOFailure, IOTimeout, StartTLS, TLSInfo, TLSParameters
+from ..requests import IOFailure, IOTimeout, StartTLS, TLSFailed, TLSInfo, TLSParameters
 from ..sasl import (
     PREFERENCE,
     Mechanism,
@@ -46,13 +46,17 @@ from ..sasl import (
     security_options_for,
     select_mechanism,
 )
+from ..tlsreport import AttemptResult, ResultType
+from .authtls import Refusal, ServerDNS, ServerTLS, STSState, attempt, judge, server_policy
 from .redact import Secrets
 from .session import IO, Session, fail_stream, hello
 from .tlspolicy import (
+    CHAIN_LEVELS,
     TLSPolicy,
     check_peer,
     established_message,
     match_names,
+    matched_name,
     policy_for,
     server_name,
     tls_parameters,
@@ -107,23 +111,78 @@ class SecurityPolicy:
     deferred_auth: bool = False
     """AUTH waits for the first transaction's sender (a held session with
     ``sender_dependent_authentication``; see ``smtpproto.engine.open_session``)."""
+    server: ServerTLS | None = field(default=None, init=False)
+    """The server's policy after DANE and MTA-STS (:meth:`resolve_server`)."""
+    dns: ServerDNS | None = field(default=None, init=False)
+    """What DNS said about the server, for the TLS-RPT results."""
+    attempts: list[AttemptResult] = field(default_factory=list, init=False)
+    """The TLS-RPT result of this connection's TLS attempt (RFC 8460), when it made one."""
 
     # -- STARTTLS -------------------------------------------------------------------------
 
-    def lookup(self) -> TLSPolicy:
-        """The TLS policy for `nexthop` (``tls_policy_maps``, then the level); may raise
-        `LocalProtocolError` for an entry that cannot be read (rule 5.10)."""
+    def nexthop_policy(self) -> TLSPolicy:
+        """The TLS policy for `nexthop` (``tls_policy_maps``, then the level), before DANE
+        and MTA-STS; may raise `LocalProtocolError` for an unreadable entry (rule 5.10)."""
         config = self.config
-        policy = policy_for(
+        return policy_for(
             self.nexthop,
             default_level=config.tls_security_level or "none",
             policy_maps=config.tls_policy_maps,
             verify_match=config.tls_verify_cert_match,
             secure_match=config.tls_secure_cert_match,
+            fingerprint_match=config.tls_fingerprint_cert_match,
         )
+
+    def resolve_server(self, dns: ServerDNS, *, sts: STSState | None, now: int | None) -> IO:
+        """Before connecting: the policy for this server (DANE's TLSA lookups, MTA-STS);
+        ``None``, or the site Trouble that skips the server (its TLS-RPT result noted)."""
+        self.dns = dns
+        try:
+            policy = self.nexthop_policy()
+        except LocalProtocolError:
+            return None  # reported where the policy is used (rule 5.10)
+        decided = yield from server_policy(
+            policy, dns, config=self.config, nexthop=self.nexthop, sts=sts, now=now
+        )
+        if isinstance(decided, Refusal):
+            if decided.result is not None:
+                self.attempts.append(decided.result)
+            return decided.trouble
+        self.server = decided
+        return None
+
+    def lookup(self) -> TLSPolicy:
+        """The TLS policy for this connection: the server's, once :meth:`resolve_server`
+        ran, else `nexthop`'s; may raise `LocalProtocolError` (rule 5.10)."""
+        policy = self.server.policy if self.server is not None else self.nexthop_policy()
+        if self.server is None and policy.level in CHAIN_LEVELS:
+            # The core authenticates these from DNS or configured fingerprints: without the
+            # server's resolution there is nothing to check, and nothing may be skipped.
+            raise LocalProtocolError(f"level {policy.level!r} needs the server resolved first")
         if (self.unix or self.plaintext) and policy.level == "may":
             return TLSPolicy("none")
         return policy
+
+    def _note(self, session: Session, *, result_type: ResultType | None, reason: str) -> None:
+        """The TLS-RPT result of this attempt (not for level ``none``)."""
+        if self.server is None or self.dns is None:
+            return
+        caps = session.capabilities
+        # MTA-STS testing: TLS went as configured; only a verified chain says what enforce
+        # would have decided (RFC 8461 5), so an unverified success is not reported.
+        verified = session.tls is not None and session.tls.chain_verified
+        unknown = result_type is None and self.server.failure is None and not verified
+        if self.server.testing and unknown:
+            return
+        self.attempts.append(
+            attempt(
+                self.server,
+                self.dns,
+                result_type=result_type,
+                reason=reason or None,
+                helo=caps.domain if caps is not None else None,
+            )
+        )
 
     def credentials_for(self, host: str, sender: str | None) -> SaslCredentials | None:
         """The SASL credentials this connection would use for `sender` (rule 11.2), or None
@@ -154,7 +213,7 @@ class SecurityPolicy:
     def _parameters(self, policy: TLSPolicy) -> TLSParameters:
         config = self.config
         cert_file, key_file = config.client_certificate or (None, None)
-        return tls_parameters(
+        parameters = tls_parameters(
             policy,
             ca_file=config.tls_CAfile,
             ca_path=config.tls_CApath,
@@ -173,6 +232,10 @@ class SecurityPolicy:
             exclude_ciphers=config.tls_exclude_ciphers,
             mandatory_exclude_ciphers=config.tls_mandatory_exclude_ciphers,
         )
+        if self.server is not None and self.server.records:
+            # DANE, fingerprints, trust anchors: the core checks the chain, not the CAs.
+            parameters = replace(parameters, verify=False)
+        return parameters
 
     def refuse_wrapper(self) -> Trouble | None:
         """Before connecting in ``smtp_tls_wrappermode``: ``None``, or why not to connect.
@@ -225,6 +288,8 @@ class SecurityPolicy:
             nexthop=self.nexthop,
             default=self.config.tls_servername,
         )
+        if self.server is not None and self.server.sni is not None:
+            sni = self.server.sni  # RFC 7672 8.1: DANE sends the TLSA base domain
         try:
             info: TLSInfo = yield StartTLS(
                 session.channel, sni, parameters, self.config.starttls_timeout
@@ -238,17 +303,42 @@ class SecurityPolicy:
             session.cacheable = False
             detail = getattr(exc, "reason", str(exc))
             session.note(f"Warning: TLS handshake with {server.label}: {detail}")
+            certificate = isinstance(exc, TLSFailed) and exc.certificate
+            self._note(
+                session,
+                result_type="certificate-not-trusted" if certificate else "validation-failure",
+                reason=detail,
+            )
             return local_trouble("4.7.5", "Cannot start TLS: handshake failure", site=required)
         session.tls = info
         session.capabilities = None
         session.pix_delay_dotcrlf = False  # rule 5.7: pre-TLS features are gone, PIX flags too
-        names = match_names(policy, hostname=server.host, nexthop=self.nexthop)
-        failure = check_peer(policy, info, names)
-        matched = failure is None and bool(names)
+        result_type: ResultType | None = None
+        detail = ""
+        if self.server is not None and self.server.records:
+            verdict = judge(self.server, info)
+            failure, word, matched = verdict.failure, verdict.trust, verdict.matched
+            result_type, detail = verdict.result_type, verdict.detail
+            if detail:
+                session.note(f"{server.relay}: {detail}")
+        else:
+            names = match_names(policy, hostname=server.host, nexthop=self.nexthop)
+            failure = check_peer(policy, info, names)
+            matched = matched_name(info.peer_certificate, names) if failure is None else None
+            word = trust_word(info, matched is not None)
+            if failure is not None:
+                result_type = (
+                    "certificate-host-mismatch"
+                    if info.chain_verified
+                    else "certificate-not-trusted"
+                )
         session.tls_state = self.tls_state = TLSState(
-            trust_word(info, matched), info.version, info.cipher
+            word, info.version, info.cipher, level=policy.level, matched=matched
         )
-        session.note(established_message(info, matched=matched, peer=server.relay))
+        session.note(
+            established_message(info, matched=matched is not None, peer=server.relay, trust=word)
+        )
+        self._note(session, result_type=result_type, reason=detail or failure or "")
         if failure is not None:
             # Rule 5.6, NS-14: the TLS session works, so QUIT goes over it (delivery does it).
             session.cacheable = False
@@ -276,9 +366,10 @@ class SecurityPolicy:
                 session.note(f"Host offered STARTTLS: [{server.host}]")
             return None
         if not offered:
+            text = f"TLS is required, but was not offered by host {server.label}"
+            self._note(session, result_type="starttls-not-supported", reason=text)
             if required:
                 # NS-03, NS-08 (HELO only: no STARTTLS can exist).
-                text = f"TLS is required, but was not offered by host {server.label}"
                 return local_trouble("4.7.4", text, site=True)
             return None
         timeout = self.config.starttls_timeout
@@ -288,6 +379,7 @@ class SecurityPolicy:
             # NS-01 (bytes after the 220) and NS-06 (a 3xx) arrive here as protocol errors.
             return fail_stream(session, exc, Stage.STARTTLS)
         if not reply.is_positive:
+            self._note(session, result_type="starttls-not-supported", reason=str(reply))
             if required:
                 # Rule 5.3, NS-04/05/07; 5xx softened on purpose (module docstring).
                 return Trouble(
