@@ -9,6 +9,7 @@ performs the request, within the timeout the request carries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -27,11 +28,13 @@ __all__ = [
     "Receive",
     "Resolve",
     "Send",
+    "Shared",
     "Sleep",
     "StartTLS",
     "TLSFailed",
     "TLSInfo",
     "TLSParameters",
+    "Wait",
 ]
 
 
@@ -155,7 +158,29 @@ class Close:
     channel: Channel
 
 
-IORequest = Resolve | Connect | Send | Receive | StartTLS | Sleep | Close
+@dataclass(frozen=True)
+class Wait:
+    """What a `Shared` call returns when it cannot decide yet: call again once another
+    `Shared` request has run, or at `until` (on the clock of the engine) if that is sooner."""
+
+    until: float | None = None
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Run ``call(now)`` on state that concurrent engine runs share (a Mailer's connection
+    cache), holding that state's lock, with `now` from the engine's clock.
+
+    While the call returns a :class:`Wait`, wait until another `Shared` request of the same
+    state has run, or until `Wait.until`, and call it again; every concurrent run must be
+    able to make progress meanwhile. Result: the first result that is not a `Wait`. The call
+    decides everything; the adapter only serializes, waits and wakes (rules 9.1-9.6).
+    """
+
+    call: Callable[[float], object]
+
+
+IORequest = Resolve | Connect | Send | Receive | StartTLS | Sleep | Close | Shared
 """Every request the engine may yield."""
 
 

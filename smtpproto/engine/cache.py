@@ -1,0 +1,435 @@
+"""The connection cache, the destination limits and back-off: Postfix's scache(8) and the
+queue manager's concurrency control, as one sans-I/O object (rules 9.1-9.6).
+
+A `ConnectionCache` answers the three questions of a sender at volume, each a plain call
+that takes the time as an argument: may this delivery open another connection to its
+destination now (``transport_destination_concurrency_limit`` per destination,
+``default_process_limit`` in all), which kept connection may serve it (Postfix's cache keys,
+rule 9.5, within the reuse limits of rule 9.1), and what must be closed, when (idle longer
+than ``connection_cache_time_limit``, or to make room). A destination that failed as a
+whole, or asked the client to slow down, is backed off for ``minimal_backoff_time``.
+
+Every connection is a `Slot` from the moment it may be opened until it is closed, and it
+counts against its destination and the total all that time, so the limits bound the
+sockets that really exist: a connection being closed still counts until `release` says it
+is gone. A slot is in exactly one state (`SlotState`); only an IDLE slot is ever handed out
+again, and only while it is fit (`reuse_allowed`).
+
+The engine (`smtpproto.engine.delivery`) makes these calls through `smtpproto.requests.Shared`
+so that one cache can serve concurrent deliveries: the adapter holds the cache's lock around
+each call and waits while the answer is `Wait`. ``deliver()`` on its own uses a private
+cache without limits or back-off, which keeps a session between its batches (rule 9.1).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from .._errors import LocalProtocolError
+from ..config import ClientConfig
+from ..requests import Wait
+
+__all__ = [
+    "ConnectionCache",
+    "Evict",
+    "Key",
+    "Limits",
+    "Open",
+    "Refuse",
+    "Reuse",
+    "Slot",
+    "SlotState",
+    "endpoint_key",
+    "nexthop_key",
+    "reuse_allowed",
+]
+
+C = TypeVar("C")
+
+Key = tuple[str, ...]
+"""A cache label: Postfix's smtp_key_prefix() fields, in a fixed order (rule 9.5)."""
+
+# Postfix smtp_reuse.c SMTP_REUSE_KEY_DELIM_NA: a field that does not apply to this key.
+_NA = "*"
+
+
+def nexthop_key(*, service: str, nexthop: str, smtputf8: bool, sender: str | None = None) -> Key:
+    """Rule 9.5, by next hop: service, the request's next hop, SMTPUTF8, and the sender when
+    sender-dependent authentication is on (smtp.h SMTP_KEY_MASK_SCACHE_DEST_LABEL). Postfix
+    puts a dummy TLS level here (smtp_tls_policy_dummy()): the policy was enforced when the
+    session was made for this next hop."""
+    return ("nexthop", service, nexthop.lower(), str(smtputf8), sender or _NA)
+
+
+def endpoint_key(
+    *,
+    service: str,
+    address: str,
+    port: int | None,
+    tls_level: str,
+    smtputf8: bool,
+    nexthop: str | None = None,
+    hostname: str | None = None,
+    sender: str | None = None,
+) -> Key:
+    """Rule 9.5, by server address: service, address, port, TLS level, SMTPUTF8, and the
+    current next hop, host name and sender where SASL or TLS name checks make them matter
+    (smtp.h SMTP_KEY_MASK_SCACHE_ENDP_LABEL); the caller passes those only then."""
+    return (
+        "endpoint",
+        service,
+        address,
+        _NA if port is None else str(port),
+        tls_level,
+        str(smtputf8),
+        _NA if nexthop is None else nexthop.lower(),
+        _NA if hostname is None else hostname.lower(),
+        sender or _NA,
+    )
+
+
+def reuse_allowed(
+    started: float, reuses: int, now: float, *, reuse_time: float, reuse_count: int
+) -> bool:
+    """Rule 9.1: may a connection opened at `started` and reused `reuses` times be reused
+    once more at `now`? Postfix counts reuses (smtp.h THIS_SESSION_IS_EXPIRED): a
+    `reuse_count` of N allows N reuses, N + 1 transactions; 0 is no limit."""
+    return now < started + reuse_time and not (0 < reuse_count <= reuses)
+
+
+def _whole(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise LocalProtocolError(f"{name}: expected an int from 0, got {value!r}")
+    return value
+
+
+def _time(name: str, value: object, *, zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LocalProtocolError(f"{name}: expected seconds, got {value!r}")
+    if not (0 <= value < float("inf")) or (value == 0 and not zero):
+        raise LocalProtocolError(f"{name}: expected a finite time above 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a cache allows: connections per destination and in all (0: no limit), how long
+    an unused connection is kept (`idle`), the reuse limits of rule 9.1, and how long a
+    destination is backed off after it failed or said to slow down (0: never)."""
+
+    destination: int = 20
+    total: int = 100
+    idle: float = 2.0
+    reuse_time: float = 300.0
+    reuse_count: int = 0
+    backoff: float = 0.0
+
+    def __post_init__(self) -> None:
+        _whole("destination", self.destination)
+        _whole("total", self.total)
+        _whole("reuse_count", self.reuse_count)
+        _time("idle", self.idle, zero=False)
+        _time("reuse_time", self.reuse_time, zero=False)
+        _time("backoff", self.backoff, zero=True)
+
+    @classmethod
+    def of(cls, config: ClientConfig, *, shared: bool) -> Limits:
+        """The limits `config` sets: a `shared` cache (a Mailer's) has the concurrency
+        limits and back-off; a private one (one ``deliver()``) only the reuse limits."""
+        if not isinstance(config, ClientConfig):
+            raise LocalProtocolError(f"config: expected ClientConfig, got {type(config).__name__}")
+        return cls(
+            destination=config.destination_concurrency_limit if shared else 0,
+            total=config.process_limit if shared else 0,
+            idle=config.connection_cache_time_limit,
+            reuse_time=config.connection_reuse_time_limit,
+            reuse_count=config.connection_reuse_count_limit,
+            backoff=config.minimal_backoff_time if shared else 0.0,
+        )
+
+
+class SlotState(enum.Enum):
+    """Where a `Slot` is in its life; each state counts against the limits but CLOSED."""
+
+    RESERVED = "reserved"
+    """`Open` granted it: the connection is being opened."""
+    BUSY = "busy"
+    """A delivery is using the connection."""
+    IDLE = "idle"
+    """Kept open in the cache, unused, under its keys."""
+    CLOSING = "closing"
+    """Handed to a caller to close (QUIT, then close); still open until released."""
+    CLOSED = "closed"
+    """Gone; no longer counted."""
+
+
+class Slot(Generic[C]):
+    """One connection of a cache: its destination, the connection itself (once open), its
+    state, when it opened, how often it was reused, and since when it is idle."""
+
+    __slots__ = ("connection", "destination", "idle_since", "keys", "reuses", "started", "state")
+
+    def __init__(self, destination: str) -> None:
+        self.destination = destination
+        self.connection: C | None = None
+        self.state = SlotState.RESERVED
+        self.started = 0.0
+        self.reuses = 0
+        self.idle_since = 0.0
+        self.keys: tuple[Key, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"<Slot {self.destination} {self.state.value} reuses={self.reuses}>"
+
+
+@dataclass(frozen=True)
+class Reuse(Generic[C]):
+    """Use the kept connection of `slot` (after the RSET probe of rule 9.4)."""
+
+    slot: Slot[C]
+
+
+@dataclass(frozen=True)
+class Open(Generic[C]):
+    """Open a new connection for `slot`, then report it with `ConnectionCache.connected`."""
+
+    slot: Slot[C]
+
+
+@dataclass(frozen=True)
+class Evict(Generic[C]):
+    """Close these connections (QUIT, then close; they are CLOSING now) and release them,
+    then ask again: they were past their limits, or in the way of the one asked for."""
+
+    slots: tuple[Slot[C], ...]
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """The destination is backed off until `until`: defer without a connection, with the
+    status and reason of the failure that backed it off."""
+
+    until: float
+    dsn: str
+    reason: str
+
+
+Decision = Reuse[C] | Open[C] | Evict[C] | Wait | Refuse
+
+
+class ConnectionCache(Generic[C]):
+    """Postfix's connection cache and destination limits for one process (module docstring).
+
+    Every method takes the current time where it matters and never reads a clock; misuse
+    (releasing a slot twice, reporting a slot that was not being opened) is a
+    `LocalProtocolError`.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        if not isinstance(limits, Limits):
+            raise LocalProtocolError(f"limits: expected Limits, got {type(limits).__name__}")
+        self.limits = limits
+        self._count: dict[str, int] = {}
+        self._total = 0
+        self._idle: dict[Slot[C], None] = {}
+        """IDLE slots, least recently used first."""
+        self._by_key: dict[Key, list[Slot[C]]] = {}
+        """Key -> IDLE slots saved under it, most recently used last."""
+        self._backoff: dict[str, Refuse] = {}
+        self._shut = False
+
+    # -- what callers may look at ---------------------------------------------------------
+
+    def count(self, destination: str | None = None) -> int:
+        """Connections that exist or are being opened: to `destination`, or in all."""
+        return self._total if destination is None else self._count.get(destination, 0)
+
+    def idle(self) -> tuple[Slot[C], ...]:
+        """The kept, unused connections, least recently used first."""
+        return tuple(self._idle)
+
+    @property
+    def is_shut(self) -> bool:
+        """True once `shut_down` ran: nothing is kept any more."""
+        return self._shut
+
+    def backed_off(self, destination: str, now: float) -> Refuse | None:
+        """The back-off of `destination` in force at `now`, if any."""
+        refusal = self._backoff.get(destination)
+        return refusal if refusal is not None and now < refusal.until else None
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def lease(
+        self,
+        destination: str,
+        keys: Sequence[Key],
+        now: float,
+        *,
+        closed: Iterable[Slot[C]] = (),
+    ) -> Decision[C]:
+        """A connection for one delivery attempt to `destination`: a kept one found under
+        one of `keys` (in order), else room for a new one, else what to close first, else
+        wait. `closed` are slots of an earlier `Evict` that the caller has closed since.
+        """
+        for slot in closed:
+            self.release(slot, now)
+        refusal = self.backed_off(destination, now)
+        if refusal is not None:
+            return refusal
+        candidates = self._candidates(keys)
+        stale = tuple(s for s in candidates if not self._fit(s, now))
+        if stale:
+            return self._evict(stale)
+        for slot in candidates:
+            if slot.destination == destination or self._room(destination):
+                self._unindex(slot)
+                self._move(slot, destination)
+                slot.state = SlotState.BUSY
+                slot.reuses += 1
+                return Reuse(slot)
+        if self._room(destination) and self._total_room():
+            new: Slot[C] = Slot(destination)
+            self._count[destination] = self._count.get(destination, 0) + 1
+            self._total += 1
+            return Open(new)
+        if not self._room(destination):
+            victim = next((s for s in self._idle if s.destination == destination), None)
+        else:
+            victim = next(iter(self._idle), None)
+        if victim is not None:
+            return self._evict((victim,))
+        return Wait()
+
+    def connected(self, slot: Slot[C], connection: C, now: float) -> None:
+        """The connection of an `Open` slot is up (and through its handshake) at `now`."""
+        if slot.state is not SlotState.RESERVED:
+            raise LocalProtocolError(f"slot: expected a slot being opened, got {slot!r}")
+        slot.connection = connection
+        slot.started = now
+        slot.state = SlotState.BUSY
+
+    def release(self, slot: Slot[C], now: float, keys: Sequence[Key] | None = None) -> bool:
+        """The caller is done with `slot`. Without `keys` its connection is closed (or was
+        never opened); with them a BUSY connection is offered for reuse under `keys`:
+        returns True when the cache keeps it, False when the caller must close it (QUIT,
+        then close) and release it again without keys."""
+        if slot.state is SlotState.CLOSED or slot.state is SlotState.IDLE:
+            raise LocalProtocolError(f"slot: not held by a caller: {slot!r}")
+        if keys is None:
+            self._drop(slot)
+            return False
+        if slot.state is not SlotState.BUSY:
+            raise LocalProtocolError(f"slot: only a connection in use can be kept: {slot!r}")
+        limits = self.limits
+        fit = reuse_allowed(
+            slot.started,
+            slot.reuses,
+            now,
+            reuse_time=limits.reuse_time,
+            reuse_count=limits.reuse_count,
+        )
+        if self._shut or not keys or not fit:
+            slot.state = SlotState.CLOSING
+            return False
+        slot.state = SlotState.IDLE
+        slot.idle_since = now
+        slot.keys = tuple(dict.fromkeys(keys))
+        self._idle[slot] = None
+        for key in slot.keys:
+            self._by_key.setdefault(key, []).append(slot)
+        return True
+
+    def back_off(self, destination: str, now: float, dsn: str, reason: str) -> None:
+        """`destination` failed as a whole or said to slow down: refuse it new connections
+        for ``Limits.backoff`` (not again while it is backed off already)."""
+        if self.limits.backoff <= 0 or self.backed_off(destination, now) is not None:
+            return
+        self._backoff[destination] = Refuse(now + self.limits.backoff, dsn, reason)
+
+    def due(self, now: float) -> Evict[C] | Wait | None:
+        """For the caller that closes idle connections in the background: what to close
+        now, else when to look again (`Wait`); ``None`` once shut and nothing is kept."""
+        if self._shut and not self._idle:
+            return None
+        stale = tuple(s for s in self._idle if not self._fit(s, now))
+        if stale:
+            return self._evict(stale)
+        ends = [self._end(s) for s in self._idle]
+        return Wait(min(ends) if ends else None)
+
+    def shut_down(self) -> tuple[Slot[C], ...]:
+        """Keep nothing from now on; returns the kept connections, now CLOSING, for the
+        caller to close and release. Connections in use are refused at their release."""
+        self._shut = True
+        return self._evict(tuple(self._idle)).slots
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _end(self, slot: Slot[C]) -> float:
+        # The first moment `slot` is no longer fit: idle too long, or too old to reuse.
+        return min(slot.idle_since + self.limits.idle, slot.started + self.limits.reuse_time)
+
+    def _fit(self, slot: Slot[C], now: float) -> bool:
+        limits = self.limits
+        return now < self._end(slot) and reuse_allowed(
+            slot.started,
+            slot.reuses,
+            now,
+            reuse_time=limits.reuse_time,
+            reuse_count=limits.reuse_count,
+        )
+
+    def _candidates(self, keys: Sequence[Key]) -> list[Slot[C]]:
+        found: dict[Slot[C], None] = {}
+        for key in keys:
+            for slot in reversed(self._by_key.get(key, ())):
+                found.setdefault(slot)
+        return list(found)
+
+    def _room(self, destination: str) -> bool:
+        limit = self.limits.destination
+        return limit == 0 or self._count.get(destination, 0) < limit
+
+    def _total_room(self) -> bool:
+        return self.limits.total == 0 or self._total < self.limits.total
+
+    def _move(self, slot: Slot[C], destination: str) -> None:
+        if slot.destination != destination:
+            self._uncount(slot.destination)
+            self._count[destination] = self._count.get(destination, 0) + 1
+            slot.destination = destination
+
+    def _uncount(self, destination: str) -> None:
+        left = self._count[destination] - 1
+        if left:
+            self._count[destination] = left
+        else:
+            del self._count[destination]
+
+    def _unindex(self, slot: Slot[C]) -> None:
+        del self._idle[slot]
+        for key in slot.keys:
+            saved = self._by_key[key]
+            saved.remove(slot)
+            if not saved:
+                del self._by_key[key]
+        slot.keys = ()
+
+    def _evict(self, slots: tuple[Slot[C], ...]) -> Evict[C]:
+        for slot in slots:
+            self._unindex(slot)
+            slot.state = SlotState.CLOSING
+        return Evict(slots)
+
+    def _drop(self, slot: Slot[C]) -> None:
+        if slot.state is SlotState.CLOSED:
+            raise LocalProtocolError(f"slot: released twice: {slot!r}")
+        if slot.state is SlotState.IDLE:
+            self._unindex(slot)
+        slot.state = SlotState.CLOSED
+        self._uncount(slot.destination)
+        self._total -= 1

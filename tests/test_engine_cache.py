@@ -1,0 +1,448 @@
+"""The connection cache (smtpproto.engine.cache): keys, limits, reuse limits, back-off.
+
+Unit tests for each decision, then a hypothesis state machine that drives the cache with
+random arrivals, connection failures, transactions, evictions, background expiry and clock
+jumps, holding it to its three promises at every step: never more connections to a
+destination (or in all) than the limits, never a connection handed out again past its reuse
+limits (rule 9.1), never one that failed handed out again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from smtpproto._errors import LocalProtocolError
+from smtpproto.config import ClientConfig
+from smtpproto.engine.cache import (
+    ConnectionCache,
+    Evict,
+    Key,
+    Limits,
+    Open,
+    Refuse,
+    Reuse,
+    Slot,
+    SlotState,
+    endpoint_key,
+    nexthop_key,
+    reuse_allowed,
+)
+from smtpproto.requests import Wait
+
+
+@dataclass(eq=False)
+class Conn:
+    """A stand-in connection: the cache never looks inside one."""
+
+    name: str
+    failed: bool = False
+    closed: bool = False
+
+
+def key(address: str) -> Key:
+    return endpoint_key(service="smtp", address=address, port=25, tls_level="may", smtputf8=False)
+
+
+def opened(cache: ConnectionCache[Conn], destination: str, now: float, name: str) -> Slot[Conn]:
+    decision = cache.lease(destination, [key(name)], now)
+    assert isinstance(decision, Open)
+    cache.connected(decision.slot, Conn(name), now)
+    return decision.slot
+
+
+# -- keys and rule 9.1 -----------------------------------------------------------------------
+
+
+def test_endpoint_keys_differ_by_tls_level_port_and_bound_next_hop() -> None:
+    # rule 9.5: a plaintext session never serves a TLS-level request, nor one port another
+    base = {"service": "smtp", "address": "192.0.2.1", "port": 25, "smtputf8": False}
+    may = endpoint_key(tls_level="may", **base)  # type: ignore[arg-type]
+    assert may != endpoint_key(tls_level="encrypt", **base)  # type: ignore[arg-type]
+    assert may != endpoint_key(**{**base, "port": 587}, tls_level="may")  # type: ignore[arg-type]
+    bound = endpoint_key(tls_level="verify", nexthop="example.com", **base)  # type: ignore[arg-type]
+    assert bound != endpoint_key(tls_level="verify", nexthop="example.net", **base)  # type: ignore[arg-type]
+
+
+def test_nexthop_key_is_case_insensitive_and_per_sender_only_when_asked() -> None:
+    a = nexthop_key(service="smtp", nexthop="Example.COM", smtputf8=False)
+    assert a == nexthop_key(service="smtp", nexthop="example.com", smtputf8=False)
+    assert a != nexthop_key(service="smtp", nexthop="example.com", smtputf8=False, sender="x@y")
+    assert a != nexthop_key(service="lmtp", nexthop="example.com", smtputf8=False)
+
+
+@pytest.mark.parametrize(
+    ("reuses", "count", "allowed"),
+    [(0, 0, True), (9, 0, True), (0, 1, True), (1, 1, False), (2, 3, True), (3, 3, False)],
+)
+def test_reuse_count_limit_allows_that_many_reuses(reuses: int, count: int, allowed: bool) -> None:
+    # rule 9.1, smtp.h THIS_SESSION_IS_EXPIRED: a limit of N is N reuses, N + 1 transactions
+    assert reuse_allowed(0.0, reuses, 1.0, reuse_time=300, reuse_count=count) is allowed
+
+
+def test_reuse_time_limit_counts_from_the_connection_time() -> None:
+    assert reuse_allowed(10.0, 0, 309.9, reuse_time=300, reuse_count=0)
+    assert not reuse_allowed(10.0, 0, 310.0, reuse_time=300, reuse_count=0)
+
+
+def test_limits_from_config_private_and_shared() -> None:
+    config = ClientConfig(
+        destination_concurrency_limit=3,
+        process_limit=7,
+        connection_cache_time_limit=5,
+        minimal_backoff_time=60,
+    )
+    assert Limits.of(config, shared=True) == Limits(3, 7, 5.0, 300.0, 0, 60.0)
+    assert Limits.of(config, shared=False) == Limits(0, 0, 5.0, 300.0, 0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"destination": -1},
+        {"total": True},
+        {"idle": 0},
+        {"reuse_time": float("inf")},
+        {"backoff": -1},
+    ],
+)
+def test_limits_refuse_bad_values(bad: dict[str, object]) -> None:
+    with pytest.raises(LocalProtocolError, match=next(iter(bad))):
+        Limits(**bad)  # type: ignore[arg-type]
+
+
+# -- decisions -------------------------------------------------------------------------------
+
+
+def test_a_kept_connection_is_reused_under_its_key_only() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits())
+    slot = opened(cache, "a.example", 0.0, "192.0.2.1")
+    assert cache.release(slot, 1.0, [key("192.0.2.1")])
+    assert isinstance(cache.lease("a.example", [key("192.0.2.9")], 1.5), Open)
+    again = cache.lease("a.example", [key("192.0.2.1")], 1.5)
+    assert isinstance(again, Reuse) and again.slot is slot
+    assert slot.state is SlotState.BUSY and slot.reuses == 1
+
+
+def test_the_most_recently_kept_connection_serves_first() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits())
+    first = opened(cache, "a.example", 0.0, "x")
+    second = opened(cache, "a.example", 0.0, "x")
+    cache.release(first, 0.1, [key("x")])
+    cache.release(second, 0.2, [key("x")])
+    decision = cache.lease("a.example", [key("x")], 0.3)
+    assert isinstance(decision, Reuse) and decision.slot is second
+
+
+def test_a_connection_idle_too_long_is_evicted_not_reused() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(idle=2.0))
+    slot = opened(cache, "a.example", 0.0, "x")
+    cache.release(slot, 1.0, [key("x")])
+    decision = cache.lease("a.example", [key("x")], 3.0)
+    assert isinstance(decision, Evict) and decision.slots == (slot,)
+    assert slot.state is SlotState.CLOSING and cache.count() == 1  # open until released
+    assert isinstance(cache.lease("a.example", [key("x")], 3.0, closed=decision.slots), Open)
+    assert slot.state is SlotState.CLOSED
+
+
+def test_a_connection_past_its_reuse_count_is_not_kept() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(reuse_count=1))
+    slot = opened(cache, "a.example", 0.0, "x")
+    assert cache.release(slot, 0.1, [key("x")])
+    assert isinstance(cache.lease("a.example", [key("x")], 0.2), Reuse)
+    assert not cache.release(slot, 0.3, [key("x")])  # the one reuse is spent: close it
+    assert slot.state is SlotState.CLOSING
+
+
+def test_at_the_destination_limit_a_new_connection_waits() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(destination=2))
+    opened(cache, "a.example", 0.0, "x")
+    opened(cache, "a.example", 0.0, "y")
+    assert cache.lease("a.example", [key("z")], 0.0) == Wait()
+    assert isinstance(cache.lease("b.example", [key("z")], 0.0), Open)
+
+
+def test_at_the_destination_limit_its_own_idle_connection_makes_room() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(destination=1))
+    slot = opened(cache, "a.example", 0.0, "mx1")
+    cache.release(slot, 0.1, [key("mx1")])
+    decision = cache.lease("a.example", [key("mx2")], 0.2)
+    assert isinstance(decision, Evict) and decision.slots == (slot,)
+
+
+def test_at_the_total_limit_the_least_recently_used_idle_connection_goes() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(total=2))
+    a = opened(cache, "a.example", 0.0, "a")
+    b = opened(cache, "b.example", 0.0, "b")
+    cache.release(a, 0.1, [key("a")])
+    cache.release(b, 0.2, [key("b")])
+    decision = cache.lease("c.example", [key("c")], 0.3)
+    assert isinstance(decision, Evict) and decision.slots == (a,)
+
+
+def test_a_connection_moves_to_the_destination_that_reuses_it_within_its_limit() -> None:
+    # rule 9.5: by endpoint, a session serves another next hop with the same server
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(destination=1))
+    slot = opened(cache, "a.example", 0.0, "shared-mx")
+    cache.release(slot, 0.1, [key("shared-mx")])
+    decision = cache.lease("b.example", [key("shared-mx")], 0.2)
+    assert isinstance(decision, Reuse) and slot.destination == "b.example"
+    assert (cache.count("a.example"), cache.count("b.example")) == (0, 1)
+
+
+def test_back_off_refuses_the_destination_until_it_ends_and_is_not_extended() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(backoff=10.0))
+    cache.back_off("a.example", 5.0, "4.7.0", "host said: 421 slow down")
+    refused = cache.lease("a.example", [key("x")], 6.0)
+    assert refused == Refuse(15.0, "4.7.0", "host said: 421 slow down")
+    cache.back_off("a.example", 9.0, "4.4.1", "again")
+    assert cache.backed_off("a.example", 14.9) == refused
+    assert isinstance(cache.lease("a.example", [key("x")], 15.0), Open)
+    assert isinstance(cache.lease("b.example", [key("x")], 6.0), Open)
+
+
+def test_without_a_back_off_time_nothing_is_backed_off() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(backoff=0))
+    cache.back_off("a.example", 5.0, "4.7.0", "slow down")
+    assert cache.backed_off("a.example", 5.0) is None
+
+
+def test_due_closes_expired_connections_and_names_the_next_expiry() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(idle=2.0, reuse_time=100.0))
+    a = opened(cache, "a.example", 0.0, "a")
+    b = opened(cache, "a.example", 0.0, "b")
+    cache.release(a, 1.0, [key("a")])
+    cache.release(b, 1.5, [key("b")])
+    assert cache.due(2.0) == Wait(3.0)
+    decision = cache.due(3.0)
+    assert isinstance(decision, Evict) and decision.slots == (a,)
+    assert cache.due(3.0) == Wait(3.5)
+    cache.release(a, 3.0)
+    assert cache.count() == 1
+
+
+def test_shut_down_hands_back_the_idle_and_refuses_to_keep_the_busy() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits())
+    idle = opened(cache, "a.example", 0.0, "a")
+    busy = opened(cache, "a.example", 0.0, "b")
+    cache.release(idle, 0.1, [key("a")])
+    assert cache.due(0.2) == Wait(2.1)
+    assert cache.shut_down() == (idle,)
+    assert not cache.release(busy, 0.3, [key("b")])
+    cache.release(idle, 0.4)
+    cache.release(busy, 0.4)
+    assert cache.due(0.5) is None and cache.count() == 0 and cache.is_shut
+
+
+def test_misuse_is_a_local_protocol_error() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits())
+    slot = opened(cache, "a.example", 0.0, "a")
+    with pytest.raises(LocalProtocolError, match="being opened"):
+        cache.connected(slot, Conn("again"), 0.0)
+    cache.release(slot, 0.1)
+    with pytest.raises(LocalProtocolError, match="not held"):
+        cache.release(slot, 0.2)
+    with pytest.raises(LocalProtocolError, match="limits"):
+        ConnectionCache(object())  # type: ignore[arg-type]
+
+
+# -- the model, under random traffic ---------------------------------------------------------
+
+DESTINATIONS = ("a.example", "b.example", "c.example")
+# Two destinations share a server, so kept connections move between them (rule 9.5).
+SERVERS = {"a.example": ("mx-a", "mx-shared"), "b.example": ("mx-shared",), "c.example": ("mx-c",)}
+
+
+class CacheModel(RuleBasedStateMachine):
+    """Random traffic against one cache; the test keeps its own books of what exists."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache: ConnectionCache[Conn] | None = None
+        self.limits = Limits()
+        self.now = 0.0
+        self.live: dict[Slot[Conn], str] = {}
+        """Every slot not yet released as closed -> the server it is (or will be) for."""
+        self.opening: list[Slot[Conn]] = []
+        self.busy: list[Slot[Conn]] = []
+        self.closing: list[Slot[Conn]] = []
+
+    def ready(self) -> bool:
+        return self.cache is not None
+
+    def the_cache(self) -> ConnectionCache[Conn]:
+        assert self.cache is not None
+        return self.cache
+
+    @precondition(lambda self: not self.ready())
+    @rule(
+        limits=st.builds(
+            Limits,
+            destination=st.integers(0, 4),
+            total=st.integers(0, 8),
+            idle=st.floats(1, 20),
+            reuse_time=st.floats(2, 60),
+            reuse_count=st.integers(0, 3),
+            backoff=st.sampled_from([0.0, 0.0, 0.0, 5.0]),
+        )
+    )
+    def start(self, limits: Limits) -> None:
+        self.cache = ConnectionCache(limits)
+        self.limits = limits
+
+    def _keys(self, destination: str, server: str, by_nexthop: bool) -> list[Key]:
+        keys = [key(server)]
+        if by_nexthop:
+            keys.insert(0, nexthop_key(service="smtp", nexthop=destination, smtputf8=False))
+        return keys
+
+    @precondition(ready)
+    @rule(
+        destination=st.sampled_from(DESTINATIONS), by_nexthop=st.booleans(), pick=st.integers(0, 1)
+    )
+    def arrive(self, destination: str, by_nexthop: bool, pick: int) -> None:
+        cache = self.the_cache()
+        names = SERVERS[destination]
+        server = names[pick % len(names)]
+        before = {s: s.state for s in self.live}
+        decision = cache.lease(destination, self._keys(destination, server, by_nexthop), self.now)
+        limits = self.limits
+        if isinstance(decision, Reuse):
+            slot = decision.slot
+            assert before.get(slot) is SlotState.IDLE, "only a kept connection is reused"
+            conn = slot.connection
+            assert conn is not None and not conn.failed and not conn.closed
+            assert self.now < slot.started + limits.reuse_time, "reused past its time limit"
+            assert limits.reuse_count == 0 or slot.reuses <= limits.reuse_count
+            assert self.now < slot.idle_since + limits.idle, "reused after idling too long"
+            self.busy.append(slot)
+        elif isinstance(decision, Open):
+            self.live[decision.slot] = server
+            self.opening.append(decision.slot)
+        elif isinstance(decision, Evict):
+            for slot in decision.slots:
+                assert before.get(slot) is SlotState.IDLE and slot.state is SlotState.CLOSING
+            self.closing.extend(decision.slots)
+        elif isinstance(decision, Refuse):
+            assert limits.backoff > 0 and self.now < decision.until
+        else:
+            assert decision == Wait()
+            # Waiting is right only when nothing kept could make room, or it would last.
+            idle = [s for s, state in before.items() if state is SlotState.IDLE]
+            if limits.destination and cache.count(destination) >= limits.destination:
+                assert not [s for s in idle if s.destination == destination]
+            else:
+                assert limits.total and cache.count() >= limits.total and not idle
+
+    @precondition(ready)
+    @rule(
+        destination=st.sampled_from(DESTINATIONS), by_nexthop=st.booleans(), pick=st.integers(0, 1)
+    )
+    def deliver(self, destination: str, by_nexthop: bool, pick: int) -> None:
+        # A whole delivery in one step (lease, connect, transaction, keep), so that kept
+        # connections pile up between the interleaved steps of the other rules.
+        self.arrive(destination, by_nexthop, pick)
+        if self.opening and self.opening[-1].destination == destination:
+            self.connect(len(self.opening) - 1, works=True)
+        if self.busy and self.busy[-1].destination == destination:
+            self.finish(len(self.busy) - 1, keep=True, by_nexthop=by_nexthop)
+
+    @precondition(lambda self: self.ready() and self.opening)
+    @rule(pick=st.integers(0, 99), works=st.booleans())
+    def connect(self, pick: int, works: bool) -> None:
+        slot = self.opening.pop(pick % len(self.opening))
+        if works:
+            self.the_cache().connected(slot, Conn(self.live[slot]), self.now)
+            self.busy.append(slot)
+        else:
+            self.the_cache().release(slot, self.now)
+            del self.live[slot]
+
+    @precondition(lambda self: self.ready() and self.busy)
+    @rule(pick=st.integers(0, 99), keep=st.booleans(), by_nexthop=st.booleans())
+    def finish(self, pick: int, keep: bool, by_nexthop: bool) -> None:
+        cache = self.the_cache()
+        slot = self.busy.pop(pick % len(self.busy))
+        conn = slot.connection
+        assert conn is not None
+        if not keep:
+            # The session failed: the connection is gone and must never come back.
+            conn.failed = conn.closed = True
+            cache.release(slot, self.now)
+            del self.live[slot]
+            return
+        keys = self._keys(slot.destination, conn.name, by_nexthop)
+        if not cache.release(slot, self.now, keys):
+            assert slot.state is SlotState.CLOSING
+            self.closing.append(slot)
+
+    @precondition(lambda self: self.ready() and self.closing)
+    @rule(pick=st.integers(0, 99))
+    def close(self, pick: int) -> None:
+        slot = self.closing.pop(pick % len(self.closing))
+        conn = slot.connection
+        assert conn is not None and not conn.failed
+        conn.closed = True
+        self.the_cache().release(slot, self.now)
+        del self.live[slot]
+
+    @precondition(lambda self: self.ready() and self.the_cache().idle())
+    @rule()
+    def tend(self) -> None:
+        decision = self.the_cache().due(self.now)
+        if isinstance(decision, Evict):
+            self.closing.extend(decision.slots)
+        else:
+            assert decision is not None and (decision.until is None or decision.until > self.now)
+
+    @precondition(ready)
+    @rule(
+        seconds=st.one_of(
+            st.floats(0, 0.5), st.floats(0, 0.5), st.floats(0.5, 3), st.floats(3, 1e3)
+        )
+    )
+    def clock(self, seconds: float) -> None:
+        self.now += seconds
+
+    @precondition(lambda self: self.ready() and self.limits.backoff)
+    @rule(destination=st.sampled_from(DESTINATIONS))
+    def slow_down(self, destination: str) -> None:
+        self.the_cache().back_off(destination, self.now, "4.7.0", "421 too many connections")
+
+    @invariant()
+    def within_limits(self) -> None:
+        if self.cache is None:
+            return
+        counts: dict[str, int] = {}
+        for slot in self.live:
+            assert slot.state is not SlotState.CLOSED
+            counts[slot.destination] = counts.get(slot.destination, 0) + 1
+        limits = self.limits
+        for destination in DESTINATIONS:
+            assert self.cache.count(destination) == counts.get(destination, 0)
+            if limits.destination:
+                assert counts.get(destination, 0) <= limits.destination
+        assert self.cache.count() == len(self.live)
+        if limits.total:
+            assert len(self.live) <= limits.total
+
+    @invariant()
+    def kept_connections_are_sound(self) -> None:
+        if self.cache is None:
+            return
+        for slot in self.cache.idle():
+            assert slot in self.live and slot.connection is not None
+            assert not slot.connection.failed and not slot.connection.closed
+
+
+CacheModel.TestCase.settings = settings(
+    max_examples=200,
+    stateful_step_count=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_the_cache_model_keeps_its_promises = CacheModel.TestCase
