@@ -20,7 +20,9 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from smtpproto import engine
@@ -28,6 +30,7 @@ from smtpproto._errors import LocalProtocolError
 from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
 from smtpproto.destinations import IDNAEncoder
+from smtpproto.engine import mailer
 from smtpproto.engine.redact import Secrets, password_map_secrets, redact_text
 from smtpproto.envelope import Envelope, Recipient
 from smtpproto.report import DeliveryReport, format_log_line
@@ -39,13 +42,17 @@ from smtpproto.requests import (
     Receive,
     Resolve,
     Send,
+    Shared,
     StartTLS,
     TLSInfo,
+    Wait,
 )
 
 __all__ = [
     "AsyncIO",
+    "AsyncMailer",
     "AsyncSession",
+    "Concurrency",
     "RunLog",
     "connect_async",
     "deliver_async",
@@ -55,6 +62,7 @@ __all__ = [
     "idna_encoder",
     "machine_hostname",
     "make_envelope",
+    "plan_mail",
     "start_delivery",
     "start_session",
 ]
@@ -112,7 +120,7 @@ def engine_inputs() -> dict[str, Any]:
     """What the core takes as arguments: clock, randomness, SCRAM nonces, the machine's name
     and the IDNA encoder."""
     return {
-        "clock": time.monotonic,
+        "clock": time.monotonic,  # `wait_time` reads the same clock
         "rng": random.SystemRandom(),
         "nonce": lambda: secrets.token_urlsafe(24),
         "myhostname": machine_hostname(),
@@ -309,15 +317,49 @@ def make_envelope(
 
 
 def start_delivery(
-    destination: str, envelope: Envelope, message: MessageSource, config: ClientConfig | None
+    destination: str,
+    envelope: Envelope,
+    message: MessageSource,
+    config: ClientConfig | None,
+    cache: engine.ConnectionCache[engine.Session] | None = None,
 ) -> tuple[Engine[DeliveryReport], RunLog]:
-    """The engine's ``deliver`` with the adapters' inputs, and the log of its run."""
+    """The engine's ``deliver`` with the adapters' inputs (and a Mailer's `cache`), and the
+    log of its run."""
     config = config or ClientConfig()
     log = RunLog(config)
     run = engine.deliver(
-        destination, envelope, message, config=config, transcript=log.transcript, **engine_inputs()
+        destination,
+        envelope,
+        message,
+        config=config,
+        transcript=log.transcript,
+        cache=cache,
+        **engine_inputs(),
     )
     return run, log
+
+
+def plan_mail(
+    config: ClientConfig,
+    sender: str,
+    recipients: Iterable[str | Recipient],
+    message: MessageSource,
+    ret: str | None,
+    envid: str | None,
+    destination: str | None,
+) -> mailer.Plan:
+    """A Mailer's ``send`` arguments as the core's plan: one delivery per next hop."""
+    envelope = make_envelope(sender, recipients, ret, envid)
+    return mailer.plan(
+        envelope, message, config=config, destination=destination, idna=idna_encoder()
+    )
+
+
+def wait_time(wait: Wait) -> float | None:
+    """Seconds from now until `wait` ends on the engine's clock; ``None``: until woken."""
+    if wait.until is None:
+        return None
+    return max(0.0, wait.until - time.monotonic())
 
 
 def start_session(
@@ -395,3 +437,111 @@ async def connect_async(
         await drive_async(engine.close_session(session), io.perform, log)
     finally:
         await io.close_all()
+
+
+class Concurrency(Protocol):
+    """What the asyncio and trio Mailers need of their library: a condition, a bounded wait
+    on it, running coroutines side by side, and a group that background tasks live in."""
+
+    def condition(self) -> Any:
+        """A new condition variable (``async with`` holds its lock)."""
+        ...
+
+    async def wait(self, condition: Any, timeout: float | None) -> None:
+        """Wait on `condition` (its lock held) until notified or `timeout` seconds passed."""
+        ...
+
+    async def gather(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        """Run the jobs concurrently; their results in order (the first error cancels all)."""
+        ...
+
+    def group(self) -> AbstractAsyncContextManager[Any]:
+        """A task group (an asyncio TaskGroup, a trio nursery) for background tasks."""
+        ...
+
+    def start(self, group: Any, job: Callable[[], Awaitable[None]]) -> None:
+        """Start `job` in `group`."""
+        ...
+
+
+class AsyncMailer:
+    """The asyncio and trio ``Mailer``: one shared connection cache for every ``send`` of
+    every task, with Postfix's per-destination and total limits and back-off (the core
+    decides; this only waits, wakes and runs tasks). Use it as ``async with``."""
+
+    def __init__(self, config: ClientConfig | None, io: AsyncIO, concurrency: Concurrency) -> None:
+        self._config = config or ClientConfig()
+        self._io = io
+        self._do = concurrency
+        self._cache = mailer.new_cache(self._config)
+        self._condition = concurrency.condition()
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> AsyncMailer:
+        if self._stack is not None or self._closed:
+            raise LocalProtocolError("Mailer: a Mailer is entered once")
+        self._stack = contextlib.AsyncExitStack()
+        group = await self._stack.enter_async_context(self._do.group())
+        log = RunLog(self._config)
+        self._do.start(
+            group, lambda: drive_async(engine.tend_cache(self._cache), self._perform, log)
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """QUIT and close every kept connection; the background task ends with it."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await drive_async(engine.close_cache(self._cache), self._perform, RunLog(self._config))
+            if self._stack is not None:
+                await self._stack.aclose()
+        finally:
+            await self._io.close_all()
+
+    async def send(
+        self,
+        *,
+        sender: str,
+        recipients: Iterable[str | Recipient],
+        message: MessageSource,
+        ret: str | None = None,
+        envid: str | None = None,
+        destination: str | None = None,
+    ) -> DeliveryReport:
+        """Deliver one message to every recipient, each next hop at once through the shared
+        cache (or all to `destination`); one report for every recipient."""
+        if self._stack is None or self._closed:
+            raise LocalProtocolError("Mailer: send inside `async with Mailer(...)` only")
+        plan = plan_mail(self._config, sender, recipients, message, ret, envid, destination)
+        jobs = [functools.partial(self._deliver, group, message) for group in plan.groups]
+        if plan.concurrent and len(jobs) > 1:
+            reports = await self._do.gather(jobs)
+        else:
+            reports = [await job() for job in jobs]
+        return mailer.merge(plan, reports)
+
+    async def _deliver(self, group: mailer.Group, message: MessageSource) -> DeliveryReport:
+        run, log = start_delivery(
+            group.destination, group.envelope, message, self._config, self._cache
+        )
+        return await drive_async(run, self._perform, log)
+
+    async def _perform(self, request: IORequest) -> Any:
+        if not isinstance(request, Shared):
+            return await self._io.perform(request)
+        async with self._condition:
+            while isinstance(result := request.call(time.monotonic()), Wait):
+                await self._do.wait(self._condition, wait_time(result))
+            self._condition.notify_all()
+        return result
