@@ -1,7 +1,10 @@
 """smtpproto: a sans-I/O SMTP and LMTP client core modelled on Postfix smtp(8).
 
-The names below are the stable public surface; the submodules hold the rest. Adapters that
-supply sockets, TLS and DNS live in :mod:`smtpproto.adapters`, which this package never imports.
+The names below are the stable public surface, with four public submodules:
+:mod:`smtpproto.engine` (the delivery generators an embedder drives), :mod:`smtpproto.requests`
+(their I/O contract), :mod:`smtpproto.config` and :mod:`smtpproto.report`. Every other module
+is internal. Adapters that supply sockets, TLS and DNS live in :mod:`smtpproto.adapters`, which
+this package never imports.
 """
 
 from smtpproto._errors import (

@@ -120,3 +120,33 @@ def test_core_never_imports_the_adapters() -> None:
         for target in graph[name]
         if target.startswith("smtpproto.adapters")
     } == set()
+
+
+def _documented_tree() -> set[str]:
+    # The ```text block under "## The tree" in docs/internals.md: nested names by indentation.
+    text = (ROOT / "docs" / "internals.md").read_text()
+    block = text.split("## The tree", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    paths: set[str] = set()
+    stack: list[tuple[int, str]] = []
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        name = line.split()[0]
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = "/".join([*(part for _, part in stack), name]).replace("//", "/")
+        if name.endswith("/"):
+            stack.append((indent, name.rstrip("/")))
+        else:
+            paths.add(path)
+    return paths
+
+
+def test_internals_lists_every_module_once_with_its_line() -> None:
+    on_disk = {
+        str(path.relative_to(ROOT))
+        for folder in PACKAGES.values()
+        for path in folder.rglob("*.py")
+    }
+    assert _documented_tree() == on_disk

@@ -462,6 +462,11 @@ DELIBERATE: dict[str, Case] = {
     # Postfix takes any 2xx after the dot, 221 included: with QUIT pipelined behind the dot,
     # a server that answers only 221 has its mail counted as sent.
     "dot-221": Case(Script(dot="221 2.0.0 Bye")),
+    # A 250 sent with the 354, before any content, and the real reply after the dot is 550:
+    # Postfix reads the early 250 as the end-of-data reply and counts the mail as sent.
+    "data-354-with-early-250": Case(
+        Script(data="354 go ahead\r\n250 2.0.0 early", dot="550 5.7.1 content refused")
+    ),
     # RP-09: Postfix bounces bob 5.5.0 and delivers the others.
     "RP-09-code-600": Case(Script(rcpt={BOB: "600 6.0.0 out of range"})),
     # RP-05: Postfix takes the final line's 250 (rule 1.6) and counts bob as accepted.
