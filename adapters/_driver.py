@@ -61,6 +61,7 @@ __all__ = [
     "engine_inputs",
     "idna_encoder",
     "machine_hostname",
+    "mailer_config",
     "make_envelope",
     "plan_mail",
     "start_delivery",
@@ -355,6 +356,12 @@ def plan_mail(
     )
 
 
+def mailer_config(config: ClientConfig | None) -> ClientConfig:
+    """A Mailer's configuration, with the machine's name filled in once (every delivery
+    would otherwise build and check a config of its own)."""
+    return (config or ClientConfig()).with_hostname(machine_hostname())
+
+
 def wait_time(wait: Wait) -> float | None:
     """Seconds from now until `wait` ends on the engine's clock; ``None``: until woken."""
     if wait.until is None:
@@ -470,7 +477,7 @@ class AsyncMailer:
     decides; this only waits, wakes and runs tasks). Use it as ``async with``."""
 
     def __init__(self, config: ClientConfig | None, io: AsyncIO, concurrency: Concurrency) -> None:
-        self._config = config or ClientConfig()
+        self._config = mailer_config(config)
         self._io = io
         self._do = concurrency
         self._cache = mailer.new_cache(self._config)
@@ -543,5 +550,6 @@ class AsyncMailer:
         async with self._condition:
             while isinstance(result := request.call(time.monotonic()), Wait):
                 await self._do.wait(self._condition, wait_time(result))
-            self._condition.notify_all()
+            if request.wakes:
+                self._condition.notify_all()
         return result

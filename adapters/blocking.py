@@ -40,6 +40,7 @@ from ._dns import DefaultResolver, Resolver
 from ._driver import (
     RunLog,
     drive,
+    mailer_config,
     make_envelope,
     plan_mail,
     start_delivery,
@@ -218,7 +219,7 @@ class Mailer:
     """
 
     def __init__(self, config: ClientConfig | None = None, *, resolver: Resolver | None = None):
-        self._config = config or ClientConfig()
+        self._config = mailer_config(config)
         self._io = _IO(resolver)
         self._cache = mailer.new_cache(self._config)
         self._condition = threading.Condition()
@@ -292,5 +293,6 @@ class Mailer:
         with self._condition:
             while isinstance(result := request.call(time.monotonic()), Wait):
                 self._condition.wait(wait_time(result))
-            self._condition.notify_all()
+            if request.wakes:
+                self._condition.notify_all()
         return result

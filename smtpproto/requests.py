@@ -160,8 +160,8 @@ class Close:
 
 @dataclass(frozen=True)
 class Wait:
-    """What a `Shared` call returns when it cannot decide yet: call again once another
-    `Shared` request has run, or at `until` (on the clock of the engine) if that is sooner."""
+    """What a `Shared` call returns when it cannot decide yet: call again once a `Shared`
+    request that wakes has run, or at `until` (on the clock of the engine) if that is sooner."""
 
     until: float | None = None
 
@@ -171,13 +171,15 @@ class Shared:
     """Run ``call(now)`` on state that concurrent engine runs share (a Mailer's connection
     cache), holding that state's lock, with `now` from the engine's clock.
 
-    While the call returns a :class:`Wait`, wait until another `Shared` request of the same
-    state has run, or until `Wait.until`, and call it again; every concurrent run must be
-    able to make progress meanwhile. Result: the first result that is not a `Wait`. The call
+    While the call returns a :class:`Wait`, wait until a `Shared` request that `wakes` has
+    run (or until `Wait.until`), and call it again. A request wakes the waiting runs when it
+    may have freed what they wait for; one that cannot (taking a connection, asking a
+    question) leaves them asleep. Result: the first result that is not a `Wait`. The call
     decides everything; the adapter only serializes, waits and wakes (rules 9.1-9.6).
     """
 
     call: Callable[[float], object]
+    wakes: bool = True
 
 
 IORequest = Resolve | Connect | Send | Receive | StartTLS | Sleep | Close | Shared

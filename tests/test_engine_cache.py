@@ -3,8 +3,8 @@
 Unit tests for each decision, then a hypothesis state machine that drives the cache with
 random arrivals, connection failures, transactions, evictions, background expiry and clock
 jumps, holding it to its three promises at every step: never more connections to a
-destination (or in all) than the limits, never a connection handed out again past its reuse
-limits (rule 9.1), never one that failed handed out again.
+destination than its limit (nor more in use in all than the total), never a connection
+handed out again past its reuse limits (rule 9.1), never one that failed handed out again.
 """
 
 from __future__ import annotations
@@ -174,14 +174,20 @@ def test_at_the_destination_limit_its_own_idle_connection_makes_room() -> None:
     assert isinstance(decision, Evict) and decision.slots == (slot,)
 
 
-def test_at_the_total_limit_the_least_recently_used_idle_connection_goes() -> None:
+def test_the_total_limit_counts_connections_in_use_not_idle_ones() -> None:
+    # Postfix's process limit bounds delivery agents; scache's idle connections wait for
+    # their own destination instead of being closed for another's
     cache: ConnectionCache[Conn] = ConnectionCache(Limits(total=2))
     a = opened(cache, "a.example", 0.0, "a")
     b = opened(cache, "b.example", 0.0, "b")
-    cache.release(a, 0.1, [key("a")])
-    cache.release(b, 0.2, [key("b")])
-    decision = cache.lease("c.example", [key("c")], 0.3)
-    assert isinstance(decision, Evict) and decision.slots == (a,)
+    assert cache.lease("c.example", [key("c")], 0.1) == Wait()
+    assert cache.lease("a.example", [key("a")], 0.1) == Wait()  # a reuse is a delivery too
+    cache.release(a, 0.2, [key("a")])
+    assert isinstance(cache.lease("c.example", [key("c")], 0.3), Open)
+    assert (cache.in_use(), cache.count()) == (2, 3) and a.state is SlotState.IDLE
+    cache.release(b, 0.4)
+    decision = cache.lease("a.example", [key("a")], 0.5)
+    assert isinstance(decision, Reuse) and decision.slot is a and cache.in_use() == 2
 
 
 def test_a_connection_moves_to_the_destination_that_reuses_it_within_its_limit() -> None:
@@ -331,12 +337,12 @@ class CacheModel(RuleBasedStateMachine):
             assert limits.backoff > 0 and self.now < decision.until
         else:
             assert decision == Wait()
-            # Waiting is right only when nothing kept could make room, or it would last.
+            # Waiting is right only at the total limit of connections in use, or at the
+            # destination's limit with no idle connection of its own to close.
             idle = [s for s, state in before.items() if state is SlotState.IDLE]
-            if limits.destination and cache.count(destination) >= limits.destination:
+            if not (limits.total and cache.in_use() >= limits.total):
+                assert limits.destination and cache.count(destination) >= limits.destination
                 assert not [s for s in idle if s.destination == destination]
-            else:
-                assert limits.total and cache.count() >= limits.total and not idle
 
     @precondition(ready)
     @rule(
@@ -427,8 +433,10 @@ class CacheModel(RuleBasedStateMachine):
             if limits.destination:
                 assert counts.get(destination, 0) <= limits.destination
         assert self.cache.count() == len(self.live)
+        in_use = [s for s in self.live if s.state in (SlotState.RESERVED, SlotState.BUSY)]
+        assert self.cache.in_use() == len(in_use)
         if limits.total:
-            assert len(self.live) <= limits.total
+            assert len(in_use) <= limits.total
 
     @invariant()
     def kept_connections_are_sound(self) -> None:

@@ -2,18 +2,22 @@
 queue manager's concurrency control, as one sans-I/O object (rules 9.1-9.6).
 
 A `ConnectionCache` answers the three questions of a sender at volume, each a plain call
-that takes the time as an argument: may this delivery open another connection to its
-destination now (``transport_destination_concurrency_limit`` per destination,
-``default_process_limit`` in all), which kept connection may serve it (Postfix's cache keys,
+that takes the time as an argument: may this delivery have a connection to its destination
+now (``transport_destination_concurrency_limit`` per destination, ``default_process_limit``
+deliveries at once in all), which kept connection may serve it (Postfix's cache keys,
 rule 9.5, within the reuse limits of rule 9.1), and what must be closed, when (idle longer
 than ``connection_cache_time_limit``, or to make room). A destination that failed as a
 whole, or asked the client to slow down, is backed off for ``minimal_backoff_time``.
 
 Every connection is a `Slot` from the moment it may be opened until it is closed, and it
-counts against its destination and the total all that time, so the limits bound the
-sockets that really exist: a connection being closed still counts until `release` says it
-is gone. A slot is in exactly one state (`SlotState`); only an IDLE slot is ever handed out
-again, and only while it is fit (`reuse_allowed`).
+counts against its destination all that time, so the destination limit bounds the sockets
+that really exist: a connection being closed still counts until `release` says it is gone.
+The total limit bounds the connections in use (being opened, or carrying a delivery), as
+Postfix's process limit bounds its delivery agents while scache(8) keeps the idle
+connections: an idle connection waits for its own destination, never closed for another's
+(which would open and close connections in turn when the total is busy). A slot is in
+exactly one state (`SlotState`); only an IDLE slot is ever handed out again, and only while
+it is fit (`reuse_allowed`).
 
 The engine (`smtpproto.engine.delivery`) makes these calls through `smtpproto.requests.Shared`
 so that one cache can serve concurrent deliveries: the adapter holds the cache's lock around
@@ -116,9 +120,10 @@ def _time(name: str, value: object, *, zero: bool) -> float:
 
 @dataclass(frozen=True)
 class Limits:
-    """What a cache allows: connections per destination and in all (0: no limit), how long
-    an unused connection is kept (`idle`), the reuse limits of rule 9.1, and how long a
-    destination is backed off after it failed or said to slow down (0: never)."""
+    """What a cache allows: connections per destination and connections in use in all (0:
+    no limit), how long an unused connection is kept (`idle`), the reuse limits of rule 9.1,
+    and how long a destination is backed off after it failed or said to slow down (0:
+    never)."""
 
     destination: int = 20
     total: int = 100
@@ -152,7 +157,8 @@ class Limits:
 
 
 class SlotState(enum.Enum):
-    """Where a `Slot` is in its life; each state counts against the limits but CLOSED."""
+    """Where a `Slot` is in its life; all but CLOSED count against the destination's limit,
+    RESERVED and BUSY (in use) against the total."""
 
     RESERVED = "reserved"
     """`Open` granted it: the connection is being opened."""
@@ -234,6 +240,7 @@ class ConnectionCache(Generic[C]):
         self.limits = limits
         self._count: dict[str, int] = {}
         self._total = 0
+        self._in_use = 0
         self._idle: dict[Slot[C], None] = {}
         """IDLE slots, least recently used first."""
         self._by_key: dict[Key, list[Slot[C]]] = {}
@@ -246,6 +253,10 @@ class ConnectionCache(Generic[C]):
     def count(self, destination: str | None = None) -> int:
         """Connections that exist or are being opened: to `destination`, or in all."""
         return self._total if destination is None else self._count.get(destination, 0)
+
+    def in_use(self) -> int:
+        """Connections being opened or carrying a delivery (RESERVED or BUSY), in all."""
+        return self._in_use
 
     def idle(self) -> tuple[Slot[C], ...]:
         """The kept, unused connections, least recently used first."""
@@ -284,22 +295,25 @@ class ConnectionCache(Generic[C]):
         stale = tuple(s for s in candidates if not self._fit(s, now))
         if stale:
             return self._evict(stale)
+        if self.limits.total and self._in_use >= self.limits.total:
+            return Wait()
         for slot in candidates:
             if slot.destination == destination or self._room(destination):
                 self._unindex(slot)
                 self._move(slot, destination)
                 slot.state = SlotState.BUSY
                 slot.reuses += 1
+                self._in_use += 1
                 return Reuse(slot)
-        if self._room(destination) and self._total_room():
+        if self._room(destination):
             new: Slot[C] = Slot(destination)
             self._count[destination] = self._count.get(destination, 0) + 1
             self._total += 1
+            self._in_use += 1
             return Open(new)
-        if not self._room(destination):
-            victim = next((s for s in self._idle if s.destination == destination), None)
-        else:
-            victim = next(iter(self._idle), None)
+        # At its limit with no kept connection that fits: its least recently used idle one
+        # (another server's, or under other keys) makes room.
+        victim = next((s for s in self._idle if s.destination == destination), None)
         if victim is not None:
             return self._evict((victim,))
         return Wait()
@@ -332,6 +346,7 @@ class ConnectionCache(Generic[C]):
             reuse_time=limits.reuse_time,
             reuse_count=limits.reuse_count,
         )
+        self._in_use -= 1
         if self._shut or not keys or not fit:
             slot.state = SlotState.CLOSING
             return False
@@ -394,9 +409,6 @@ class ConnectionCache(Generic[C]):
         limit = self.limits.destination
         return limit == 0 or self._count.get(destination, 0) < limit
 
-    def _total_room(self) -> bool:
-        return self.limits.total == 0 or self._total < self.limits.total
-
     def _move(self, slot: Slot[C], destination: str) -> None:
         if slot.destination != destination:
             self._uncount(slot.destination)
@@ -430,6 +442,8 @@ class ConnectionCache(Generic[C]):
             raise LocalProtocolError(f"slot: released twice: {slot!r}")
         if slot.state is SlotState.IDLE:
             self._unindex(slot)
+        if slot.state in (SlotState.RESERVED, SlotState.BUSY):
+            self._in_use -= 1
         slot.state = SlotState.CLOSED
         self._uncount(slot.destination)
         self._total -= 1

@@ -147,17 +147,20 @@ def _walk(
     return _Walk(config, clock, rng, nonce, config.lmtp, cache, shared=True)
 
 
-def _ask(call: Callable[[float], T]) -> Generator[IORequest, Any, T]:
-    """One decision of a shared cache, made by the adapter under the cache's lock."""
-    result: T = yield Shared(call)
+def _ask(call: Callable[[float], T], *, wakes: bool = True) -> Generator[IORequest, Any, T]:
+    """One decision of a shared cache, made by the adapter under the cache's lock; `wakes`:
+    it may free a connection or room that other runs wait for."""
+    result: T = yield Shared(call, wakes)
     return result
 
 
-def _decide(walk: _Walk, call: Callable[[float], T]) -> Generator[IORequest, Any, T]:
+def _decide(
+    walk: _Walk, call: Callable[[float], T], *, wakes: bool = True
+) -> Generator[IORequest, Any, T]:
     """One decision of the walk's cache: a `Shared` request when the cache is shared (the
     adapter serializes the calls and waits while one says `Wait`), else made here."""
     if walk.shared:
-        return (yield from _ask(call))
+        return (yield from _ask(call, wakes=wakes))
     result = call(walk.clock())
     if isinstance(result, Wait):
         raise LocalProtocolError("a private connection cache has no limit to wait for")
@@ -396,8 +399,9 @@ def _lease(walk: _Walk, keys: Sequence[Key]) -> IO:
     for a new one, or `Refuse` when the destination is backed off; waits at a limit."""
     done: tuple[Slot[Session], ...] = ()
     while True:
+        # A lease frees only what it reports closed; taking a connection wakes no one.
         decision = yield from _decide(
-            walk, partial(walk.cache.lease, walk.destination, keys, closed=done)
+            walk, partial(walk.cache.lease, walk.destination, keys, closed=done), wakes=bool(done)
         )
         done = ()
         if isinstance(decision, Evict):
@@ -453,7 +457,9 @@ def _back_off(walk: _Walk, ledger: Ledger) -> IO:
     if trouble is None or not trouble.soft:
         return
     dsn, reason = trouble.dsn, trouble.diagnostic
-    yield from _decide(walk, lambda now: walk.cache.back_off(walk.destination, now, dsn, reason))
+    yield from _decide(
+        walk, lambda now: walk.cache.back_off(walk.destination, now, dsn, reason), wakes=False
+    )
 
 
 def _walk_batch(
@@ -478,7 +484,9 @@ def _walk_batch(
         pending = set(ledger.pending)
         return tuple(i for i in batch if i in pending)
 
-    refusal = yield from _decide(walk, partial(walk.cache.backed_off, walk.destination))
+    refusal = yield from _decide(
+        walk, partial(walk.cache.backed_off, walk.destination), wakes=False
+    )
     if refusal is not None:
         ledger.fail(_suspended(refusal), None, left(), final=True)
         return
@@ -539,7 +547,9 @@ def _walk_batch(
                     ledger.fail(outcome, server, left())
                     continue
                 session = outcome
-                yield from _decide(walk, partial(walk.cache.connected, slot, session))
+                yield from _decide(
+                    walk, partial(walk.cache.connected, slot, session), wakes=False
+                )
             else:
                 assert slot.connection is not None
                 session = slot.connection
@@ -834,7 +844,7 @@ def tend_cache(cache: ConnectionCache[Session]) -> Generator[IORequest, Any, Non
     expiries it waits (`Wait`).
     """
     while True:
-        due = yield from _ask(cache.due)
+        due = yield from _ask(cache.due, wakes=False)
         if due is None:
             return
         if not isinstance(due, Evict):
