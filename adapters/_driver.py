@@ -66,6 +66,8 @@ __all__ = [
     "plan_mail",
     "start_delivery",
     "start_session",
+    "wait_time",
+    "wake",
 ]
 
 T = TypeVar("T")
@@ -323,9 +325,10 @@ def start_delivery(
     message: MessageSource,
     config: ClientConfig | None,
     cache: engine.ConnectionCache[engine.Session] | None = None,
+    holder: object = None,
 ) -> tuple[Engine[DeliveryReport], RunLog]:
-    """The engine's ``deliver`` with the adapters' inputs (and a Mailer's `cache`), and the
-    log of its run."""
+    """The engine's ``deliver`` with the adapters' inputs (and a Mailer's `cache`, with the
+    `holder` that names the delivery to it), and the log of its run."""
     config = config or ClientConfig()
     log = RunLog(config)
     run = engine.deliver(
@@ -335,6 +338,7 @@ def start_delivery(
         config=config,
         transcript=log.transcript,
         cache=cache,
+        holder=holder,
         **engine_inputs(),
     )
     return run, log
@@ -360,6 +364,14 @@ def mailer_config(config: ClientConfig | None) -> ClientConfig:
     """A Mailer's configuration, with the machine's name filled in once (every delivery
     would otherwise build and check a config of its own)."""
     return (config or ClientConfig()).with_hostname(machine_hostname())
+
+
+def wake(events: dict[object, Any], woken: Iterable[object]) -> None:
+    """Set (and forget) the event of each `Wait.on` in `woken`: a `Shared` call served it."""
+    for key in woken:
+        event = events.pop(key, None)
+        if event is not None:
+            event.set()
 
 
 def wait_time(wait: Wait) -> float | None:
@@ -447,15 +459,15 @@ async def connect_async(
 
 
 class Concurrency(Protocol):
-    """What the asyncio and trio Mailers need of their library: a condition, a bounded wait
-    on it, running coroutines side by side, and a group that background tasks live in."""
+    """What the asyncio and trio Mailers need of their library: an event, a bounded wait for
+    it, running coroutines side by side, and a group that background tasks live in."""
 
-    def condition(self) -> Any:
-        """A new condition variable (``async with`` holds its lock)."""
+    def event(self) -> Any:
+        """A new event (``set()``, awaitable ``wait()``)."""
         ...
 
-    async def wait(self, condition: Any, timeout: float | None) -> None:
-        """Wait on `condition` (its lock held) until notified or `timeout` seconds passed."""
+    async def wait(self, event: Any, timeout: float | None) -> None:
+        """Wait until `event` is set or `timeout` seconds passed."""
         ...
 
     async def gather(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
@@ -474,14 +486,19 @@ class Concurrency(Protocol):
 class AsyncMailer:
     """The asyncio and trio ``Mailer``: one shared connection cache for every ``send`` of
     every task, with Postfix's per-destination and total limits and back-off (the core
-    decides; this only waits, wakes and runs tasks). Use it as ``async with``."""
+    decides; this only waits, wakes and runs tasks). Use it as ``async with``.
+
+    The cache's calls need no lock here: each runs without an ``await``, so no other task
+    runs meanwhile. A task that must wait waits on an event of its own, which the call that
+    serves it sets (`Shared.woken`).
+    """
 
     def __init__(self, config: ClientConfig | None, io: AsyncIO, concurrency: Concurrency) -> None:
         self._config = mailer_config(config)
         self._io = io
         self._do = concurrency
         self._cache = mailer.new_cache(self._config)
-        self._condition = concurrency.condition()
+        self._events: dict[object, Any] = {}
         self._stack: contextlib.AsyncExitStack | None = None
         self._closed = False
 
@@ -539,17 +556,27 @@ class AsyncMailer:
         return mailer.merge(plan, reports)
 
     async def _deliver(self, group: mailer.Group, message: MessageSource) -> DeliveryReport:
+        holder = object()
         run, log = start_delivery(
-            group.destination, group.envelope, message, self._config, self._cache
+            group.destination, group.envelope, message, self._config, self._cache, holder
         )
-        return await drive_async(run, self._perform, log)
+        try:
+            return await drive_async(run, self._perform, log)
+        except BaseException:
+            # Cancelled (or an engine bug): give back what it held, close its connections.
+            channels = engine.abandon_delivery(self._cache, holder, time.monotonic())
+            wake(self._events, self._cache.woken())
+            for channel in channels:
+                await self._io.perform(Close(channel))
+            raise
 
     async def _perform(self, request: IORequest) -> Any:
         if not isinstance(request, Shared):
             return await self._io.perform(request)
-        async with self._condition:
-            while isinstance(result := request.call(time.monotonic()), Wait):
-                await self._do.wait(self._condition, wait_time(result))
-            if request.wakes:
-                self._condition.notify_all()
-        return result
+        while True:
+            result = request.call(time.monotonic())
+            wake(self._events, request.woken() if request.woken is not None else ())
+            if not isinstance(result, Wait):
+                return result
+            event = self._events.setdefault(result.on, self._do.event())
+            await self._do.wait(event, wait_time(result))

@@ -171,13 +171,13 @@ def connect(
 class _Tasks:
     """asyncio's side of a Mailer (`_driver.Concurrency`)."""
 
-    def condition(self) -> asyncio.Condition:
-        return asyncio.Condition()
+    def event(self) -> asyncio.Event:
+        return asyncio.Event()
 
-    async def wait(self, condition: asyncio.Condition, timeout: float | None) -> None:
+    async def wait(self, event: asyncio.Event, timeout: float | None) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await condition.wait()
+                await event.wait()
 
     async def gather(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         async with asyncio.TaskGroup() as group:

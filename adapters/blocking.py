@@ -46,6 +46,7 @@ from ._driver import (
     start_delivery,
     start_session,
     wait_time,
+    wake,
 )
 from ._tls import client_context, tls_info
 
@@ -222,7 +223,8 @@ class Mailer:
         self._config = mailer_config(config)
         self._io = _IO(resolver)
         self._cache = mailer.new_cache(self._config)
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
+        self._events: dict[object, threading.Event] = {}
         self._workers = ThreadPoolExecutor(self._config.process_limit, "smtpproto-mailer")
         self._tender: threading.Thread | None = None
         self._closed = False
@@ -282,17 +284,29 @@ class Mailer:
         return mailer.merge(plan, reports)
 
     def _deliver(self, group: mailer.Group, message: MessageSource) -> DeliveryReport:
+        holder = object()
         run, log = start_delivery(
-            group.destination, group.envelope, message, self._config, self._cache
+            group.destination, group.envelope, message, self._config, self._cache, holder
         )
-        return drive(run, self._perform, log)
+        try:
+            return drive(run, self._perform, log)
+        except BaseException:
+            # Interrupted (or an engine bug): give back what it held, close its connections.
+            with self._lock:
+                channels = engine.abandon_delivery(self._cache, holder, time.monotonic())
+                wake(self._events, self._cache.woken())
+            for channel in channels:
+                self._io.perform(Close(channel))
+            raise
 
     def _perform(self, request: IORequest) -> Any:
         if not isinstance(request, Shared):
             return self._io.perform(request)
-        with self._condition:
-            while isinstance(result := request.call(time.monotonic()), Wait):
-                self._condition.wait(wait_time(result))
-            if request.wakes:
-                self._condition.notify_all()
-        return result
+        while True:
+            with self._lock:
+                result = request.call(time.monotonic())
+                wake(self._events, request.woken() if request.woken is not None else ())
+                if not isinstance(result, Wait):
+                    return result
+                event = self._events.setdefault(result.on, threading.Event())
+            event.wait(wait_time(result))

@@ -169,12 +169,12 @@ def connect(
 class _Nursery:
     """trio's side of a Mailer (`_driver.Concurrency`)."""
 
-    def condition(self) -> trio.Condition:
-        return trio.Condition()
+    def event(self) -> trio.Event:
+        return trio.Event()
 
-    async def wait(self, condition: trio.Condition, timeout: float | None) -> None:
+    async def wait(self, event: trio.Event, timeout: float | None) -> None:
         with trio.move_on_after(_limit(timeout)):
-            await condition.wait()
+            await event.wait()
 
     async def gather(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         results: dict[int, T] = {}

@@ -1,7 +1,8 @@
 """Sending at volume: 1,000 messages over 10 destinations with a 20 ms round trip.
 
 Run: ``.venv/bin/python bench/bench_mailer.py`` (about two minutes, most of it the one-at-a-time
-cell; ``--sequential 200`` times that cell over its first 200 messages); ``--quick`` for a
+cell; ``--sequential 200`` times that cell over its first 200 messages); ``--per-destination
+2`` for a sender that keeps to two connections per destination; ``--quick`` for a
 seconds-long structural run (the smoke test's); ``--json FILE`` keeps every figure.
 
 Postfix's ``smtp-sink`` stands for every server; the delay relay ``_proxy.py`` listens on
@@ -12,10 +13,11 @@ fresh interpreter (``bench_mailer.py cell ...``), one after the other:
 
 - ``mailer-blocking``, ``mailer-asyncio``, ``mailer-trio``: one Mailer, every message sent at
   once (tasks; 100 threads for the blocking adapter), Postfix's default limits: 20
-  connections per destination, 100 in all, connections kept 2 s;
+  connections per destination (``--per-destination``), 100 in use in all, connections kept
+  2 s;
 - ``deliver-sequential``: the blocking adapter's ``deliver()``, one message after the other;
 - ``aiosmtplib-per-message``: aiosmtplib 5, a client (a connection) per message, all at once
-  within the same limits (20 per destination, 100 in all).
+  within the same limits (20 or ``--per-destination`` per destination, 100 in all).
 
 Each message has one recipient; every one must be accepted, or the cell fails. Nothing here
 asserts a timing: docs/performance.md holds the figures and their ratios.
@@ -90,8 +92,9 @@ def _check(report: Any) -> None:
         raise SystemExit(f"delivery failed: {bad[0].address}: {bad[0].diagnostic}")
 
 
-def cell(name: str, port: int, count: int, destinations: int) -> Outcome:
-    """Run one cell in this process: `count` messages, round robin over the destinations."""
+def cell(name: str, port: int, count: int, destinations: int, per_destination: int) -> Outcome:
+    """Run one cell in this process: `count` messages, round robin over the destinations, at
+    most `per_destination` connections to each."""
     # Imported before the clock starts: import time is not per-message cost.
     import aiosmtplib  # noqa: F401
     from smtpproto.adapters import blocking
@@ -105,7 +108,12 @@ def cell(name: str, port: int, count: int, destinations: int) -> Outcome:
     hops = domains(destinations)
     names = list(hops)
     jobs = [(n, names[n % len(names)]) for n in range(count)]
-    config = ClientConfig(helo_name=HELO, tls_security_level="none", tcp_port=port)
+    config = ClientConfig(
+        helo_name=HELO,
+        tls_security_level="none",
+        tcp_port=port,
+        destination_concurrency_limit=per_destination,
+    )
     _warm_up(name, port, config)
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     if name.startswith("mailer-"):
@@ -131,7 +139,7 @@ def cell(name: str, port: int, count: int, destinations: int) -> Outcome:
                 )
             )
     elif name == "aiosmtplib-per-message":
-        asyncio.run(_aiosmtplib(port, jobs, hops))
+        asyncio.run(_aiosmtplib(port, jobs, hops, per_destination))
     else:
         raise SystemExit(f"no such cell: {name}")
     return Outcome(count, time.perf_counter() - start_wall, time.process_time() - start_cpu)
@@ -149,7 +157,7 @@ def _warm_up(name: str, port: int, config: Any) -> None:
         send = {"sender": SENDER, "recipients": [f"warm@{first}"], "message": message(0, first)}
         send_all(adapter, config, [send], resolver=zone(adapter, WARM))
     elif name == "aiosmtplib-per-message":
-        asyncio.run(_aiosmtplib(port, [(0, first)], WARM))
+        asyncio.run(_aiosmtplib(port, [(0, first)], WARM, 1))
     else:
         from smtpproto.adapters import blocking
 
@@ -163,11 +171,13 @@ def _warm_up(name: str, port: int, config: Any) -> None:
         _check(report)
 
 
-async def _aiosmtplib(port: int, jobs: list[tuple[int, str]], hops: dict[str, str]) -> None:
+async def _aiosmtplib(
+    port: int, jobs: list[tuple[int, str]], hops: dict[str, str], per_destination: int
+) -> None:
     import aiosmtplib
 
     everyone = asyncio.Semaphore(TOTAL)
-    each = {d: asyncio.Semaphore(PER_DESTINATION) for d in hops}
+    each = {d: asyncio.Semaphore(per_destination) for d in hops}
 
     async def one(n: int, domain: str) -> None:
         async with everyone, each[domain]:
@@ -189,10 +199,13 @@ async def _aiosmtplib(port: int, jobs: list[tuple[int, str]], hops: dict[str, st
             group.create_task(one(n, domain))
 
 
-def _run_cell(name: str, port: int, count: int, destinations: int, timeout: float) -> Outcome:
+def _run_cell(
+    name: str, port: int, count: int, destinations: int, per_destination: int, timeout: float
+) -> Outcome:
     import subprocess
 
     command = [sys.executable, __file__, "cell", name, str(port), str(count), str(destinations)]
+    command.append(str(per_destination))
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -202,7 +215,12 @@ def _run_cell(name: str, port: int, count: int, destinations: int, timeout: floa
 
 
 def measure(
-    count: int, destinations: int, sequential: int, cells: tuple[str, ...], delay: float
+    count: int,
+    destinations: int,
+    sequential: int,
+    cells: tuple[str, ...],
+    delay: float,
+    per_destination: int = PER_DESTINATION,
 ) -> dict[str, Outcome]:
     """Every cell against one smtp-sink behind one delaying relay; the relay's counts too."""
     import _harness
@@ -213,7 +231,7 @@ def measure(
         for name in cells:
             relay.reset()
             n = sequential if name == "deliver-sequential" else count
-            outcome = _run_cell(name, relay.port, n, destinations, timeout=900)
+            outcome = _run_cell(name, relay.port, n, destinations, per_destination, timeout=900)
             # The relay has passed on everything once its connections are gone (bounded).
             counted = {
                 h: {"connections": c["connections"], "most_active": c["most_active"]}
@@ -258,19 +276,33 @@ def main() -> None:
     one.add_argument("port", type=int)
     one.add_argument("count", type=int)
     one.add_argument("destinations", type=int)
+    one.add_argument("per_destination", type=int)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--destinations", type=int, default=10)
     parser.add_argument("--sequential", type=int, default=1000, help="messages of that cell")
+    parser.add_argument(
+        "--per-destination",
+        type=int,
+        default=PER_DESTINATION,
+        help="connections to one destination at most (Mailers and aiosmtplib alike)",
+    )
     parser.add_argument("--quick", action="store_true", help="20 messages, 2 destinations")
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
     if args.what == "cell":
-        outcome = cell(args.name, args.port, args.count, args.destinations)
+        outcome = cell(args.name, args.port, args.count, args.destinations, args.per_destination)
         print(json.dumps(asdict(outcome)))
         return
     if args.quick:
         args.messages, args.destinations, args.sequential = 20, 2, 4
-    results = measure(args.messages, args.destinations, args.sequential, CELLS, ONE_WAY_DELAY)
+    results = measure(
+        args.messages,
+        args.destinations,
+        args.sequential,
+        CELLS,
+        ONE_WAY_DELAY,
+        args.per_destination,
+    )
     print(table(results))
     if args.json is not None:
         args.json.write_text(json.dumps({k: asdict(v) for k, v in results.items()}, indent=1))

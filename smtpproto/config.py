@@ -731,7 +731,7 @@ class ClientConfig:
         lmtp=_SMTP_ONLY,
         fallbacks=("default_destination_concurrency_limit",),
     )
-    # A Mailer's connections at once in all: the smtp service's process limit in Postfix.
+    # A Mailer's connections in use at once, in all: the smtp service's process limit in Postfix.
     process_limit: int = _p(
         100, "default_process_limit", integer(1), "100", "engine/cache.py", lmtp=_SMTP_ONLY
     )

@@ -9,7 +9,7 @@ performs the request, within the timeout the request carries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -160,10 +160,11 @@ class Close:
 
 @dataclass(frozen=True)
 class Wait:
-    """What a `Shared` call returns when it cannot decide yet: call again once a `Shared`
-    request that wakes has run, or at `until` (on the clock of the engine) if that is sooner."""
+    """What a `Shared` call returns when it cannot decide yet: call again once `on` has been
+    woken (see `Shared.woken`), or at `until` (on the engine's clock) if that is sooner."""
 
     until: float | None = None
+    on: object = None
 
 
 @dataclass(frozen=True)
@@ -171,15 +172,15 @@ class Shared:
     """Run ``call(now)`` on state that concurrent engine runs share (a Mailer's connection
     cache), holding that state's lock, with `now` from the engine's clock.
 
-    While the call returns a :class:`Wait`, wait until a `Shared` request that `wakes` has
-    run (or until `Wait.until`), and call it again. A request wakes the waiting runs when it
-    may have freed what they wait for; one that cannot (taking a connection, asking a
-    question) leaves them asleep. Result: the first result that is not a `Wait`. The call
-    decides everything; the adapter only serializes, waits and wakes (rules 9.1-9.6).
+    After the call, still holding the lock, ``woken()`` (when given) names the `Wait.on`
+    values whose waiters may go on now: wake them. While the call returns a :class:`Wait`,
+    wait (without the lock) until its `on` is woken or its `until` comes, and call it
+    again. Result: the first result that is not a `Wait`. The calls decide everything; the
+    adapter only serializes, waits and wakes (rules 9.1-9.6).
     """
 
     call: Callable[[float], object]
-    wakes: bool = True
+    woken: Callable[[], Iterable[object]] | None = None
 
 
 IORequest = Resolve | Connect | Send | Receive | StartTLS | Sleep | Close | Shared

@@ -19,6 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from smtpproto._errors import LocalProtocolError
 from smtpproto.config import ClientConfig
 from smtpproto.engine.cache import (
+    TENDING,
     ConnectionCache,
     Evict,
     Key,
@@ -223,10 +224,10 @@ def test_due_closes_expired_connections_and_names_the_next_expiry() -> None:
     b = opened(cache, "a.example", 0.0, "b")
     cache.release(a, 1.0, [key("a")])
     cache.release(b, 1.5, [key("b")])
-    assert cache.due(2.0) == Wait(3.0)
+    assert cache.due(2.0) == Wait(3.0, on=TENDING)
     decision = cache.due(3.0)
     assert isinstance(decision, Evict) and decision.slots == (a,)
-    assert cache.due(3.0) == Wait(3.5)
+    assert cache.due(3.0) == Wait(3.5, on=TENDING)
     cache.release(a, 3.0)
     assert cache.count() == 1
 
@@ -236,12 +237,58 @@ def test_shut_down_hands_back_the_idle_and_refuses_to_keep_the_busy() -> None:
     idle = opened(cache, "a.example", 0.0, "a")
     busy = opened(cache, "a.example", 0.0, "b")
     cache.release(idle, 0.1, [key("a")])
-    assert cache.due(0.2) == Wait(2.1)
+    assert cache.due(0.2) == Wait(2.1, on=TENDING)
+    assert cache.woken() == ()
     assert cache.shut_down() == (idle,)
+    assert cache.woken() == (TENDING,)  # the background closer learns of it
     assert not cache.release(busy, 0.3, [key("b")])
     cache.release(idle, 0.4)
     cache.release(busy, 0.4)
     assert cache.due(0.5) is None and cache.count() == 0 and cache.is_shut
+
+
+def test_waiting_deliveries_are_served_first_come_first_served_and_named() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(destination=1))
+    busy = opened(cache, "a.example", 0.0, "x")
+    first, second = object(), object()
+    assert cache.lease("a.example", [key("x")], 0.1, holder=first) == Wait(on=first)
+    assert cache.lease("a.example", [key("x")], 0.2, holder=second) == Wait(on=second)
+    assert cache.waiting() == 2 and cache.woken() == ()
+    assert cache.release(busy, 0.3, [key("x")])
+    # Kept, and handed to the first waiter at once: a newcomer cannot take it.
+    assert cache.woken() == (first,)
+    later = object()
+    assert cache.lease("a.example", [key("x")], 0.4, holder=later) == Wait(on=later)
+    granted = cache.lease("a.example", [key("x")], 0.5, holder=first)
+    assert isinstance(granted, Reuse) and granted.slot is busy and cache.waiting() == 2
+    cache.release(busy, 0.6)
+    assert cache.woken() == (second,)
+    assert isinstance(cache.lease("a.example", [key("x")], 0.7, holder=second), Open)
+
+
+def test_a_back_off_refuses_the_waiting_deliveries_at_once() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(destination=1, backoff=60))
+    opened(cache, "a.example", 0.0, "x")
+    holder = object()
+    assert isinstance(cache.lease("a.example", [key("x")], 0.1, holder=holder), Wait)
+    cache.back_off("a.example", 0.2, "4.7.0", "slow down")
+    assert cache.woken() == (holder,)
+    assert cache.lease("a.example", [key("x")], 0.3, holder=holder) == Refuse(
+        60.2, "4.7.0", "slow down"
+    )
+
+
+def test_abandon_takes_back_what_a_cancelled_delivery_held_and_serves_the_next() -> None:
+    cache: ConnectionCache[Conn] = ConnectionCache(Limits(destination=1))
+    gone, next_one = object(), object()
+    decision = cache.lease("a.example", [key("x")], 0.0, holder=gone)
+    assert isinstance(decision, Open)
+    cache.connected(decision.slot, Conn("x"), 0.0)
+    assert isinstance(cache.lease("a.example", [key("x")], 0.1, holder=next_one), Wait)
+    assert cache.abandon(gone, 0.2) == (decision.slot,)  # still open: the caller closes it
+    assert decision.slot.state is SlotState.CLOSED and cache.woken() == (next_one,)
+    assert isinstance(cache.lease("a.example", [key("x")], 0.3, holder=next_one), Open)
+    assert cache.abandon(object(), 0.4) == ()
 
 
 def test_misuse_is_a_local_protocol_error() -> None:
@@ -276,6 +323,10 @@ class CacheModel(RuleBasedStateMachine):
         self.opening: list[Slot[Conn]] = []
         self.busy: list[Slot[Conn]] = []
         self.closing: list[Slot[Conn]] = []
+        self.waiters: dict[object, tuple[str, list[Key]]] = {}
+        """Holders told to wait, with what they asked for."""
+        self.named: set[object] = set()
+        """Waiting holders the cache has named in `woken`."""
 
     def ready(self) -> bool:
         return self.cache is not None
@@ -311,15 +362,68 @@ class CacheModel(RuleBasedStateMachine):
         destination=st.sampled_from(DESTINATIONS), by_nexthop=st.booleans(), pick=st.integers(0, 1)
     )
     def arrive(self, destination: str, by_nexthop: bool, pick: int) -> None:
-        cache = self.the_cache()
         names = SERVERS[destination]
-        server = names[pick % len(names)]
+        keys = self._keys(destination, names[pick % len(names)], by_nexthop)
+        self._lease(object(), destination, keys)
+
+    @precondition(lambda self: self.ready() and self.waiters)
+    @rule(pick=st.integers(0, 99))
+    def resume(self, pick: int) -> None:
+        # A waiting delivery calls again without being woken (a timeout): it waits on.
+        holder = list(self.waiters)[pick % len(self.waiters)]
+        destination, keys = self.waiters[holder]
+        self._lease(holder, destination, keys)
+
+    @precondition(lambda self: self.ready() and (self.waiters or self.busy or self.opening))
+    @rule(pick=st.integers(0, 99))
+    def cancel(self, pick: int) -> None:
+        # A delivery is cancelled: waiting, opening or in use, with what it held.
+        holders = [*self.waiters, *(s.holder for s in (*self.opening, *self.busy))]
+        holder = holders[pick % len(holders)]
+        dropped = self.the_cache().abandon(holder, self.now)
+        self.waiters.pop(holder, None)
+        self.named.discard(holder)
+        self._note_woken()
+        for slot in list(self.live):
+            if slot.holder is None and slot.state is SlotState.CLOSED:
+                del self.live[slot]
+                for pile in (self.opening, self.busy, self.closing):
+                    if slot in pile:
+                        pile.remove(slot)
+        for slot in dropped:
+            assert slot.connection is not None and slot.state is SlotState.CLOSED
+            slot.connection.closed = True
+
+    def _note_woken(self) -> None:
+        # A delivery the cache names calls again at once (as an adapter wakes it): it must
+        # be served, with what the cache set aside for it.
+        woken = [w for w in self.the_cache().woken() if w is not TENDING]
+        for holder in woken:
+            assert holder in self.waiters, "woken names only waiting deliveries"
+            self.named.add(holder)
+        for holder in woken:
+            if holder in self.waiters:
+                destination, keys = self.waiters[holder]
+                self._lease(holder, destination, keys)
+
+    def _lease(self, holder: object, destination: str, keys: list[Key]) -> None:
+        cache = self.the_cache()
+        server = keys[-1][2]
         before = {s: s.state for s in self.live}
-        decision = cache.lease(destination, self._keys(destination, server, by_nexthop), self.now)
+        was_ready = holder in self.named
+        decision = cache.lease(destination, keys, self.now, holder=holder)
+        self._note_woken()
         limits = self.limits
+        if not isinstance(decision, Wait):
+            self.waiters.pop(holder, None)
+            self.named.discard(holder)
+        else:
+            assert not was_ready, "a delivery the cache woke was not served"
+            self.waiters[holder] = (destination, keys)
         if isinstance(decision, Reuse):
             slot = decision.slot
-            assert before.get(slot) is SlotState.IDLE, "only a kept connection is reused"
+            granted = was_ready and before.get(slot) is SlotState.BUSY
+            assert before.get(slot) is SlotState.IDLE or granted, "only a kept one is reused"
             conn = slot.connection
             assert conn is not None and not conn.failed and not conn.closed
             assert self.now < slot.started + limits.reuse_time, "reused past its time limit"
@@ -331,12 +435,13 @@ class CacheModel(RuleBasedStateMachine):
             self.opening.append(decision.slot)
         elif isinstance(decision, Evict):
             for slot in decision.slots:
-                assert before.get(slot) is SlotState.IDLE and slot.state is SlotState.CLOSING
+                assert slot.state is SlotState.CLOSING
+                assert before.get(slot) is SlotState.IDLE or was_ready
             self.closing.extend(decision.slots)
         elif isinstance(decision, Refuse):
             assert limits.backoff > 0 and self.now < decision.until
         else:
-            assert decision == Wait()
+            assert decision == Wait(on=holder)
             # Waiting is right only at the total limit of connections in use, or at the
             # destination's limit with no idle connection of its own to close.
             idle = [s for s, state in before.items() if state is SlotState.IDLE]
@@ -367,6 +472,7 @@ class CacheModel(RuleBasedStateMachine):
         else:
             self.the_cache().release(slot, self.now)
             del self.live[slot]
+            self._note_woken()
 
     @precondition(lambda self: self.ready() and self.busy)
     @rule(pick=st.integers(0, 99), keep=st.booleans(), by_nexthop=st.booleans())
@@ -380,11 +486,13 @@ class CacheModel(RuleBasedStateMachine):
             conn.failed = conn.closed = True
             cache.release(slot, self.now)
             del self.live[slot]
+            self._note_woken()
             return
         keys = self._keys(slot.destination, conn.name, by_nexthop)
         if not cache.release(slot, self.now, keys):
             assert slot.state is SlotState.CLOSING
             self.closing.append(slot)
+        self._note_woken()
 
     @precondition(lambda self: self.ready() and self.closing)
     @rule(pick=st.integers(0, 99))
@@ -395,11 +503,13 @@ class CacheModel(RuleBasedStateMachine):
         conn.closed = True
         self.the_cache().release(slot, self.now)
         del self.live[slot]
+        self._note_woken()
 
     @precondition(lambda self: self.ready() and self.the_cache().idle())
     @rule()
     def tend(self) -> None:
         decision = self.the_cache().due(self.now)
+        self._note_woken()
         if isinstance(decision, Evict):
             self.closing.extend(decision.slots)
         else:
@@ -418,6 +528,7 @@ class CacheModel(RuleBasedStateMachine):
     @rule(destination=st.sampled_from(DESTINATIONS))
     def slow_down(self, destination: str) -> None:
         self.the_cache().back_off(destination, self.now, "4.7.0", "421 too many connections")
+        self._note_woken()
 
     @invariant()
     def within_limits(self) -> None:
@@ -437,6 +548,20 @@ class CacheModel(RuleBasedStateMachine):
         assert self.cache.in_use() == len(in_use)
         if limits.total:
             assert len(in_use) <= limits.total
+
+    @invariant()
+    def no_delivery_waits_for_what_is_free(self) -> None:
+        # No lost wake-up: a waiter not yet served waits for a limit that really binds.
+        if self.cache is None:
+            return
+        limits, cache = self.limits, self.cache
+        if limits.total and cache.in_use() >= limits.total:
+            return
+        for holder, (destination, _) in self.waiters.items():
+            if holder in self.named:
+                continue
+            assert limits.destination and cache.count(destination) >= limits.destination
+            assert not [s for s in cache.idle() if s.destination == destination]
 
     @invariant()
     def kept_connections_are_sound(self) -> None:

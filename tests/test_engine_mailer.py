@@ -189,7 +189,8 @@ class _Run:
     request: IORequest | None = None
     value: Any = None
     failure: IOFailure | None = None
-    parked: bool = False
+    parked: object = None
+    """The `Wait.on` it sleeps on, or None."""
     report: DeliveryReport | None = None
 
 
@@ -200,14 +201,14 @@ def together(
 ) -> tuple[list[DeliveryReport], dict[str, int]]:
     """Run the engines by turns, one request at a time, as an event loop interleaves tasks.
 
-    A ``Shared`` call that says ``Wait`` parks its engine until another engine's ``Shared``
-    request that wakes has run (a missing wake-up shows as every engine parked). Returns the
+    A ``Shared`` call that says ``Wait(on=x)`` parks its engine until a later call's
+    ``woken()`` names x (a missing wake-up shows as every engine parked). Returns the
     reports and the most connections open at once, per address and in all ("all"), and the
     most the cache had in use at once ("in use")."""
     runs = [_Run(e) for e in engines]
     most: dict[str, int] = {}
     while any(r.report is None for r in runs):
-        active = [r for r in runs if r.report is None and not r.parked]
+        active = [r for r in runs if r.report is None and r.parked is None]
         assert active, "every delivery waits: nothing can free a connection"
         for run in active:
             if run.request is None:
@@ -224,13 +225,15 @@ def together(
             run.value, run.failure = None, None
             if isinstance(request, Shared):
                 result = request.call(w.clock())
+                woken = set(request.woken()) if request.woken is not None else set()
+                for other in runs:
+                    if other.parked is not None and other.parked in woken:
+                        other.parked = None
                 if isinstance(result, Wait):
-                    run.parked = True
+                    assert result.on is not None and result.on not in woken
+                    run.parked = result.on
                     continue
                 run.value = result
-                if request.wakes:
-                    for other in runs:
-                        other.parked = False
             else:
                 try:
                     run.value = w.answer(len(w.record.requests), request)

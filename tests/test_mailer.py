@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 import trio
+from smtpproto.adapters import asyncio as aio_adapter
 from smtpproto.adapters import blocking
+from smtpproto.adapters import trio as trio_adapter
 from support.mailers import ADAPTERS, mailer_class, send_all, zone
-from support.model import Canonical, ServerModel
+from support.model import Canonical, Faults, ServerModel
 from support.sockets import LoopbackServer, free_port
 
 from smtpproto._errors import LocalProtocolError
@@ -250,3 +252,44 @@ def test_a_bad_recipient_is_refused_before_anything_is_sent(
     with pytest.raises(LocalProtocolError, match=r"recipients\[1\]"):
         send_all(adapter, config(), sends, at_once=False)
     assert server.connections == []
+
+
+@pytest.mark.parametrize("adapter", ["asyncio", "trio"])
+def test_a_cancelled_send_gives_back_its_connection_and_its_place(adapter: str) -> None:
+    # One connection allowed: one send holds it (the server is slow), one waits; both are
+    # cancelled. The next send must get a connection, which it could not if either kept what
+    # it had (engine.abandon_delivery).
+    with LoopbackServer(Canonical(), faults=Faults(delay=0.05)) as peer:
+        arguments = {
+            "sender": "a@example.org",
+            "recipients": ["r@example.com"],
+            "message": MESSAGE,
+            "destination": peer.destination,
+        }
+        cfg = config(destination_concurrency_limit=1)
+
+        async def in_asyncio() -> str:
+            async with aio_adapter.Mailer(cfg) as mailer:
+                first = asyncio.create_task(mailer.send(**arguments))
+                second = asyncio.create_task(mailer.send(**arguments))
+                await asyncio.sleep(0.1)  # the first is talking to the server by now
+                for task in (first, second):
+                    task.cancel()
+                await asyncio.gather(first, second, return_exceptions=True)
+                async with asyncio.timeout(20):
+                    report = await mailer.send(**arguments)
+            return report.recipients[0].status
+
+        async def in_trio() -> str:
+            async with trio_adapter.Mailer(cfg) as mailer:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(lambda: mailer.send(**arguments))
+                    nursery.start_soon(lambda: mailer.send(**arguments))
+                    await trio.sleep(0.1)
+                    nursery.cancel_scope.cancel()
+                with trio.fail_after(20):
+                    report = await mailer.send(**arguments)
+            return report.recipients[0].status
+
+        status = asyncio.run(in_asyncio()) if adapter == "asyncio" else trio.run(in_trio)
+    assert status == "sent"

@@ -9,12 +9,21 @@ and runs ``tend_cache`` beside them and ``close_cache`` at the end.
 from __future__ import annotations
 
 from .cache import ConnectionCache
-from .delivery import close_cache, close_session, deliver, open_session, tend_cache, transact
+from .delivery import (
+    abandon_delivery,
+    close_cache,
+    close_session,
+    deliver,
+    open_session,
+    tend_cache,
+    transact,
+)
 from .session import Session
 
 __all__ = [
     "ConnectionCache",
     "Session",
+    "abandon_delivery",
     "close_cache",
     "close_session",
     "deliver",

@@ -28,6 +28,7 @@ cache without limits or back-off, which keeps a session between its batches (rul
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -37,6 +38,7 @@ from ..config import ClientConfig
 from ..requests import Wait
 
 __all__ = [
+    "TENDING",
     "ConnectionCache",
     "Evict",
     "Key",
@@ -176,10 +178,20 @@ class Slot(Generic[C]):
     """One connection of a cache: its destination, the connection itself (once open), its
     state, when it opened, how often it was reused, and since when it is idle."""
 
-    __slots__ = ("connection", "destination", "idle_since", "keys", "reuses", "started", "state")
+    __slots__ = (
+        "connection",
+        "destination",
+        "holder",
+        "idle_since",
+        "keys",
+        "reuses",
+        "started",
+        "state",
+    )
 
     def __init__(self, destination: str) -> None:
         self.destination = destination
+        self.holder: object = None
         self.connection: C | None = None
         self.state = SlotState.RESERVED
         self.started = 0.0
@@ -226,12 +238,35 @@ class Refuse:
 Decision = Reuse[C] | Open[C] | Evict[C] | Wait | Refuse
 
 
+TENDING = "tending"
+"""The `Wait.on` of the background closer (`ConnectionCache.due`): it wakes when a connection
+is kept (a new expiry) or the cache shuts down."""
+
+
+@dataclass
+class _Waiting(Generic[C]):
+    """A delivery that waits for a connection: what it asked for, and what it was granted
+    meanwhile (`ConnectionCache.lease` hands it over at its next call)."""
+
+    destination: str
+    keys: tuple[Key, ...]
+    order: int
+    granted: Decision[C] | None = None
+
+
 class ConnectionCache(Generic[C]):
     """Postfix's connection cache and destination limits for one process (module docstring).
 
     Every method takes the current time where it matters and never reads a clock; misuse
     (releasing a slot twice, reporting a slot that was not being opened) is a
     `LocalProtocolError`.
+
+    Deliveries that must wait are queued in arrival order, each under its `holder` (any
+    object naming one delivery); whatever frees a connection or room serves them at once,
+    first come first served within each destination, and names them in `woken`, so that
+    an adapter wakes exactly those (and a delivery that arrives later cannot take what a
+    waiting one was given). `abandon` takes back everything a holder had, for a delivery
+    that was cancelled.
     """
 
     def __init__(self, limits: Limits) -> None:
@@ -246,6 +281,15 @@ class ConnectionCache(Generic[C]):
         self._by_key: dict[Key, list[Slot[C]]] = {}
         """Key -> IDLE slots saved under it, most recently used last."""
         self._backoff: dict[str, Refuse] = {}
+        self._waiting: dict[object, _Waiting[C]] = {}
+        """Holder -> what it waits for, or was granted and has not collected."""
+        self._queues: dict[str, deque[object]] = {}
+        """Destination -> the holders waiting for it and not served yet, in arrival order."""
+        self._arrivals = 0
+        self._held: dict[object, set[Slot[C]]] = {}
+        """Holder -> the slots it was given and has not released."""
+        self._woken: list[object] = []
+        self._tending = False
         self._shut = False
 
     # -- what callers may look at ---------------------------------------------------------
@@ -262,6 +306,10 @@ class ConnectionCache(Generic[C]):
         """The kept, unused connections, least recently used first."""
         return tuple(self._idle)
 
+    def waiting(self) -> int:
+        """Deliveries waiting for a connection."""
+        return sum(len(queue) for queue in self._queues.values())
+
     @property
     def is_shut(self) -> bool:
         """True once `shut_down` ran: nothing is kept any more."""
@@ -272,6 +320,12 @@ class ConnectionCache(Generic[C]):
         refusal = self._backoff.get(destination)
         return refusal if refusal is not None and now < refusal.until else None
 
+    def woken(self) -> tuple[object, ...]:
+        """The `Wait.on` values whose waiters the calls since the last `woken` served (a
+        holder, or `TENDING`): wake those, and only those."""
+        woken, self._woken = tuple(self._woken), []
+        return woken
+
     # -- decisions ------------------------------------------------------------------------
 
     def lease(
@@ -281,42 +335,31 @@ class ConnectionCache(Generic[C]):
         now: float,
         *,
         closed: Iterable[Slot[C]] = (),
+        holder: object = None,
     ) -> Decision[C]:
         """A connection for one delivery attempt to `destination`: a kept one found under
         one of `keys` (in order), else room for a new one, else what to close first, else
-        wait. `closed` are slots of an earlier `Evict` that the caller has closed since.
+        ``Wait(on=holder)``, queued. `closed` are slots of an earlier `Evict` that the caller
+        has closed since. A `holder` that waited gets what it was granted meanwhile.
         """
         for slot in closed:
             self.release(slot, now)
-        refusal = self.backed_off(destination, now)
-        if refusal is not None:
-            return refusal
-        candidates = self._candidates(keys)
-        stale = tuple(s for s in candidates if not self._fit(s, now))
-        if stale:
-            return self._evict(stale)
-        if self.limits.total and self._in_use >= self.limits.total:
-            return Wait()
-        for slot in candidates:
-            if slot.destination == destination or self._room(destination):
-                self._unindex(slot)
-                self._move(slot, destination)
-                slot.state = SlotState.BUSY
-                slot.reuses += 1
-                self._in_use += 1
-                return Reuse(slot)
-        if self._room(destination):
-            new: Slot[C] = Slot(destination)
-            self._count[destination] = self._count.get(destination, 0) + 1
-            self._total += 1
-            self._in_use += 1
-            return Open(new)
-        # At its limit with no kept connection that fits: its least recently used idle one
-        # (another server's, or under other keys) makes room.
-        victim = next((s for s in self._idle if s.destination == destination), None)
-        if victim is not None:
-            return self._evict((victim,))
-        return Wait()
+        waiting = self._waiting.get(holder) if holder is not None else None
+        if waiting is not None and waiting.granted is not None:
+            del self._waiting[holder]
+            return waiting.granted
+        decision = self._decide(destination, keys, now, holder)
+        if not isinstance(decision, Wait):
+            if waiting is not None:
+                self._unqueue(holder, waiting)
+            return decision
+        if holder is None:
+            return decision
+        if waiting is None:
+            self._arrivals += 1
+            self._waiting[holder] = _Waiting(destination, tuple(keys), self._arrivals)
+            self._queues.setdefault(destination, deque()).append(holder)
+        return Wait(on=holder)
 
     def connected(self, slot: Slot[C], connection: C, now: float) -> None:
         """The connection of an `Open` slot is up (and through its handshake) at `now`."""
@@ -335,6 +378,7 @@ class ConnectionCache(Generic[C]):
             raise LocalProtocolError(f"slot: not held by a caller: {slot!r}")
         if keys is None:
             self._drop(slot)
+            self._serve(now)
             return False
         if slot.state is not SlotState.BUSY:
             raise LocalProtocolError(f"slot: only a connection in use can be kept: {slot!r}")
@@ -349,40 +393,150 @@ class ConnectionCache(Generic[C]):
         self._in_use -= 1
         if self._shut or not keys or not fit:
             slot.state = SlotState.CLOSING
+            self._serve(now)
             return False
+        self._unhold(slot)
         slot.state = SlotState.IDLE
         slot.idle_since = now
         slot.keys = tuple(dict.fromkeys(keys))
         self._idle[slot] = None
         for key in slot.keys:
             self._by_key.setdefault(key, []).append(slot)
+        if self._tending:
+            self._tending = False
+            self._woken.append(TENDING)
+        self._serve(now)
         return True
 
     def back_off(self, destination: str, now: float, dsn: str, reason: str) -> None:
         """`destination` failed as a whole or said to slow down: refuse it new connections
-        for ``Limits.backoff`` (not again while it is backed off already)."""
+        for ``Limits.backoff`` (not again while it is backed off already); its waiting
+        deliveries get the refusal now."""
         if self.limits.backoff <= 0 or self.backed_off(destination, now) is not None:
             return
-        self._backoff[destination] = Refuse(now + self.limits.backoff, dsn, reason)
+        refusal = Refuse(now + self.limits.backoff, dsn, reason)
+        self._backoff[destination] = refusal
+        for holder in self._queues.pop(destination, ()):
+            self._waiting[holder].granted = refusal
+            self._woken.append(holder)
+
+    def abandon(self, holder: object, now: float) -> tuple[Slot[C], ...]:
+        """The delivery `holder` names ended without releasing what it had (cancelled):
+        it waits no more, and every slot it held or was granted is dropped. Returns the
+        slots whose connections are still open, for the caller to close."""
+        waiting = self._waiting.get(holder)
+        if waiting is not None:
+            self._unqueue(holder, waiting)
+        dropped = []
+        for slot in self._held.pop(holder, set()):
+            if slot.state is not SlotState.CLOSED:
+                self._drop(slot)
+                if slot.connection is not None:
+                    dropped.append(slot)
+        self._serve(now)
+        return tuple(dropped)
 
     def due(self, now: float) -> Evict[C] | Wait | None:
         """For the caller that closes idle connections in the background: what to close
-        now, else when to look again (`Wait`); ``None`` once shut and nothing is kept."""
+        now, else when to look again (``Wait(until, on=TENDING)``); ``None`` once shut and
+        nothing is kept."""
         if self._shut and not self._idle:
             return None
         stale = tuple(s for s in self._idle if not self._fit(s, now))
         if stale:
             return self._evict(stale)
         ends = [self._end(s) for s in self._idle]
-        return Wait(min(ends) if ends else None)
+        self._tending = True
+        return Wait(min(ends) if ends else None, on=TENDING)
 
     def shut_down(self) -> tuple[Slot[C], ...]:
         """Keep nothing from now on; returns the kept connections, now CLOSING, for the
         caller to close and release. Connections in use are refused at their release."""
         self._shut = True
+        if self._tending:
+            self._tending = False
+            self._woken.append(TENDING)
         return self._evict(tuple(self._idle)).slots
 
     # -- internals ------------------------------------------------------------------------
+
+    def _decide(
+        self, destination: str, keys: Sequence[Key], now: float, holder: object
+    ) -> Decision[C]:
+        refusal = self.backed_off(destination, now)
+        if refusal is not None:
+            return refusal
+        candidates = self._candidates(keys)
+        stale = tuple(s for s in candidates if not self._fit(s, now))
+        if stale:
+            return self._evict(stale, holder)
+        if self.limits.total and self._in_use >= self.limits.total:
+            return Wait()
+        for slot in candidates:
+            if slot.destination == destination or self._room(destination):
+                self._unindex(slot)
+                self._move(slot, destination)
+                slot.state = SlotState.BUSY
+                slot.reuses += 1
+                self._in_use += 1
+                self._hold(slot, holder)
+                return Reuse(slot)
+        if self._room(destination):
+            new: Slot[C] = Slot(destination)
+            self._count[destination] = self._count.get(destination, 0) + 1
+            self._total += 1
+            self._in_use += 1
+            self._hold(new, holder)
+            return Open(new)
+        # At its limit with no kept connection that fits: its least recently used idle one
+        # (another server's, or under other keys) makes room.
+        victim = next((s for s in self._idle if s.destination == destination), None)
+        if victim is not None:
+            return self._evict((victim,), holder)
+        return Wait()
+
+    def _serve(self, now: float) -> None:
+        """Give what is free to the waiting deliveries, first come first served: the
+        destinations in the order their first waiters came, each until one must wait (the
+        others want the same)."""
+        heads = sorted((self._waiting[q[0]].order, d) for d, q in self._queues.items())
+        for _, destination in heads:
+            queue = self._queues[destination]
+            while queue:
+                if self.limits.total and self._in_use >= self.limits.total:
+                    return
+                holder = queue[0]
+                waiting = self._waiting[holder]
+                decision = self._decide(destination, waiting.keys, now, holder)
+                if isinstance(decision, Wait):
+                    break
+                queue.popleft()
+                waiting.granted = decision
+                self._woken.append(holder)
+            if not queue:
+                del self._queues[destination]
+
+    def _unqueue(self, holder: object, waiting: _Waiting[C]) -> None:
+        del self._waiting[holder]
+        queue = self._queues.get(waiting.destination)
+        if queue is not None and waiting.granted is None:
+            queue.remove(holder)
+            if not queue:
+                del self._queues[waiting.destination]
+
+    def _hold(self, slot: Slot[C], holder: object) -> None:
+        if holder is not None:
+            slot.holder = holder
+            self._held.setdefault(holder, set()).add(slot)
+
+    def _unhold(self, slot: Slot[C]) -> None:
+        holder, slot.holder = slot.holder, None
+        if holder is not None:
+            held = self._held.get(holder)
+            if held is not None:
+                held.discard(slot)
+                if not held:
+                    del self._held[holder]
 
     def _end(self, slot: Slot[C]) -> float:
         # The first moment `slot` is no longer fit: idle too long, or too old to reuse.
@@ -431,10 +585,11 @@ class ConnectionCache(Generic[C]):
                 del self._by_key[key]
         slot.keys = ()
 
-    def _evict(self, slots: tuple[Slot[C], ...]) -> Evict[C]:
+    def _evict(self, slots: tuple[Slot[C], ...], holder: object = None) -> Evict[C]:
         for slot in slots:
             self._unindex(slot)
             slot.state = SlotState.CLOSING
+            self._hold(slot, holder)
         return Evict(slots)
 
     def _drop(self, slot: Slot[C]) -> None:
@@ -444,6 +599,7 @@ class ConnectionCache(Generic[C]):
             self._unindex(slot)
         if slot.state in (SlotState.RESERVED, SlotState.BUSY):
             self._in_use -= 1
+        self._unhold(slot)
         slot.state = SlotState.CLOSED
         self._uncount(slot.destination)
         self._total -= 1

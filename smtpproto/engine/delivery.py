@@ -31,6 +31,7 @@ from ..envelope import Envelope
 from ..replies import Reply
 from ..report import DeliveryReport, RecipientResult, TLSState
 from ..requests import (
+    Channel,
     Connect,
     ConnectFailed,
     DNSError,
@@ -80,6 +81,7 @@ from .transaction import PIPELINE_LIMIT, EnvelopeCommands, run_transaction
 from .trouble import Ledger, Server, Trouble, connect_trouble, local_trouble
 
 __all__ = [
+    "abandon_delivery",
     "close_cache",
     "close_session",
     "deliver",
@@ -123,6 +125,8 @@ class _Walk:
     """The request's next hop: the cache's concurrency and back-off key."""
     caching: bool = False
     """Sessions of this request may be kept (rule 9.1)."""
+    holder: object = None
+    """What names this delivery to a shared cache (`ConnectionCache.lease`)."""
     naming: bool = False
     """The request's next hop still awaits its first good session (rule 9.5)."""
     tls: TLSInfo | None = None
@@ -147,20 +151,20 @@ def _walk(
     return _Walk(config, clock, rng, nonce, config.lmtp, cache, shared=True)
 
 
-def _ask(call: Callable[[float], T], *, wakes: bool = True) -> Generator[IORequest, Any, T]:
-    """One decision of a shared cache, made by the adapter under the cache's lock; `wakes`:
-    it may free a connection or room that other runs wait for."""
-    result: T = yield Shared(call, wakes)
+def _ask(
+    cache: ConnectionCache[Session], call: Callable[[float], T]
+) -> Generator[IORequest, Any, T]:
+    """One decision of a shared cache, made by the adapter under the cache's lock; the
+    adapter then wakes whom the cache says the call served (`ConnectionCache.woken`)."""
+    result: T = yield Shared(call, cache.woken)
     return result
 
 
-def _decide(
-    walk: _Walk, call: Callable[[float], T], *, wakes: bool = True
-) -> Generator[IORequest, Any, T]:
+def _decide(walk: _Walk, call: Callable[[float], T]) -> Generator[IORequest, Any, T]:
     """One decision of the walk's cache: a `Shared` request when the cache is shared (the
     adapter serializes the calls and waits while one says `Wait`), else made here."""
     if walk.shared:
-        return (yield from _ask(call, wakes=wakes))
+        return (yield from _ask(walk.cache, call))
     result = call(walk.clock())
     if isinstance(result, Wait):
         raise LocalProtocolError("a private connection cache has no limit to wait for")
@@ -399,9 +403,9 @@ def _lease(walk: _Walk, keys: Sequence[Key]) -> IO:
     for a new one, or `Refuse` when the destination is backed off; waits at a limit."""
     done: tuple[Slot[Session], ...] = ()
     while True:
-        # A lease frees only what it reports closed; taking a connection wakes no one.
         decision = yield from _decide(
-            walk, partial(walk.cache.lease, walk.destination, keys, closed=done), wakes=bool(done)
+            walk,
+            partial(walk.cache.lease, walk.destination, keys, closed=done, holder=walk.holder),
         )
         done = ()
         if isinstance(decision, Evict):
@@ -457,9 +461,7 @@ def _back_off(walk: _Walk, ledger: Ledger) -> IO:
     if trouble is None or not trouble.soft:
         return
     dsn, reason = trouble.dsn, trouble.diagnostic
-    yield from _decide(
-        walk, lambda now: walk.cache.back_off(walk.destination, now, dsn, reason), wakes=False
-    )
+    yield from _decide(walk, lambda now: walk.cache.back_off(walk.destination, now, dsn, reason))
 
 
 def _walk_batch(
@@ -484,9 +486,7 @@ def _walk_batch(
         pending = set(ledger.pending)
         return tuple(i for i in batch if i in pending)
 
-    refusal = yield from _decide(
-        walk, partial(walk.cache.backed_off, walk.destination), wakes=False
-    )
+    refusal = yield from _decide(walk, partial(walk.cache.backed_off, walk.destination))
     if refusal is not None:
         ledger.fail(_suspended(refusal), None, left(), final=True)
         return
@@ -547,9 +547,7 @@ def _walk_batch(
                     ledger.fail(outcome, server, left())
                     continue
                 session = outcome
-                yield from _decide(
-                    walk, partial(walk.cache.connected, slot, session), wakes=False
-                )
+                yield from _decide(walk, partial(walk.cache.connected, slot, session))
             else:
                 assert slot.connection is not None
                 session = slot.connection
@@ -625,6 +623,7 @@ def deliver(
     idna: IDNAEncoder | None = None,
     transcript: list[str] | None = None,
     cache: ConnectionCache[Session] | None = None,
+    holder: object = None,
 ) -> Generator[IORequest, Any, DeliveryReport]:
     """Deliver `message` to every recipient of `envelope` via `destination` (smtp(8) syntax).
 
@@ -634,7 +633,8 @@ def deliver(
     `idna` encodes non-ASCII domains (`smtpproto.destinations.normalize_domain`);
     `transcript`, when given, is the list the dialogue is appended to as it happens.
     With a shared `cache` (a Mailer's), connections come from it and stay in it after the
-    last batch, within its limits, and its decisions are yielded as `Shared` requests.
+    last batch, within its limits, and its decisions are yielded as `Shared` requests;
+    `holder` names this delivery to it (see `abandon_delivery`; default: a new object).
     """
     if not isinstance(envelope, Envelope):
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
@@ -645,6 +645,7 @@ def deliver(
     commands = EnvelopeCommands.build(envelope, info, config)
     walk = _walk(config, clock, rng, nonce, cache)
     walk.destination = destination.strip().lower()
+    walk.holder = holder if holder is not None else object()
     if transcript is not None:
         walk.transcript = transcript
     ledger = Ledger((r.address for r in envelope.recipients), clock=clock)
@@ -828,11 +829,27 @@ def _shut(
         yield from decide(partial(cache.release, slot))
 
 
+def abandon_delivery(
+    cache: ConnectionCache[Session], holder: object, now: float
+) -> tuple[Channel, ...]:
+    """For an adapter whose delivery (started with `holder`) was cancelled: take back from
+    the shared `cache` all it held or waited for, and return the channels to close (no
+    QUIT: the delivery is gone). A plain call: make it holding the cache's lock, then wake
+    whom ``cache.woken()`` names."""
+    channels = []
+    for slot in cache.abandon(holder, now):
+        session = slot.connection
+        if session is not None and not session.closed:
+            session.closed = session.forbidden = True
+            channels.append(session.channel)
+    return tuple(channels)
+
+
 def close_cache(cache: ConnectionCache[Session]) -> Generator[IORequest, Any, None]:
     """Shut a shared `cache` down: QUIT (rule 9.7) and close every kept session now;
     sessions in use are closed by their deliveries, which the cache no longer lets keep
     them."""
-    yield from _shut(cache, _ask)
+    yield from _shut(cache, partial(_ask, cache))
 
 
 def tend_cache(cache: ConnectionCache[Session]) -> Generator[IORequest, Any, None]:
@@ -844,11 +861,11 @@ def tend_cache(cache: ConnectionCache[Session]) -> Generator[IORequest, Any, Non
     expiries it waits (`Wait`).
     """
     while True:
-        due = yield from _ask(cache.due, wakes=False)
+        due = yield from _ask(cache, cache.due)
         if due is None:
             return
         if not isinstance(due, Evict):
             raise LocalProtocolError("Shared: the adapter must wait while the call says Wait")
         yield from _evicted(due.slots)
         for slot in due.slots:
-            yield from _ask(partial(cache.release, slot))
+            yield from _ask(cache, partial(cache.release, slot))

@@ -366,6 +366,8 @@ class World:
         if isinstance(request, Shared):
             # One engine runs at a time here: nothing else could end a wait.
             result = request.call(self.clock())
+            if request.woken is not None:
+                request.woken()
             if isinstance(result, Wait):
                 raise Violation(f"a Shared call waits with no other run to wake it: {result!r}")
             return result
