@@ -18,6 +18,8 @@ from smtpproto.requests import (
     Connect,
     ConnectFailed,
     ConnectionLost,
+    DeriveKey,
+    HTTPSGet,
     IORequest,
     IOTimeout,
     Receive,
@@ -30,7 +32,8 @@ from smtpproto.requests import (
 
 from ._dns import AsyncResolver, DefaultAsyncResolver
 from ._driver import AsyncMailer, AsyncSession, connect_async, deliver_async, make_envelope
-from ._tls import client_context, tls_info
+from ._https import fetch
+from ._tls import client_context, handshake_failure, tls_info
 
 __all__ = ["Mailer", "Session", "connect", "deliver"]
 
@@ -70,9 +73,17 @@ class _IO:
                         return await channel.reader.read(request.max_bytes)
             case StartTLS(channel=_Channel() as channel):
                 return await self._starttls(channel, request)
+            case HTTPSGet():
+                # fetch() bounds its own time; a thread keeps the loop free meanwhile.
+                return await asyncio.to_thread(fetch, request)
             case Sleep():
                 await asyncio.sleep(request.seconds)
                 return None
+            case DeriveKey():
+                # AU-19: thousands of HMAC rounds would stall every other task on the loop.
+                if request.blocking:
+                    return await asyncio.to_thread(request.derive)
+                return request.derive()
             case Close(channel=_Channel() as channel):
                 self.close(channel)
                 return None
@@ -112,7 +123,7 @@ class _IO:
                 )
         except (OSError, ValueError, TimeoutError) as error:
             self.close(channel)
-            raise TLSFailed(f"TLS handshake failed: {error or 'timed out'}") from None
+            raise handshake_failure(error) from None
         ssl_object = channel.writer.get_extra_info("ssl_object")
         assert isinstance(ssl_object, ssl.SSLObject)
         return tls_info(ssl_object, request.parameters)

@@ -24,6 +24,8 @@ from smtpproto.requests import (
     Connect,
     ConnectFailed,
     ConnectionLost,
+    DeriveKey,
+    HTTPSGet,
     IORequest,
     IOTimeout,
     Receive,
@@ -32,7 +34,6 @@ from smtpproto.requests import (
     Shared,
     Sleep,
     StartTLS,
-    TLSFailed,
     Wait,
 )
 
@@ -48,7 +49,8 @@ from ._driver import (
     wait_time,
     wake,
 )
-from ._tls import client_context, tls_info
+from ._https import fetch
+from ._tls import client_context, handshake_failure, tls_info
 
 __all__ = ["Mailer", "Session", "connect", "deliver"]
 
@@ -82,9 +84,13 @@ class _IO:
                     return channel.sock.recv(request.max_bytes)
             case StartTLS(channel=_Channel() as channel):
                 return self._starttls(channel, request)
+            case HTTPSGet():
+                return fetch(request)
             case Sleep():
                 time.sleep(request.seconds)
                 return None
+            case DeriveKey():
+                return request.derive()
             case Close(channel=_Channel() as channel):
                 self.close(channel)
                 return None
@@ -123,7 +129,7 @@ class _IO:
             )
         except (OSError, ValueError) as error:
             self.close(channel)
-            raise TLSFailed(f"TLS handshake failed: {error}") from None
+            raise handshake_failure(error) from None
         assert isinstance(channel.sock, ssl.SSLSocket)
         return tls_info(channel.sock, request.parameters)
 
@@ -233,7 +239,7 @@ class Mailer:
         if self._tender is not None or self._closed:
             raise LocalProtocolError("Mailer: a Mailer is entered once")
         run = engine.tend_cache(self._cache)
-        log = RunLog(self._config)
+        log = RunLog()
         self._tender = threading.Thread(
             target=drive, args=(run, self._perform, log), name="smtpproto-cache", daemon=True
         )
@@ -254,7 +260,7 @@ class Mailer:
             return
         self._closed = True
         try:
-            drive(engine.close_cache(self._cache), self._perform, RunLog(self._config))
+            drive(engine.close_cache(self._cache), self._perform, RunLog())
             if self._tender is not None:
                 self._tender.join()
             self._workers.shutdown()

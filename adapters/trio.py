@@ -20,6 +20,8 @@ from smtpproto.requests import (
     Connect,
     ConnectFailed,
     ConnectionLost,
+    DeriveKey,
+    HTTPSGet,
     IORequest,
     IOTimeout,
     Receive,
@@ -27,12 +29,12 @@ from smtpproto.requests import (
     Send,
     Sleep,
     StartTLS,
-    TLSFailed,
 )
 
 from ._dns import AsyncResolver, TrioResolver
 from ._driver import AsyncMailer, AsyncSession, connect_async, deliver_async, make_envelope
-from ._tls import client_context, tls_info
+from ._https import fetch
+from ._tls import client_context, handshake_failure, tls_info
 
 __all__ = ["Mailer", "Session", "connect", "deliver"]
 
@@ -72,9 +74,17 @@ class _IO:
                     return bytes(await channel.stream.receive_some(request.max_bytes))
             case StartTLS(channel=_Channel() as channel):
                 return await self._starttls(channel, request)
+            case HTTPSGet():
+                # fetch() bounds its own time; a thread keeps the run loop free meanwhile.
+                return await trio.to_thread.run_sync(fetch, request, abandon_on_cancel=True)
             case Sleep():
                 await trio.sleep(request.seconds)
                 return None
+            case DeriveKey():
+                # AU-19: thousands of HMAC rounds would stall every other task on the loop.
+                if request.blocking:
+                    return await trio.to_thread.run_sync(request.derive)
+                return request.derive()
             case Close(channel=_Channel() as channel):
                 await self.close(channel)
                 return None
@@ -112,7 +122,7 @@ class _IO:
                 await tls.do_handshake()
         except (OSError, ValueError, trio.BrokenResourceError, trio.TooSlowError) as error:
             await self.close(channel)
-            raise TLSFailed(f"TLS handshake failed: {error or 'timed out'}") from None
+            raise handshake_failure(error) from None
         return tls_info(tls, request.parameters)  # type: ignore[arg-type]
 
     async def close(self, channel: _Channel) -> None:

@@ -181,9 +181,7 @@ class _Transaction:
             if not reply.is_positive:
                 # Rule 13.3: a warning only; the transaction goes on.
                 stage = _xforward_stage(command)
-                self.session.transcript.append(
-                    f"Warning: {remote_trouble(server, reply, stage).diagnostic}"
-                )
+                self.session.note(f"Warning: {remote_trouble(server, reply, stage).diagnostic}")
         else:
             raise LocalProtocolError(f"a {kind.__name__} reply inside a transaction")
 
@@ -609,4 +607,3 @@ def run_transaction(
     if not go_on:
         return (yield from _end(session, keep_open, abort=True))
     return (yield from _deliver_content(txn, chunks, keep_open))
-
