@@ -43,6 +43,7 @@ from ..requests import (
     TLSInfo,
 )
 from ..tables import KeyLookup
+from .cache import reuse_allowed
 from .redact import Redactor, redact_client_line
 from .trouble import Server, Stage, Trouble, handshake_trouble, stream_trouble
 
@@ -249,18 +250,23 @@ class Session:
 
     # -- ending ---------------------------------------------------------------------------
 
-    def expired(self) -> bool:
-        """Past `connection_reuse_time_limit` since the connection started (rule 9.1)."""
-        return self.clock() - self.started >= self.config.connection_reuse_time_limit
+    def _reuse_allowed(self, reuses: int) -> bool:
+        config = self.config
+        return reuse_allowed(
+            self.started,
+            reuses,
+            self.clock(),
+            reuse_time=config.connection_reuse_time_limit,
+            reuse_count=config.connection_reuse_count_limit,
+        )
 
     def worn_out(self) -> bool:
-        """Past `connection_reuse_time_limit`, or `connection_reuse_count_limit` reuses
-        (Postfix counts reuses, smtp.h THIS_SESSION_IS_EXPIRED: N reuses, N + 1 uses)."""
-        limit = self.config.connection_reuse_count_limit
-        return self.expired() or (limit > 0 and self.uses > limit)
+        """Whether a transaction starting now would pass rule 9.1's reuse limits
+        (`reuse_allowed`): `uses` transactions went before it, the first of them no reuse."""
+        return self.uses > 0 and not self._reuse_allowed(self.uses - 1)
 
     def reusable(self) -> bool:
-        """May this session be kept for another transaction (rule 9.2)?
+        """May this session be kept for another transaction (rules 9.1, 9.2, 9.6)?
 
         A held session (`pinned`) obeys the reuse limits too: one that reached them is
         marked `retired`, and ``transact`` opens a new connection in its place (rule 9.1).
@@ -272,14 +278,16 @@ class Session:
             and self.connection.state not in (State.CLOSING, State.ERROR)
         )
         if self.pinned:
-            if usable and self.worn_out():
+            if usable and not self._reuse_allowed(self.uses):
                 self.retired = True
                 return False
             return usable
+        config = self.config
         return (
             usable
-            and self.tls is None  # rule 9.6: TLS sessions are never cached here
-            and not self.worn_out()
+            and (self.tls is None or config.tls_connection_reuse)
+            # `uses` counts the transactions kept before this one: the reuses so far.
+            and self._reuse_allowed(self.uses)
         )
 
     def adopt(self, other: Session) -> None:
