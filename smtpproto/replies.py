@@ -250,6 +250,11 @@ class ReplyParser:
         return len(self._line) + self._reply_bytes
 
     @property
+    def ready(self) -> int:
+        """Complete replies held for `next_reply`."""
+        return len(self._ready)
+
+    @property
     def partial(self) -> bool:
         """True while part of a reply is held: a line, or lines of an unfinished reply."""
         return bool(self._line or self._lines)

@@ -189,6 +189,10 @@ class _Transaction:
 
     def _end_of_data(self, indices: list[int], reply: Reply, stage: Stage) -> None:
         # Rules 7.5 and 12.4: the end-of-data reply decides for the recipients still unmarked.
+        # With none accepted it is ignored, as in smtp_proto.c ("all recipients are dead
+        # already"): it must not become the last status of rule 14.8 either.
+        if not indices:
+            return
         if reply.is_positive:
             self.marks.done(indices, reply)
         else:
@@ -410,7 +414,8 @@ def _source(chunks: Iterable[bytes], downgrade: bool, config: ClientConfig) -> I
 
 
 def _content(txn: _Transaction, chunks: Iterable[bytes]) -> IO:
-    """Stream the message (DATA content or BDAT chunks); False: it could not all be sent."""
+    """Stream the message (DATA content or BDAT chunks), but for its last write's worth,
+    which `_end_of_data` sends with the end; False: a chunk was refused, no more is sent."""
     session = txn.session
     config = session.config
     connection = session.connection
@@ -429,7 +434,7 @@ def _content(txn: _Transaction, chunks: Iterable[bytes]) -> IO:
         session.write_content(MessageData(chunk))
         if session.buffered >= CONTENT_FLUSH:
             budget.credit((yield from session.flush(budget)), config.min_data_rate)
-    yield from session.flush(budget)
+    # What is left goes out with the end of the content (rule 7.3), in `_end_of_data`.
     return True
 
 
@@ -445,7 +450,7 @@ def _deliver_content(txn: _Transaction, chunks: Iterable[bytes], keep_open: bool
     except IOFailure as exc:
         return (yield from _body_write_failed(txn, exc))
     except RemoteProtocolError as exc:
-        marks.fail(fail_stream(session, exc, txn.stage), txn.accepted)
+        marks.fail(fail_stream(session, exc, txn.stage))
         yield from session.close()
         return False
     except MessageRefused as refused:
@@ -472,7 +477,7 @@ def _content_failed(txn: _Transaction, trouble: Trouble) -> IO:
     session = txn.session
     session.discard_output()
     session.cacheable = False
-    txn.marks.fail(trouble, txn.accepted)
+    txn.marks.fail(trouble)
     yield from session.close()
     return False
 
@@ -480,8 +485,10 @@ def _content_failed(txn: _Transaction, trouble: Trouble) -> IO:
 def _body_write_failed(txn: _Transaction, failure: IOFailure) -> IO:
     """Rule 7.9: no end of data, no QUIT; one reply is still read, hoping for an early 5xx.
 
-    The connection takes only a refusal here: the end was not sent, so a success cannot be
-    its reply (an early 250 after the 354 is a RemoteProtocolError, never a delivery).
+    Only a refusal decides, for the recipients its command concerns; every other recipient
+    meets the write failure. A success is never trusted here: the end of data either was not
+    sent (and the connection takes no success then: an early 250 after the 354 is a
+    RemoteProtocolError) or it went out in the very write that failed.
     """
     session = txn.session
     session.discard_output()
@@ -490,18 +497,21 @@ def _body_write_failed(txn: _Transaction, failure: IOFailure) -> IO:
     try:
         event = yield from session.read(session.config.data_done_timeout)
     except (IOFailure, RemoteProtocolError):
-        txn.marks.fail(fail_stream(session, failure, stage), txn.accepted)
+        pass
     else:
-        if isinstance(event, CommandReply) and not event.reply.is_positive:
-            txn.marks.fail(remote_trouble(session.server, event.reply, stage), txn.accepted)
-        else:
-            txn.marks.fail(fail_stream(session, failure, stage), txn.accepted)
+        if isinstance(event, (CommandReply, RecipientReply)) and not event.reply.is_positive:
+            txn.route(event)
+    txn.marks.fail(fail_stream(session, failure, stage))
     yield from session.close()
     return False
 
 
 def _end_of_data(txn: _Transaction, keep_open: bool) -> IO:
     """The end of the content, then QUIT pipelined behind it unless the session is kept.
+
+    Rule 7.3: the content's last octets, the end and QUIT go out in one write, bounded by
+    ``data_done_timeout`` as in smtp_proto.c (which flushes them when it reads the reply). A
+    failure of a write that carries content is a failure during the content (rule 7.9).
 
     QUIT may follow the end of data in the same flight (rule 7.3) only because its reply can
     never be taken for the end-of-data reply or an LMTP recipient's: those accept 250 alone
@@ -510,10 +520,19 @@ def _end_of_data(txn: _Transaction, keep_open: bool) -> IO:
     """
     session = txn.session
     config = session.config
-    try:
-        if not txn.chunking and session.pix_dotcrlf_due() and txn.accepted:
-            # Rule 8.4: flush everything, wait, and only then send ".".
+    pix = not txn.chunking and session.pix_dotcrlf_due() and bool(txn.accepted)
+    if session.buffered and (pix or session.connection.unread):
+        # Rule 8.4 wants the content out before the pause. A server that spoke during the
+        # content gets the content alone first, as content of any length would, so that its
+        # early reply is judged (rule 7.9) before the end goes out.
+        try:
             yield from session.flush(session.budget(config.data_xfer_timeout))
+        except IOFailure as exc:
+            return (yield from _body_write_failed(txn, exc))
+    stage = Stage.BDAT_LAST if txn.chunking else Stage.DOT
+    with_content = session.buffered > 0
+    try:
+        if pix:
             yield from session.sleep(config.pix_workaround_delay_time)
         session.write_content(EndOfData())
         keep = keep_open and session.reusable()  # rule 9.3: decided now, never revisited
@@ -521,11 +540,16 @@ def _end_of_data(txn: _Transaction, keep_open: bool) -> IO:
         quit_queued = not keep and caps is not None and caps.pipelining
         if quit_queued:
             session.write(Quit())
+        try:
+            yield from session.flush(session.budget(config.data_done_timeout))
+        except IOFailure as exc:
+            if not with_content:
+                raise
+            return (yield from _body_write_failed(txn, exc))
         yield from _collect(txn)
     except (IOFailure, RemoteProtocolError) as exc:
         # Sent the end and lost the reply: "message may be sent more than once" (rule 10.3).
-        stage = Stage.BDAT_LAST if txn.chunking else Stage.DOT
-        txn.marks.fail(fail_stream(session, exc, stage), txn.accepted)
+        txn.marks.fail(fail_stream(session, exc, stage))
         yield from session.close()
         return False
     txn.marks.ledger.completed_session = True  # rule 7.10
