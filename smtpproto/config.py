@@ -59,7 +59,7 @@ __all__ = [
     "parse_master_cf",
 ]
 
-EXTENSION_FIELDS = frozenset({"chunking"})
+EXTENSION_FIELDS = frozenset({"chunking", "chunking_one_flight_limit"})
 """`ClientConfig` fields with no Postfix parameter behind them (``-o`` names them
 ``smtpproto_*``)."""
 
@@ -495,6 +495,20 @@ class ClientConfig:
         False,
         "smtpproto_chunking",
         BOOL,
+        "(none: Postfix never sends BDAT)",
+        "engine/transaction.py",
+        lmtp=_SMTP_ONLY,
+    )
+    # With PIPELINING and CHUNKING, a message of at most this many octets (its SIZE, RFC 1870)
+    # goes as ``BDAT n LAST`` in the flight that carries MAIL and RCPT: one round trip per
+    # message, as Exim's client does. RFC 3030 4.2 allows it, and a server refuses the chunk
+    # when no recipient was accepted. A larger message waits for the RCPT replies first, so
+    # that no content goes to a transaction without recipients. 0: every message waits.
+    # SMTP only: LMTP servers disagree on what answers BDAT LAST without a recipient.
+    chunking_one_flight_limit: int = _p(
+        65536,
+        "smtpproto_chunking_one_flight_limit",
+        integer(0),
         "(none: Postfix never sends BDAT)",
         "engine/transaction.py",
         lmtp=_SMTP_ONLY,

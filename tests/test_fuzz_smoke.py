@@ -128,10 +128,12 @@ def test_protocol_error_in_the_auth_reply_closes_without_quit() -> None:
     assert record.sent() == b"EHLO client.example\r\nAUTH CRAM-MD5\r\n"
 
 
-def test_421_to_a_pipelined_rcpt_sends_no_bdat() -> None:
+@pytest.mark.parametrize("one_flight_limit", [0, 65536])
+def test_421_to_a_pipelined_rcpt_sends_no_bdat(one_flight_limit: int) -> None:
     # Found by `session`: with CHUNKING (RFC 3030) no DATA reply is owed after the RCPTs, so
     # after a 421 to the last RCPT the engine went on to "BDAT n LAST" on a CLOSING connection
-    # and LocalProtocolError escaped from deliver().
+    # and LocalProtocolError escaped from deliver(). In one flight the BDAT went out before
+    # the 421 came: nothing more is sent after it.
     report, record = go(
         smtp(
             b"250 ok\r\n250 ok\r\n421 4.4.2 closing\r\n",
@@ -139,6 +141,10 @@ def test_421_to_a_pipelined_rcpt_sends_no_bdat() -> None:
         ),
         recipients=("a@example.com", "b@example.com"),
         chunking=True,
+        chunking_one_flight_limit=one_flight_limit,
     )
     assert [status for status, _ in statuses(report)] == ["deferred", "deferred"]
-    assert b"BDAT" not in record.sent()
+    if one_flight_limit:
+        assert record.sent().endswith(b"BDAT 21 LAST\r\nSubject: t\r\n\r\nhello\r\nQUIT\r\n")
+    else:
+        assert b"BDAT" not in record.sent()

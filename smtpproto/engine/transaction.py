@@ -130,6 +130,8 @@ class _Transaction:
     """id() of each RCPT sent -> its recipient's index in the envelope."""
     downgrade: bool
     chunking: bool
+    one_flight: bool = False
+    """The content may join the envelope's flight (`chunking_one_flight_limit`)."""
     mail_refused: bool = False
     accepted: list[int] = field(default_factory=list)
     data_accepted: bool = False
@@ -358,7 +360,16 @@ def _plan(
     chunking = config.chunking and caps is not None and caps.chunking
     if not chunking:
         planned.append(Data())
-    return _Transaction(session, marks, planned, recipient, downgrade, chunking)
+    limit = config.chunking_one_flight_limit
+    one_flight = (
+        chunking
+        and caps is not None
+        and caps.pipelining
+        and not session.lmtp
+        and limit > 0
+        and info.size <= limit
+    )
+    return _Transaction(session, marks, planned, recipient, downgrade, chunking, one_flight)
 
 
 # -- step 2: pipeline -----------------------------------------------------------------------
@@ -375,7 +386,8 @@ def _must_stop(txn: _Transaction, command: Command) -> bool:
 
 
 def _pipeline(txn: _Transaction) -> IO:
-    """Send the planned commands and route every reply; False: stop, no content (rule 7.6)."""
+    """Send the planned commands and route every reply, or leave the replies for the content
+    to join the flight (`_Transaction.one_flight`); False: stop, no content (rule 7.6)."""
     session = txn.session
     connection = session.connection
     caps = session.capabilities
@@ -392,6 +404,16 @@ def _pipeline(txn: _Transaction) -> IO:
                 return False
         txn.stage = _stage(command)
         session.write(command)
+    if (
+        txn.one_flight
+        and connection.outstanding == len(txn.commands)
+        and connection.outstanding <= BDAT_WINDOW
+    ):
+        # The whole envelope is in this flight, unanswered: the content joins it as BDAT
+        # (RFC 3030 4.2 with RFC 2920). When every RCPT is refused the server refuses the
+        # chunk too (RFC 3030 2; Postfix smtpd: "554 5.5.1 no valid recipients"), whose reply
+        # then concerns no recipient (`_Transaction._end_of_data`).
+        return True
     yield from _collect(txn)
     if txn.chunking:
         return not txn.mail_refused and bool(txn.accepted)
