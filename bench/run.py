@@ -223,13 +223,13 @@ def count_flights(relay: _harness.Relay, client: str, scenario: Any) -> int:
     return relay.stats()["client_flights"]
 
 
-# (label, server, clients): smtp-sink with and without PIPELINING, and a server with CHUNKING
-# (smtp-sink cannot offer it), where smtpproto runs with ClientConfig(chunking=True).
+# (label, server, clients): smtp-sink with and without PIPELINING, and Postfix smtpd, which
+# offers CHUNKING (smtp-sink cannot), where smtpproto runs with ClientConfig(chunking=True).
 Server = Callable[[], AbstractContextManager[int]]
 FLIGHT_SERVERS: tuple[tuple[str, Server, tuple[str, ...]], ...] = (
     ("PIPELINING", lambda: _harness.smtp_sink(), (*OURS, *PEERS)),
     ("none", lambda: _harness.smtp_sink(pipelining=False), ("smtpproto-blocking", "smtplib")),
-    ("PIPE+CHUNK", _harness.chunking_server, ("smtpproto-blocking", "smtplib")),
+    ("PIPE+CHUNK", _harness.postfix_smtpd, (*OURS, "smtplib")),
 )
 
 
