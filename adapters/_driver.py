@@ -144,13 +144,22 @@ class RunLog:
                 TRANSCRIPT.debug("%s", redact_text(line, self._secrets))
         self._shown = len(self.transcript)
 
+    def forget(self) -> None:
+        """Log what is left, then drop the lines: a held session's transcript would otherwise
+        grow with every transaction (each report keeps its own lines)."""
+        self.lines()
+        self.transcript.clear()
+        self._shown = 0
+
     def _peer(self, channel: object) -> str:
         return self._peers.get(id(channel), "the server")
 
     def before(self, request: IORequest) -> None:
         """Called before `request` is performed."""
-        self.lines()
-        if not CONNECTION.isEnabledFor(logging.DEBUG):
+        if self._shown != len(self.transcript):
+            self.lines()
+        kind = type(request)
+        if kind is Send or kind is Receive or not CONNECTION.isEnabledFor(logging.DEBUG):
             return
         match request:
             case Resolve():
@@ -164,6 +173,9 @@ class RunLog:
 
     def after(self, request: IORequest, result: Any) -> None:
         """Called with the result of `request`."""
+        kind = type(request)
+        if kind is Send or kind is Receive:
+            return
         match request:
             case Connect():
                 self._peers[id(result)] = _target(request)
@@ -378,9 +390,12 @@ class AsyncSession:
     ) -> DeliveryReport:
         """Run one mail transaction on this connection."""
         envelope = make_envelope(sender, recipients, ret, envid)
-        return await drive_async(
-            engine.transact(self._session, envelope, message), self._io.perform, self._log
-        )
+        try:
+            return await drive_async(
+                engine.transact(self._session, envelope, message), self._io.perform, self._log
+            )
+        finally:
+            self._log.forget()
 
 
 @contextlib.asynccontextmanager

@@ -192,17 +192,24 @@ class Session:
         flush and every read of the reply (rule 10.2). End of stream while a reply is awaited
         is a lost connection (rule 10.4).
         """
-        budget = self.budget(timeout)
-        yield from self.flush(budget)
-        event = self.connection.next_event()
+        connection = self.connection
+        # The budget starts with the first I/O: a reply that came with an earlier one needs
+        # none (most replies of a pipelined group do).
+        budget = None
+        if self._out:
+            budget = self.budget(timeout)
+            yield from self.flush(budget)
+        event = connection.next_event()
         while event is NEED_DATA:
+            if budget is None:
+                budget = self.budget(timeout)
             data = yield Receive(self.channel, budget.timeout())
             if not data:
                 # A complete reply is always taken before reading again, so EOF here is EOF
                 # while a reply is awaited (rules 1.10, 10.4).
                 raise ConnectionLost("connection closed by the server")
-            self.connection.receive_data(data)
-            event = self.connection.next_event()
+            connection.receive_data(data)
+            event = connection.next_event()
         reply = getattr(event, "reply", None)
         if isinstance(reply, Reply):
             last = len(reply.lines) - 1

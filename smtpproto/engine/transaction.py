@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .._errors import LocalProtocolError, MessageRefused, RemoteProtocolError
 from ..body import MessageInfo
@@ -340,15 +341,24 @@ def _plan(
     dsn = caps is not None and caps.dsn
     downgrade = needs_downgrade(info, _eightbit(session), config.disable_mime_output_conversion)
     full = commands.mail
-    mail = Mail(
-        full.sender,
-        size=info.size if caps is not None and caps.size is not None and not downgrade else None,
-        body="8BITMIME" if info.has_8bit and _eightbit(session) else None,
-        smtputf8=envelope.smtputf8 and caps is not None and caps.smtputf8,  # rule 6.1 (5)
-        ret=full.ret if dsn else None,
-        envid=full.envid if dsn else None,
-        quote=full.quote,
-    )
+    size = info.size if caps is not None and caps.size is not None and not downgrade else None
+    body: Literal["8BITMIME"] | None = "8BITMIME" if info.has_8bit and _eightbit(session) else None
+    smtputf8 = envelope.smtputf8 and caps is not None and caps.smtputf8  # rule 6.1 (5)
+    ret, envid = (full.ret, full.envid) if dsn else (None, None)
+    if (size, body, smtputf8, ret, envid) == (
+        full.size, full.body, full.smtputf8, full.ret, full.envid
+    ):  # fmt: skip
+        mail = full  # built and checked once per delivery (`EnvelopeCommands`)
+    else:
+        mail = Mail(
+            full.sender,
+            size=size,
+            body=body,
+            smtputf8=smtputf8,
+            ret=ret,
+            envid=envid,
+            quote=full.quote,
+        )
     planned: list[Command] = [*_xforward_commands(session, envelope), mail]
     recipient: dict[int, int] = {}
     for i in marks.batch:
@@ -655,4 +665,3 @@ def run_transaction(
     if not go_on:
         return (yield from _end(session, keep_open, abort=True))
     return (yield from _deliver_content(txn, chunks, keep_open))
-
