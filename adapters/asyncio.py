@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import threading
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -43,9 +44,23 @@ __all__ = ["Session", "connect", "deliver"]
 # Unread octets past which the transport stops reading until a Receive takes some: the
 # server cannot make this side's memory grow while the engine is busy writing.
 READ_LIMIT = 65536
+# Each read of a transport fills a buffer of this size (asyncio's own read size), and
+# buffer_updated copies out what came, at once: a plain Protocol gets a new 256 KiB bytes
+# object per read instead, allocated and shrunk each time. As no read outlives its
+# buffer_updated, the channels of a thread (of an event loop) share one buffer.
+READ_SIZE = 262144
+_BUFFERS = threading.local()
 
 
-class _Channel(asyncio.Protocol):
+def _read_buffer() -> memoryview:
+    buffer: memoryview | None = getattr(_BUFFERS, "buffer", None)
+    if buffer is None:
+        buffer = _BUFFERS.buffer = memoryview(bytearray(READ_SIZE))
+    return buffer
+
+
+
+class _Channel(asyncio.BufferedProtocol):
     """One connection: what the server sent and no Receive took yet, and at most one waiter.
 
     The engine performs one request at a time, so a connection has at most one waiter: a
@@ -64,15 +79,20 @@ class _Channel(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.deadline: float | None = None  # of the waiter, in loop time
         self.timer: asyncio.TimerHandle | None = None
+        self.buffer = _read_buffer()
 
-    # -- asyncio.Protocol ---------------------------------------------------------------------
+    # -- asyncio.BufferedProtocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Called again by start_tls with the TLS transport that replaces the plain one.
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = bytes(self.buffer[:nbytes])
         self.received.append(data)
         self.size += len(data)
         if self.size > READ_LIMIT and self.reading and self.transport is not None:
