@@ -210,12 +210,31 @@ class Session:
                 raise ConnectionLost("connection closed by the server")
             connection.receive_data(data)
             event = connection.next_event()
+        self._record(event)
+        return event
+
+    def ready(self) -> Event | None:
+        """The next event when `read` would need no I/O for it (nothing queued to write, the
+        reply already received); else None, and nothing changes."""
+        if self._out:
+            return None
+        event = self.connection.next_event()
+        if event is NEED_DATA:
+            return None
+        self._record(event)
+        return event
+
+    def _record(self, event: Event) -> None:
         reply = getattr(event, "reply", None)
         if isinstance(reply, Reply):
-            last = len(reply.lines) - 1
-            for n, line in enumerate(reply.lines):
-                self.transcript.append(f"In: {reply.code}{' ' if n == last else '-'}{line}")
-        return event
+            lines = reply.lines
+            code = reply.code
+            if len(lines) == 1:
+                self.transcript.append(f"In: {code} {lines[0]}")
+                return
+            last = len(lines) - 1
+            for n, line in enumerate(lines):
+                self.transcript.append(f"In: {code}{' ' if n == last else '-'}{line}")
 
     def read_reply(self, timeout: float | None) -> IO:
         """The next event's reply; a connection that closes instead is lost (rule 10.4)."""

@@ -208,46 +208,42 @@ def _xforward_stage(command: Command | EndOfData) -> Stage:
     return Stage.XFORWARD_NAME_ADDR if first in _XFORWARD_GROUPS[0] else Stage.XFORWARD_PROTO_HELO
 
 
+# Rule 2.7 and rule 10.1: for the command whose reply is awaited, the stage a failure is
+# reported in and the ClientConfig timeout of the wait.
+_AWAITED: dict[type, tuple[Stage, str]] = {
+    Rcpt: (Stage.RCPT, "rcpt_timeout"),
+    Mail: (Stage.MAIL, "mail_timeout"),
+    Data: (Stage.DATA, "data_init_timeout"),
+    EndOfData: (Stage.DOT, "data_done_timeout"),
+    Rset: (Stage.BODY, "rset_timeout"),
+    Quit: (Stage.BODY, "quit_timeout"),
+}
+
+
 def _stage(command: Command | EndOfData | None) -> Stage:
     """The stage a failure while awaiting `command`'s reply is reported in (rule 2.7)."""
-    if command is None:
-        return Stage.BODY
-    kind = type(command)
-    if kind is Rcpt:
-        return Stage.RCPT
-    if kind is Mail:
-        return Stage.MAIL
-    if kind is Data:
-        return Stage.DATA
-    if kind is EndOfData:
-        return Stage.DOT
-    if kind is Bdat:
+    awaited = _AWAITED.get(type(command))
+    if awaited is not None:
+        return awaited[0]
+    if type(command) is Bdat:
         assert isinstance(command, Bdat)
         return Stage.BDAT_LAST if command.last else Stage.BDAT
-    if kind is Xforward:
+    if type(command) is Xforward:
         return _xforward_stage(command)
     return Stage.BODY
 
 
 def _timeout(config: ClientConfig, command: Command | EndOfData | None) -> float | None:
-    # Rule 10.1: the timeout of the command whose reply is awaited. Identity tests, commonest
-    # first: a dict built per call costs more than the lookup.
-    kind = type(command)
-    if kind is Rcpt:
-        return config.rcpt_timeout
-    if kind is Mail:
-        return config.mail_timeout
-    if kind is Data:
-        return config.data_init_timeout
-    if kind is EndOfData:
-        return config.data_done_timeout
-    if kind is Bdat:
+    # Rule 10.1: the timeout of the command whose reply is awaited.
+    awaited = _AWAITED.get(type(command))
+    if awaited is not None:
+        timeout: float | None = getattr(config, awaited[1])
+        return timeout
+    if type(command) is Bdat:
         assert isinstance(command, Bdat)
         return config.data_done_timeout if command.last else config.data_xfer_timeout
-    if kind is Xforward:
+    if type(command) is Xforward:
         return config.xforward_timeout
-    if kind is Rset:
-        return config.rset_timeout
     return config.quit_timeout
 
 
@@ -259,7 +255,9 @@ def _collect(txn: _Transaction, until: int = 0) -> IO:
     while connection.outstanding > until and type(connection.awaiting) is not Quit:
         awaiting = connection.awaiting
         txn.stage = _stage(awaiting)
-        event = yield from session.read(_timeout(config, awaiting))
+        event = session.ready()
+        if event is None:
+            event = yield from session.read(_timeout(config, awaiting))
         txn.route(event)
         if connection.abandoned is not None:
             # RFC 5321 3.8: a 421 closed the session with commands unanswered; those
