@@ -16,6 +16,7 @@ file: tables that live in files are opened through the `reader` argument (see
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
@@ -971,9 +972,13 @@ class ClientConfig:
         myhostname = self.myhostname or _helo(machine or "localhost")
         if (myhostname, self.helo_name or myhostname) == (self.myhostname, self.helo_name):
             return self
-        return dataclasses.replace(
-            self, myhostname=myhostname, helo_name=self.helo_name or myhostname
-        )
+        # Every other field was checked when this config was made and is immutable; only the
+        # two names change, and `_helo` checked the new one. A full replace would check all
+        # two hundred fields again, for every delivery.
+        named = copy.copy(self)
+        object.__setattr__(named, "myhostname", myhostname)
+        object.__setattr__(named, "helo_name", self.helo_name or myhostname)
+        return named
 
     @property
     def default_port(self) -> int:
