@@ -16,9 +16,12 @@ although it was none (message content sent to a server that did not ask for it).
 One case no client can tell apart, and `Server.in_flight` flags it: an extra reply (a surplus
 or one sent in advance) that reaches the client only after it wrote its next command is, on
 the wire, that command's reply; if the server later withholds a reply, every count matches
-and the shifted replies can all be valid. A client detects an extra reply that arrived before
-it wrote again (ClientConnection refuses to send then), or one that shifts a reply onto a
-command that may not get its code; this one only by luck (docs/security.md).
+and the shifted replies can all be valid. The same holds when the client had received the
+extra reply but not every reply sent before it wrote: it took the extra one for the reply in
+its place, and the last one it had not received is the "extra" one on the wire. A client
+detects an extra reply that arrived before it wrote again (ClientConnection refuses to send
+then), or one that shifts a reply onto a command that may not get its code; this one only by
+luck (docs/security.md).
 """
 
 from __future__ import annotations
@@ -151,9 +154,12 @@ class Server:
             raise ConnectionLost("connection reset by peer")
         if self._deaf:
             raise IOTimeout("the server stopped reading")
-        if self._extra is not None and self._read <= self._extra:
+        if self._extra is not None and (self._read <= self._extra or self.out):
             # An extra reply (surplus or in advance) the client had not yet received when it
             # wrote again: from the wire alone it is the reply to what the client writes now.
+            # So is the last of the replies it had not received, when it had received the
+            # extra one: it took that for the reply its place was (a MAIL reply twice is
+            # MAIL's and RCPT's, and RCPT's own then answers BDAT, whose code it shares).
             self.in_flight = True
         self._extra = None
         self._written += len(data)
