@@ -1,17 +1,24 @@
 """DNS for the adapters: a replaceable `Resolver` and defaults over dnspython or getaddrinfo.
 
-MX lookups need dnspython (the ``dns`` extra). Address lookups use dnspython when a name
-server is given explicitly, otherwise the system resolver (getaddrinfo), so that ``[host]``
-destinations honour /etc/hosts and work without the extra.
+MX, TLSA and TXT lookups need dnspython (the ``dns`` extra). Address lookups use dnspython
+when a name server is given explicitly or the engine asks for DNSSEC, otherwise the system
+resolver (getaddrinfo), so that ``[host]`` destinations honour /etc/hosts and work without
+the extra.
+
+DNSSEC (``smtp_dns_support_level = dnssec``): the query carries the DO bit and the answer's
+AD bit is reported as `DNSAnswer.authenticated`. Like Postfix, the library validates
+nothing itself: it trusts the AD bit of the name servers it asks, which must therefore be a
+validating resolver on a trusted path, in practice on the same machine (RFC 7672 2.1,
+RFC 6698 4.1).
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from smtpproto.requests import DNSError, MXRecord, Resolve
+from smtpproto.requests import DNSAnswer, DNSError, MXRecord, Records, Resolve, RRType
 
 __all__ = [
     "AsyncResolver",
@@ -21,11 +28,13 @@ __all__ = [
     "TrioResolver",
 ]
 
-Answer = tuple[MXRecord, ...] | tuple[str, ...]
-RRType = Literal["MX", "A", "AAAA"]
+Answer = Records | DNSAnswer
 
-_MISSING = "MX lookups need dnspython: pip install 'smtpproto-client[dns]'"
+_MISSING = "MX, TLSA and TXT lookups need dnspython: pip install 'smtpproto-client[dns]'"
 _FAMILIES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
+_ADDRESS_TYPES = frozenset({"A", "AAAA"})
+# EDNS0 with the DO bit (RFC 3225), as Postfix's RES_USE_DNSSEC; 1232 octets (DNS flag day).
+_EDNS_PAYLOAD = 1232
 
 
 class Resolver(Protocol):
@@ -65,13 +74,33 @@ def _dns_failure(error: BaseException) -> DNSError:
     return DNSError("permanent", f"DNS lookup failed: {error}")
 
 
-def _answer(rrtype: RRType, rrset: Any) -> Answer:
+def _records(rrtype: RRType, rrset: Any) -> Records:
     if rrtype == "MX":
         return tuple(
             MXRecord(r.preference, r.exchange.to_text(omit_final_dot=True).rstrip("."))
             for r in rrset
         )
+    if rrtype == "TLSA":
+        # RFC 6698 2.1: the RDATA as on the wire; the core parses and judges it.
+        return tuple(bytes((r.usage, r.selector, r.mtype)) + bytes(r.cert) for r in rrset)
+    if rrtype == "TXT":
+        # RFC 8461 3.1 (as RFC 7208 3.3): a record's character-strings form one text.
+        return tuple(b"".join(r.strings).decode("utf-8", "replace") for r in rrset)
     return tuple(r.address for r in rrset)
+
+
+def _answer(request: Resolve, answer: Any) -> Answer:
+    records = _records(request.rrtype, answer.rrset)
+    if not request.dnssec:
+        return records
+    import dns.flags
+
+    canonical = answer.canonical_name.to_text(omit_final_dot=True).lower()
+    return DNSAnswer(
+        records,
+        authenticated=bool(answer.response.flags & dns.flags.AD),
+        canonical_name=None if canonical == request.name.rstrip(".").lower() else canonical,
+    )
 
 
 def _addrinfo_answer(rrtype: RRType, infos: list[Any]) -> Answer:
@@ -97,18 +126,23 @@ class _Base:
         self._port = port
         self._have_dnspython = _have_dnspython()
 
-    def _configure(self, resolver: Any) -> Any:
+    def _configure(self, resolver: Any, request: Resolve) -> Any:
         if self._nameservers is not None:
             resolver.nameservers = list(self._nameservers)
             resolver.port = self._port
+        if request.dnssec:
+            import dns.flags
+
+            resolver.use_edns(0, dns.flags.DO, _EDNS_PAYLOAD)
         return resolver
 
-    def _use_dns(self, rrtype: RRType) -> bool:
+    def _use_dns(self, request: Resolve) -> bool:
+        dns_only = request.rrtype not in _ADDRESS_TYPES or request.dnssec
         if not self._have_dnspython:
-            if rrtype == "MX" or self._nameservers is not None:
+            if dns_only or self._nameservers is not None:
                 raise DNSError("unavailable", _MISSING)
             return False
-        return rrtype == "MX" or self._nameservers is not None
+        return dns_only or self._nameservers is not None
 
 
 class DefaultResolver(_Base):
@@ -116,7 +150,7 @@ class DefaultResolver(_Base):
 
     def resolve(self, request: Resolve) -> Answer:
         """Answer `request` or raise `DNSError`."""
-        if not self._use_dns(request.rrtype):
+        if not self._use_dns(request):
             try:
                 infos = socket.getaddrinfo(request.name, None, _FAMILIES[request.rrtype])
             except socket.gaierror as error:
@@ -128,15 +162,17 @@ class DefaultResolver(_Base):
         import dns.resolver
 
         try:
-            resolver = self._configure(dns.resolver.Resolver(configure=self._nameservers is None))
-            rrset = resolver.resolve(
+            resolver = self._configure(
+                dns.resolver.Resolver(configure=self._nameservers is None), request
+            )
+            answer = resolver.resolve(
                 request.name, request.rrtype, lifetime=request.timeout, search=False
             )
         except dns.resolver.NoAnswer:
             return ()
         except (dns.exception.DNSException, OSError) as error:
             raise _dns_failure(error) from None
-        return _answer(request.rrtype, rrset)
+        return _answer(request, answer)
 
 
 class DefaultAsyncResolver(_Base):
@@ -147,7 +183,7 @@ class DefaultAsyncResolver(_Base):
 
     async def resolve(self, request: Resolve) -> Answer:
         """Answer `request` or raise `DNSError`."""
-        if not self._use_dns(request.rrtype):
+        if not self._use_dns(request):
             return await self._getaddrinfo(request)
         import dns.asyncbackend
         import dns.asyncresolver
@@ -156,9 +192,9 @@ class DefaultAsyncResolver(_Base):
 
         try:
             resolver = self._configure(
-                dns.asyncresolver.Resolver(configure=self._nameservers is None)
+                dns.asyncresolver.Resolver(configure=self._nameservers is None), request
             )
-            rrset = await resolver.resolve(
+            answer = await resolver.resolve(
                 request.name,
                 request.rrtype,
                 lifetime=request.timeout,
@@ -169,7 +205,7 @@ class DefaultAsyncResolver(_Base):
             return ()
         except (dns.exception.DNSException, OSError) as error:
             raise _dns_failure(error) from None
-        return _answer(request.rrtype, rrset)
+        return _answer(request, answer)
 
     async def _getaddrinfo(self, request: Resolve) -> Answer:
         import asyncio

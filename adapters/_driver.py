@@ -4,10 +4,13 @@ Logging happens here, never in the core: the `smtpproto` logger's children get
 
 - ``smtpproto.delivery``: one Postfix-style line per recipient at INFO;
 - ``smtpproto.connection``: connection and TLS events, failures at INFO (connect refused,
-  TLS established or failed, a connection lost or timed out), the rest at DEBUG;
-- ``smtpproto.transcript``: the dialogue at DEBUG as it happens, AUTH secrets redacted.
+  TLS established or failed, Postfix's ``Verified TLS connection established to ...`` and
+  ``Matched DANE ...`` lines, a connection lost or timed out), the rest at DEBUG;
+- ``smtpproto.transcript``: the dialogue at DEBUG as it happens.
 
-The library installs no handler; an application chooses where the lines go.
+Every message is made printable (RP-24) before it reaches a record, and the engine's lines
+come without secrets already (AU-18). The library installs no handler; an application
+chooses where the lines go.
 """
 
 from __future__ import annotations
@@ -28,9 +31,8 @@ from smtpproto._errors import LocalProtocolError
 from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
 from smtpproto.destinations import IDNAEncoder
-from smtpproto.engine.redact import Secrets, password_map_secrets, redact_text
 from smtpproto.envelope import Envelope, Recipient
-from smtpproto.report import DeliveryReport, format_log_line
+from smtpproto.report import DeliveryReport, format_log_line, printable
 from smtpproto.requests import (
     Close,
     Connect,
@@ -61,6 +63,13 @@ __all__ = [
 
 T = TypeVar("T")
 Engine = Generator[IORequest, Any, T]
+
+# Postfix's TLS lines at smtp_tls_loglevel 1 (tls_misc.c tls_log_summary(), tls_dane.c
+# tls_dane_log()): who the server proved to be, logged at INFO as Postfix does.
+_TLS_SUMMARY = re.compile(
+    r"(?:Anonymous|Untrusted|Trusted|Verified) TLS connection established to "
+    r"|\S+: Matched (?:DANE|trust anchor|fingerprint)"
+)
 
 RESULTS = logging.getLogger("smtpproto.delivery")
 CONNECTION = logging.getLogger("smtpproto.connection")
@@ -109,10 +118,11 @@ def idna_encoder() -> IDNAEncoder | None:
 
 
 def engine_inputs() -> dict[str, Any]:
-    """What the core takes as arguments: clock, randomness, SCRAM nonces, the machine's name
-    and the IDNA encoder."""
+    """What the core takes as arguments: clock, time of day, randomness, SCRAM nonces, the
+    machine's name and the IDNA encoder."""
     return {
         "clock": time.monotonic,
+        "wall_clock": time.time,
         "rng": random.SystemRandom(),
         "nonce": lambda: secrets.token_urlsafe(24),
         "myhostname": machine_hostname(),
@@ -120,28 +130,34 @@ def engine_inputs() -> dict[str, Any]:
     }
 
 
+def _say(logger: logging.Logger, level: int, text: str) -> None:
+    # One printable() over the finished message: DNS names, TLS errors and reasons come from
+    # the network (RP-24).
+    if logger.isEnabledFor(level):
+        logger.log(level, "%s", printable(text))
+
+
 class RunLog:
     """Logs one engine run (a delivery, or a held session's life) on the `smtpproto` loggers
     while it goes. `transcript` is the list the engine appends the dialogue to."""
 
-    def __init__(self, config: ClientConfig) -> None:
+    def __init__(self) -> None:
         self.transcript: list[str] = []
         self._shown = 0
-        self._maps = config.sasl_password_maps
-        self._secrets: Secrets | None = None
         self._peers: dict[int, str] = {}
 
     def lines(self) -> None:
         """Log the transcript lines the engine added since the last call."""
         if self._shown == len(self.transcript):
             return
-        if TRANSCRIPT.isEnabledFor(logging.DEBUG):
-            if self._secrets is None:
-                # The engine scrubs its transcript only once an AUTH exchange is over; a live
-                # log cannot wait, so it hides every configured secret (AU-15).
-                self._secrets = password_map_secrets(self._maps)
+        # The engine made each line printable and masked every secret it knows (AU-18).
+        if CONNECTION.isEnabledFor(logging.INFO):
             for line in self.transcript[self._shown :]:
-                TRANSCRIPT.debug("%s", redact_text(line, self._secrets))
+                if _TLS_SUMMARY.match(line):
+                    CONNECTION.info("%s", line)
+        if TRANSCRIPT.isEnabledFor(logging.DEBUG):
+            for line in self.transcript[self._shown :]:
+                TRANSCRIPT.debug("%s", line)
         self._shown = len(self.transcript)
 
     def forget(self) -> None:
@@ -159,17 +175,20 @@ class RunLog:
         if self._shown != len(self.transcript):
             self.lines()
         kind = type(request)
-        if kind is Send or kind is Receive or not CONNECTION.isEnabledFor(logging.DEBUG):
+        if kind is Send or kind is Receive:
             return
         match request:
             case Resolve():
-                CONNECTION.debug("looking up %s records of %s", request.rrtype, request.name)
+                text = f"looking up {request.rrtype} records of {request.name}"
             case Connect():
-                CONNECTION.debug("connecting to %s", _target(request))
+                text = f"connecting to {_target(request)}"
             case StartTLS():
-                CONNECTION.debug("TLS handshake with %s", self._peer(request.channel))
+                text = f"TLS handshake with {self._peer(request.channel)}"
             case Close():
-                CONNECTION.debug("closing the connection to %s", self._peer(request.channel))
+                text = f"closing the connection to {self._peer(request.channel)}"
+            case _:
+                return
+        _say(CONNECTION, logging.DEBUG, text)
 
     def after(self, request: IORequest, result: Any) -> None:
         """Called with the result of `request`."""
@@ -179,17 +198,19 @@ class RunLog:
         match request:
             case Connect():
                 self._peers[id(result)] = _target(request)
-                CONNECTION.debug("connected to %s", _target(request))
+                _say(CONNECTION, logging.DEBUG, f"connected to {_target(request)}")
             case StartTLS() if isinstance(result, TLSInfo):
-                CONNECTION.info(
-                    "TLS with %s: %s with cipher %s, certificate chain %s",
-                    self._peer(request.channel),
-                    result.version,
-                    result.cipher,
-                    "verified" if result.chain_verified else "not verified",
+                # DANE and fingerprints are judged by the core next, not by a CA.
+                chain = "verified" if result.chain_verified else "not verified by a CA"
+                _say(
+                    CONNECTION,
+                    logging.INFO,
+                    f"TLS with {self._peer(request.channel)}: {result.version} with cipher "
+                    f"{result.cipher}, certificate chain {chain}",
                 )
             case Resolve():
-                CONNECTION.debug("%s %s: %s", request.name, request.rrtype, result or "no records")
+                found = result or "no records"
+                _say(CONNECTION, logging.DEBUG, f"{request.name} {request.rrtype}: {found}")
             case Close():
                 self._peers.pop(id(request.channel), None)
 
@@ -208,7 +229,7 @@ class RunLog:
                 what = f"reading from {self._peer(request.channel)}"
             case _:
                 what = type(request).__name__
-        CONNECTION.info("%s: %s", what, failure.reason)
+        _say(CONNECTION, logging.INFO, f"{what}: {failure.reason}")
 
     def done(self, value: object) -> None:
         """Called with what the engine returned: a report gets its result lines."""
@@ -325,7 +346,7 @@ def start_delivery(
 ) -> tuple[Engine[DeliveryReport], RunLog]:
     """The engine's ``deliver`` with the adapters' inputs, and the log of its run."""
     config = config or ClientConfig()
-    log = RunLog(config)
+    log = RunLog()
     run = engine.deliver(
         destination, envelope, message, config=config, transcript=log.transcript, **engine_inputs()
     )
@@ -337,7 +358,7 @@ def start_session(
 ) -> tuple[Engine[engine.Session], RunLog]:
     """The engine's ``open_session`` for the adapters' ``connect``, and the session's log."""
     config = config or ClientConfig()
-    log = RunLog(config)
+    log = RunLog()
     run = engine.open_session(
         destination, config=config, transcript=log.transcript, **engine_inputs()
     )

@@ -4,6 +4,8 @@ message file as the engine reads it.
 A progress line on a terminal is erased before any other line is written, by whichever
 thread writes it, so the two never share a line. A reader that goes away (``... | head``)
 stops the output quietly: the delivery has happened, and the exit status still says how.
+Every line goes out through `smtpproto.report.printable`: text from a server or from DNS can
+neither start a line of its own nor drive the terminal (RP-24).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 import sys
 import threading
 from typing import IO, BinaryIO
+
+from smtpproto.report import printable
 
 __all__ = ["MessageFile", "Progress", "Terminal"]
 
@@ -29,16 +33,16 @@ class Terminal:
         self._closed: set[int] = set()
 
     def out(self, text: str) -> None:
-        """One line (or several) on standard output."""
+        """One line (or several) on standard output, printable."""
         with self._lock:
             self._erase()
-            self.write(self._stdout, text + "\n")
+            self.write(self._stdout, _lines(text))
 
     def err(self, text: str) -> None:
-        """One line (or several) on standard error."""
+        """One line (or several) on standard error, printable."""
         with self._lock:
             self._erase()
-            self.write(self._stderr, text + "\n")
+            self.write(self._stderr, _lines(text))
 
     def progress(self, text: str) -> None:
         """Show `text` as the progress line, replacing the previous one."""
@@ -75,6 +79,12 @@ class Terminal:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, fd)
                 os.close(devnull)
+
+
+def _lines(text: str) -> str:
+    # "\n" alone separates the lines the command writes; every other line break or control
+    # character a peer smuggled in is escaped.
+    return "".join(printable(line) + "\n" for line in text.split("\n"))
 
 
 class MessageFile:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import _ssl
 import contextlib
 import ssl
 import warnings
 from collections.abc import Iterator
 
-from smtpproto.requests import TLSInfo, TLSParameters
+from smtpproto.requests import TLSFailed, TLSInfo, TLSParameters
 
-__all__ = ["client_context", "tls_info"]
+__all__ = ["client_context", "handshake_failure", "peer_chain", "tls_info"]
 
 _VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -62,6 +63,27 @@ def _naming(parameter: str, path: str | None) -> Iterator[None]:
         raise ValueError(f"{parameter} {path}: {error.strerror or error}") from None
 
 
+def peer_chain(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> tuple[bytes, ...]:
+    """The certificates the server sent, DER, its own first, whether or not they verified.
+
+    Python 3.13 has ``get_unverified_chain()``; 3.10 to 3.12 have it on the private
+    ``_sslobj`` of both `ssl.SSLSocket` and `ssl.SSLObject` (asyncio's, and the one inside
+    trio's ``SSLStream``), as certificate objects. Without either, the server's own
+    certificate alone, which DANE-EE and the ``fingerprint`` level need.
+    """
+    # trio's SSLStream forwards only some attributes to the SSLObject it wraps.
+    ssl_object = getattr(ssl_object, "_ssl_object", ssl_object)
+    public = getattr(ssl_object, "get_unverified_chain", None)
+    private = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
+    chain = (public or private or (lambda: None))()
+    if chain:
+        return tuple(
+            c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER) for c in chain
+        )
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return (leaf,) if leaf else ()
+
+
 def tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket, parameters: TLSParameters) -> TLSInfo:
     """Describe a completed handshake; the peer certificate is reported only once verified."""
     cipher = ssl_object.cipher()
@@ -70,4 +92,20 @@ def tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket, parameters: TLSParameter
         cipher=cipher[0] if cipher else "",
         chain_verified=parameters.verify,
         peer_certificate=dict(ssl_object.getpeercert() or {}) if parameters.verify else None,
+        peer_chain=peer_chain(ssl_object),
     )
+
+
+def handshake_failure(error: BaseException) -> TLSFailed:
+    """The `TLSFailed` for an exception of a handshake, telling a chain that did not verify
+    (trio wraps the `ssl` error as the cause of its own) from other failures."""
+    cause: BaseException | None = error
+    certificate = False
+    for _ in range(4):
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            certificate = True
+            break
+        cause = cause.__cause__ or cause.__context__
+    return TLSFailed(f"TLS handshake failed: {error or 'timed out'}", certificate=certificate)

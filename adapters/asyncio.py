@@ -25,6 +25,8 @@ from smtpproto.requests import (
     Connect,
     ConnectFailed,
     ConnectionLost,
+    DeriveKey,
+    HTTPSGet,
     IORequest,
     IOTimeout,
     Receive,
@@ -37,7 +39,8 @@ from smtpproto.requests import (
 
 from ._dns import AsyncResolver, DefaultAsyncResolver
 from ._driver import AsyncSession, connect_async, deliver_async, make_envelope
-from ._tls import client_context, tls_info
+from ._https import fetch
+from ._tls import client_context, handshake_failure, tls_info
 
 __all__ = ["Session", "connect", "deliver"]
 
@@ -219,9 +222,17 @@ class _IO:
                 return await self._connect(request)
             case StartTLS(channel=_Channel() as channel):
                 return await self._starttls(channel, request)
+            case HTTPSGet():
+                # fetch() bounds its own time; a thread keeps the loop free meanwhile.
+                return await asyncio.to_thread(fetch, request)
             case Sleep():
                 await asyncio.sleep(request.seconds)
                 return None
+            case DeriveKey():
+                # AU-19: thousands of HMAC rounds would stall every other task on the loop.
+                if request.blocking:
+                    return await asyncio.to_thread(request.derive)
+                return request.derive()
             case Close(channel=_Channel() as channel):
                 self.close(channel)
                 return None
@@ -267,7 +278,7 @@ class _IO:
                 )
         except (OSError, ValueError, TimeoutError) as error:
             self.close(channel)
-            raise TLSFailed(f"TLS handshake failed: {error or 'timed out'}") from None
+            raise handshake_failure(error) from None
         if tls is None:
             self.close(channel)
             raise TLSFailed("TLS handshake failed: connection closed")

@@ -27,6 +27,8 @@ from smtpproto.requests import (
     Connect,
     ConnectFailed,
     ConnectionLost,
+    DeriveKey,
+    HTTPSGet,
     IOFailure,
     IORequest,
     IOTimeout,
@@ -35,12 +37,12 @@ from smtpproto.requests import (
     Send,
     Sleep,
     StartTLS,
-    TLSFailed,
 )
 
 from ._dns import DefaultResolver, Resolver
 from ._driver import RunLog, drive, make_envelope, start_delivery, start_session
-from ._tls import client_context, tls_info
+from ._https import fetch
+from ._tls import client_context, handshake_failure, tls_info
 
 __all__ = ["Session", "connect", "deliver"]
 
@@ -118,9 +120,13 @@ class _IO:
                 return self._connect(request)
             case StartTLS(channel=_Channel() as channel):
                 return self._starttls(channel, request)
+            case HTTPSGet():
+                return fetch(request)
             case Sleep():
                 time.sleep(request.seconds)
                 return None
+            case DeriveKey():
+                return request.derive()
             case Close(channel=_Channel() as channel):
                 self.close(channel)
                 return None
@@ -160,7 +166,7 @@ class _IO:
             channel.tls = True
         except (OSError, ValueError) as error:
             self.close(channel)
-            raise TLSFailed(f"TLS handshake failed: {error}") from None
+            raise handshake_failure(error) from None
         assert isinstance(channel.sock, ssl.SSLSocket)
         return tls_info(channel.sock, request.parameters)
 

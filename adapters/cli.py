@@ -279,10 +279,10 @@ def _postconf(args: argparse.Namespace, destinations: Sequence[str]) -> dict[str
         # Postfix smtp_sasl_password_maps: looked up by next-hop destination, "user:password".
         credentials = f"{args.sasl_user}:{password}"
         mapping[prefix + "sasl_password_maps"] = dict.fromkeys(destinations, credentials)
-        # The library's default (docs/security.md): PLAIN/LOGIN only inside TLS. Postfix's own
-        # default refuses them even there, which would make --sasl-user useless with most
-        # servers; -o smtp_sasl_tls_security_options=... still wins.
-        mapping.setdefault(prefix + "sasl_tls_security_options", "noanonymous")
+        # The library's default (AU-20): PLAIN/LOGIN only to a verified peer (--tls verify or
+        # secure). Postfix's own default refuses them even there, which would make --sasl-user
+        # useless with most servers; an -o for either option still wins.
+        mapping.setdefault(prefix + "sasl_tls_verified_security_options", "noanonymous")
     return mapping
 
 

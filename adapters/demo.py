@@ -257,6 +257,8 @@ class SMTPServer:
         ca.cert_pem.write_to_path(self.ca_file)
         port = _free_port(host) if port is None else port
         self.destination = f"[{'ipv6:' if ':' in host else ''}{host}]:{port}"
+        # The certificate names localhost: this destination passes tls_security_level=verify.
+        self.named_destination = f"[localhost]:{port}"
         self._controller = _Controller(
             self.handler,
             hostname=host,
@@ -305,8 +307,9 @@ class _Step:
 
 _STEPS = (
     _Step(
-        "SMTP through the blocking adapter: STARTTLS (level encrypt), AUTH PLAIN inside TLS,\n"
-        "   MAIL/RCPT/DATA pipelined. Alice and Bob are accepted; nobody is refused at RCPT.",
+        "SMTP through the blocking adapter: STARTTLS (level verify: the certificate chains to\n"
+        "   the demo CA and names localhost), then AUTH PLAIN, MAIL/RCPT/DATA pipelined.\n"
+        "   Alice and Bob are accepted; nobody is refused at RCPT.",
         "blocking",
         lmtp=False,
         dialogue=True,
@@ -355,6 +358,7 @@ def main() -> int:
 
     from smtpproto.config import ClientConfig
     from smtpproto.envelope import Recipient
+    from smtpproto.tables import Lookup
 
     from . import asyncio as aio_adapter
     from . import blocking as blocking_adapter
@@ -379,20 +383,20 @@ def main() -> int:
         smtp_server = SMTPServer(DemoHandler(rejected={"nobody@demo.example"}))
         with smtp_server as smtp, lmtp_server as lmtp:
             print("smtpproto demo: real deliveries to two servers started on this machine.")
-            print(f"  SMTP  aiosmtpd at {smtp.destination}: STARTTLS with a throwaway CA, AUTH")
-            print("        PLAIN/LOGIN after STARTTLS; it refuses nobody@demo.example at RCPT.")
+            print(f"  SMTP  aiosmtpd at {smtp.named_destination}: STARTTLS with a throwaway CA,")
+            print("        AUTH PLAIN/LOGIN after STARTTLS; refuses nobody@demo.example at RCPT.")
             print(f"  LMTP  a scripted server at {lmtp.destination}: one reply per recipient")
             print("        after the data; it refuses nobody@lmtp.demo there.")
-            smtp_config = ClientConfig.from_postconf(
-                {
-                    "smtp_helo_name": "client.demo",
-                    "smtp_tls_security_level": "encrypt",
-                    "smtp_tls_CAfile": smtp.ca_file,
-                    "smtp_sasl_auth_enable": "yes",
-                    "smtp_sasl_password_maps": {smtp.destination: f"{DEMO_USER}:{DEMO_PASSWORD}"},
-                    # PLAIN inside TLS, as the library defaults to (Postfix refuses it there).
-                    "smtp_sasl_tls_security_options": "noanonymous",
-                }
+            # The verified path (AU-20): the certificate must chain to the demo's CA and name
+            # the server (localhost), and only then does the password go out, over PLAIN.
+            smtp_config = ClientConfig(
+                helo_name="client.demo",
+                tls_security_level="verify",
+                tls_CAfile=smtp.ca_file,
+                sasl_auth_enable=True,
+                sasl_password_maps=Lookup.of(
+                    {smtp.named_destination: f"{DEMO_USER}:{DEMO_PASSWORD}"}
+                ),
             )
             lmtp_config = ClientConfig.from_postconf({"lmtp_lhlo_name": "client.demo"}, lmtp=True)
             smtp_recipients = [
@@ -405,7 +409,7 @@ def main() -> int:
                     report = run(step.adapter, lmtp.destination, lmtp_config, list(LMTP_EXPECTED))
                     ok &= _show(number, step, report, LMTP_EXPECTED)
                 else:
-                    report = run(step.adapter, smtp.destination, smtp_config, smtp_recipients)
+                    report = run(step.adapter, smtp.named_destination, smtp_config, smtp_recipients)
                     ok &= _show(number, step, report, SMTP_EXPECTED)
     if ok:
         print("\ndemo: every delivery ended as expected: sent where accepted, bounced where")

@@ -25,6 +25,8 @@ from smtpproto.requests import (
     Connect,
     ConnectFailed,
     ConnectionLost,
+    DeriveKey,
+    HTTPSGet,
     IOFailure,
     IORequest,
     IOTimeout,
@@ -33,12 +35,12 @@ from smtpproto.requests import (
     Send,
     Sleep,
     StartTLS,
-    TLSFailed,
 )
 
 from ._dns import AsyncResolver, TrioResolver
 from ._driver import AsyncSession, connect_async, deliver_async, make_envelope
-from ._tls import client_context, tls_info
+from ._https import fetch
+from ._tls import client_context, handshake_failure, tls_info
 
 __all__ = ["Session", "connect", "deliver"]
 
@@ -138,9 +140,17 @@ class _IO:
                 return await self._connect(request)
             case StartTLS(channel=_Channel() as channel):
                 return await self._starttls(channel, request)
+            case HTTPSGet():
+                # fetch() bounds its own time; a thread keeps the run loop free meanwhile.
+                return await trio.to_thread.run_sync(fetch, request, abandon_on_cancel=True)
             case Sleep():
                 await trio.sleep(request.seconds)
                 return None
+            case DeriveKey():
+                # AU-19: thousands of HMAC rounds would stall every other task on the loop.
+                if request.blocking:
+                    return await trio.to_thread.run_sync(request.derive)
+                return request.derive()
             case Close(channel=_Channel() as channel):
                 await self.close(channel)
                 return None
@@ -190,7 +200,7 @@ class _IO:
                 await tls.do_handshake()
         except (OSError, ValueError, trio.BrokenResourceError, trio.TooSlowError) as error:
             await self.close(channel)
-            raise TLSFailed(f"TLS handshake failed: {error or 'timed out'}") from None
+            raise handshake_failure(error) from None
         return tls_info(tls, request.parameters)  # type: ignore[arg-type]
 
     async def close(self, channel: _Channel) -> None:

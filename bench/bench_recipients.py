@@ -2,7 +2,7 @@
 
 Not a test: run ``python bench/bench_recipients.py [max]`` (default 16000). One ``deliver`` of
 one message to N recipients in a single transaction (``destination_recipient_limit`` = N), with
-PIPELINING, against the reactive server model of ``tests/hostile.py``, which refuses every
+PIPELINING, against the reactive server model of ``tests/support/hostile.py``, which refuses every
 other RCPT with 550. For N = 1000, 2000, ... up to `max` it prints the CPU seconds (best of
 three) and the CPU per recipient; a linear engine keeps the last column flat, where a
 quadratic one doubles it at each step (an earlier version took 12 s for 16,000).
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from hostile import Behaviour, Server, drive
+from support.hostile import Behaviour, Server, drive
 
 from smtpproto.config import ClientConfig
 from smtpproto.engine import deliver

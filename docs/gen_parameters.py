@@ -23,7 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from smtpproto.config import LEGACY, ClientConfig, Declaration, declarations  # noqa: E402
+from smtpproto.config import (  # noqa: E402
+    LEGACY,
+    ClientConfig,
+    Declaration,
+    TrustAnchors,
+    declarations,
+)
 from smtpproto.tables import Lookup, MatchList  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "parameters.md"
@@ -137,7 +143,7 @@ def _show(value: Any) -> str:
         return repr(value)
     if value is None or isinstance(value, bool | int | float):
         return repr(value)
-    if isinstance(value, Lookup | MatchList):
+    if isinstance(value, Lookup | MatchList | TrustAnchors):
         return "empty" if not value else repr(value)
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={v}" for k, v in value.items())

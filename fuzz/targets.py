@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import body, capabilities, config, connection, faults, replies, session
+from . import body, capabilities, config, connection, faults, hostile, replies, session
 from ._harness import Target
 
 TARGETS: dict[str, Target] = {
@@ -15,6 +15,7 @@ TARGETS: dict[str, Target] = {
         config.TARGET,
         session.TARGET,
         faults.TARGET,
+        hostile.TARGET,
     )
 }
 """name -> target, for ``fuzz/run.py`` and the smoke test."""

@@ -14,12 +14,22 @@ parsers that disagree about one certificate are how signature checks get bypasse
 
 from __future__ import annotations
 
+import base64
+import binascii
 import calendar
+import re
 from dataclasses import dataclass
 
-from ._errors import RemoteProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError
 
-__all__ = ["MAX_CERTIFICATE_SIZE", "Certificate", "Reader", "decode_oid"]
+__all__ = [
+    "MAX_CERTIFICATE_SIZE",
+    "Certificate",
+    "Reader",
+    "TrustAnchors",
+    "check_spki",
+    "decode_oid",
+]
 
 MAX_CERTIFICATE_SIZE = 65536
 """Largest certificate accepted, in octets; real ones stay under 16 KiB."""
@@ -381,3 +391,64 @@ class Certificate:
             "subject": tuple((("commonName", cn),) for cn in self.common_names),
             "subjectAltName": tuple(("DNS", name) for name in self.dns_names),
         }
+
+
+def check_spki(data: bytes) -> None:
+    """`RemoteProtocolError` unless `data` is one DER SubjectPublicKeyInfo (RFC 5280 4.1)."""
+    reader = Reader(data)
+    info = reader.inside(SEQUENCE)
+    reader.finish("SubjectPublicKeyInfo")
+    info.inside(SEQUENCE)
+    info.next()
+    info.finish("SubjectPublicKeyInfo")
+
+
+_PEM = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]+)-----\s*([A-Za-z0-9+/=\s]*?)\s*-----END \1-----", re.ASCII
+)
+
+
+@dataclass(frozen=True)
+class TrustAnchors:
+    """Trust-anchor certificates and public keys (``smtp_tls_trust_anchor_file``), DER.
+
+    Read from PEM by :meth:`from_pem`; Postfix accepts ``CERTIFICATE`` and ``PUBLIC KEY``
+    blocks and nothing else (no private key material belongs in such a file).
+    """
+
+    certificates: tuple[bytes, ...] = ()
+    keys: tuple[bytes, ...] = ()
+
+    def __bool__(self) -> bool:
+        """Whether there is any anchor: an empty set means the CAs apply as usual."""
+        return bool(self.certificates or self.keys)
+
+    @classmethod
+    def from_pem(cls, text: str, *, what: str = "trust anchors") -> TrustAnchors:
+        """The anchors in PEM `text`; a malformed or foreign block is a `LocalProtocolError`
+        naming `what` (the anchors are the caller's configuration, not the peer's)."""
+        certificates: list[bytes] = []
+        keys: list[bytes] = []
+        for match in _PEM.finditer(text):
+            label, body = match[1], "".join(match[2].split())
+            try:
+                der = base64.b64decode(body, validate=True)
+                if label == "CERTIFICATE":
+                    Certificate.from_der(der)
+                    certificates.append(der)
+                elif label == "PUBLIC KEY":
+                    check_spki(der)
+                    keys.append(der)
+                else:
+                    raise LocalProtocolError(f"{what}: {label} is not a trust anchor")
+            except (binascii.Error, RemoteProtocolError) as error:
+                raise LocalProtocolError(f"{what}: malformed {label}: {error}") from None
+        if "-----BEGIN" in _PEM.sub("", text):
+            raise LocalProtocolError(
+                f"{what}: a PEM block that cannot be read (no END line, or not base64)"
+            )
+        return cls(tuple(certificates), tuple(keys))
+
+    def __add__(self, other: TrustAnchors) -> TrustAnchors:
+        """The anchors of both, as several files in one parameter give."""
+        return TrustAnchors(self.certificates + other.certificates, self.keys + other.keys)

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     import email.message
 
 __all__ = [
+    "MIME_NESTING_LIMIT",
     "BodyEncoder",
     "EncoderOptions",
     "LineEndPolicy",
@@ -69,6 +70,7 @@ __all__ = [
     "NulPolicy",
     "ScanOptions",
     "SupportsRead",
+    "check_nesting",
     "encoded_size",
     "iter_chunks",
     "iter_wire",
@@ -96,6 +98,9 @@ class EncoderOptions(ScanOptions, total=False):
 
 DEFAULT_CHUNK_SIZE = 65536
 """Octets per chunk read from a message source."""
+
+MIME_NESTING_LIMIT = 100
+"""Postfix's ``mime_nesting_limit``: `scan`'s default bound on a Message's nesting (CV-11)."""
 
 _MODES = ("data", "bdat")
 _NUL_POLICIES = ("reject", "strip")
@@ -420,6 +425,29 @@ def _without_bcc(message: email.message.Message) -> email.message.Message:
     return stripped
 
 
+def check_nesting(message: MessageSource, limit: int) -> None:
+    """Refuse an ``email.message.Message`` nested deeper than `limit` (CV-11).
+
+    The standard library's generator recurses about four frames per level, so a deep
+    object (which its parser builds without complaint) would raise `RecursionError` once
+    flattened. The walk here is iterative; each multipart or ``message/rfc822`` is a level,
+    as in Postfix's ``mime_nesting_limit``. Other sources are not walked: their MIME is only
+    parsed by the 8-bit downgrade, which has the same bound (rule 8.5).
+    """
+    if not _is_email(message):
+        return
+    stack: list[tuple[email.message.Message, int]] = [(message, 0)]
+    while stack:
+        part, depth = stack.pop()
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            if depth + 1 > limit:
+                raise LocalProtocolError(
+                    f"message: MIME nesting deeper than mime_nesting_limit ({limit})"
+                )
+            stack.extend((child, depth + 1) for child in payload if _is_email(child))
+
+
 def _chunks_of_email(message: email.message.Message, chunk_size: int) -> Iterator[bytes]:
     import email.errors
     import email.generator
@@ -437,6 +465,9 @@ def _chunks_of_email(message: email.message.Message, chunk_size: int) -> Iterato
         )
     except (email.errors.MessageError, AttributeError, LookupError, TypeError, ValueError) as exc:
         raise LocalProtocolError(f"message: cannot be flattened: {exc}") from None
+    except RecursionError:
+        # CV-11: nesting within the limit, but the caller's stack was already deep.
+        raise LocalProtocolError("message: too deeply nested to be flattened") from None
     pending = collector.pieces
     buffer = bytearray()
     while pending:
@@ -605,14 +636,21 @@ def _check_rereadable(message: MessageSource) -> None:
         )
 
 
-def scan(message: MessageSource, **options: Unpack[ScanOptions]) -> MessageInfo:
+def scan(
+    message: MessageSource,
+    *,
+    nesting_limit: int = MIME_NESTING_LIMIT,
+    **options: Unpack[ScanOptions],
+) -> MessageInfo:
     """Read `message` once through a ``data``-mode `BodyEncoder` with `options`; describe it.
 
     Whatever the encoder would refuse (a NUL under ``nul="reject"``, a bare CR or LF under
-    ``bare_line_ends="reject"``) and sources that cannot be read again (iterators,
-    unseekable files) raise `LocalProtocolError` here, before anything is sent (SM-17).
+    ``bare_line_ends="reject"``), sources that cannot be read again (iterators, unseekable
+    files) and an ``email.message.Message`` nested deeper than `nesting_limit`
+    (`check_nesting`) raise `LocalProtocolError` here, before anything is sent (SM-17, CV-11).
     """
     _check_rereadable(message)
+    check_nesting(message, nesting_limit)
     encoder = BodyEncoder(mode="data", **options)
     probe = _HeaderProbe()
     wire = 0

@@ -45,6 +45,7 @@ from ._parameters import (
     words,
     wordset,
 )
+from ._x509 import TrustAnchors
 from .destinations import KNOWN_PORTS, parse_destinations
 from .tables import Lookup, MatchList, Reader, split_list
 
@@ -54,13 +55,16 @@ __all__ = [
     "ClientConfig",
     "Declaration",
     "MasterService",
+    "TrustAnchors",
     "declaration",
     "declarations",
     "parse_main_cf",
     "parse_master_cf",
 ]
 
-EXTENSION_FIELDS = frozenset({"chunking", "chunking_one_flight_limit"})
+EXTENSION_FIELDS = frozenset(
+    {"chunking", "chunking_one_flight_limit", "mta_sts_enable", "sasl_scram_max_iterations"}
+)
 """`ClientConfig` fields with no Postfix parameter behind them (``-o`` names them
 ``smtpproto_*``)."""
 
@@ -117,8 +121,9 @@ _PIX = ("disable_esmtp", "delay_dotcrlf")
 _SASL_OPTIONS = (
     "noplaintext", "noanonymous", "noactive", "nodictionary", "mutual_auth", "forward_secrecy",
 )  # fmt: skip
-_TLS_LEVELS = ("none", "may", "encrypt", "verify", "secure")
-_NOT_YET_LEVELS = ("dane", "dane-only", "half-dane", "fingerprint")
+_TLS_LEVELS = ("none", "may", "encrypt", "fingerprint", "dane", "dane-only", "verify", "secure")
+# tls_dane_digests items: "sha256", "sha512=2" (engine/dane.py parse_digests checks the rest).
+_DIGEST_ITEM = re.compile(r"[a-z0-9-]+(=[0-9]{1,3})?", re.ASCII)
 
 
 def _helo(value: Any) -> str:
@@ -133,8 +138,6 @@ def _optional_helo(value: Any) -> str:
 
 
 def _tls_level(value: Any) -> str:
-    if value in _NOT_YET_LEVELS:
-        raise LocalProtocolError(f"level {value!r} is not supported by smtpproto yet")
     if value not in _TLS_LEVELS:
         raise LocalProtocolError(f"expected one of {', '.join(_TLS_LEVELS)}")
     return str(value)
@@ -224,11 +227,38 @@ def _parse_families(text: str, reader: Reader | None) -> Any:
 
 
 def _dns_level(value: Any) -> str:
-    if value == "dnssec":
-        raise LocalProtocolError("'dnssec' is for the dane levels, which no delivery uses yet")
-    if value not in ("enabled", "disabled"):
-        raise LocalProtocolError("expected enabled or disabled")
+    if value not in ("enabled", "disabled", "dnssec"):
+        raise LocalProtocolError("expected enabled, disabled or dnssec")
     return str(value)
+
+
+def _digest_item(value: Any) -> str:
+    if not isinstance(value, str) or not _DIGEST_ITEM.fullmatch(value.lower()):
+        raise LocalProtocolError(f"expected a digest name, optionally =number: {value!r}")
+    return value.lower()
+
+
+def _trust_anchors(value: Any) -> TrustAnchors:
+    if not isinstance(value, TrustAnchors):
+        raise TypeError(
+            "expected TrustAnchors.from_pem(...), or file names through from_postconf(reader=)"
+        )
+    return value
+
+
+def _parse_trust_anchors(text: str, reader: Reader | None) -> Any:
+    anchors = TrustAnchors()
+    for path in split_list(text):
+        if reader is None:
+            raise LocalProtocolError(
+                f"{path}: the library reads no files; pass reader= (for example "
+                "smtpproto.adapters.postfix.read_file) or TrustAnchors.from_pem(text)"
+            )
+        try:
+            anchors += TrustAnchors.from_pem(reader(path), what=path)
+        except OSError as error:
+            raise LocalProtocolError(f"cannot read {path}: {error.strerror or error}") from None
+    return anchors
 
 
 def _bounded_words(options: Iterable[str]) -> Kind:
@@ -245,7 +275,10 @@ PORT = Kind("port", _port, _parse_port)
 KNOWN_PORT_MAP = Kind("service=port list", _known_ports, _parse_known_ports)
 INTERFACES = Kind("addresses", words(address(None).check).check, _parse_interfaces)
 FAMILIES = Kind("ipv4 | ipv6", wordset(("ipv4", "ipv6")).check, _parse_families)
-DNS_LEVEL = Kind("enabled | disabled", _dns_level, lambda text, reader: text.strip().lower())
+TRUST_ANCHORS = Kind("PEM files", _trust_anchors, _parse_trust_anchors)
+DNS_LEVEL = Kind(
+    "enabled | disabled | dnssec", _dns_level, lambda text, reader: text.strip().lower()
+)
 SASL_OPTIONS = wordset(_SASL_OPTIONS)
 TIME = seconds()
 CIPHER_GRADE = choice("high", "medium", "low", "null")
@@ -514,6 +547,16 @@ class ClientConfig:
         "engine/transaction.py",
         lmtp=_SMTP_ONLY,
     )
+    mta_sts_enable: bool = _p(
+        False,
+        "smtpproto_mta_sts_enable",
+        BOOL,
+        "(none: Postfix leaves MTA-STS to a policy server behind smtp_tls_policy_maps)",
+        "engine/authtls.py",
+        lmtp=_SMTP_ONLY,
+    )
+    """MTA-STS (RFC 8461) for domain next hops: discover and fetch each domain's policy,
+    and enforce it where the configured level does not already authenticate the server."""
 
     # SASL AUTHENTICATION CONTROLS
     sasl_auth_enable: bool = _p(False, "smtp_sasl_auth_enable", BOOL, "no", "engine/security.py")
@@ -527,23 +570,27 @@ class ClientConfig:
         "noplaintext, noanonymous",
         "engine/security.py",
     )
-    # Quirk Q9: PLAIN/LOGIN are allowed under TLS by default.
+    # AU-20: PLAIN, LOGIN and XOAUTH2 only over TLS whose certificate verified and matched,
+    # at every level; a caller opts in to less by naming the options. Postfix never sends
+    # them by default (quirk Q9: every option repeats $smtp_sasl_security_options), and
+    # from_postconf and from_main_cf keep that.
     sasl_tls_security_options: frozenset[str] = _p(
-        frozenset({"noanonymous"}),
+        frozenset({"noplaintext", "noanonymous"}),
         "smtp_sasl_tls_security_options",
         SASL_OPTIONS,
         "$smtp_sasl_security_options",
         "engine/security.py",
-        differs="PLAIN and LOGIN under TLS are allowed when built from Python; from_postconf "
-        "keeps Postfix's default",
     )
     # None: the same as sasl_tls_security_options (Postfix's $smtp_sasl_tls_security_options).
     sasl_tls_verified_security_options: frozenset[str] | None = _p(
-        None,
+        frozenset({"noanonymous"}),
         "smtp_sasl_tls_verified_security_options",
         optional(SASL_OPTIONS),
         "$smtp_sasl_tls_security_options",
         "engine/security.py",
+        differs="PLAIN, LOGIN and XOAUTH2 go to a verified peer, the one TLS peer known not "
+        "to be a man in the middle (AU-20), and to no other; RFC 4954 names PLAIN over TLS as "
+        "what every server implements. from_postconf and from_main_cf keep Postfix's default",
     )
     sasl_mechanism_filter: MatchList = _p(
         _NO_LIST, "smtp_sasl_mechanism_filter", match_list(), "", "engine/security.py"
@@ -556,6 +603,17 @@ class ClientConfig:
     )
     send_cyrus_sasl_authzid: bool = _p(
         False, "send_cyrus_sasl_authzid", BOOL, "no", "engine/security.py", lmtp=_SMTP_ONLY
+    )
+    # SMTPPROTO EXTENSION: the most SCRAM iterations a server may ask for (AU-13, AU-19);
+    # more fails the AUTH, which defers.
+    sasl_scram_max_iterations: int = _p(
+        100_000,
+        "smtpproto_sasl_scram_max_iterations",
+        integer(4096),
+        "(none: Cyrus SASL refuses more than 65,536)",
+        "engine/security.py",
+        differs="room above Cyrus SASL's 65,536 for servers that ask more, bounded so that a "
+        "hostile server cannot pin the CPU (AU-19)",
     )
     send_dummy_mail_auth: bool = _p(
         False,
@@ -656,46 +714,48 @@ class ClientConfig:
         "smtp_tls_fingerprint_cert_match",
         words(),
         "",
-        "engine/tlspolicy.py",
-        status="declared",
-        why="the fingerprint level needs the certificate's bytes, which TLSInfo lacks so far",
+        "engine/authtls.py",
     )
     tls_fingerprint_digest: str = _p(
         "sha256",
         "smtp_tls_fingerprint_digest",
         choice("md5", "sha1", "sha256", "sha512"),
         "sha256",
-        "engine/tlspolicy.py",
-        status="declared",
-        why="the fingerprint level needs the certificate's bytes, which TLSInfo lacks so far",
+        "engine/authtls.py",
     )
-    tls_trust_anchor_file: tuple[str, ...] = _p(
-        (),
+    tls_trust_anchor_file: TrustAnchors = _p(
+        TrustAnchors(),
         "smtp_tls_trust_anchor_file",
-        words(label="files"),
+        TRUST_ANCHORS,
         "",
-        "engine/tlspolicy.py",
-        status="declared",
-        why="trust anchors for the dane levels, which no delivery uses yet (the core's "
-        "engine/dane.py checks TLSA records and chains, but is not wired to a level)",
+        "engine/authtls.py",
     )
-    tls_dane_insecure_mx_policy: str = _p(
-        "may",
+    """The anchors of ``verify`` and ``secure`` when not empty: they replace the CAs, need
+    not be roots, and are not subject to expiry (postconf(5)). From Python:
+    ``TrustAnchors.from_pem(text)``; ``from_postconf`` reads the files through `reader`."""
+    tls_dane_insecure_mx_policy: str | None = _p(
+        None,
         "smtp_tls_dane_insecure_mx_policy",
-        choice("may", "encrypt", "dane"),
+        optional(choice("may", "encrypt", "dane")),
         "${{$smtp_tls_security_level} == {dane} ? {dane} : {may}}",
-        "engine/dane.py",
-        status="declared",
-        why="engine/dane.py's dane_policy takes it, but no delivery uses the dane levels yet",
+        "engine/authtls.py",
     )
+    """``None``: Postfix's default, ``dane`` when ``tls_security_level`` is ``dane``, else
+    ``may`` (the global level decides, as in Postfix, even for a policy-table ``dane``)."""
     tls_force_insecure_host_tlsa_lookup: bool = _p(
         False,
         "smtp_tls_force_insecure_host_tlsa_lookup",
         BOOL,
         "no",
-        "engine/dane.py",
-        status="declared",
-        why="engine/dane.py's dane_policy takes it, but no delivery uses the dane levels yet",
+        "engine/authtls.py",
+    )
+    tls_dane_digests: tuple[str, ...] = _p(
+        ("sha512", "sha256"),
+        "tls_dane_digests",
+        words(_digest_item, label="digests"),
+        "sha512 sha256",
+        "engine/authtls.py",
+        lmtp=_SMTP_ONLY,
     )
     tls_high_cipherlist: str = _p(
         "aNULL:-aNULL:HIGH:@STRENGTH",
@@ -1246,6 +1306,8 @@ def _build(
             "sasl_security_options",
             ClientConfig.__dataclass_fields__["sasl_security_options"].default,
         )
+    if "sasl_tls_verified_security_options" not in values:
+        values["sasl_tls_verified_security_options"] = None  # $smtp_sasl_tls_security_options
     return cls(**values)
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "PortDefaults",
     "normalize_domain",
     "parse_destinations",
+    "valid_hostname",
 ]
 
 IDNAEncoder = Callable[[str], str]
@@ -93,6 +94,22 @@ class Destination:
     def mx_lookup(self) -> bool:
         """Whether the engine looks up MX records (only unbracketed SMTP domains)."""
         return self.kind == "mx"
+
+
+def valid_hostname(name: str) -> bool:
+    """Whether `name` (an A-label, final dot allowed) passes Postfix's ``valid_hostname()``.
+
+    Labels of letters, digits, ``-`` and ``_``, 1 to 63 octets, no ``-`` at either end; at
+    most 253 octets in all; not made of digits and dots only (DN-18).
+    """
+    if name.endswith("."):
+        name = name[:-1]
+    if not name or len(name) > 253 or not name.isascii():
+        return False
+    labels = name.split(".")
+    if not all(_LABEL.fullmatch(label) for label in labels):
+        return False
+    return not all(label.isdigit() for label in labels)
 
 
 def normalize_domain(name: str, idna: IDNAEncoder | None = None) -> str:

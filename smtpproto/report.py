@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ._errors import LocalProtocolError
 from .requests import TLSInfo
+from .tlsreport import AttemptResult
 
 if TYPE_CHECKING:
     from .replies import Reply
@@ -21,6 +22,7 @@ __all__ = [
     "Trust",
     "format_delay",
     "format_log_line",
+    "printable",
 ]
 
 Status = Literal["sent", "deferred", "bounced"]
@@ -39,6 +41,14 @@ class TLSState:
     trust: Trust
     version: str
     cipher: str
+    level: str | None = None
+    """The TLS security level that applied to this server once DANE and MTA-STS had their
+    say: ``may``, ``encrypt``, ``fingerprint``, ``dane``, ``half-dane`` (usable TLSA records
+    under an insecure MX), ``verify`` (also what MTA-STS ``enforce`` requires) or ``secure``;
+    ``None`` when the session was not opened by a delivery (a scripted `TLSState`)."""
+    matched: str | None = None
+    """What authenticated the server: the TLSA record (``3 1 1 <hex>``), the fingerprint,
+    or the certificate name that matched; ``None`` when nothing did."""
 
     def __post_init__(self) -> None:
         if self.trust not in _TRUST_WORDS:
@@ -52,6 +62,29 @@ class TLSState:
     def __str__(self) -> str:
         """``Verified TLS TLSv1.3 with cipher TLS_AES_256_GCM_SHA384``, as Postfix logs it."""
         return f"{self.trust} TLS {self.version} with cipher {self.cipher}"
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text: str) -> str:
+    """`text` for a human: every character `str.isprintable` refuses, as ``\\xHH``,
+    ``\\uHHHH`` or ``\\UHHHHHHHH`` (RP-24).
+
+    That is every C0 and C1 control and DEL (ESC sequences, NEL), the line and paragraph
+    separators U+2028/U+2029, format characters (bidi overrides, zero-width joiners),
+    spaces other than U+0020, surrogates and unassigned code points. Postfix's printable()
+    replaces such bytes with ``?`` but passes any valid UTF-8; here nothing that can end a
+    line or drive a terminal passes, and what it was stays readable. A backslash is left as
+    it is, so applying this twice changes nothing: every layer may apply it.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
 
 
 # The DSN class that each outcome may carry (rule 0: soft = 4, hard = 5; 2.8: success = 2).
@@ -92,6 +125,11 @@ class DeliveryReport:
     tls: TLSInfo | None
     destination_down: bool
     transcript: tuple[str, ...]
+    tls_attempts: tuple[AttemptResult, ...] = ()
+    """Every TLS attempt of the delivery, in order: the policy that applied (DANE, MTA-STS
+    or none), success or the RFC 8460 failure type and reason; the input of
+    `smtpproto.engine.tlsrpt.ReportAggregator`. Servers never asked for TLS (level ``none``,
+    LMTP over a UNIX socket) have none."""
 
 
 # Postfix log_adhoc.c formats every delay with two significant digits (format_tv SIG_DIGS).
@@ -125,8 +163,9 @@ def format_delay(seconds: float, resolution: int = 2) -> str:
 def format_log_line(result: RecipientResult, *, resolution: int = 2) -> str:
     """``to=<b@example.com>, relay=..., delay=0.12, dsn=2.0.0, status=sent (250 2.0.0 Ok)``;
     `resolution` is ``ClientConfig.delay_logging_resolution_limit``."""
-    # Postfix's qmgr log format: the relay is "none" when no server was reached.
-    return (
+    # Postfix's qmgr log format: the relay is "none" when no server was reached. Every
+    # field may hold text from a peer or from DNS: one printable() over the line (RP-24).
+    return printable(
         f"to=<{result.address}>, relay={result.relay or 'none'}, "
         f"delay={format_delay(result.delay, resolution)}, dsn={result.dsn}, "
         f"status={result.status} ({result.diagnostic})"

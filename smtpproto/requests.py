@@ -9,20 +9,28 @@ performs the request, within the timeout the request carries.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = [
+    "INLINE_ITERATIONS",
     "Channel",
     "Close",
     "Connect",
     "ConnectFailed",
     "ConnectionLost",
+    "DNSAnswer",
     "DNSError",
+    "DeriveKey",
+    "HTTPResponse",
+    "HTTPSFailed",
+    "HTTPSGet",
     "IOFailure",
     "IORequest",
     "IOTimeout",
     "MXRecord",
+    "RRType",
     "Random",
     "Receive",
     "Resolve",
@@ -55,18 +63,45 @@ class MXRecord:
     exchange: str
 
 
+RRType = Literal["MX", "A", "AAAA", "TLSA", "TXT"]
+"""The record types the engine looks up."""
+
+
 @dataclass(frozen=True)
 class Resolve:
     """Look up `name` (an A-label domain) for `rrtype`.
 
-    Result: a tuple of :class:`MXRecord` for ``MX``, a tuple of address strings for ``A`` and
-    ``AAAA``; an empty tuple means the name exists but has no such records (NODATA).
-    Failure: :class:`DNSError`.
+    Result: a tuple of :class:`MXRecord` for ``MX``, of address strings for ``A`` and
+    ``AAAA``, of RDATA octets for ``TLSA`` (RFC 6698 2.1: usage, selector, matching type,
+    data), of strings for ``TXT`` (each record's character-strings joined, RFC 8461 3.1); an
+    empty tuple means the name exists but has no such records (NODATA).
+    With `dnssec` the engine asks whether the answer was DNSSEC-validated (Postfix's
+    ``RES_USE_DNSSEC``): the adapter sets the DO bit and answers with a :class:`DNSAnswer`
+    carrying the AD bit of its trusted validating resolver; a plain tuple means "not
+    validated". Failure: :class:`DNSError`.
     """
 
     name: str
-    rrtype: Literal["MX", "A", "AAAA"]
+    rrtype: RRType
     timeout: float | None
+    dnssec: bool = False
+
+
+Records = tuple[MXRecord, ...] | tuple[str, ...] | tuple[bytes, ...]
+"""The records of one answer, typed by the `Resolve.rrtype` asked for."""
+
+
+@dataclass(frozen=True)
+class DNSAnswer:
+    """A lookup's records and whether the resolver validated them (RFC 4035 3.2.3, AD bit).
+
+    `canonical_name` is where CNAMEs led, when not the name asked for (RFC 7672 2.2.2 looks
+    up TLSA records there first).
+    """
+
+    records: Records
+    authenticated: bool = False
+    canonical_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +120,13 @@ class Connect:
     bind_address: str | None = None
 
 
+# Command verbs a flight may start with, for Send's repr; anything else is shown as content.
+_VERBS = frozenset(
+    {"EHLO", "HELO", "LHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET"}
+    | {"NOOP", "QUIT", "XFORWARD"}
+)
+
+
 @dataclass(frozen=True)
 class Send:
     """Write all of `data` to `channel`, each write within `timeout` seconds.
@@ -95,6 +137,16 @@ class Send:
     channel: Channel
     data: bytes
     timeout: float | None
+
+    def __repr__(self) -> str:
+        """The size and the first command verb only: `data` may hold an AUTH credential or
+        message content, and embedders log requests (AU-18)."""
+        word = self.data[:9].split(b" ", 1)[0].split(b"\r", 1)[0].decode("ascii", "replace")
+        what = word.upper() if word.upper() in _VERBS else "data"
+        return (
+            f"Send(channel={self.channel!r}, data=<{len(self.data)} octets: {what}>, "
+            f"timeout={self.timeout!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -148,6 +200,65 @@ class Sleep:
     seconds: float
 
 
+INLINE_ITERATIONS = 4096
+"""A `DeriveKey` of at most this many iterations (RFC 7677's minimum, a few milliseconds) is
+computed where it is asked for; above it the asyncio and trio adapters use a worker thread."""
+
+
+@dataclass(frozen=True)
+class DeriveKey:
+    """Compute SCRAM's SaltedPassword, PBKDF2-HMAC(`hash_name`) of `password` (RFC 5802 3).
+
+    The one expensive step of an AUTH exchange: a server chooses `iterations` (within the
+    configured bound, AU-13), so the engine hands the work to the adapter, which may run it
+    off its event loop (AU-19). Result: :meth:`derive`'s bytes. It never fails.
+    """
+
+    hash_name: Literal["sha1", "sha256"]
+    password: bytes = field(repr=False)
+    salt: bytes
+    iterations: int
+
+    def derive(self) -> bytes:
+        """The derived key; pure computation, safe in any thread."""
+        return hashlib.pbkdf2_hmac(self.hash_name, self.password, self.salt, self.iterations)
+
+    @property
+    def blocking(self) -> bool:
+        """Worth a worker thread in an event loop: more than `INLINE_ITERATIONS`."""
+        return self.iterations > INLINE_ITERATIONS
+
+
+@dataclass(frozen=True)
+class HTTPSGet:
+    """Fetch ``https://<host><path>`` from `address` (the MTA-STS policy, RFC 8461 3.3).
+
+    The certificate must verify for `host` against `ca_file`/`ca_path` (the system store
+    when both are ``None``); redirects are not followed; at most `max_bytes` + 1 body
+    octets are read; the whole fetch takes at most `timeout` seconds. The engine always
+    asks for `port` 443; another port serves tests.
+    Result: :class:`HTTPResponse`. Failure: :class:`HTTPSFailed`.
+    """
+
+    host: str
+    address: str
+    path: str
+    timeout: float
+    max_bytes: int
+    ca_file: str | None = None
+    ca_path: str | None = None
+    port: int = 443
+
+
+@dataclass(frozen=True)
+class HTTPResponse:
+    """What an :class:`HTTPSGet` got: status, ``Content-Type`` and (up to the limit) body."""
+
+    status: int
+    content_type: str | None
+    body: bytes = field(repr=False)
+
+
 @dataclass(frozen=True)
 class Close:
     """Close `channel` without further protocol. Result: ``None``; it never fails."""
@@ -155,7 +266,7 @@ class Close:
     channel: Channel
 
 
-IORequest = Resolve | Connect | Send | Receive | StartTLS | Sleep | Close
+IORequest = Resolve | Connect | Send | Receive | StartTLS | Sleep | DeriveKey | HTTPSGet | Close
 """Every request the engine may yield."""
 
 
@@ -164,13 +275,16 @@ class TLSInfo:
     """What a completed handshake established.
 
     `peer_certificate` is `ssl.SSLSocket.getpeercert()`'s dictionary when the chain was
-    verified, else ``None``.
+    verified, else ``None``. `peer_chain` is the chain the server sent, verified or not,
+    DER-encoded, its own certificate first (empty when the TLS library cannot say): DANE and
+    the ``fingerprint`` level check it in the core.
     """
 
     version: str
     cipher: str
     chain_verified: bool
     peer_certificate: dict[str, object] | None = field(default=None, compare=False)
+    peer_chain: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
 
 
 class IOFailure(Exception):
@@ -194,7 +308,15 @@ class IOTimeout(IOFailure):
 
 
 class TLSFailed(IOFailure):
-    """The TLS handshake failed; the channel must not be used again."""
+    """The TLS handshake failed; the channel must not be used again.
+
+    `certificate` says why: the server's chain did not verify (``TLSParameters.verify``),
+    rather than the handshake itself failing (RFC 8460 ``certificate-not-trusted``).
+    """
+
+    def __init__(self, reason: str, *, certificate: bool = False) -> None:
+        super().__init__(reason)
+        self.certificate = certificate
 
 
 class DNSError(IOFailure):
@@ -210,3 +332,12 @@ class DNSError(IOFailure):
     ) -> None:
         super().__init__(reason)
         self.kind = kind
+
+
+class HTTPSFailed(IOFailure):
+    """An :class:`HTTPSGet` failed; `certificate` says the server's certificate did not verify
+    (RFC 8460 ``sts-webpki-invalid``) rather than the connection or the HTTP exchange."""
+
+    def __init__(self, reason: str, *, certificate: bool = False) -> None:
+        super().__init__(reason)
+        self.certificate = certificate

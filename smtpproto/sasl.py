@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from ._errors import LocalProtocolError, RemoteProtocolError
+from .requests import DeriveKey
 from .tables import KeyLookup, MatchList
 
 __all__ = [
     "DEFAULT_SECURITY_OPTIONS",
     "DEFAULT_TLS_SECURITY_OPTIONS",
+    "DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS",
     "MECHANISMS",
     "PREFERENCE",
     "SECURITY_OPTIONS",
@@ -59,11 +61,15 @@ SECURITY_OPTIONS = frozenset(
 DEFAULT_SECURITY_OPTIONS = frozenset({"noplaintext", "noanonymous"})
 """``sasl_security_options`` for cleartext sessions: Postfix's default; no password in clear."""
 
-DEFAULT_TLS_SECURITY_OPTIONS = frozenset({"noanonymous"})
-"""``sasl_tls_security_options``: PLAIN/LOGIN allowed inside TLS.
+DEFAULT_TLS_SECURITY_OPTIONS = frozenset({"noplaintext", "noanonymous"})
+"""``sasl_tls_security_options``: TLS whose peer is not verified is no better than cleartext
+for a password, since whoever terminates it reads the password (AU-20)."""
 
-Deliberately unlike stock Postfix (Quirk Q9), whose TLS default repeats the cleartext options
-and so refuses PLAIN and LOGIN even over TLS; RFC 4954 names PLAIN over TLS as the pairing
+DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS = frozenset({"noanonymous"})
+"""``sasl_tls_verified_security_options``: PLAIN and LOGIN only to a verified peer (AU-20).
+
+Unlike stock Postfix (quirk Q9), whose every option repeats ``noplaintext, noanonymous`` and so
+never sends PLAIN or LOGIN unless configured; RFC 4954 names PLAIN over TLS as the pairing
 every server implements. ``ClientConfig.from_postconf`` keeps Postfix's meaning.
 """
 
@@ -90,7 +96,9 @@ PREFERENCE: tuple[str, ...] = (
 
 _DEFAULT_MAX_ROUNDS = 10  # smtplib stops at 5, lettre at 10, Postfix at 100 (AU-08, rule 11.5)
 _DEFAULT_MIN_ITERATIONS = 4096  # RFC 7677 4: at least 4096; RFC 5802 5's example uses it too
-_DEFAULT_MAX_ITERATIONS = 1_000_000  # AU-13: a server's i=2000000000 must not pin the CPU
+# AU-13, AU-19: a server's i=2000000000 must not pin the CPU. Cyrus SASL, Postfix's SASL
+# library, refuses more than 65,536 (scram.c MAX_ITERATION_COUNTER); this leaves room above it.
+_DEFAULT_MAX_ITERATIONS = 100_000
 _MAX_CHALLENGE = 16384  # RFC 4954 4: 12288 octets of base64 plus slack (ReplyLimits default)
 
 # RFC 4648 4 base64, padded, as RFC 4954 4 demands ("=" only at the end; AU-07).
@@ -278,7 +286,7 @@ def security_options_for(
     verified: bool,
     options: frozenset[str] = DEFAULT_SECURITY_OPTIONS,
     tls_options: frozenset[str] = DEFAULT_TLS_SECURITY_OPTIONS,
-    tls_verified_options: frozenset[str] | None = None,
+    tls_verified_options: frozenset[str] | None = DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS,
 ) -> frozenset[str]:
     """The options in force for a channel (rule 11.4): `tls` must be the channel's real state.
 
@@ -313,6 +321,18 @@ class Mechanism(Protocol):
 
     def respond(self, challenge: bytes) -> bytes:
         """The raw response to one decoded ``334`` challenge."""
+        ...
+
+    def key_derivation(self, challenge: bytes) -> DeriveKey | None:
+        """The expensive step `respond` would run for `challenge`, to run elsewhere first."""
+        ...
+
+    def use_derived_key(self, request: DeriveKey, key: bytes) -> None:
+        """Hand over the result of `key_derivation`'s request before calling `respond`."""
+        ...
+
+    def revealed(self) -> tuple[bytes, ...]:
+        """Secrets the responses so far carry besides the credentials (the SCRAM proof)."""
         ...
 
     def verify_success(self) -> None:
@@ -410,6 +430,18 @@ class _Mechanism:
 
     def _check_success(self) -> None:
         return None
+
+    def key_derivation(self, challenge: bytes) -> DeriveKey | None:
+        """``None``: no step of this mechanism is expensive."""
+        return None
+
+    def use_derived_key(self, request: DeriveKey, key: bytes) -> None:
+        """Refused: this mechanism asks for no key derivation."""
+        raise LocalProtocolError(f"{self.name}: no key derivation was asked for")
+
+    def revealed(self) -> tuple[bytes, ...]:
+        """Nothing beyond the credentials."""
+        return ()
 
 
 def _require(value: str | None, what: str, mechanism: str) -> str:
@@ -540,6 +572,8 @@ class _Scram(_Mechanism):
         self._max_iterations = max_iterations
         self._server_signature: bytes | None = None
         self._verified = False
+        self._derived: tuple[bytes, int, bytes] | None = None
+        self._proof: bytes | None = None
         super().__init__(max_rounds=max_rounds)
 
     def _client_first(self) -> bytes:
@@ -548,7 +582,8 @@ class _Scram(_Mechanism):
     def _hmac(self, key: bytes, message: bytes) -> bytes:
         return hmac.new(key, message, self._hash).digest()
 
-    def _client_final(self, server_first: bytes) -> bytes:
+    def _server_first(self, server_first: bytes) -> tuple[str, bytes, int]:
+        # RFC 5802 7 and AU-13: every check of server-first; the nonce, salt and count.
         attributes = _attributes(server_first, f"{self.name} server-first")
         names = "".join(name for name, _ in attributes[:3])
         if attributes[0][0] == "m":
@@ -564,14 +599,47 @@ class _Scram(_Mechanism):
             raise RemoteProtocolError(f"{self.name}: salt is not base64")
         if not _POSIT_NUMBER.fullmatch(count):
             raise RemoteProtocolError(f"{self.name}: iteration count is not a number")
-        iterations = int(count)
-        if not self._min_iterations <= iterations <= self._max_iterations:
+        if len(count) > 12 or not self._min_iterations <= int(count) <= self._max_iterations:
             raise RemoteProtocolError(
                 f"{self.name}: iteration count {count[:12]} outside "
                 f"{self._min_iterations}..{self._max_iterations} (AU-13)"
             )
-        salt = base64.b64decode(salt_text)
-        salted = hashlib.pbkdf2_hmac(self._hash, self._password, salt, iterations)
+        return nonce, base64.b64decode(salt_text), int(count)
+
+    def key_derivation(self, challenge: bytes) -> DeriveKey | None:
+        """For the server-first `challenge`: the SaltedPassword computation it asks for (AU-19).
+
+        Checks the challenge as `respond` will (`RemoteProtocolError` if it is wrong, which
+        fails the exchange); ``None`` for any other step.
+        """
+        if self._failed is not None or self._step >= len(self._steps):
+            return None
+        if self._steps[self._step] != "_client_final" or self._ir == _IR_PENDING:
+            return None
+        try:
+            _, salt, iterations = self._server_first(challenge)
+        except RemoteProtocolError as error:
+            self._failed = str(error)
+            raise
+        return DeriveKey(self._hash, self._password, salt, iterations)  # type: ignore[arg-type]
+
+    def use_derived_key(self, request: DeriveKey, key: bytes) -> None:
+        """Keep `key`, the result of `request` from `key_derivation`, for the next `respond`."""
+        if not isinstance(key, bytes) or len(key) != hashlib.new(self._hash).digest_size:
+            raise LocalProtocolError(f"key: expected the {self._hash} digest of {request!r}")
+        self._derived = (request.salt, request.iterations, key)
+
+    def revealed(self) -> tuple[bytes, ...]:
+        """The client proof, once sent (base64, as in the client-final message)."""
+        return () if self._proof is None else (self._proof,)
+
+    def _client_final(self, server_first: bytes) -> bytes:
+        nonce, salt, iterations = self._server_first(server_first)
+        if self._derived is not None and self._derived[:2] == (salt, iterations):
+            salted = self._derived[2]
+        else:
+            salted = DeriveKey(self._hash, self._password, salt, iterations).derive()  # type: ignore[arg-type]
+        self._derived = None
         client_key = self._hmac(salted, b"Client Key")
         stored_key = hashlib.new(self._hash, client_key).digest()
         without_proof = b"c=" + base64.b64encode(self._gs2) + b",r=" + nonce.encode()
@@ -579,7 +647,8 @@ class _Scram(_Mechanism):
         signature = self._hmac(stored_key, auth_message)
         proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
         self._server_signature = self._hmac(self._hmac(salted, b"Server Key"), auth_message)
-        return without_proof + b",p=" + base64.b64encode(proof)
+        self._proof = base64.b64encode(proof)
+        return without_proof + b",p=" + self._proof
 
     def _server_final(self, server_final: bytes) -> bytes:
         name, value = _attributes(server_final, f"{self.name} server-final")[0]

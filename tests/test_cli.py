@@ -152,9 +152,12 @@ def test_transcript_on_stderr_redacts_the_auth_secret(smtp: SMTPServer, tmp_path
     password_file = tmp_path / "password"
     password_file.write_text(DEMO_PASSWORD + "\n")
     args = deliver_args(smtp, "alice@demo.example")
+    # AU-20: the password goes only to a verified peer: the CA file, and the name it certifies.
+    args[args.index("--dest") + 1] = smtp.named_destination
+    args[args.index("--tls") + 1] = "verify"
     args += [
-        "--tls",
-        "encrypt",
+        "--tls-ca-file",
+        smtp.ca_file,
         "--sasl-user",
         DEMO_USER,
         "--sasl-password-file",

@@ -16,6 +16,7 @@ from smtpproto.config import (
     EXTENSION_FIELDS,
     LEGACY,
     ClientConfig,
+    TrustAnchors,
     declaration,
     declarations,
     parse_master_cf,
@@ -72,6 +73,7 @@ CASES: dict[str, tuple[Any, Any]] = {
     "smtp_delivery_status_filter": ("inline:{ 5.1.1=4.1.1 }", ("5.1.1", "4.1.1")),
     "smtpproto_chunking": ("yes", True),
     "smtpproto_chunking_one_flight_limit": ("0", 0),
+    "smtpproto_mta_sts_enable": ("yes", True),
     "smtp_sasl_auth_enable": ("yes", True),
     "smtp_sasl_password_maps": (
         "inline:{ [mail.example]=user:secret }",
@@ -84,6 +86,7 @@ CASES: dict[str, tuple[Any, Any]] = {
     "smtp_sender_dependent_authentication": ("yes", True),
     "smtp_sasl_auth_soft_bounce": ("no", False),
     "send_cyrus_sasl_authzid": ("yes", True),
+    "smtpproto_sasl_scram_max_iterations": ("65536", 65536),
     "smtp_send_dummy_mail_auth": ("yes", True),
     "smtp_tls_security_level": ("verify", "verify"),
     "smtp_tls_policy_maps": ("inline:{ example.com=secure }", ("EXAMPLE.COM", "secure")),
@@ -109,9 +112,10 @@ CASES: dict[str, tuple[Any, Any]] = {
     "smtp_tls_connection_reuse": ("yes", True),
     "smtp_tls_fingerprint_cert_match": ("3D:95:34", ("3D:95:34",)),
     "smtp_tls_fingerprint_digest": ("sha512", "sha512"),
-    "smtp_tls_trust_anchor_file": ("/etc/ta.pem", ("/etc/ta.pem",)),
+    "smtp_tls_trust_anchor_file": ("", TrustAnchors()),
     "smtp_tls_dane_insecure_mx_policy": ("encrypt", "encrypt"),
     "smtp_tls_force_insecure_host_tlsa_lookup": ("yes", True),
+    "tls_dane_digests": ("SHA512=2, sha256", ("sha512=2", "sha256")),
     "tls_high_cipherlist": ("HIGH:!aNULL", "HIGH:!aNULL"),
     "tls_medium_cipherlist": ("MEDIUM", "MEDIUM"),
     "tls_low_cipherlist": ("LOW", "LOW"),
@@ -146,7 +150,7 @@ CASES: dict[str, tuple[Any, Any]] = {
     "smtp_bind_address6": ("2001:db8::2", "2001:db8::2"),
     "smtp_bind_address_enforce": ("yes", True),
     "smtp_host_lookup": ("dns, native", ("dns", "native")),
-    "smtp_dns_support_level": ("disabled", "disabled"),
+    "smtp_dns_support_level": ("dnssec", "dnssec"),
     "smtp_randomize_addresses": ("no", False),
     "smtp_address_preference": ("ipv6", "ipv6"),
     "smtp_balance_inet_protocols": ("no", False),
@@ -281,7 +285,8 @@ def test_unknown_parameter_is_named() -> None:
         ("smtp_tcp_port", "70000"),
         ("smtp_tcp_port", "nosuchservice"),
         ("smtp_tls_security_level", "paranoid"),
-        ("smtp_tls_security_level", "dane"),
+        ("smtp_tls_security_level", "half-dane"),
+        ("tls_dane_digests", "sha256, sha512=two"),
         ("smtp_sasl_security_options", "noplaintext, bogus"),
         ("smtp_pix_workarounds", "disable_esmtp, frobnicate"),
         ("smtp_tls_mandatory_protocols", "TLSv9"),
@@ -368,11 +373,14 @@ def test_empty_names_take_the_machine_name_the_adapter_passes() -> None:
 
 
 def test_from_postconf_keeps_postfix_meaning_of_sasl_tls_security_options() -> None:
-    # Quirk Q9: the constructor default allows PLAIN under TLS; a Postfix configuration keeps
-    # Postfix's.
-    assert ClientConfig().sasl_tls_security_options == frozenset({"noanonymous"})
+    # AU-20, quirk Q9: the constructor lifts noplaintext for a verified peer only; a Postfix
+    # configuration keeps Postfix's defaults, which never lift it.
+    library = ClientConfig()
+    assert library.sasl_tls_security_options == frozenset({"noplaintext", "noanonymous"})
+    assert library.sasl_tls_verified_security_options == frozenset({"noanonymous"})
     postfix = ClientConfig.from_postconf({})
     assert postfix.sasl_tls_security_options == frozenset({"noplaintext", "noanonymous"})
+    assert postfix.sasl_tls_verified_security_options is None
     given_ = ClientConfig.from_postconf({"smtp_sasl_security_options": "noanonymous, noactive"})
     assert given_.sasl_tls_security_options == frozenset({"noanonymous", "noactive"})
 

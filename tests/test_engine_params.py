@@ -618,11 +618,6 @@ def test_dns_support_level_disabled_delivers_to_the_domains_address_without_mx(
     assert _connects(record) == ([ADDR] if mx_lookup else ["192.0.2.7"])
 
 
-def test_dns_support_level_dnssec_is_refused_until_dane_exists() -> None:
-    with pytest.raises(LocalProtocolError, match=r"smtp_dns_support_level: .*dnssec"):
-        ClientConfig.from_postconf({"smtp_dns_support_level": "dnssec"})
-
-
 # -- ports ---------------------------------------------------------------------------------
 
 

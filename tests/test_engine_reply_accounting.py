@@ -178,3 +178,38 @@ def test_an_invalid_dsn_parameter_is_refused_before_anything_is_sent() -> None:
     )
     with pytest.raises(LocalProtocolError, match=r"recipients\[1\].*orcpt"):
         next(engine)
+
+
+def test_an_engine_bug_after_bytes_went_out_defers_instead_of_raising(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # DESIGN.md: nothing is raised to the caller after bytes were sent. A bug that strikes
+    # while the content goes out (here: the end of data cannot be written) leaves mail in an
+    # unknown state; raising would invite a retry that sends it twice.
+    from smtpproto.engine import transaction
+
+    def broken(txn: object, keep_open: bool) -> object:
+        raise KeyError("planted engine bug")
+        yield  # a generator, like the function it replaces
+
+    monkeypatch.setattr(transaction, "_end_of_data", broken)
+    report, record = go(smtp(ACCEPTED, b"250 2.0.0 queued\r\n"))
+    (result,) = report.recipients
+    assert (result.status, result.dsn) == ("deferred", "4.3.0")
+    assert "internal error: KeyError" in result.diagnostic
+    assert b"MAIL FROM" in record.sent()
+
+
+def test_an_engine_bug_on_a_held_session_defers_and_closes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from smtpproto.engine import transaction
+
+    def broken(txn: object, keep_open: bool) -> object:
+        raise KeyError("planted engine bug")
+        yield
+
+    monkeypatch.setattr(transaction, "_end_of_data", broken)
+    reports, record = run(held(1), Script(servers={ADDR: [smtp(ACCEPTED)]}))
+    assert statuses(reports[0]) == [("deferred", "4.3.0")]
+    assert record.channels[0].closed

@@ -198,7 +198,8 @@ def test_mx_lookup_without_dnspython_keeps_the_hint_in_the_result(adapter: str) 
     (result,) = report.recipients
     assert (result.status, result.dsn) == ("deferred", "4.4.3")
     assert result.diagnostic.endswith(
-        "no resolver available (MX lookups need dnspython: pip install 'smtpproto-client[dns]')"
+        "no resolver available (MX, TLSA and TXT lookups need dnspython: "
+        "pip install 'smtpproto-client[dns]')"
     )
 
 
@@ -293,12 +294,13 @@ def test_connect_with_a_wrong_password_raises_authentication_failed(
     adapter: str, smtp: SMTPServer
 ) -> None:
     config = ClientConfig(
-        tls_security_level="encrypt",
+        tls_security_level="verify",  # AU-20: PLAIN goes only to a verified peer
+        tls_CAfile=smtp.ca_file,
         sasl_auth_enable=True,
-        sasl_password_maps={smtp.destination: f"{DEMO_USER}:wrong"},
+        sasl_password_maps={smtp.named_destination: f"{DEMO_USER}:wrong"},
     )
     with pytest.raises(smtpproto.AuthenticationFailed) as failure:
-        open_session(adapter, smtp.destination, config)
+        open_session(adapter, smtp.named_destination, config)
     assert failure.value.reply is not None and failure.value.reply.code == 535
     # The status deliver() would give: Postfix softens a 535 (smtp_sasl_auth_soft_bounce).
     assert (failure.value.reply.dsn, failure.value.dsn) == ("5.7.8", "4.7.8")

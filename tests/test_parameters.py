@@ -982,12 +982,14 @@ def test_wrappermode_with_a_certificate_that_does_not_verify_sends_nothing() -> 
 
 @pytest.mark.parameter("smtp_tls_wrappermode", "smtp_sasl_auth_enable")
 def test_wrappermode_counts_as_tls_for_sasl() -> None:
-    # PLAIN is allowed under TLS only (sasl_tls_security_options): the session is TLS.
+    # PLAIN allowed under TLS only (sasl_tls_security_options, opted in: the peer does not
+    # verify, AU-20): it goes out, so the session is TLS.
     report, record = go(
         Session([UNVERIFIED, GREETING_465, EHLO_465, b"235 2.7.0 ok\r\n", *OK]),
         tls_wrappermode=True,
         tls_security_level="encrypt",
         sasl_auth_enable=True,
+        sasl_tls_security_options=frozenset({"noanonymous"}),
         sasl_password_maps={f"[{ADDR}]": "user:secret"},
     )
     assert statuses(report) == [("sent", "2.0.0")]

@@ -15,6 +15,7 @@ from smtpproto import LocalProtocolError, RemoteProtocolError
 from smtpproto.sasl import (
     DEFAULT_SECURITY_OPTIONS,
     DEFAULT_TLS_SECURITY_OPTIONS,
+    DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS,
     PREFERENCE,
     CramMD5,
     External,
@@ -646,10 +647,12 @@ def test_mechanism_filter_parse() -> None:
         parse_mechanism_filter("hash:/etc/postfix/filter")
 
 
-def test_default_options_differ_from_postfix_only_under_tls() -> None:
-    # Quirk Q9: stock Postfix uses the cleartext options under TLS too.
+def test_default_options_differ_from_postfix_only_under_verified_tls() -> None:
+    # Quirk Q9: stock Postfix uses the cleartext options under TLS too; AU-20: the library
+    # lifts noplaintext only for a verified peer.
     assert parse_security_options("noplaintext, noanonymous") == DEFAULT_SECURITY_OPTIONS
-    assert parse_security_options("noanonymous") == DEFAULT_TLS_SECURITY_OPTIONS
+    assert DEFAULT_TLS_SECURITY_OPTIONS == DEFAULT_SECURITY_OPTIONS
+    assert parse_security_options("noanonymous") == DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS
 
 
 def test_au05_options_follow_the_channel_not_the_server() -> None:
@@ -657,7 +660,9 @@ def test_au05_options_follow_the_channel_not_the_server() -> None:
     assert security_options_for(tls=True, verified=False) == DEFAULT_TLS_SECURITY_OPTIONS
     verified = frozenset({"nodictionary"})
     assert security_options_for(tls=True, verified=True, tls_verified_options=verified) == verified
-    assert security_options_for(tls=True, verified=True) == DEFAULT_TLS_SECURITY_OPTIONS
+    assert security_options_for(tls=True, verified=True) == DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS
+    unset = security_options_for(tls=True, verified=True, tls_verified_options=None)
+    assert unset == DEFAULT_TLS_SECURITY_OPTIONS
 
 
 def choose(
@@ -674,7 +679,7 @@ def choose(
 def test_au17_filter_keeps_scram_first() -> None:
     chosen = choose(
         "GSSAPI NTLM PLAIN SCRAM-SHA-256",
-        DEFAULT_TLS_SECURITY_OPTIONS,
+        DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS,
         mechanism_filter=parse_mechanism_filter("scram-sha-256, plain"),
     )
     assert chosen == "SCRAM-SHA-256"
@@ -689,9 +694,9 @@ def test_au01_plain_login_never_chosen_in_cleartext_by_default() -> None:
     assert "PLAIN (noplaintext)" in selection.reason
 
 
-def test_au02_plain_chosen_under_tls_defaults() -> None:
-    assert choose("PLAIN LOGIN", DEFAULT_TLS_SECURITY_OPTIONS) == "PLAIN"
-    assert choose("login", DEFAULT_TLS_SECURITY_OPTIONS) == "LOGIN"
+def test_au02_plain_chosen_under_verified_tls_defaults() -> None:
+    assert choose("PLAIN LOGIN", DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS) == "PLAIN"
+    assert choose("login", DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS) == "LOGIN"
 
 
 def test_au04_explicit_opt_in_allows_plain_in_cleartext() -> None:
@@ -717,7 +722,7 @@ def test_ns09_east_x1_list_no_credential_in_clear() -> None:
 
 
 def test_preference_order_and_unknown_names() -> None:
-    options = DEFAULT_TLS_SECURITY_OPTIONS
+    options = DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS
     assert choose("LOGIN PLAIN CRAM-MD5", options) == "CRAM-MD5"
     assert choose("LOGIN PLAIN CRAM-MD5 SCRAM-SHA-1", options) == "SCRAM-SHA-1"
     assert choose("NTLM GSSAPI X-WEIRD", options) is None
@@ -726,7 +731,7 @@ def test_preference_order_and_unknown_names() -> None:
 
 
 def test_xoauth2_needs_a_token_and_wins_over_plain() -> None:
-    options = DEFAULT_TLS_SECURITY_OPTIONS
+    options = DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS
     assert choose("PLAIN XOAUTH2", options) == "PLAIN"
     token = SaslCredentials("u@example.com", token="ya29.TOKEN")
     assert choose("PLAIN XOAUTH2", options, token) == "XOAUTH2"
@@ -734,7 +739,7 @@ def test_xoauth2_needs_a_token_and_wins_over_plain() -> None:
 
 
 def test_external_only_with_certificate_and_by_name() -> None:
-    options = DEFAULT_TLS_SECURITY_OPTIONS
+    options = DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS
     assert choose("EXTERNAL PLAIN", options) == "PLAIN"
     assert choose("EXTERNAL PLAIN", options, client_certificate=True) == "PLAIN"
     wanted = ("EXTERNAL", "PLAIN")
@@ -765,7 +770,7 @@ def test_mutual_auth_excludes_cram_md5() -> None:
 
 
 def test_filter_negation_and_no_match() -> None:
-    options = DEFAULT_TLS_SECURITY_OPTIONS
+    options = DEFAULT_TLS_VERIFIED_SECURITY_OPTIONS
     assert choose("PLAIN LOGIN", options, mechanism_filter=("!PLAIN", "LOGIN")) == "LOGIN"
     assert choose("PLAIN LOGIN", options, mechanism_filter=("CRAM-MD5",)) is None
 

@@ -50,7 +50,13 @@ from smtpproto.sasl import SaslCredentials, create_mechanism
 
 USER, PASSWORD = "user", "S3cr3t-π"
 PLAIN_IR = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode())
-CREDENTIALS = {"sasl_auth_enable": True, "sasl_password_maps": {DEST: f"{USER}:{PASSWORD}"}}
+# These tests exercise the AUTH exchange over scripted, unverified TLS: they opt in to PLAIN
+# and LOGIN there by name. The default refuses them (AU-20: tests/test_hardening.py).
+CREDENTIALS = {
+    "sasl_auth_enable": True,
+    "sasl_password_maps": {DEST: f"{USER}:{PASSWORD}"},
+    "sasl_tls_security_options": frozenset({"noanonymous"}),
+}
 
 EHLO_TLS = b"250-mx.example\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
 EHLO_TLS_AUTH = b"250-mx.example\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n"
@@ -671,6 +677,7 @@ def test_au06_initial_response_too_long_for_the_line_goes_after_334() -> None:
         tls_security_level="encrypt",
         sasl_auth_enable=True,
         sasl_password_maps={DEST: f"{USER}:{long_password}"},
+        sasl_tls_security_options=frozenset({"noanonymous"}),  # opt in (AU-20)
     )
     assert statuses(report) == [("sent", "2.0.0")]
     assert b"AUTH PLAIN\r\n" in record.flights()
@@ -760,6 +767,7 @@ def test_au10_auth_failures_try_the_next_mx_then_defer_never_bounce(reply: bytes
         tls_security_level="encrypt",
         sasl_auth_enable=True,
         sasl_password_maps=maps,
+        sasl_tls_security_options=frozenset({"noanonymous"}),  # opt in (AU-20)
     )
     status, got, diagnostic = only(report)
     assert (status, got) == ("deferred", dsn)
@@ -1058,6 +1066,7 @@ def test_sasl_credentials_by_sender_disable_reuse() -> None:
         tls_security_level="encrypt",
         sasl_auth_enable=True,
         sender_dependent_authentication=True,
+        sasl_tls_security_options=frozenset({"noanonymous"}),  # opt in (AU-20)
         sasl_password_maps={"a@example.org": "sender:pw"},
         destination_recipient_limit=1,
     )

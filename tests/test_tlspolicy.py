@@ -47,9 +47,13 @@ def cert(*dns: str, cn: str | None = None) -> dict[str, object]:
 
 
 def test_levels_order_and_requirements() -> None:
-    assert LEVELS == ("none", "may", "encrypt", "verify", "secure")
-    assert [tls_required(level) for level in LEVELS] == [False, False, True, True, True]
-    assert [needs_match(level) for level in LEVELS] == [False, False, False, True, True]
+    assert LEVELS == (
+        "none", "may", "encrypt", "fingerprint", "dane", "dane-only", "verify", "secure",
+    )  # fmt: skip
+    # "dane" as the level DANE resolution leaves when the server has usable TLSA records.
+    assert [tls_required(level) for level in LEVELS] == [False, False, *[True] * 6]
+    assert [needs_match(level) for level in LEVELS] == [*[False] * 6, True, True]
+    assert tls_required("half-dane") and not needs_match("half-dane")
 
 
 @pytest.mark.parametrize(("text", "level"), [("", "none"), (" MAY ", "may"), ("Secure", "secure")])
@@ -57,10 +61,11 @@ def test_parse_level(text: str, level: str) -> None:
     assert parse_level(text) == level
 
 
-@pytest.mark.parametrize("text", ["dane", "dane-only", "fingerprint", "half-dane"])
-def test_unsupported_levels_say_so(text: str) -> None:
-    with pytest.raises(ValueError, match="not supported"):
-        parse_level(text)
+def test_half_dane_is_derived_never_configured() -> None:
+    # Postfix sets TLS_LEV_HALF_DANE in dane_init() only (smtp_tls_policy.c).
+    with pytest.raises(ValueError, match="derived, never configured"):
+        parse_level("half-dane")
+    assert TLSPolicy("half-dane").level == "half-dane"
 
 
 def test_unknown_level_is_value_error() -> None:
@@ -89,7 +94,7 @@ MAPS = {
     "[mail.example.org]:587": "encrypt protocols=>=TLSv1.3 ciphers=high exclude=3DES:RC4",
     "Example.NET": "none",
     "bad.example": "secure frobnicate=1",
-    "dane.example": "dane",
+    "dane.example": "dane match=hostname",
 }
 
 
@@ -122,7 +127,7 @@ def test_policy_map_attributes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("nexthop", "error"), [("bad.example", "frobnicate"), ("dane.example", "not supported")]
+    ("nexthop", "error"), [("bad.example", "frobnicate"), ("dane.example", "invalid at level")]
 )
 def test_policy_map_errors_name_the_key(nexthop: str, error: str) -> None:
     with pytest.raises(ValueError, match=error) as info:
@@ -147,7 +152,7 @@ def test_default_level_and_configured_match_words() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "verify match=a match=b", "verify match", "secure tafile=/x", "may servername"],
+    ["", "may match=a", "verify match", "verify match=", "secure tafile=/x", "may servername"],
 )
 def test_parse_policy_rejects(value: str) -> None:
     with pytest.raises(ValueError):

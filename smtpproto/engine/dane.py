@@ -34,7 +34,7 @@ from typing import Literal
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._signatures import verify_signature
-from .._x509 import KEY_CERT_SIGN, SEQUENCE, Certificate, Reader
+from .._x509 import KEY_CERT_SIGN, Certificate, check_spki
 from .tlspolicy import matched_name
 
 __all__ = [
@@ -178,7 +178,7 @@ def unusable_reason(
             if record.selector == CERT:
                 Certificate.from_der(record.data)
             else:
-                _check_spki(record.data)
+                check_spki(record.data)
         except RemoteProtocolError:
             return "malformed certificate association data"
         return None
@@ -188,15 +188,6 @@ def unusable_reason(
     if len(record.data) != hashlib.new(name).digest_size:
         return f"{name} digest of the wrong length"
     return None
-
-
-def _check_spki(data: bytes) -> None:
-    reader = Reader(data)
-    info = reader.inside(SEQUENCE)
-    reader.finish("SubjectPublicKeyInfo")
-    info.inside(SEQUENCE)
-    info.next()
-    info.finish("SubjectPublicKeyInfo")
 
 
 def usable_records(

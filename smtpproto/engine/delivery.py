@@ -34,6 +34,10 @@ from ..requests import (
     Resolve,
     TLSInfo,
 )
+from ..tlsreport import AttemptResult, ReportPolicy
+from .authtls import ServerDNS, STSState, discover_sts, records_of
+from .mtasts import PolicyCache
+from .redact import Redactor
 from .routing import (
     Attempts,
     Hop,
@@ -70,6 +74,19 @@ class _Target:
     port: int | None
     family: Literal["inet", "unix"] = "inet"
     preference: int = 0
+    mx_secure: bool | None = None
+    """The MX RRset that led here was DNSSEC-validated; ``None``: no MX record led here."""
+    secure: bool = False
+    """The address lookup was DNSSEC-validated."""
+    canonical: str | None = None
+    """Where CNAMEs led the address lookup, when elsewhere."""
+    sts: STSState | None = None
+    """The MTA-STS policy of the next-hop domain (``smtpproto_mta_sts_enable``)."""
+
+    def dns(self) -> ServerDNS:
+        """What DNS said about this server, for its TLS policy (DANE)."""
+        port = self.port if self.family == "inet" else None
+        return ServerDNS(self.host, self.address, port, self.mx_secure, self.secure, self.canonical)
 
 
 @dataclass
@@ -87,6 +104,26 @@ class _Walk:
     tls_states: dict[str, TLSState | None] = field(default_factory=dict)
     """relay -> the TLS of the last connection there, for the per-result report."""
     transcript: list[str] = field(default_factory=list)
+    wall_clock: Callable[[], float] | None = None
+    """Seconds since the epoch: certificate dates (DANE-TA), the MTA-STS cache."""
+    sts_cache: PolicyCache = field(default_factory=PolicyCache)
+    attempts: list[AttemptResult] = field(default_factory=list)
+    """The TLS-RPT result of every TLS attempt (RFC 8460), for the report."""
+
+    @property
+    def dnssec(self) -> bool:
+        """Ask the resolver whether answers were validated (``smtp_dns_support_level``)."""
+        return self.config.dns_support_level == "dnssec"
+
+    def now(self) -> int | None:
+        """The time of day for certificate dates, or ``None`` without a wall clock."""
+        return None if self.wall_clock is None else int(self.wall_clock())
+    redactor: Redactor = field(default_factory=Redactor)
+    """The secrets every session of this request knows (AU-18)."""
+
+    def note(self, line: str) -> None:
+        """A transcript line that belongs to no session (DNS warnings), as `Session.note`."""
+        self.transcript.append(self.redactor.shown(line))
 
 
 def _trouble(status: RouteStatus) -> Trouble:
@@ -101,14 +138,15 @@ def _host_addresses(name: str, walk: _Walk, preference: int) -> IO:
     status: RouteStatus | None = None
     for rrtype in address_rrtypes(walk.config):
         try:
-            answer = yield Resolve(name, rrtype, None)
+            answer = yield Resolve(name, rrtype, None, dnssec=walk.dnssec)
         except DNSError as exc:
             new = address_lookup_status(
                 exc.kind, name, rrtype, soft_seen=status is not None and status.soft
             )
             status = keep_soft(status, new)
             continue
-        found.extend(Target(name, str(a), preference) for a in answer)
+        addresses, secure, canonical = records_of(answer)
+        found.extend(Target(name, str(a), preference, secure, canonical) for a in addresses)
     if found:
         return found, None
     return [], status or address_lookup_status("nodata", name, "A")
@@ -139,12 +177,18 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
                 return [], _trouble(status), True
         ordered = order_addresses(found, config=config, rng=walk.rng)
         return (
-            [_Target(t.host, t.address, port) for t in ordered],
+            [
+                _Target(t.host, t.address, port, secure=t.secure, canonical=t.canonical)
+                for t in ordered
+            ],
             status and _trouble(status),
             False,
         )
+    mx_secure: bool | None = None
     try:
-        records: tuple[MXRecord, ...] = yield Resolve(dest.host, "MX", None)
+        answer = yield Resolve(dest.host, "MX", None, dnssec=walk.dnssec)
+        found_mx, mx_secure, _ = records_of(answer)
+        records: tuple[MXRecord, ...] = tuple(r for r in found_mx if isinstance(r, MXRecord))
     except DNSError as exc:
         failure = mx_lookup_failure(exc.kind, dest.host, config=config)
         if isinstance(failure, RouteStatus):
@@ -154,13 +198,16 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
             return [], _trouble(failure), False
         records = ()
     if not records:
-        # RFC 5321 5.1: no MX, the domain's own addresses at preference 0 (implicit MX).
+        # RFC 5321 5.1: no MX, the domain's own addresses at preference 0 (implicit MX);
+        # for DANE no MX record led there (Postfix smtp_domain_addr() leaves iter->mx null).
+        mx_secure = None
         found, status = yield from _host_addresses(dest.host, walk, 0)
     else:
         selection = select_mx(
             records, dest.host, rng=walk.rng, randomize=config.randomize_addresses
         )
-        walk.transcript.extend(f"Warning: {w}" for w in selection.warnings)
+        for warning in selection.warnings:
+            walk.note(f"Warning: {warning}")
         if selection.status is not None:
             return [], _trouble(selection.status), False
         found = []
@@ -184,11 +231,48 @@ def _targets(dest: Destination, walk: _Walk) -> IO:
         found, i_am_mx = list(check.targets), check.i_am_mx
     ordered = order_addresses(found, config=config, rng=walk.rng)
     trouble = None if ordered or status is None else _trouble(status)
+    sts = None
+    if ordered and config.mta_sts_enable:
+        sts = yield from _sts(dest.host, walk)
     return (
-        [_Target(t.host, t.address, port, preference=t.preference) for t in ordered],
+        [
+            _Target(
+                t.host,
+                t.address,
+                port,
+                preference=t.preference,
+                mx_secure=mx_secure,
+                secure=t.secure,
+                canonical=t.canonical,
+                sts=sts,
+            )
+            for t in ordered
+        ],
         trouble,
         i_am_mx,
     )
+
+
+def _sts(domain: str, walk: _Walk) -> IO:
+    """The MTA-STS state of next-hop `domain` (RFC 8461); a failed discovery is reported."""
+    clock = walk.wall_clock or walk.clock
+    state: STSState = yield from discover_sts(
+        domain,
+        cache=walk.sts_cache,
+        config=walk.config,
+        address_types=address_rrtypes(walk.config),
+        now=clock(),
+    )
+    if state.failure is not None:
+        kind, reason = state.failure
+        policy = ReportPolicy("sts", domain)
+        if state.policy is not None:
+            policy = ReportPolicy.sts(domain, state.policy)
+        walk.attempts.append(
+            AttemptResult(policy, success=False, result_type=kind, failure_reason_code=reason)
+        )
+        walk.note(f"Warning: MTA-STS policy of {domain}: {reason}")
+    return state
 
 
 def _best_mx_targets(walk: _Walk) -> IO:
@@ -209,6 +293,10 @@ def _best_mx_targets(walk: _Walk) -> IO:
 def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolicy | _Steps) -> IO:
     """Open and hand-shake one session; returns the Session or the site Trouble."""
     config = walk.config
+    security = policy.policy if isinstance(policy, _Steps) else policy
+    refusal = yield from security.resolve_server(target.dns(), sts=target.sts, now=walk.now())
+    if refusal is not None:
+        return refusal
     if config.tls_wrappermode:
         refusal = policy.refuse_wrapper()
         if refusal is not None:
@@ -243,6 +331,7 @@ def _connect(target: _Target, server: Server, walk: _Walk, policy: SecurityPolic
         lmtp=walk.lmtp,
         started=walk.clock(),
         transcript=walk.transcript,
+        redactor=walk.redactor,
     )
     trouble: Trouble | None = None
     if config.tls_wrappermode:
@@ -335,6 +424,7 @@ def _walk_batch(
                     sender=envelope.sender,
                 )
                 outcome = yield from _connect(target, server, walk, policy)
+                walk.attempts.extend(policy.attempts)
                 if isinstance(outcome, Trouble):
                     # A certificate or AUTH failure happened over TLS: the result says so.
                     walk.tls_states[server.relay] = policy.tls_state
@@ -363,6 +453,18 @@ def _walk_batch(
     remaining = left()
     if remaining:
         ledger.finish(remaining, hard_is_configuration=last_was_fallback)
+
+
+def _internal_error(ledger: Ledger, error: Exception) -> None:
+    """An engine bug after the first request: defer whoever has no outcome yet.
+
+    Never the peer's doing (its misbehaviour is classified) nor the caller's (every input is
+    checked before the first request). Some mail may be gone by now, so raising would invite a
+    retry that sends it twice; the recipients without an outcome are deferred instead, as
+    Postfix's queue manager defers a message whose delivery agent died.
+    """
+    trouble = local_trouble("4.3.0", f"internal error: {type(error).__name__}: {error}")
+    ledger.fail(trouble, None, ledger.pending, final=True)
 
 
 def _with_tls(
@@ -406,6 +508,8 @@ def deliver(
     myhostname: str = "",
     idna: IDNAEncoder | None = None,
     transcript: list[str] | None = None,
+    wall_clock: Callable[[], float] | None = None,
+    sts_cache: PolicyCache | None = None,
 ) -> Generator[IORequest, Any, DeliveryReport]:
     """Deliver `message` to every recipient of `envelope` via `destination` (smtp(8) syntax).
 
@@ -413,44 +517,65 @@ def deliver(
     a session is kept between batches when rule 9 allows, and closed at the end.
     `myhostname` is the machine's name, for a `config` that leaves ``myhostname`` empty;
     `idna` encodes non-ASCII domains (`smtpproto.destinations.normalize_domain`);
-    `transcript`, when given, is the list the dialogue is appended to as it happens.
+    `transcript`, when given, is the list the dialogue is appended to as it happens;
+    `wall_clock` gives seconds since the epoch (certificate dates at ``dane``; without it a
+    DANE-TA chain never verifies); `sts_cache` keeps MTA-STS policies between deliveries
+    (RFC 8461 5.1; without it each delivery fetches afresh).
     """
     if not isinstance(envelope, Envelope):
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
     config = config.with_hostname(myhostname)
-    lmtp = config.lmtp
     hops = _hops(destination, config, idna)
-    info = scan(message)
+    info = scan(message, nesting_limit=config.mime_nesting_limit)
     # Every address is checked before the first request: nothing raises once mail went out.
     commands = EnvelopeCommands.build(envelope, info, config)
-    walk = _Walk(config, clock, rng, nonce, lmtp)
-    if transcript is not None:
-        walk.transcript = transcript
-    ledger = Ledger((r.address for r in envelope.recipients), clock=clock)
+    walk = _walk(config, clock, rng, nonce, transcript, wall_clock, sts_cache)
+    ledger = Ledger((r.address for r in envelope.recipients), clock=clock, redactor=walk.redactor)
     count = len(envelope.recipients)
     size = config.destination_recipient_limit
     batches = [tuple(range(i, min(i + size, count))) for i in range(0, count, size)]
     caching = _may_cache(hops, config)
-    for n, batch in enumerate(batches):
-        yield from _walk_batch(
-            walk,
-            hops,
-            envelope,
-            commands,
-            message,
-            info,
-            ledger,
-            batch,
-            keep_open=caching and n < len(batches) - 1,
-        )
-    for session, _ in walk.cache:
-        yield from session.quit()
+    try:
+        for n, batch in enumerate(batches):
+            yield from _walk_batch(
+                walk,
+                hops,
+                envelope,
+                commands,
+                message,
+                info,
+                ledger,
+                batch,
+                keep_open=caching and n < len(batches) - 1,
+            )
+        for session, _ in walk.cache:
+            yield from session.quit()
+    except Exception as error:
+        _internal_error(ledger, error)
     return DeliveryReport(
         recipients=_with_tls(ledger.results(), walk.tls_states),
         tls=walk.tls,
         destination_down=ledger.destination_down,
         transcript=tuple(walk.transcript),
+        tls_attempts=tuple(walk.attempts),
     )
+
+
+def _walk(
+    config: ClientConfig,
+    clock: Callable[[], float],
+    rng: Random,
+    nonce: Callable[[], str] | None,
+    transcript: list[str] | None,
+    wall_clock: Callable[[], float] | None,
+    sts_cache: PolicyCache | None,
+) -> _Walk:
+    walk = _Walk(config, clock, rng, nonce, config.lmtp, wall_clock=wall_clock)
+    if transcript is not None:
+        walk.transcript = transcript
+    if sts_cache is not None:
+        walk.sts_cache = sts_cache
+    return walk
 
 
 def open_session(
@@ -463,6 +588,8 @@ def open_session(
     myhostname: str = "",
     idna: IDNAEncoder | None = None,
     transcript: list[str] | None = None,
+    wall_clock: Callable[[], float] | None = None,
+    sts_cache: PolicyCache | None = None,
 ) -> Generator[IORequest, Any, Session]:
     """Connect and hand-shake (greeting, EHLO, STARTTLS, AUTH once) for several transactions.
 
@@ -471,19 +598,17 @@ def open_session(
     `TLSPolicyFailed` or `AuthenticationFailed`. The keywords are those of ``deliver``.
     """
     config = config.with_hostname(myhostname)
-    lmtp = config.lmtp
-    walk = _Walk(config, clock, rng, nonce, lmtp)
-    if transcript is not None:
-        walk.transcript = transcript
+    walk = _walk(config, clock, rng, nonce, transcript, wall_clock, sts_cache)
     last: SessionFailed | None = None
     for hop in _hops(destination, config, idna):
         targets, trouble, _ = yield from _targets(hop.destination, walk)
         if trouble is not None:
-            last = ConnectionFailed(trouble.dsn, trouble.diagnostic, trouble.reply)
+            last = _failure(ConnectionFailed, trouble, walk.redactor)
         for target in targets:
             server = Server(target.host, target.address, target.port, True)
             steps = _Steps(
-                default_policy(config, unix=target.family == "unix", nexthop=hop.destination.text)
+                default_policy(config, unix=target.family == "unix", nexthop=hop.destination.text),
+                walk.redactor,
             )
             outcome = yield from _connect(target, server, walk, steps)
             if isinstance(outcome, Session):
@@ -496,13 +621,24 @@ def open_session(
     raise last or ConnectionFailed("4.3.0", "server unavailable or unable to receive mail")
 
 
+def _failure(kind: type[SessionFailed], trouble: Trouble, redactor: Redactor) -> SessionFailed:
+    # An exception's text is a string the library produces like any other (RP-24, AU-18).
+    reply = None if trouble.reply is None else redactor.reply(trouble.reply)
+    return kind(trouble.dsn, redactor.shown(trouble.diagnostic), reply)
+
+
 @dataclass
 class _Steps:
     """The security policy of one connection, remembering which step ended the handshake,
     so that ``open_session`` raises the matching `SessionFailed`."""
 
     policy: SecurityPolicy
+    redactor: Redactor
     failed: type[SessionFailed] = ConnectionFailed
+
+    def prepare(self, session: Session) -> None:
+        """`SecurityPolicy.prepare`."""
+        self.policy.prepare(session)
 
     def refuse_wrapper(self) -> Trouble | None:
         """`SecurityPolicy.refuse_wrapper`; a refusal there is a TLS policy failure."""
@@ -534,7 +670,7 @@ class _Steps:
 
     def failure(self, trouble: Trouble) -> SessionFailed:
         """The exception for `trouble`, the outcome of this connection."""
-        return self.failed(trouble.dsn, trouble.diagnostic, trouble.reply)
+        return _failure(self.failed, trouble, self.redactor)
 
 
 def transact(
@@ -549,7 +685,7 @@ def transact(
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
     if not isinstance(session, Session):
         raise LocalProtocolError(f"session: expected Session, got {type(session).__name__}")
-    info = scan(message)
+    info = scan(message, nesting_limit=session.config.mime_nesting_limit)
     commands = EnvelopeCommands.build(envelope, info, session.config)
     start = len(session.transcript)
     if not session.server.final:
@@ -557,6 +693,7 @@ def transact(
     ledger = Ledger(
         (r.address for r in envelope.recipients),
         clock=session.clock,
+        redactor=session.redactor,
     )
     batch = tuple(range(len(envelope.recipients)))
     # Rule 9.4 probes a cached session with RSET so that a dead one can be swapped for
@@ -569,9 +706,21 @@ def transact(
     )
     if usable:
         session.arrival = envelope.arrival
-        yield from run_transaction(
-            session, envelope, commands, iter_chunks(message), info, ledger, batch, keep_open=True
-        )
+        try:
+            yield from run_transaction(
+                session,
+                envelope,
+                commands,
+                iter_chunks(message),
+                info,
+                ledger,
+                batch,
+                keep_open=True,
+            )
+        except Exception as error:
+            _internal_error(ledger, error)
+            session.forbidden = True  # its state is unknown: no more I/O, not even QUIT
+            yield from session.close()
     else:
         ledger.fail(
             local_trouble(

@@ -39,6 +39,7 @@ __all__ = [
     "smtputf8_refusal",
 ]
 
+
 def size_refusal(info: MessageInfo, server_size: int | None, server: str) -> Refusal | None:
     """Rule 6.8: ``5.3.4`` when the server's SIZE limit is above 0 and below the message size.
 

@@ -11,7 +11,7 @@ from typing import Literal, TypeVar
 
 from .._errors import LocalProtocolError
 from ..config import ClientConfig
-from ..destinations import Destination, IDNAEncoder, parse_destinations
+from ..destinations import Destination, IDNAEncoder, parse_destinations, valid_hostname
 from ..requests import MXRecord, Random
 
 __all__ = [
@@ -91,6 +91,10 @@ class Target:
     host: str
     address: str
     preference: int = 0
+    secure: bool = False
+    """The address lookup was DNSSEC-validated (``smtp_dns_support_level = dnssec``)."""
+    canonical: str | None = None
+    """Where CNAMEs led the address lookup of `host`, when elsewhere (RFC 7672 2.2.2)."""
 
     def __post_init__(self) -> None:
         try:
@@ -152,6 +156,13 @@ def select_mx(
         elif _is_numeric(record.exchange):
             # DN-09, RFC 5321 5.1: an MX target is a name, never an address literal.
             warnings.append(f"{domain}: numeric MX target {record.exchange!r} skipped")
+        elif not valid_hostname(record.exchange):
+            # DN-18, Postfix dns_lookup.c valid_rr_name(): never looked up, connected to or
+            # matched against a certificate. The name is cut as Postfix cuts it (%.100s).
+            warnings.append(
+                f"malformed domain name in resource data of MX record for {domain}: "
+                f"{record.exchange[:100]}"
+            )
         else:
             usable.append(MXRecord(record.preference, record.exchange.rstrip(".").lower()))
     if not usable:

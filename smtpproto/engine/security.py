@@ -30,24 +30,29 @@ from ..commands import StartTLS as StartTLSCommand
 from ..config import ClientConfig
 from ..replies import Reply
 from ..report import TLSState
-from ..requests import IOFailure, IOTimeout, StartTLS, TLSInfo, TLSParameters
+from ..requests import IOFailure, IOTimeout, StartTLS, TLSFailed, TLSInfo, TLSParameters
 from ..sasl import (
     PREFERENCE,
     Mechanism,
     SaslCredentials,
     create_mechanism,
     decode_challenge,
+    encode_response,
     lookup_credentials,
     security_options_for,
     select_mechanism,
 )
-from .redact import Secrets, redact_text
+from ..tlsreport import AttemptResult, ResultType
+from .authtls import Refusal, ServerDNS, ServerTLS, STSState, attempt, judge, server_policy
+from .redact import Secrets
 from .session import IO, Session, fail_stream, hello
 from .tlspolicy import (
+    CHAIN_LEVELS,
     TLSPolicy,
     check_peer,
     established_message,
     match_names,
+    matched_name,
     policy_for,
     server_name,
     tls_parameters,
@@ -70,11 +75,6 @@ def without_auth(capabilities: Capabilities) -> Capabilities:
         k: v for k, v in capabilities.keywords.items() if k != "AUTH" and not k.startswith("AUTH=")
     }
     return Capabilities(capabilities.domain, keywords)
-
-
-def _redacted_reply(reply: Reply, secrets: Secrets) -> Reply:
-    # A server may echo the AUTH line in its error (clawbox PR #424): scrub the reply itself.
-    return Reply(reply.code, tuple(redact_text(line, secrets) for line in reply.lines))
 
 
 @dataclass
@@ -100,28 +100,83 @@ class SecurityPolicy:
     """The TLS this connection established, kept for the report even when it then failed."""
     wrapped: bool = field(default=False, init=False)
     """TLS began with the connection (``smtp_tls_wrappermode``): there is no STARTTLS."""
+    server: ServerTLS | None = field(default=None, init=False)
+    """The server's policy after DANE and MTA-STS (:meth:`resolve_server`)."""
+    dns: ServerDNS | None = field(default=None, init=False)
+    """What DNS said about the server, for the TLS-RPT results."""
+    attempts: list[AttemptResult] = field(default_factory=list, init=False)
+    """The TLS-RPT result of this connection's TLS attempt (RFC 8460), when it made one."""
 
     # -- STARTTLS -------------------------------------------------------------------------
 
-    def lookup(self) -> TLSPolicy:
-        """The TLS policy for `nexthop` (``tls_policy_maps``, then the level); may raise
-        `LocalProtocolError` for an entry that cannot be read (rule 5.10)."""
+    def nexthop_policy(self) -> TLSPolicy:
+        """The TLS policy for `nexthop` (``tls_policy_maps``, then the level), before DANE
+        and MTA-STS; may raise `LocalProtocolError` for an unreadable entry (rule 5.10)."""
         config = self.config
-        policy = policy_for(
+        return policy_for(
             self.nexthop,
             default_level=config.tls_security_level or "none",
             policy_maps=config.tls_policy_maps,
             verify_match=config.tls_verify_cert_match,
             secure_match=config.tls_secure_cert_match,
+            fingerprint_match=config.tls_fingerprint_cert_match,
         )
+
+    def resolve_server(self, dns: ServerDNS, *, sts: STSState | None, now: int | None) -> IO:
+        """Before connecting: the policy for this server (DANE's TLSA lookups, MTA-STS);
+        ``None``, or the site Trouble that skips the server (its TLS-RPT result noted)."""
+        self.dns = dns
+        try:
+            policy = self.nexthop_policy()
+        except LocalProtocolError:
+            return None  # reported where the policy is used (rule 5.10)
+        decided = yield from server_policy(
+            policy, dns, config=self.config, nexthop=self.nexthop, sts=sts, now=now
+        )
+        if isinstance(decided, Refusal):
+            if decided.result is not None:
+                self.attempts.append(decided.result)
+            return decided.trouble
+        self.server = decided
+        return None
+
+    def lookup(self) -> TLSPolicy:
+        """The TLS policy for this connection: the server's, once :meth:`resolve_server`
+        ran, else `nexthop`'s; may raise `LocalProtocolError` (rule 5.10)."""
+        policy = self.server.policy if self.server is not None else self.nexthop_policy()
+        if self.server is None and policy.level in CHAIN_LEVELS:
+            # The core authenticates these from DNS or configured fingerprints: without the
+            # server's resolution there is nothing to check, and nothing may be skipped.
+            raise LocalProtocolError(f"level {policy.level!r} needs the server resolved first")
         if self.unix and policy.level == "may":
             return TLSPolicy("none")
         return policy
 
+    def _note(self, session: Session, *, result_type: ResultType | None, reason: str) -> None:
+        """The TLS-RPT result of this attempt (not for level ``none``)."""
+        if self.server is None or self.dns is None:
+            return
+        caps = session.capabilities
+        # MTA-STS testing: TLS went as configured; only a verified chain says what enforce
+        # would have decided (RFC 8461 5), so an unverified success is not reported.
+        verified = session.tls is not None and session.tls.chain_verified
+        unknown = result_type is None and self.server.failure is None and not verified
+        if self.server.testing and unknown:
+            return
+        self.attempts.append(
+            attempt(
+                self.server,
+                self.dns,
+                result_type=result_type,
+                reason=reason or None,
+                helo=caps.domain if caps is not None else None,
+            )
+        )
+
     def _parameters(self, policy: TLSPolicy) -> TLSParameters:
         config = self.config
         cert_file, key_file = config.client_certificate or (None, None)
-        return tls_parameters(
+        parameters = tls_parameters(
             policy,
             ca_file=config.tls_CAfile,
             ca_path=config.tls_CApath,
@@ -140,6 +195,10 @@ class SecurityPolicy:
             exclude_ciphers=config.tls_exclude_ciphers,
             mandatory_exclude_ciphers=config.tls_mandatory_exclude_ciphers,
         )
+        if self.server is not None and self.server.records:
+            # DANE, fingerprints, trust anchors: the core checks the chain, not the CAs.
+            parameters = replace(parameters, verify=False)
+        return parameters
 
     def refuse_wrapper(self) -> Trouble | None:
         """Before connecting in ``smtp_tls_wrappermode``: ``None``, or why not to connect.
@@ -171,7 +230,7 @@ class SecurityPolicy:
             policy = self.lookup()
             parameters = self._parameters(policy)
         except LocalProtocolError as error:
-            session.transcript.append(f"Warning: {_CONFIG_PROBLEM}: {error}")
+            session.note(f"Warning: {_CONFIG_PROBLEM}: {error}")
             return local_trouble("4.7.0", _CONFIG_PROBLEM, site=True)
         self.tls_policy = policy
         self.wrapped = True
@@ -192,6 +251,8 @@ class SecurityPolicy:
             nexthop=self.nexthop,
             default=self.config.tls_servername,
         )
+        if self.server is not None and self.server.sni is not None:
+            sni = self.server.sni  # RFC 7672 8.1: DANE sends the TLSA base domain
         try:
             info: TLSInfo = yield StartTLS(
                 session.channel, sni, parameters, self.config.starttls_timeout
@@ -203,18 +264,43 @@ class SecurityPolicy:
             session.forbidden = True
             session.cacheable = False
             detail = getattr(exc, "reason", str(exc))
-            session.transcript.append(f"Warning: TLS handshake with {server.label}: {detail}")
+            session.note(f"Warning: TLS handshake with {server.label}: {detail}")
+            certificate = isinstance(exc, TLSFailed) and exc.certificate
+            self._note(
+                session,
+                result_type="certificate-not-trusted" if certificate else "validation-failure",
+                reason=detail,
+            )
             return local_trouble("4.7.5", "Cannot start TLS: handshake failure", site=required)
         session.tls = info
         session.capabilities = None
         session.pix_delay_dotcrlf = False  # rule 5.7: pre-TLS features are gone, PIX flags too
-        names = match_names(policy, hostname=server.host, nexthop=self.nexthop)
-        failure = check_peer(policy, info, names)
-        matched = failure is None and bool(names)
+        result_type: ResultType | None = None
+        detail = ""
+        if self.server is not None and self.server.records:
+            verdict = judge(self.server, info)
+            failure, word, matched = verdict.failure, verdict.trust, verdict.matched
+            result_type, detail = verdict.result_type, verdict.detail
+            if detail:
+                session.note(f"{server.relay}: {detail}")
+        else:
+            names = match_names(policy, hostname=server.host, nexthop=self.nexthop)
+            failure = check_peer(policy, info, names)
+            matched = matched_name(info.peer_certificate, names) if failure is None else None
+            word = trust_word(info, matched is not None)
+            if failure is not None:
+                result_type = (
+                    "certificate-host-mismatch"
+                    if info.chain_verified
+                    else "certificate-not-trusted"
+                )
         session.tls_state = self.tls_state = TLSState(
-            trust_word(info, matched), info.version, info.cipher
+            word, info.version, info.cipher, level=policy.level, matched=matched
         )
-        session.transcript.append(established_message(info, matched=matched, peer=server.relay))
+        session.note(
+            established_message(info, matched=matched is not None, peer=server.relay, trust=word)
+        )
+        self._note(session, result_type=result_type, reason=detail or failure or "")
         if failure is not None:
             # Rule 5.6, NS-14: the TLS session works, so QUIT goes over it (delivery does it).
             session.cacheable = False
@@ -231,7 +317,7 @@ class SecurityPolicy:
             parameters = None if policy.level == "none" else self._parameters(policy)
         except LocalProtocolError as error:
             # Rule 5.10: a policy that cannot be read is never weakened to plaintext.
-            session.transcript.append(f"Warning: {_CONFIG_PROBLEM}: {error}")
+            session.note(f"Warning: {_CONFIG_PROBLEM}: {error}")
             return local_trouble("4.7.0", _CONFIG_PROBLEM, site=True)
         self.tls_policy = policy
         required = tls_required(policy.level)
@@ -239,12 +325,13 @@ class SecurityPolicy:
         offered = caps is not None and caps.starttls
         if parameters is None:
             if offered and self.config.tls_note_starttls_offer:
-                session.transcript.append(f"Host offered STARTTLS: [{server.host}]")
+                session.note(f"Host offered STARTTLS: [{server.host}]")
             return None
         if not offered:
+            text = f"TLS is required, but was not offered by host {server.label}"
+            self._note(session, result_type="starttls-not-supported", reason=text)
             if required:
                 # NS-03, NS-08 (HELO only: no STARTTLS can exist).
-                text = f"TLS is required, but was not offered by host {server.label}"
                 return local_trouble("4.7.4", text, site=True)
             return None
         timeout = self.config.starttls_timeout
@@ -254,6 +341,7 @@ class SecurityPolicy:
             # NS-01 (bytes after the 220) and NS-06 (a 3xx) arrive here as protocol errors.
             return fail_stream(session, exc, Stage.STARTTLS)
         if not reply.is_positive:
+            self._note(session, result_type="starttls-not-supported", reason=str(reply))
             if required:
                 # Rule 5.3, NS-04/05/07; 5xx softened on purpose (module docstring).
                 return Trouble(
@@ -280,6 +368,34 @@ class SecurityPolicy:
 
     # -- AUTH -----------------------------------------------------------------------------
 
+    def _credentials(self, session: Session) -> SaslCredentials | None:
+        """The ``sasl_password_maps`` entry for this server, as AUTH will send it; may raise
+        `LocalProtocolError`."""
+        config = self.config
+        credentials = lookup_credentials(
+            config.sasl_password_maps,
+            host=session.server.host,
+            destination=self.nexthop,
+            sender=self.sender,
+            sender_dependent=config.sender_dependent_authentication,
+        )
+        if credentials is not None and config.send_cyrus_sasl_authzid:
+            # Postfix send_cyrus_sasl_authzid: the authorization ID is the login name.
+            credentials = replace(credentials, authzid=credentials.username)
+        return credentials
+
+    def prepare(self, session: Session) -> None:
+        """Before the greeting: the credentials this server may get are secrets from now on,
+        whatever the server sends (AU-18). A bad entry is reported by `authenticate`."""
+        if not self.config.sasl_auth_enable:
+            return
+        try:
+            credentials = self._credentials(session)
+        except LocalProtocolError:
+            return
+        if credentials is not None:
+            session.redactor.learn(Secrets.from_credentials(credentials))
+
     def authenticate(self, session: Session) -> IO:
         """Rules 11.1-11.6; AU-01..AU-10. Returns ``None`` or the site Trouble."""
         config = self.config
@@ -296,21 +412,12 @@ class SecurityPolicy:
         if caps is None or not caps.auth_mechanisms:
             return None  # rule 11.3: go on unauthenticated
         try:
-            credentials = lookup_credentials(
-                config.sasl_password_maps,
-                host=server.host,
-                destination=self.nexthop,
-                sender=self.sender,
-                sender_dependent=config.sender_dependent_authentication,
-            )
+            credentials = self._credentials(session)
         except LocalProtocolError as error:
             return local_trouble("4.3.0", f"SASL configuration problem: {error}", site=True)
         if credentials is None:
             return None  # rule 11.3
-        if config.send_cyrus_sasl_authzid:
-            # Postfix send_cyrus_sasl_authzid: the authorization ID is the login name.
-            credentials = replace(credentials, authzid=credentials.username)
-        secrets = Secrets.from_credentials(credentials)
+        session.redactor.learn(Secrets.from_credentials(credentials))
         options = security_options_for(
             tls=is_tls,
             verified=session.tls_state is not None and session.tls_state.verified,
@@ -336,34 +443,38 @@ class SecurityPolicy:
                 f"SASL authentication failed: server {server.label} {selection.reason}",
                 site=True,
             )
-        start = len(session.transcript)
-        try:
-            trouble = yield from self._exchange(session, selection.mechanism, credentials, secrets)
-        finally:
-            # AU-15: whatever the server echoed during the exchange leaves no secret behind.
-            for i in range(start, len(session.transcript)):
-                session.transcript[i] = redact_text(session.transcript[i], secrets)
+        trouble = yield from self._exchange(session, selection.mechanism, credentials)
         if trouble is not None:
             session.cacheable = False
-            return replace(trouble, diagnostic=redact_text(trouble.diagnostic, secrets))
+            return trouble
         session.identity = credentials.username
         if config.sender_dependent_authentication and self.sender is not None:
             # Rule 11.8: authenticated for this sender only; never reused for another.
             session.cacheable = False
         return None
 
-    def _exchange(
-        self, session: Session, name: str, credentials: SaslCredentials, secrets: Secrets
-    ) -> IO:
-        """One AUTH exchange (rules 11.5, 11.6); ``None`` on success, else the Trouble."""
+    def _exchange(self, session: Session, name: str, credentials: SaslCredentials) -> IO:
+        """One AUTH exchange (rules 11.5, 11.6); ``None`` on success, else the Trouble.
+
+        Every line is a secret before it is written (AU-18), and a SCRAM key derivation above
+        `INLINE_ITERATIONS` is a `DeriveKey` request for the adapter (AU-19).
+        """
         server = session.server
         timeout = self.config.helo_timeout
+        redactor = session.redactor
         try:
             nonce = session.nonce() if name.startswith("SCRAM-") and session.nonce else None
-            mechanism: Mechanism = create_mechanism(name, credentials, nonce=nonce)
+            mechanism: Mechanism = create_mechanism(
+                name,
+                credentials,
+                nonce=nonce,
+                max_iterations=self.config.sasl_scram_max_iterations,
+            )
             initial = mechanism.initial_response(max_line=MAX_COMMAND_LINE)
         except LocalProtocolError as error:
             return _auth_trouble(f"cannot authenticate to server {server.label}: {error}")
+        if initial is not None:
+            redactor.hide_sent(encode_response(initial).encode())
         try:
             reply: Reply = yield from session.command(Auth(name, initial), timeout)
             for _ in range(MAX_AUTH_ROUNDS + 1):
@@ -372,11 +483,19 @@ class SecurityPolicy:
                 try:
                     if len(reply.lines) != 1:
                         raise RemoteProtocolError("multi-line 334 challenge")
-                    response = mechanism.respond(decode_challenge(reply.lines[0]))
+                    challenge = decode_challenge(reply.lines[0])
+                    derivation = mechanism.key_derivation(challenge)
+                    if derivation is not None and derivation.blocking:
+                        key: bytes = yield derivation
+                        mechanism.use_derived_key(derivation, key)
+                    response = mechanism.respond(challenge)
                 except RemoteProtocolError as error:
                     # RFC 4954 4, AU-07: cancel, and read the server's 501 before giving up.
                     yield from _cancel(session, timeout)
                     return _auth_trouble(f"cannot authenticate to server {server.label}: {error}")
+                redactor.hide_sent(encode_response(response).encode())
+                for secret in mechanism.revealed():
+                    redactor.hide(secret)
                 reply = yield from session.command(AuthResponse(response), timeout)
             else:
                 # Unreachable while mechanisms cap their own rounds; kept as the engine's bound.
@@ -392,13 +511,13 @@ class SecurityPolicy:
                 return _auth_trouble(f"server {server.label} not authenticated: {error}")
             return None
         # Rule 11.6: any other final reply (503 included, AU-10) fails; never "*" after it.
-        clean = _redacted_reply(reply, secrets)
+        # The reply may echo a credential: the ledger masks it with the diagnostic (AU-18).
         hard = not self.config.sasl_auth_soft_bounce and reply.code // 100 == 5
         return Trouble(
             # smtp_sasl_auth_soft_bounce (default yes): a 5xx AUTH reply defers, never bounces.
-            clean.dsn if hard else _soft(clean),
-            f"SASL authentication failed; server {server.label} said: {clean}",
-            clean,
+            reply.dsn if hard else _soft(reply),
+            f"SASL authentication failed; server {server.label} said: {reply}",
+            reply,
             site=True,
             protocol_error=is_protocol_error_code(reply.code),
         )

@@ -42,7 +42,7 @@ from ..requests import (
     Sleep,
     TLSInfo,
 )
-from .redact import redact_client_line
+from .redact import Redactor, redact_client_line
 from .trouble import Server, Stage, Trouble, handshake_trouble, stream_trouble
 
 __all__ = ["IO", "Budget", "Session", "SessionPolicy", "fail_stream", "handshake", "hello"]
@@ -121,7 +121,14 @@ class Session:
     arrival: float | None = None
     """When the message of the current transaction was queued (``Envelope.arrival``)."""
     transcript: list[str] = field(default_factory=list)
+    redactor: Redactor = field(default_factory=Redactor)
+    """The secrets of the delivery this session serves; every string goes through it."""
     _out: bytearray = field(default_factory=bytearray)
+
+    def note(self, line: str) -> None:
+        """Add `line` to the transcript, escaped and with every known secret masked
+        (RP-24, AU-18): the one way text reaches it."""
+        self.transcript.append(self.redactor.shown(line))
 
     # -- output ---------------------------------------------------------------------------
 
@@ -142,9 +149,9 @@ class Session:
         if isinstance(command, (Auth, AuthResponse)):
             # Secrets never reach the transcript (AU-15): the verb, mechanism, "*" stay visible.
             line = redact_client_line(data, auth_exchange=isinstance(command, AuthResponse))
-            self.transcript.append("Out: " + line)
+            self.note("Out: " + line)
         else:
-            self.transcript.append("Out: " + data.decode("utf-8", "replace").rstrip("\r\n"))
+            self.note("Out: " + data.decode("utf-8", "replace").rstrip("\r\n"))
         return len(data)
 
     def write_content(self, content: MessageData | EndOfData) -> None:
@@ -156,10 +163,10 @@ class Session:
         self._out += data
         if in_data:
             if type(content) is EndOfData:
-                self.transcript.append("Out: .")
+                self.note("Out: .")
         elif data:
             # A chunk the connection framed: its data starts with the BDAT header line.
-            self.transcript.append("Out: " + data[: data.index(b"\r\n")].decode("ascii"))
+            self.note("Out: " + data[: data.index(b"\r\n")].decode("ascii"))
 
     @property
     def buffered(self) -> int:
@@ -227,14 +234,9 @@ class Session:
     def _record(self, event: Event) -> None:
         reply = getattr(event, "reply", None)
         if isinstance(reply, Reply):
-            lines = reply.lines
-            code = reply.code
-            if len(lines) == 1:
-                self.transcript.append(f"In: {code} {lines[0]}")
-                return
-            last = len(lines) - 1
-            for n, line in enumerate(lines):
-                self.transcript.append(f"In: {code}{' ' if n == last else '-'}{line}")
+            last = len(reply.lines) - 1
+            for n, line in enumerate(reply.lines):
+                self.note(f"In: {reply.code}{' ' if n == last else '-'}{line}")
 
     def read_reply(self, timeout: float | None) -> IO:
         """The next event's reply; a connection that closes instead is lost (rule 10.4)."""
@@ -320,8 +322,13 @@ class Session:
 class SessionPolicy(Protocol):
     """The STARTTLS and AUTH steps of the handshake, plugged in by the TLS/SASL work.
 
-    Each returns ``None`` to go on, or the site failure that ends the session (rules 5, 11).
+    Each step returns ``None`` to go on, or the site failure that ends the session (rules 5,
+    11); `prepare` runs first, before the greeting is read.
     """
+
+    def prepare(self, session: Session) -> None:
+        """Tell `session.redactor` the secrets this connection may send (AU-18)."""
+        ...
 
     def starttls(self, session: Session) -> IO:
         """Run STARTTLS (and the second EHLO) if the policy wants TLS."""
@@ -395,6 +402,7 @@ def handshake(session: Session, policy: SessionPolicy) -> IO:
     """Greeting, EHLO/HELO/LHLO, STARTTLS and AUTH; returns ``None`` or the site Trouble."""
     config = session.config
     server = session.server
+    policy.prepare(session)
     try:
         event: Event = yield from session.read(config.helo_timeout)
     except (IOFailure, RemoteProtocolError) as exc:

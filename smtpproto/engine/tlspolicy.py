@@ -19,7 +19,9 @@ from ..requests import TLSInfo, TLSParameters
 from ..tables import KeyLookup
 
 __all__ = [
+    "CHAIN_LEVELS",
     "CIPHER_GRADES",
+    "HALF_DANE",
     "LEVELS",
     "TLSPolicy",
     "certificate_matches",
@@ -32,6 +34,7 @@ __all__ = [
     "min_protocol",
     "needs_match",
     "nexthop_domain",
+    "parse_fingerprints",
     "parse_level",
     "parse_policy",
     "policy_for",
@@ -41,14 +44,25 @@ __all__ = [
     "trust_word",
 ]
 
-LEVELS: tuple[str, ...] = ("none", "may", "encrypt", "verify", "secure")
-"""The supported ``smtp_tls_security_level`` values, weakest first (rule 5.1)."""
+LEVELS: tuple[str, ...] = (
+    "none", "may", "encrypt", "fingerprint", "dane", "dane-only", "verify", "secure",
+)  # fmt: skip
+"""The ``smtp_tls_security_level`` values (rule 5.1)."""
 
-# Rules 5.1/5.9: these need DANE (DNSSEC TLSA lookups) or the certificate's DER digest, which
-# the engine does not get (TLSInfo carries getpeercert()'s dictionary only).
-_UNSUPPORTED_LEVELS = frozenset({"dane", "dane-only", "half-dane", "fingerprint"})
+# Postfix's level after dane_init() (smtp_tls_policy.c): usable TLSA records, but an insecure
+# MX RRset (smtp_tls_dane_insecure_mx_policy = dane). Never configured, only derived.
+HALF_DANE = "half-dane"
+# Levels at which no message byte travels without TLS, once DANE has been resolved for the
+# server: "dane" then means usable TLSA records (Postfix keeps the name, smtp_tls_policy.c).
+_REQUIRED = frozenset(
+    {"encrypt", "fingerprint", HALF_DANE, "dane", "dane-only", "verify", "secure"}
+)
+# Levels that authenticate the server in the core from the DER chain, not through PKIX.
+CHAIN_LEVELS = frozenset({"fingerprint", HALF_DANE, "dane", "dane-only"})
+"""Levels whose server check is the core's (DANE records, fingerprints), not the adapter's."""
 _MATCH_KEYWORDS = frozenset({"hostname", "nexthop", "dot-nexthop"})
 _POLICY_ATTRIBUTES = frozenset({"match", "protocols", "ciphers", "exclude", "servername"})
+_FINGERPRINT = re.compile(r"[0-9a-f]{2}(?::?[0-9a-f]{2})*")
 
 CIPHER_GRADES = frozenset({"high", "medium", "low", "null"})
 """``smtp_tls_mandatory_ciphers`` grades (``export`` went with Postfix 3.8 and OpenSSL 1.1)."""
@@ -71,30 +85,53 @@ _HOSTNAME = re.compile(
 )
 
 
-def _rank(level: str) -> int:
-    return LEVELS.index(level)
-
-
 def parse_level(text: str) -> str:
     """Parse a security level; empty means ``none`` (Postfix). Unknown: `ValueError`."""
     if not isinstance(text, str):
         raise LocalProtocolError("tls_security_level: expected a str")
     level = text.strip().lower() or "none"
-    if level in _UNSUPPORTED_LEVELS:
-        raise LocalProtocolError(f"tls_security_level: {level!r} is not supported by smtpproto")
+    if level == HALF_DANE:
+        raise LocalProtocolError(f"tls_security_level: {level!r} is derived, never configured")
     if level not in LEVELS:
         raise LocalProtocolError(f"tls_security_level: unknown level {level!r}")
     return level
 
 
+def _known(level: str) -> str:
+    if level != HALF_DANE:
+        parse_level(level)
+    return level
+
+
 def tls_required(level: str) -> bool:
-    """True for every level above ``may``: no MAIL, AUTH or message byte without TLS (5.1)."""
-    return _rank(parse_level(level)) >= _rank("encrypt")
+    """True for every level above ``may``: no MAIL, AUTH or message byte without TLS (5.1).
+
+    ``dane`` counts as the level DANE resolution leaves when the server has usable TLSA
+    records; before that resolution it falls back to ``may`` (`smtpproto.engine.dane`).
+    """
+    return _known(level) in _REQUIRED
 
 
 def needs_match(level: str) -> bool:
     """True for ``verify`` and ``secure``: the chain must verify and a name must match (5.6)."""
-    return _rank(parse_level(level)) >= _rank("verify")
+    return _known(level) in ("verify", "secure")
+
+
+def parse_fingerprints(value: str | Iterable[str]) -> tuple[str, ...]:
+    """Certificate or key fingerprints (``smtp_tls_fingerprint_cert_match``, ``match=a|b``),
+    as lower-case hex; the colons between octets are optional (Postfix >= 3.6)."""
+    items = [value] if isinstance(value, str) else list(value)
+    found: list[str] = []
+    for item in items:
+        for word in re.split(r"[\s,|]+", item.strip().lower()):
+            if not word:
+                continue
+            if not _FINGERPRINT.fullmatch(word):
+                raise LocalProtocolError(f"fingerprint: not hexadecimal octets: {word!r}")
+            digits = word.replace(":", "")
+            if digits not in found:
+                found.append(digits)
+    return tuple(found)
 
 
 def _name_list(value: str | Iterable[str], what: str) -> tuple[str, ...]:
@@ -112,7 +149,8 @@ class TLSPolicy:
 
     `match` holds Postfix's match words (``hostname``, ``nexthop``, ``dot-nexthop``) and
     literal names (``.example.com`` for sub-domains only); it is used at ``verify`` and
-    ``secure`` only and must not be empty there (rule 5.8: no names, no verification).
+    ``secure`` only and must not be empty there (rule 5.8: no names, no verification). At
+    ``fingerprint`` it holds the accepted fingerprints (lower-case hex, `parse_fingerprints`).
     `protocols`, `ciphers` (a grade), `exclude` and `servername` are the policy-table
     attributes of the same names; ``None`` means the configured parameter applies.
     """
@@ -125,11 +163,14 @@ class TLSPolicy:
     servername: str | None = None
 
     def __post_init__(self) -> None:
-        if parse_level(self.level) != self.level:
+        if self.level != HALF_DANE and parse_level(self.level) != self.level:
             raise LocalProtocolError(
                 f"level: write {parse_level(self.level)!r}, not {self.level!r}"
             )
-        if _name_list(self.match, "match") != self.match:
+        if self.level == "fingerprint":
+            if parse_fingerprints(self.match) != self.match or not self.match:
+                raise LocalProtocolError("match: level 'fingerprint' needs fingerprints")
+        elif _name_list(self.match, "match") != self.match:
             raise LocalProtocolError("match: names must be lower case, one per item")
         if needs_match(self.level) and not self.match:
             raise LocalProtocolError(f"match: level {self.level!r} needs at least one name")
@@ -144,28 +185,40 @@ def parse_policy(
     *,
     verify_match: Iterable[str] = ("hostname",),
     secure_match: Iterable[str] = ("nexthop", "dot-nexthop"),
+    fingerprint_match: Iterable[str] = (),
 ) -> TLSPolicy:
     """Parse a ``smtp_tls_policy_maps`` value: ``secure match=nexthop:dot-nexthop ciphers=high``.
 
-    Without ``match=``, ``verify`` uses `verify_match` and ``secure`` `secure_match`
-    (``smtp_tls_verify_cert_match``, ``smtp_tls_secure_cert_match``). An unknown attribute is
-    a `ValueError`, never ignored: a policy that cannot be read must not be weakened.
+    Without ``match=``, ``verify`` uses `verify_match`, ``secure`` `secure_match` and
+    ``fingerprint`` `fingerprint_match` (``smtp_tls_verify_cert_match``,
+    ``smtp_tls_secure_cert_match``, ``smtp_tls_fingerprint_cert_match``); ``match=`` may be
+    given more than once, and is an error at any other level (smtp_tls_policy.c). An unknown
+    attribute is a `ValueError`, never ignored: a policy that cannot be read must not be
+    weakened.
     """
     words = value.split()
     if not words:
         raise LocalProtocolError("empty policy")
     level = parse_level(words[0])
     attributes: dict[str, str] = {}
+    matches: list[str] = []
     for word in words[1:]:
         key, sep, item = word.partition("=")
         key = key.lower()
         if not sep or key not in _POLICY_ATTRIBUTES:
             raise LocalProtocolError(f"unknown policy attribute {word!r}")
+        if key == "match":
+            if level not in ("fingerprint", "verify", "secure") or not item:
+                raise LocalProtocolError(f"attribute 'match' invalid at level {level!r}")
+            matches.append(item)
+            continue
         if key in attributes:
             raise LocalProtocolError(f"policy attribute {key!r} given twice")
         attributes[key] = item
-    if "match" in attributes:
-        match = _name_list(attributes["match"], "match")
+    if level == "fingerprint":
+        match = parse_fingerprints(matches or tuple(fingerprint_match))
+    elif matches:
+        match = _name_list(matches, "match")
     elif level == "verify":
         match = _name_list(tuple(verify_match), "tls_verify_cert_match")
     elif level == "secure":
@@ -192,6 +245,7 @@ def policy_for(
     policy_maps: Mapping[str, str] | KeyLookup[str],
     verify_match: Iterable[str] = ("hostname",),
     secure_match: Iterable[str] = ("nexthop", "dot-nexthop"),
+    fingerprint_match: Iterable[str] = (),
 ) -> TLSPolicy:
     """The policy for next-hop destination `nexthop` (``smtp_tls_policy_maps``, rule 5.1).
 
@@ -202,7 +256,11 @@ def policy_for(
     mapping. A bad entry is a `ValueError` naming its key (rule 5.10: Postfix skips the
     destination with ``4.7.0 client TLS configuration problem``).
     """
-    verify_match, secure_match = tuple(verify_match), tuple(secure_match)
+    matching = {
+        "verify_match": tuple(verify_match),
+        "secure_match": tuple(secure_match),
+        "fingerprint_match": tuple(fingerprint_match),
+    }
     candidates = [nexthop.lower()]
     domain = nexthop.lower().rstrip(".")
     if _HOSTNAME.fullmatch(domain):
@@ -212,11 +270,11 @@ def policy_for(
         value = _get(policy_maps, candidate)
         if value is not None:
             try:
-                return parse_policy(value, verify_match=verify_match, secure_match=secure_match)
+                return parse_policy(value, **matching)
             except ValueError as error:
                 raise LocalProtocolError(f"tls_policy_maps[{candidate!r}]: {error}") from None
     level = parse_level(default_level)
-    return parse_policy(level, verify_match=verify_match, secure_match=secure_match)
+    return parse_policy(level, **matching)
 
 
 def _get(table: Mapping[str, str] | KeyLookup[str], key: str) -> str | None:
@@ -398,9 +456,13 @@ def trust_word(info: TLSInfo, matched: bool) -> TrustWord:
     return "Verified" if matched else "Trusted"
 
 
-def established_message(info: TLSInfo, *, matched: bool, peer: str) -> str:
-    """Postfix's log line: ``Verified TLS connection established to H[A]:25: TLSv1.3 with ...``."""
-    word = trust_word(info, matched)
+def established_message(
+    info: TLSInfo, *, matched: bool, peer: str, trust: TrustWord | None = None
+) -> str:
+    """Postfix's log line: ``Verified TLS connection established to H[A]:25: TLSv1.3 with ...``
+    (tls_misc.c tls_log_summary()); `trust` overrides the word `info` and `matched` give,
+    for a server the core authenticated itself (DANE, fingerprints)."""
+    word = trust or trust_word(info, matched)
     return f"{word} TLS connection established to {peer}: {info.version} with cipher {info.cipher}"
 
 

@@ -184,9 +184,7 @@ class _Transaction:
             if not reply.is_positive:
                 # Rule 13.3: a warning only; the transaction goes on.
                 stage = _xforward_stage(command)
-                self.session.transcript.append(
-                    f"Warning: {remote_trouble(server, reply, stage).diagnostic}"
-                )
+                self.session.note(f"Warning: {remote_trouble(server, reply, stage).diagnostic}")
         else:
             raise LocalProtocolError(f"a {kind.__name__} reply inside a transaction")
 

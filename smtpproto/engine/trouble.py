@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from .._errors import LocalProtocolError
-from ..report import RecipientResult, Status
+from ..report import RecipientResult, Status, printable
 from ..requests import ConnectFailed, ConnectionLost, IOFailure, IOTimeout, TLSFailed
 
 if TYPE_CHECKING:
     from ..replies import Reply
+    from .redact import Redactor
 
 __all__ = [
     "Ledger",
@@ -204,10 +205,13 @@ class Ledger:
         addresses: Iterable[str],
         *,
         clock: Callable[[], float],
+        redactor: Redactor | None = None,
     ) -> None:
-        """Start the request now (by `clock`), with every recipient unmarked."""
+        """Start the request now (by `clock`), with every recipient unmarked; `redactor`
+        masks the secrets of the delivery in every diagnostic and reply (AU-18)."""
         self._addresses = tuple(addresses)
         self._clock = clock
+        self._redactor = redactor
         self._start = clock()
         self._results: dict[int, RecipientResult] = {}
         self.last: tuple[Trouble, Server | None] | None = None
@@ -242,6 +246,12 @@ class Ledger:
     ) -> None:
         if index in self._results:
             raise LocalProtocolError(f"recipient {index} already has a result")
+        # The one place a result's text is made: escaped (RP-24), no secret in it (AU-18).
+        if self._redactor is not None:
+            diagnostic = self._redactor.shown(diagnostic)
+            reply = None if reply is None else self._redactor.reply(reply)
+        else:
+            diagnostic = printable(diagnostic)
         self._results[index] = RecipientResult(
             address=self._addresses[index],
             status=status,

@@ -45,6 +45,27 @@ _DAY = 86400
 _BOGUS_WINDOW = (20000101000000, 20000201000000)
 
 
+def loopback_address(port: int, *, attempts: int = 50) -> str:
+    """A random address of 127.0.0.0/8 on which `port` is free for TCP and UDP right now.
+
+    A client that cannot be told a port (the system resolver wants 53, an ``https`` URL
+    443) gets a server on an address of its own, which no other test or service uses.
+    """
+    import random
+    import socket
+
+    for _ in range(attempts):
+        host = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as probe:
+                    probe.bind((host, port))
+        except OSError:
+            continue
+        return host
+    raise RuntimeError(f"no loopback address with port {port} free in {attempts} tries")
+
+
 @dataclass(frozen=True)
 class DnssecLab:
     """A running lab: Unbound (the validating resolver) and NSD (the signed zones)."""
@@ -188,7 +209,7 @@ def _unbound_conf(base: Path, host: str, port: int, auth_port: int) -> str:
     )
 
 
-def _answers(lab: DnssecLab, port: int, name: str) -> Callable[[], bool]:
+def _answers(host: str, port: int, name: str) -> Callable[[], bool]:
     def probe() -> bool:
         import dns.exception
         import dns.message
@@ -197,7 +218,7 @@ def _answers(lab: DnssecLab, port: int, name: str) -> Callable[[], bool]:
 
         request = dns.message.make_query(name, "SOA")
         try:
-            response = dns.query.udp(request, lab.host, port=port, timeout=0.1)
+            response = dns.query.udp(request, host, port=port, timeout=0.1)
         except dns.exception.DNSException:
             return False
         return bool(response.rcode() == dns.rcode.NOERROR and response.answer)
@@ -233,10 +254,10 @@ def run_dnssec_lab(
         lab = _prepare(base, extra, resolver_host, resolver_port)
         nsd_process = launch("nsd", [nsd, "-d", "-c", str(base / "nsd.conf")], base / "nsd.out")
         nsd_process.logs.append(base / "nsd.log")
-        stack.enter_context(running(nsd_process, _answers(lab, lab.auth_port, ANCHOR), None))
+        stack.enter_context(running(nsd_process, _answers(HOST, lab.auth_port, ANCHOR), None))
         unbound_argv = [unbound, "-d", "-c", str(base / "unbound.conf")]
         unbound_process = launch("unbound", unbound_argv, lab.log)
-        stack.enter_context(running(unbound_process, _answers(lab, lab.port, SECURE), None))
+        stack.enter_context(running(unbound_process, _answers(lab.host, lab.port, SECURE), None))
         START_TIMES["dnssec lab (total)"] = time.monotonic() - started
         yield lab
 

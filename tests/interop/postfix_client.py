@@ -270,9 +270,37 @@ class PostfixOracle:
 PostfixDeliver = Callable[..., dict[str, PostfixResult]]
 
 
+def private_resolv_conf(resolv_conf: Path) -> list[str]:
+    """A wrapper command that runs its arguments with `resolv_conf` as /etc/resolv.conf.
+
+    Postfix's smtp(8) asks the system resolver (libc, /etc/resolv.conf, port 53) and trusts
+    its AD bit (with glibc >= 2.31 only under ``options trust-ad``). A private mount
+    namespace (unshare(1), propagation private) bind-mounts the test's file over
+    /etc/resolv.conf for this Postfix and its children alone, as ``ip netns exec`` does with
+    /etc/netns/NAME/resolv.conf, but keeps the machine's network namespace, so the oracle
+    reaches the same loopback servers and the same validating resolver as smtpproto. The
+    machine's own /etc/resolv.conf is never touched; the mount ends with the processes.
+    """
+    unshare = require_binary("unshare", "util-linux")
+    return [
+        unshare,
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+        str(resolv_conf),
+    ]
+
+
 @contextlib.contextmanager
-def run_postfix_oracle(helo_name: str = CLIENT_HELO) -> Iterator[PostfixOracle]:
-    """Run the private oracle instance while the context lasts."""
+def run_postfix_oracle(
+    helo_name: str = CLIENT_HELO, *, nameserver: str | None = None
+) -> Iterator[PostfixOracle]:
+    """Run the private oracle instance while the context lasts; with `nameserver`, its
+    system resolver asks only that address (port 53), trusting the AD bit."""
     postfix = require_binary("postfix", "postfix")
     require_binary("smtp", "postfix")
     require_root("postfix")
@@ -293,7 +321,12 @@ def run_postfix_oracle(helo_name: str = CLIENT_HELO) -> Iterator[PostfixOracle]:
     )
     (etc / "header_checks").write_text("/^Received: from oracle=/ IGNORE\n")
     log = base / "postfix.log"
-    process = launch_postfix("postfix-oracle", postfix, base, log)
+    wrapper: list[str] = []
+    if nameserver is not None:
+        resolv_conf = base / "resolv.conf"
+        resolv_conf.write_text(f"nameserver {nameserver}\noptions trust-ad attempts:1\n")
+        wrapper = private_resolv_conf(resolv_conf)
+    process = launch_postfix("postfix-oracle", postfix, base, log, wrapper=wrapper)
     oracle = PostfixOracle(HOST, port, base, log, postfix)
     with running(process, smtp_ready(HOST, port), base):
         yield oracle

@@ -645,13 +645,16 @@ class PostfixServer:
             time.sleep(0.05)
 
 
-def launch_postfix(name: str, binary: str, base: Path, log: Path) -> Process:
-    """Start the Postfix instance configured in base/etc (master in the foreground)."""
+def launch_postfix(
+    name: str, binary: str, base: Path, log: Path, *, wrapper: Sequence[str] = ()
+) -> Process:
+    """Start the Postfix instance configured in base/etc (master in the foreground), under
+    the `wrapper` command when given (one that execs its arguments)."""
     etc = base / "etc"
     log.touch()
     process = launch(
         name,
-        [binary, "-c", str(etc), "start-fg"],
+        [*wrapper, binary, "-c", str(etc), "start-fg"],
         base / "postfix.out",
         stop_command=[binary, "-c", str(etc), "stop"],
         # "postfix start-fg" runs master -s, which calls setsid(): track it by its pid file.

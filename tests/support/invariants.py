@@ -37,6 +37,9 @@ def check_outcome(
             raise Violation(f"unknown status {r.status!r}")
         if r.dsn[:1] != {"sent": "2", "deferred": "4", "bounced": "5"}[r.status]:
             raise Violation(f"{r.address}: status {r.status} with dsn {r.dsn}")
+        if "internal error" in r.diagnostic:
+            # The engine's last guard (engine/delivery.py _internal_error) hid a bug.
+            raise Violation(f"{r.address}: {r.diagnostic}")
         if r.status == "sent":
             if r.reply is None or not r.reply.is_positive:
                 raise Violation(f"{r.address}: sent without a positive reply: {r.reply}")

@@ -13,15 +13,15 @@ are exact and fast: `Server.accepted` is what may be reported ``sent``, and
 `Server.garbage` lists every line the client wrote that the server had to read as a command
 although it was none (message content sent to a server that did not ask for it).
 
-One case no client can tell apart, and `Server.in_flight` flags it: an extra reply (a surplus
-or one sent in advance) that reaches the client only after it wrote its next command is, on
-the wire, that command's reply; if the server later withholds a reply, every count matches
-and the shifted replies can all be valid. The same holds when the client had received the
-extra reply but not every reply sent before it wrote: it took the extra one for the reply in
-its place, and the last one it had not received is the "extra" one on the wire. A client
-detects an extra reply that arrived before it wrote again (ClientConnection refuses to send
-then), or one that shifts a reply onto a command that may not get its code; this one only by
-luck (docs/security.md).
+One case no client can tell apart: an extra reply (a surplus or one sent in advance) shifts
+every later reply onto the next command; if the server later withholds a reply, every count
+matches and the shifted replies can all be valid. `Server.in_flight` flags an extra reply
+that reaches the client only after it wrote its next command (on the wire, that command's
+reply); `Server.shifted` names each recipient whose place in the reply stream holds a
+success the server wrote for another command, or in excess: a client reading replies in
+order takes it for the recipient's own. A client detects an extra reply that arrived before
+it wrote again (ClientConnection refuses to send then), or one that shifts a reply onto a
+command that may not get its code; these only by luck (docs/security.md).
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
-from support.world import Record
-from support.world import drive as run_engine
+from hypothesis import strategies as st
 
 from smtpproto.requests import (
     Close,
@@ -44,8 +43,10 @@ from smtpproto.requests import (
     Send,
     Sleep,
 )
+from support.world import Record
+from support.world import drive as run_engine
 
-__all__ = ["Behaviour", "Server", "drive"]
+__all__ = ["BEHAVIOURS", "CODES", "SCRIPT", "Behaviour", "Server", "drive"]
 
 T = TypeVar("T")
 
@@ -119,8 +120,9 @@ class Server:
     _closing: bool = False
     _closed: bool = False
     _deaf: bool = False
-    _advance: tuple[int, int] | None = None
-    """The code of an ``early`` reply, and how many octets the client had written then."""
+    _advance: tuple[int, int, int] | None = None
+    """The code of an ``early`` reply, how many octets the client had written then, and its
+    index in `_written_replies`."""
     _written: int = 0
     """Octets the client has written so far."""
     _read: int = 0
@@ -134,6 +136,12 @@ class Server:
     one_flight: bool = False
     """A BDAT came while the client had not read every reply to its envelope yet: the content
     was in the flight of MAIL and RCPT (RFC 3030 4.2)."""
+    _owed: list[tuple[str, ...]] = field(default_factory=list)
+    """Each reply the server owes, in order (one per command, per LMTP recipient at the end
+    of data, per BDAT chunk): the recipients whose fate it decides."""
+    _written_replies: list[tuple[int | None, int]] = field(default_factory=list)
+    """Each complete reply written, in order: the index in `_owed` of the reply it is (None:
+    an extra one), and its code."""
 
     def __post_init__(self) -> None:
         self.out += b"220 mx.example ESMTP hostile\r\n"
@@ -146,6 +154,16 @@ class Server:
             nth = b.nth + self._seen.get(b.target, 0)
             self._plan.setdefault((b.target, nth), replace(b, nth=nth))
 
+    @property
+    def shifted(self) -> set[str]:
+        """Recipients whose place in the reply stream holds a success (250, 251) that is not
+        their own reply: a client reading replies in order cannot tell it from theirs."""
+        found: set[str] = set()
+        for place, (owner, code) in enumerate(self._written_replies[: len(self._owed)]):
+            if owner != place and code in (250, 251):
+                found.update(self._owed[place])
+        return found
+
     # -- the client's side of the channel ----------------------------------------------------
 
     def client_send(self, data: bytes) -> None:
@@ -154,12 +172,9 @@ class Server:
             raise ConnectionLost("connection reset by peer")
         if self._deaf:
             raise IOTimeout("the server stopped reading")
-        if self._extra is not None and (self._read <= self._extra or self.out):
+        if self._extra is not None and self._read <= self._extra:
             # An extra reply (surplus or in advance) the client had not yet received when it
             # wrote again: from the wire alone it is the reply to what the client writes now.
-            # So is the last of the replies it had not received, when it had received the
-            # extra one: it took that for the reply its place was (a MAIL reply twice is
-            # MAIL's and RCPT's, and RCPT's own then answers BDAT, whose code it shares).
             self.in_flight = True
         self._extra = None
         self._written += len(data)
@@ -187,25 +202,34 @@ class Server:
         self.hostile = self.hostile or behaviour.hostile
         return behaviour
 
-    def _reply(self, reply: bytes, target: Target) -> tuple[int | None, bool]:
-        """Answer a command with `reply`, as the next behaviour says.
+    def _reply(
+        self, reply: bytes, target: Target, recipients: tuple[str, ...] = ()
+    ) -> tuple[int | None, bool]:
+        """Answer a command with `reply`, as the next behaviour says; `recipients` are those
+        whose fate this reply decides.
 
         Returns the code the client got for this command (None: no complete reply) and
         whether it went out after the command arrived (False: it was sent in advance).
         """
+        owed = len(self._owed)
+        self._owed.append(recipients)
         if self._silent or self._closing:
             return None, True
         if self._advance is not None:
-            (code, written), self._advance = self._advance, None
+            (code, written, at), self._advance = self._advance, None
             # An early reply is this command's own when the command had wholly arrived before
             # it went out: a pipelined group read at once, or the next LMTP recipient's reply
             # after the content. Otherwise it was sent in advance.
-            return code, self._written - len(self._in) <= written
+            in_time = self._written - len(self._in) <= written
+            if in_time:
+                self._written_replies[at] = (owed, code)
+            return code, in_time
         behaviour = self._behaviour(target)
         kind = behaviour.kind
         code = int(reply[:3])
         if kind == "code":
             self.out += b"%d hostile\r\n" % behaviour.code
+            self._written_replies.append((owed, behaviour.code))
             return behaviour.code, True
         if kind == "silent":
             self._silent = True
@@ -213,15 +237,21 @@ class Server:
         if kind == "close":
             self.out += reply[: behaviour.cut]
             self._closing = True
-            return (code if behaviour.cut >= len(reply) else None), True
+            if behaviour.cut < len(reply):
+                return None, True
+            self._written_replies.append((owed, code))
+            return code, True
         self.out += reply
+        self._written_replies.append((owed, code))
         if kind == "twice":
             self._extra = self._read + len(self.out)
             self.out += reply
+            self._written_replies.append((None, code))
         elif kind == "early":
             self._extra = self._read + len(self.out)
             self.out += b"%d early\r\n" % behaviour.code
-            self._advance = (behaviour.code, self._written)
+            self._advance = (behaviour.code, self._written, len(self._written_replies))
+            self._written_replies.append((None, behaviour.code))
         elif kind == "deaf":
             self._deaf = True
         return code, True
@@ -287,12 +317,12 @@ class Server:
             match = _RCPT.match(line)
             address = match.group(1).decode() if match else ""
             if self._txn.mail_ok:
-                code, in_time = self._reply(b"250 2.1.5 ok\r\n", "RCPT")
+                code, in_time = self._reply(b"250 2.1.5 ok\r\n", "RCPT", (address,))
                 if code in (250, 251) and in_time:
                     self._txn.rcpt_ok.append(address)
             else:
                 self.refused = True
-                self._reply(b"503 5.5.1 need MAIL\r\n", "RCPT")
+                self._reply(b"503 5.5.1 need MAIL\r\n", "RCPT", (address,))
         elif name == b"DATA":
             if self._txn.rcpt_ok:
                 code, _ = self._reply(b"354 go ahead\r\n", "DATA")
@@ -331,9 +361,9 @@ class Server:
             self._reply(b"554 5.5.1 no valid recipients\r\n", "END")
         elif self.lmtp:
             for address in txn.rcpt_ok:
-                if self._reply(b"250 2.0.0 delivered\r\n", "END") == (250, True):
+                if self._reply(b"250 2.0.0 delivered\r\n", "END", (address,)) == (250, True):
                     self.accepted.add(address)
-        elif self._reply(b"250 2.0.0 queued\r\n", "END") == (250, True):
+        elif self._reply(b"250 2.0.0 queued\r\n", "END", tuple(txn.rcpt_ok)) == (250, True):
             self.accepted.update(txn.rcpt_ok)
         self._txn = _Transaction()
 
@@ -366,3 +396,28 @@ def drive(
         raise AssertionError(f"unexpected request {request!r}")
 
     return run_engine(engine, answer, Record(), max_steps=max_steps)
+
+
+# -- hypothesis strategies, shared by tests/test_engine_hostile_model.py and fuzz/hostile.py --
+
+CODES = (220, 221, 250, 251, 334, 354, 421, 450, 452, 500, 503, 550, 552, 554)
+"""The codes a ``code`` behaviour puts in place of the right reply."""
+
+TARGETS = st.sampled_from(("MAIL", "RCPT", "DATA", "END", "CHUNK", "RSET", "EHLO", "QUIT"))
+NTH = st.integers(0, 3)
+BEHAVIOURS = st.one_of(
+    st.builds(Behaviour, st.just("code"), st.sampled_from(CODES), target=TARGETS, nth=NTH),
+    st.builds(Behaviour, st.just("twice"), target=TARGETS, nth=NTH),
+    st.builds(
+        Behaviour, st.just("early"), st.sampled_from((250, 354, 221, 550)), target=TARGETS, nth=NTH
+    ),
+    st.builds(Behaviour, st.just("silent"), target=TARGETS, nth=NTH),
+    st.builds(
+        Behaviour, st.just("close"), st.just(250), st.integers(0, 40), target=TARGETS, nth=NTH
+    ),
+    st.builds(Behaviour, st.just("deaf"), target=TARGETS, nth=NTH),
+)
+"""One hostile behaviour aimed at one reply (the nth of its kind)."""
+# The other replies are right: hostility at one or two points finds more than everywhere.
+SCRIPT = st.lists(BEHAVIOURS, max_size=3)
+"""A connection's behaviours: at most three hostile replies."""
