@@ -23,7 +23,9 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from smtpproto import engine
@@ -31,6 +33,7 @@ from smtpproto._errors import LocalProtocolError
 from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
 from smtpproto.destinations import IDNAEncoder
+from smtpproto.engine import mailer
 from smtpproto.envelope import Envelope, Recipient
 from smtpproto.report import DeliveryReport, format_log_line, printable
 from smtpproto.requests import (
@@ -41,13 +44,17 @@ from smtpproto.requests import (
     Receive,
     Resolve,
     Send,
+    Shared,
     StartTLS,
     TLSInfo,
+    Wait,
 )
 
 __all__ = [
     "AsyncIO",
+    "AsyncMailer",
     "AsyncSession",
+    "Concurrency",
     "RunLog",
     "connect_async",
     "deliver_async",
@@ -56,9 +63,13 @@ __all__ = [
     "engine_inputs",
     "idna_encoder",
     "machine_hostname",
+    "mailer_config",
     "make_envelope",
+    "plan_mail",
     "start_delivery",
     "start_session",
+    "wait_time",
+    "wake",
 ]
 
 T = TypeVar("T")
@@ -121,7 +132,7 @@ def engine_inputs() -> dict[str, Any]:
     """What the core takes as arguments: clock, time of day, randomness, SCRAM nonces, the
     machine's name and the IDNA encoder."""
     return {
-        "clock": time.monotonic,
+        "clock": time.monotonic,  # `wait_time` reads the same clock
         "wall_clock": time.time,
         "rng": random.SystemRandom(),
         "nonce": lambda: secrets.token_urlsafe(24),
@@ -342,15 +353,65 @@ def make_envelope(
 
 
 def start_delivery(
-    destination: str, envelope: Envelope, message: MessageSource, config: ClientConfig | None
+    destination: str,
+    envelope: Envelope,
+    message: MessageSource,
+    config: ClientConfig | None,
+    cache: engine.ConnectionCache[engine.Session] | None = None,
+    holder: object = None,
 ) -> tuple[Engine[DeliveryReport], RunLog]:
-    """The engine's ``deliver`` with the adapters' inputs, and the log of its run."""
+    """The engine's ``deliver`` with the adapters' inputs (and a Mailer's `cache`, with the
+    `holder` that names the delivery to it), and the log of its run."""
     config = config or ClientConfig()
     log = RunLog()
     run = engine.deliver(
-        destination, envelope, message, config=config, transcript=log.transcript, **engine_inputs()
+        destination,
+        envelope,
+        message,
+        config=config,
+        transcript=log.transcript,
+        cache=cache,
+        holder=holder,
+        **engine_inputs(),
     )
     return run, log
+
+
+def plan_mail(
+    config: ClientConfig,
+    sender: str,
+    recipients: Iterable[str | Recipient],
+    message: MessageSource,
+    ret: str | None,
+    envid: str | None,
+    destination: str | None,
+) -> mailer.Plan:
+    """A Mailer's ``send`` arguments as the core's plan: one delivery per next hop."""
+    envelope = make_envelope(sender, recipients, ret, envid)
+    return mailer.plan(
+        envelope, message, config=config, destination=destination, idna=idna_encoder()
+    )
+
+
+def mailer_config(config: ClientConfig | None) -> ClientConfig:
+    """A Mailer's configuration, with the machine's name filled in once (every delivery
+    would otherwise build and check a config of its own)."""
+    return (config or ClientConfig()).with_hostname(machine_hostname())
+
+
+def wake(events: dict[object, Any], woken: Iterable[object]) -> None:
+    """Set (and forget) the event of each `Wait.on` in `woken`: a `Shared` call served it."""
+    for key in woken:
+        event = events.pop(key, None)
+        if event is not None:
+            event.set()
+
+
+def wait_time(wait: Wait) -> float | None:
+    """Seconds from now until `wait` ends on the engine's clock; ``None``: until woken."""
+    if wait.until is None:
+        return None
+    return max(0.0, wait.until - time.monotonic())
 
 
 def start_session(
@@ -431,3 +492,127 @@ async def connect_async(
         await drive_async(engine.close_session(session), io.perform, log)
     finally:
         await io.close_all()
+
+
+class Concurrency(Protocol):
+    """What the asyncio and trio Mailers need of their library: an event, a bounded wait for
+    it, running coroutines side by side, and a group that background tasks live in."""
+
+    def event(self) -> Any:
+        """A new event (``set()``, awaitable ``wait()``)."""
+        ...
+
+    async def wait(self, event: Any, timeout: float | None) -> None:
+        """Wait until `event` is set or `timeout` seconds passed."""
+        ...
+
+    async def gather(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        """Run the jobs concurrently; their results in order (the first error cancels all)."""
+        ...
+
+    def group(self) -> AbstractAsyncContextManager[Any]:
+        """A task group (an asyncio TaskGroup, a trio nursery) for background tasks."""
+        ...
+
+    def start(self, group: Any, job: Callable[[], Awaitable[None]]) -> None:
+        """Start `job` in `group`."""
+        ...
+
+
+class AsyncMailer:
+    """The asyncio and trio ``Mailer``: one shared connection cache for every ``send`` of
+    every task, with Postfix's per-destination and total limits and back-off (the core
+    decides; this only waits, wakes and runs tasks). Use it as ``async with``.
+
+    The cache's calls need no lock here: each runs without an ``await``, so no other task
+    runs meanwhile. A task that must wait waits on an event of its own, which the call that
+    serves it sets (`Shared.woken`).
+    """
+
+    def __init__(self, config: ClientConfig | None, io: AsyncIO, concurrency: Concurrency) -> None:
+        self._config = mailer_config(config)
+        self._io = io
+        self._do = concurrency
+        self._cache = mailer.new_cache(self._config)
+        self._events: dict[object, Any] = {}
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> AsyncMailer:
+        if self._stack is not None or self._closed:
+            raise LocalProtocolError("Mailer: a Mailer is entered once")
+        self._stack = contextlib.AsyncExitStack()
+        group = await self._stack.enter_async_context(self._do.group())
+        log = RunLog()
+        self._do.start(
+            group, lambda: drive_async(engine.tend_cache(self._cache), self._perform, log)
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """QUIT and close every kept connection; the background task ends with it."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await drive_async(engine.close_cache(self._cache), self._perform, RunLog())
+            if self._stack is not None:
+                await self._stack.aclose()
+        finally:
+            await self._io.close_all()
+
+    async def send(
+        self,
+        *,
+        sender: str,
+        recipients: Iterable[str | Recipient],
+        message: MessageSource,
+        ret: str | None = None,
+        envid: str | None = None,
+        destination: str | None = None,
+    ) -> DeliveryReport:
+        """Deliver one message to every recipient, each next hop at once through the shared
+        cache (or all to `destination`); one report for every recipient."""
+        if self._stack is None or self._closed:
+            raise LocalProtocolError("Mailer: send inside `async with Mailer(...)` only")
+        plan = plan_mail(self._config, sender, recipients, message, ret, envid, destination)
+        jobs = [functools.partial(self._deliver, group, message) for group in plan.groups]
+        if plan.concurrent and len(jobs) > 1:
+            reports = await self._do.gather(jobs)
+        else:
+            reports = [await job() for job in jobs]
+        return mailer.merge(plan, reports)
+
+    async def _deliver(self, group: mailer.Group, message: MessageSource) -> DeliveryReport:
+        holder = object()
+        run, log = start_delivery(
+            group.destination, group.envelope, message, self._config, self._cache, holder
+        )
+        try:
+            return await drive_async(run, self._perform, log)
+        except BaseException:
+            # Cancelled (or an engine bug): give back what it held, close its connections.
+            channels = engine.abandon_delivery(self._cache, holder, time.monotonic())
+            wake(self._events, self._cache.woken())
+            for channel in channels:
+                await self._io.perform(Close(channel))
+            raise
+
+    async def _perform(self, request: IORequest) -> Any:
+        if not isinstance(request, Shared):
+            return await self._io.perform(request)
+        while True:
+            result = request.call(time.monotonic())
+            wake(self._events, request.woken() if request.woken is not None else ())
+            if not isinstance(result, Wait):
+                return result
+            event = self._events.setdefault(result.on, self._do.event())
+            await self._do.wait(event, wait_time(result))

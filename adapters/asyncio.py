@@ -10,11 +10,12 @@ keeps one timer for its deadlines, moved only when a wait must end sooner than i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
@@ -38,11 +39,13 @@ from smtpproto.requests import (
 )
 
 from ._dns import AsyncResolver, DefaultAsyncResolver
-from ._driver import AsyncSession, connect_async, deliver_async, make_envelope
+from ._driver import AsyncMailer, AsyncSession, connect_async, deliver_async, make_envelope
 from ._https import fetch
 from ._tls import client_context, handshake_failure, tls_info
 
-__all__ = ["Session", "connect", "deliver"]
+__all__ = ["Mailer", "Session", "connect", "deliver"]
+
+T = TypeVar("T")
 
 # Unread octets past which the transport stops reading until a Receive takes some: the
 # server cannot make this side's memory grow while the engine is busy writing.
@@ -60,7 +63,6 @@ def _read_buffer() -> memoryview:
     if buffer is None:
         buffer = _BUFFERS.buffer = memoryview(bytearray(READ_SIZE))
     return buffer
-
 
 
 class _Channel(asyncio.BufferedProtocol):
@@ -328,3 +330,41 @@ def connect(
     `smtpproto.SessionFailed` with the DSN status) when no server completes the handshake.
     """
     return connect_async(_IO(resolver), destination, config)
+
+
+class _Tasks:
+    """asyncio's side of a Mailer (`_driver.Concurrency`)."""
+
+    def event(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    async def wait(self, event: asyncio.Event, timeout: float | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await event.wait()
+
+    async def gather(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_coroutine(job)) for job in jobs]
+        return [task.result() for task in tasks]
+
+    def group(self) -> AbstractAsyncContextManager[asyncio.TaskGroup]:
+        return asyncio.TaskGroup()
+
+    def start(self, group: asyncio.TaskGroup, job: Callable[[], Awaitable[None]]) -> None:
+        group.create_task(_coroutine(job))
+
+
+async def _coroutine(job: Callable[[], Awaitable[T]]) -> T:
+    return await job()
+
+
+class Mailer(AsyncMailer):
+    """Many messages to many destinations over shared connections: Postfix's connection
+    cache, per-destination and total connection limits, and back-off, for every task of one
+    event loop. ``async with Mailer(config) as m: report = await m.send(...)``."""
+
+    def __init__(
+        self, config: ClientConfig | None = None, *, resolver: AsyncResolver | None = None
+    ) -> None:
+        super().__init__(config, _IO(resolver), _Tasks())

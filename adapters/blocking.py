@@ -13,13 +13,18 @@ import math
 import select
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
 from typing import Any
 
 from smtpproto import engine
+from smtpproto._errors import LocalProtocolError
 from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
+from smtpproto.engine import mailer
 from smtpproto.envelope import Recipient
 from smtpproto.report import DeliveryReport
 from smtpproto.requests import (
@@ -35,16 +40,28 @@ from smtpproto.requests import (
     Receive,
     Resolve,
     Send,
+    Shared,
     Sleep,
     StartTLS,
+    Wait,
 )
 
 from ._dns import DefaultResolver, Resolver
-from ._driver import RunLog, drive, make_envelope, start_delivery, start_session
+from ._driver import (
+    RunLog,
+    drive,
+    mailer_config,
+    make_envelope,
+    plan_mail,
+    start_delivery,
+    start_session,
+    wait_time,
+    wake,
+)
 from ._https import fetch
 from ._tls import client_context, handshake_failure, tls_info
 
-__all__ = ["Session", "connect", "deliver"]
+__all__ = ["Mailer", "Session", "connect", "deliver"]
 
 
 class _Channel:
@@ -250,3 +267,106 @@ def connect(
         drive(engine.close_session(session), io.perform, log)
     finally:
         io.close_all()
+
+
+class Mailer:
+    """Many messages to many destinations over shared connections: Postfix's connection
+    cache, per-destination and total connection limits, and back-off, for every thread that
+    calls `send`. ``with Mailer(config) as m: report = m.send(...)``.
+
+    The core decides (`smtpproto.engine.cache`); this holds its lock, waits on a condition
+    at a limit, delivers to several next hops of one message on worker threads, and closes
+    idle connections from a background thread.
+    """
+
+    def __init__(self, config: ClientConfig | None = None, *, resolver: Resolver | None = None):
+        self._config = mailer_config(config)
+        self._io = _IO(resolver)
+        self._cache = mailer.new_cache(self._config)
+        self._lock = threading.Lock()
+        self._events: dict[object, threading.Event] = {}
+        self._workers = ThreadPoolExecutor(self._config.process_limit, "smtpproto-mailer")
+        self._tender: threading.Thread | None = None
+        self._closed = False
+
+    def __enter__(self) -> Mailer:
+        if self._tender is not None or self._closed:
+            raise LocalProtocolError("Mailer: a Mailer is entered once")
+        run = engine.tend_cache(self._cache)
+        log = RunLog()
+        self._tender = threading.Thread(
+            target=drive, args=(run, self._perform, log), name="smtpproto-cache", daemon=True
+        )
+        self._tender.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """QUIT and close every kept connection; the background thread ends with it."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            drive(engine.close_cache(self._cache), self._perform, RunLog())
+            if self._tender is not None:
+                self._tender.join()
+            self._workers.shutdown()
+        finally:
+            self._io.close_all()
+
+    def send(
+        self,
+        *,
+        sender: str,
+        recipients: Iterable[str | Recipient],
+        message: MessageSource,
+        ret: str | None = None,
+        envid: str | None = None,
+        destination: str | None = None,
+    ) -> DeliveryReport:
+        """Deliver one message to every recipient, each next hop at once through the shared
+        cache (or all to `destination`); one report for every recipient."""
+        if self._tender is None or self._closed:
+            raise LocalProtocolError("Mailer: send inside `with Mailer(...)` only")
+        plan = plan_mail(self._config, sender, recipients, message, ret, envid, destination)
+        if plan.concurrent and len(plan.groups) > 1:
+            jobs = [self._workers.submit(self._deliver, g, message) for g in plan.groups]
+            reports = [job.result() for job in jobs]
+        else:
+            reports = [self._deliver(g, message) for g in plan.groups]
+        return mailer.merge(plan, reports)
+
+    def _deliver(self, group: mailer.Group, message: MessageSource) -> DeliveryReport:
+        holder = object()
+        run, log = start_delivery(
+            group.destination, group.envelope, message, self._config, self._cache, holder
+        )
+        try:
+            return drive(run, self._perform, log)
+        except BaseException:
+            # Interrupted (or an engine bug): give back what it held, close its connections.
+            with self._lock:
+                channels = engine.abandon_delivery(self._cache, holder, time.monotonic())
+                wake(self._events, self._cache.woken())
+            for channel in channels:
+                self._io.perform(Close(channel))
+            raise
+
+    def _perform(self, request: IORequest) -> Any:
+        if not isinstance(request, Shared):
+            return self._io.perform(request)
+        while True:
+            with self._lock:
+                result = request.call(time.monotonic())
+                wake(self._events, request.woken() if request.woken is not None else ())
+                if not isinstance(result, Wait):
+                    return result
+                event = self._events.setdefault(result.on, threading.Event())
+            event.wait(wait_time(result))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -38,11 +38,13 @@ from smtpproto.requests import (
 )
 
 from ._dns import AsyncResolver, TrioResolver
-from ._driver import AsyncSession, connect_async, deliver_async, make_envelope
+from ._driver import AsyncMailer, AsyncSession, connect_async, deliver_async, make_envelope
 from ._https import fetch
 from ._tls import client_context, handshake_failure, tls_info
 
-__all__ = ["Session", "connect", "deliver"]
+__all__ = ["Mailer", "Session", "connect", "deliver"]
+
+T = TypeVar("T")
 
 # Requests in a row served without waiting; then one checkpoint, so that a peer that always
 # has data ready cannot keep the other tasks from running.
@@ -254,3 +256,42 @@ def connect(
     `smtpproto.SessionFailed` with the DSN status) when no server completes the handshake.
     """
     return connect_async(_IO(resolver), destination, config)
+
+
+class _Nursery:
+    """trio's side of a Mailer (`_driver.Concurrency`)."""
+
+    def event(self) -> trio.Event:
+        return trio.Event()
+
+    async def wait(self, event: trio.Event, timeout: float | None) -> None:
+        with trio.move_on_after(_limit(timeout)):
+            await event.wait()
+
+    async def gather(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        results: dict[int, T] = {}
+
+        async def run(n: int, job: Callable[[], Awaitable[T]]) -> None:
+            results[n] = await job()
+
+        async with trio.open_nursery() as nursery:
+            for n, job in enumerate(jobs):
+                nursery.start_soon(run, n, job)
+        return [results[n] for n in range(len(jobs))]
+
+    def group(self) -> AbstractAsyncContextManager[trio.Nursery]:
+        return trio.open_nursery()
+
+    def start(self, group: trio.Nursery, job: Callable[[], Awaitable[None]]) -> None:
+        group.start_soon(job)
+
+
+class Mailer(AsyncMailer):
+    """Many messages to many destinations over shared connections: Postfix's connection
+    cache, per-destination and total connection limits, and back-off, for every task of one
+    trio run. ``async with Mailer(config) as m: report = await m.send(...)``."""
+
+    def __init__(
+        self, config: ClientConfig | None = None, *, resolver: AsyncResolver | None = None
+    ) -> None:
+        super().__init__(config, _IO(resolver), _Nursery())

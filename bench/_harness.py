@@ -131,16 +131,21 @@ class Relay:
         if self._ask("reset") != "ok":
             raise RuntimeError("relay did not acknowledge reset")
 
-    def stats(self) -> dict[str, int]:
-        """Connections, client flights and bytes since the last reset."""
-        counters: dict[str, int] = json.loads(self._ask("stats"))
+    def stats(self) -> dict[str, Any]:
+        """Connections, client flights and bytes since the last reset; ``by_host``: per
+        listening address, its connections and the most open at once."""
+        counters: dict[str, Any] = json.loads(self._ask("stats"))
         return counters
 
 
 @contextlib.contextmanager
-def relay(target_port: int, delay: float = 0.0) -> Iterator[Relay]:
-    """Run ``_proxy.py`` in front of `target_port`, adding `delay` seconds each way."""
-    with _child_server([str(BENCH_DIR / "_proxy.py"), str(target_port), str(delay)]) as child:
+def relay(
+    target_port: int, delay: float = 0.0, hosts: tuple[str, ...] = (HOST,)
+) -> Iterator[Relay]:
+    """Run ``_proxy.py`` in front of `target_port`, adding `delay` seconds each way, listening
+    on each of `hosts` (loopback addresses) at one port."""
+    argv = [str(BENCH_DIR / "_proxy.py"), str(target_port), str(delay), ",".join(hosts)]
+    with _child_server(argv) as child:
         yield Relay(*child)
 
 

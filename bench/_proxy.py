@@ -1,9 +1,10 @@
 """A loopback TCP relay that counts client flights and can add a fixed one-way delay.
 
 Run by the benchmarks as a separate process (its CPU time never counts against a client):
-``python bench/_proxy.py TARGET_PORT DELAY_SECONDS``. It prints the port it listens on, then
-answers lines on stdin: ``reset`` zeroes the counters, ``stats`` prints them as one JSON line;
-end of stdin stops it.
+``python bench/_proxy.py TARGET_PORT DELAY_SECONDS [HOSTS]``. It listens on 127.0.0.1, or on
+each loopback address of the comma-separated HOSTS at one port (a server per destination, as
+far as a client can tell), and prints that port; then it answers lines on stdin: ``reset``
+zeroes the counters, ``stats`` prints them as one JSON line; end of stdin stops it.
 
 A *flight* is a burst of client bytes after the server last spoke (or at the start): the number
 of times the client sent something after waiting for the server, i.e. its round trips. A client
@@ -18,7 +19,7 @@ import asyncio
 import collections
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 HOST = "127.0.0.1"
 READ_SIZE = 65536
@@ -34,6 +35,22 @@ class Counters:
     client_bytes: int = 0
     server_bytes: int = 0
     active: int = 0
+    by_host: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Listening address -> its connections, how many are open, and the most open at once."""
+
+    def opened(self, host: str) -> None:
+        """A client connected to `host`."""
+        self.connections += 1
+        self.active += 1
+        mine = self.by_host.setdefault(host, {"connections": 0, "active": 0, "most_active": 0})
+        mine["connections"] += 1
+        mine["active"] += 1
+        mine["most_active"] = max(mine["most_active"], mine["active"])
+
+    def closed(self, host: str) -> None:
+        """A connection to `host` ended."""
+        self.active -= 1
+        self.by_host[host]["active"] -= 1
 
 
 class Relay:
@@ -90,17 +107,17 @@ class Relay:
             writer.transport.abort()
 
 
-async def serve(target_port: int, delay: float) -> None:
+async def serve(target_port: int, delay: float, hosts: list[str]) -> None:
     counters = Counters()
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        counters.connections += 1
-        counters.active += 1
+        host = writer.get_extra_info("sockname")[0]
+        counters.opened(host)
         try:
             up_reader, up_writer = await asyncio.open_connection(HOST, target_port)
         except OSError:
             writer.transport.abort()
-            counters.active -= 1
+            counters.closed(host)
             return
         relay = Relay(counters, delay)
         await asyncio.gather(
@@ -110,7 +127,7 @@ async def serve(target_port: int, delay: float) -> None:
         )
         writer.transport.abort()
         up_writer.transport.abort()
-        counters.active -= 1
+        counters.closed(host)
 
     async def quiet() -> None:
         # A client may close right after its last write (QUIT without waiting for the reply):
@@ -120,8 +137,11 @@ async def serve(target_port: int, delay: float) -> None:
                 return
             await asyncio.sleep(0.01)
 
-    server = await asyncio.start_server(accept, HOST, 0, backlog=512)
+    server = await asyncio.start_server(accept, hosts[0], 0, backlog=512)
     port = server.sockets[0].getsockname()[1]
+    servers = [server]
+    for host in hosts[1:]:
+        servers.append(await asyncio.start_server(accept, host, port, backlog=512))
     print(port, flush=True)
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
@@ -132,11 +152,17 @@ async def serve(target_port: int, delay: float) -> None:
         if command == "reset":
             counters.connections = counters.client_flights = 0
             counters.client_bytes = counters.server_bytes = 0
+            counters.by_host = {
+                h: {"connections": 0, "active": c["active"], "most_active": c["active"]}
+                for h, c in counters.by_host.items()
+            }
             print("ok", flush=True)
         elif command == "stats":
             print(json.dumps(asdict(counters)), flush=True)
-    server.close()
+    for one in servers:
+        one.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]), float(sys.argv[2])))
+    listen = sys.argv[3].split(",") if len(sys.argv) > 3 else [HOST]
+    asyncio.run(serve(int(sys.argv[1]), float(sys.argv[2]), listen))

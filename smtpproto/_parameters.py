@@ -599,12 +599,6 @@ NOT_APPLICABLE: tuple[Declaration, ...] = (
         "close_notify",
     ),
     _na("tlsmgr_service_name", TEXT, "tlsmgr", "no tlsmgr(8) daemon"),
-    _na(
-        "transport_destination_concurrency_limit",
-        integer(0),
-        "$default_destination_concurrency_limit",
-        "parallel deliveries are the caller's: it decides how many run at once",
-    ),
 )
 """smtp(8) parameters that do not apply to a library, each with the reason."""
 

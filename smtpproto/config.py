@@ -700,14 +700,10 @@ class ClientConfig:
     tls_verify_cert_match: tuple[str, ...] = _p(
         ("hostname",), "smtp_tls_verify_cert_match", CERT_MATCH, "hostname", "engine/tlspolicy.py"
     )
+    # Rule 9.6: a session that started TLS may be kept for reuse (the Mailer's cache holds
+    # the connection in this process, where Postfix needs tlsproxy(8) for it).
     tls_connection_reuse: bool = _p(
-        False,
-        "smtp_tls_connection_reuse",
-        BOOL,
-        "no",
-        "engine/delivery.py",
-        status="declared",
-        why="TLS sessions are never kept for reuse yet (rule 9.6)",
+        False, "smtp_tls_connection_reuse", BOOL, "no", "engine/session.py"
     )
     tls_fingerprint_cert_match: tuple[str, ...] = _p(
         (),
@@ -800,6 +796,20 @@ class ClientConfig:
         lmtp=_SMTP_ONLY,
         fallbacks=("default_destination_recipient_limit",),
     )
+    # A Mailer's connections at once to one next hop (0: no limit, as in Postfix's qmgr).
+    destination_concurrency_limit: int = _p(
+        20,
+        "transport_destination_concurrency_limit",
+        integer(0),
+        "$default_destination_concurrency_limit",
+        "engine/cache.py",
+        lmtp=_SMTP_ONLY,
+        fallbacks=("default_destination_concurrency_limit",),
+    )
+    # A Mailer's connections in use at once, in all: the smtp service's process limit in Postfix.
+    process_limit: int = _p(
+        100, "default_process_limit", integer(1), "100", "engine/cache.py", lmtp=_SMTP_ONLY
+    )
     # 0: no limit of the library's own, the operating system's applies (lmtp(8)'s default).
     connect_timeout: float = _p(
         30.0,
@@ -869,15 +879,16 @@ class ClientConfig:
     connection_cache_time_limit: float = _p(
         2.0, "smtp_connection_cache_time_limit", TIME, "2s", "engine/delivery.py"
     )
+    # How long a Mailer backs off a destination that failed or said to slow down, as Postfix's
+    # queue manager does (qmgr_queue_throttle). Postfix's smtp(8) also retries a failed TLS
+    # handshake at level may in plaintext for mail queued this long; smtpproto never does.
     minimal_backoff_time: float = _p(
         300.0,
         "minimal_backoff_time",
         TIME,
         "300s",
-        "engine/security.py",
+        "engine/cache.py",
         lmtp=_SMTP_ONLY,
-        status="declared",
-        why="the plaintext retry after a failed handshake at level may is not built yet",
     )
 
     # TROUBLE SHOOTING CONTROLS: none apply (see NOT_APPLICABLE).
@@ -1200,24 +1211,26 @@ def _transport(lmtp: bool, service: str | None) -> str:
     return service or ("lmtp" if lmtp else "smtp")
 
 
-def _recipient_limit_names(lmtp: bool, service: str | None) -> tuple[str, ...]:
-    return (f"{_transport(lmtp, service)}_destination_recipient_limit",)
+# Postfix's <transport>_destination_*_limit: named after the master.cf service.
+_PER_TRANSPORT = ("_destination_recipient_limit", "_destination_concurrency_limit")
 
 
 def _resolve(name: str, lmtp: bool, service: str | None) -> tuple[Declaration, int]:
     """The declaration `name` sets in this mode, and its precedence (fallbacks lose)."""
     if not isinstance(name, str):
         raise LocalProtocolError(f"parameter names are strings: {name!r}")
-    if name in _recipient_limit_names(lmtp, service):
-        found = _BY_NAME["transport_destination_recipient_limit"]
-        return found, 1
+    transport = _transport(lmtp, service)
+    for suffix in _PER_TRANSPORT:
+        if name == transport + suffix:
+            return _BY_NAME["transport" + suffix], 1
     declared = _BY_NAME.get(name)
     if declared is None:
-        if name.endswith("_destination_recipient_limit"):
-            raise LocalProtocolError(
-                f"{name}: this is {_transport(lmtp, service)}'s configuration "
-                f"(read {_recipient_limit_names(lmtp, service)[0]} instead)"
-            )
+        for suffix in _PER_TRANSPORT:
+            if name.endswith(suffix):
+                raise LocalProtocolError(
+                    f"{name}: this is {transport}'s configuration "
+                    f"(read {transport + suffix} instead)"
+                )
         raise LocalProtocolError(f"{name}: unknown parameter")
     client = declared.client_of(name)
     if lmtp and client == "smtp":

@@ -10,6 +10,7 @@ performs the request, within the timeout the request carries.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -35,11 +36,13 @@ __all__ = [
     "Receive",
     "Resolve",
     "Send",
+    "Shared",
     "Sleep",
     "StartTLS",
     "TLSFailed",
     "TLSInfo",
     "TLSParameters",
+    "Wait",
 ]
 
 
@@ -266,7 +269,34 @@ class Close:
     channel: Channel
 
 
-IORequest = Resolve | Connect | Send | Receive | StartTLS | Sleep | DeriveKey | HTTPSGet | Close
+@dataclass(frozen=True)
+class Wait:
+    """What a `Shared` call returns when it cannot decide yet: call again once `on` has been
+    woken (see `Shared.woken`), or at `until` (on the engine's clock) if that is sooner."""
+
+    until: float | None = None
+    on: object = None
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Run ``call(now)`` on state that concurrent engine runs share (a Mailer's connection
+    cache), holding that state's lock, with `now` from the engine's clock.
+
+    After the call, still holding the lock, ``woken()`` (when given) names the `Wait.on`
+    values whose waiters may go on now: wake them. While the call returns a :class:`Wait`,
+    wait (without the lock) until its `on` is woken or its `until` comes, and call it
+    again. Result: the first result that is not a `Wait`. The calls decide everything; the
+    adapter only serializes, waits and wakes (rules 9.1-9.6).
+    """
+
+    call: Callable[[float], object]
+    woken: Callable[[], Iterable[object]] | None = None
+
+
+IORequest = (
+    Resolve | Connect | Send | Receive | StartTLS | Sleep | DeriveKey | HTTPSGet | Close | Shared
+)
 """Every request the engine may yield."""
 
 

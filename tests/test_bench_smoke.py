@@ -118,3 +118,46 @@ def test_memory_figures_present(quick_run: dict[str, Any]) -> None:
     assert all(isinstance(v, int) for v in memory["rss_growth"].values()), memory
     per_object = memory["idle"]["bytes_per_object"]
     assert per_object["ClientConnection after EHLO"] > 0
+
+
+MAILER = ROOT / "bench" / "bench_mailer.py"
+
+
+def test_the_mailer_benchmark_runs_every_cell_within_the_limits(tmp_path: Path) -> None:
+    # bench/bench_mailer.py --quick: 20 messages over 2 destinations through the delay relay.
+    if shutil.which("smtp-sink", path=SBIN) is None:
+        reason = "smtp-sink not found: apt-get install postfix"
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        print(reason)
+        pytest.skip(reason)
+    out = tmp_path / "mailer.json"
+    done = subprocess.run(
+        [sys.executable, str(MAILER), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=QUICK_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    cells = json.loads(out.read_text())
+    assert set(cells) == {
+        "mailer-blocking",
+        "mailer-asyncio",
+        "mailer-trio",
+        "deliver-sequential",
+        "aiosmtplib-per-message",
+    }
+    for name, cell in cells.items():
+        assert cell["messages"] > 0 and cell["wall"] > 0, name
+        hosts = cell["relay"]["by_host"]
+        assert set(hosts) == {"127.0.0.1", "127.0.0.2"}, name
+        # Postfix's default destination concurrency limit, as the relay counted it.
+        assert all(h["most_active"] <= 20 for h in hosts.values()), (name, hosts)
+    # One connection per message without a Mailer.
+    assert (
+        cells["deliver-sequential"]["relay"]["connections"]
+        == cells["deliver-sequential"]["messages"]
+    )
+    assert cells["aiosmtplib-per-message"]["relay"]["connections"] == 20

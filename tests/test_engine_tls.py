@@ -3,6 +3,7 @@ NS-03..NS-05)."""
 
 from __future__ import annotations
 
+import pytest
 from support.world import DEFAULT_TLS, GREETING, Session, go, smtp, statuses
 
 from smtpproto.envelope import Envelope, Recipient
@@ -102,6 +103,7 @@ def test_8bit_message_gets_body_8bitmime_when_offered() -> None:
     assert b"MAIL FROM:<a@example.org> BODY=8BITMIME\r\n" in record.sent()
 
 
+@pytest.mark.parameter("smtp_tls_connection_reuse")
 def test_tls_session_is_not_reused_for_the_next_batch() -> None:
     # rule 9.6: smtp_tls_connection_reuse=no; the second batch opens a new connection
     tls_server = [GREETING, EHLO_TLS, b"220 go\r\n", DEFAULT_TLS, b"250-mx\r\n250 PIPELINING\r\n"]
@@ -110,10 +112,28 @@ def test_tls_session_is_not_reused_for_the_next_batch() -> None:
         Session([*tls_server, *OK_TRANSACTION]),
         recipients=("a@x", "b@x"),
         destination_recipient_limit=1,
+        tls_connection_reuse=False,
     )
     assert statuses(report) == [("sent", "2.0.0")] * 2
     assert len(record.channels) == 2
     assert b"RSET" not in record.sent()
+
+
+@pytest.mark.parameter("smtp_tls_connection_reuse")
+def test_tls_connection_reuse_keeps_a_tls_session_for_the_next_batch() -> None:
+    # rule 9.6: with smtp_tls_connection_reuse=yes a TLS session is cached like any other:
+    # the second batch follows an RSET probe, with no second handshake
+    tls_server = [GREETING, EHLO_TLS, b"220 go\r\n", DEFAULT_TLS, b"250-mx\r\n250 PIPELINING\r\n"]
+    report, record = go(
+        Session([*tls_server, *OK_TRANSACTION, b"250 reset\r\n", *OK_TRANSACTION]),
+        recipients=("a@x", "b@x"),
+        destination_recipient_limit=1,
+        tls_connection_reuse=True,
+    )
+    assert statuses(report) == [("sent", "2.0.0")] * 2
+    assert len(record.channels) == 1 and len(record.of_type(StartTLS)) == 1
+    assert record.sent().count(b"RSET\r\n") == 1
+    assert all(r.tls is not None for r in report.recipients)
 
 
 def test_starttls_offered_in_the_first_ehlo_only_is_used_once_and_not_missed_after() -> None:

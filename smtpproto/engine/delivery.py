@@ -4,14 +4,21 @@ Postfix smtp_connect.c ``smtp_connect()``/``smtp_connect_inet()`` and smtp_addr.
 next-hop list (then the fallback relays), look up each entry's servers, try them in order
 within ``mx_address_limit`` and ``mx_session_limit``, and hand the recipients still KEEP to the
 next server with a new transaction, until each has an outcome.
+
+Every connection comes from a :class:`~.cache.ConnectionCache` (smtp_reuse.c and the queue
+manager's limits): a kept session found under the request's next hop or a server's address,
+or room for a new connection. ``deliver`` alone has a private cache, which keeps a session
+between its batches; a Mailer passes its shared one, whose decisions the engine asks for
+through `Shared` requests that the adapter serializes (and waits on, at a limit).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._failures import AuthenticationFailed, ConnectionFailed, SessionFailed, TLSPolicyFailed
@@ -24,6 +31,7 @@ from ..envelope import Envelope
 from ..replies import Reply
 from ..report import DeliveryReport, RecipientResult, TLSState
 from ..requests import (
+    Channel,
     Connect,
     ConnectFailed,
     DNSError,
@@ -32,10 +40,24 @@ from ..requests import (
     MXRecord,
     Random,
     Resolve,
+    Shared,
     TLSInfo,
+    Wait,
 )
 from ..tlsreport import AttemptResult, ReportPolicy
 from .authtls import ServerDNS, STSState, discover_sts, records_of
+from .cache import (
+    ConnectionCache,
+    Evict,
+    Key,
+    Limits,
+    Open,
+    Refuse,
+    Reuse,
+    Slot,
+    endpoint_key,
+    nexthop_key,
+)
 from .mtasts import PolicyCache
 from .redact import Redactor
 from .routing import (
@@ -62,7 +84,21 @@ from .session import IO, Session, handshake
 from .transaction import PIPELINE_LIMIT, EnvelopeCommands, run_transaction
 from .trouble import Ledger, Server, Trouble, connect_trouble, local_trouble
 
-__all__ = ["close_session", "deliver", "open_session", "transact"]
+__all__ = [
+    "abandon_delivery",
+    "close_cache",
+    "close_session",
+    "deliver",
+    "open_session",
+    "tend_cache",
+    "transact",
+]
+
+T = TypeVar("T")
+
+# Postfix TLS_MUST_MATCH(): above encrypt, a kept session is bound to the next hop whose
+# names its certificate matched (smtp.h COND_TLS_SMTP_KEY_FLAG_CUR_NEXTHOP).
+_UNMATCHED_LEVELS = frozenset({"none", "may", "encrypt"})
 
 
 @dataclass(frozen=True)
@@ -98,8 +134,18 @@ class _Walk:
     rng: Random
     nonce: Callable[[], str] | None
     lmtp: bool
-    cache: list[tuple[Session, float]] = field(default_factory=list)
-    """Sessions kept for a later batch, each with the time it went idle."""
+    cache: ConnectionCache[Session]
+    """Where connections come from and go back to (rules 9.1-9.5)."""
+    shared: bool = False
+    """`cache` serves concurrent deliveries: its decisions go out as `Shared` requests."""
+    destination: str = ""
+    """The request's next hop: the cache's concurrency and back-off key."""
+    caching: bool = False
+    """Sessions of this request may be kept (rule 9.1)."""
+    holder: object = None
+    """What names this delivery to a shared cache (`ConnectionCache.lease`)."""
+    naming: bool = False
+    """The request's next hop still awaits its first good session (rule 9.5)."""
     tls: TLSInfo | None = None
     tls_states: dict[str, TLSState | None] = field(default_factory=dict)
     """relay -> the TLS of the last connection there, for the per-result report."""
@@ -118,12 +164,33 @@ class _Walk:
     def now(self) -> int | None:
         """The time of day for certificate dates, or ``None`` without a wall clock."""
         return None if self.wall_clock is None else int(self.wall_clock())
+
     redactor: Redactor = field(default_factory=Redactor)
     """The secrets every session of this request knows (AU-18)."""
 
     def note(self, line: str) -> None:
         """A transcript line that belongs to no session (DNS warnings), as `Session.note`."""
         self.transcript.append(self.redactor.shown(line))
+
+
+def _ask(
+    cache: ConnectionCache[Session], call: Callable[[float], T]
+) -> Generator[IORequest, Any, T]:
+    """One decision of a shared cache, made by the adapter under the cache's lock; the
+    adapter then wakes whom the cache says the call served (`ConnectionCache.woken`)."""
+    result: T = yield Shared(call, cache.woken)
+    return result
+
+
+def _decide(walk: _Walk, call: Callable[[float], T]) -> Generator[IORequest, Any, T]:
+    """One decision of the walk's cache: a `Shared` request when the cache is shared (the
+    adapter serializes the calls and waits while one says `Wait`), else made here."""
+    if walk.shared:
+        return (yield from _ask(walk.cache, call))
+    result = call(walk.clock())
+    if isinstance(result, Wait):
+        raise LocalProtocolError("a private connection cache has no limit to wait for")
+    return result
 
 
 def _trouble(status: RouteStatus) -> Trouble:
@@ -358,23 +425,125 @@ def _probe(session: Session) -> IO:
     return True
 
 
-def _cached(walk: _Walk, target: _Target) -> IO:
-    """A kept session to `target` that is still fit for use, or None (rules 9.1-9.4)."""
-    for entry in list(walk.cache):
-        session, idle_since = entry
-        if (session.server.address, session.server.port) != (target.address, target.port):
-            continue
-        walk.cache.remove(entry)
-        if walk.clock() - idle_since > walk.config.connection_cache_time_limit:
-            # Postfix's scache(8) closes a connection left unused this long, without QUIT.
-            yield from session.close()
-            continue
-        if not session.reusable():
-            yield from session.quit()
-            continue
-        if (yield from _probe(session)):
-            return session
-    return None
+def _tls_level(config: ClientConfig, nexthop: str, target: _Target) -> str:
+    """The TLS level a new connection to `target` would require, for the cache keys."""
+    policy = default_policy(config, unix=target.family == "unix", nexthop=nexthop)
+    try:
+        return policy.lookup().level
+    except LocalProtocolError:
+        return "invalid"  # rule 5.10: no connection will come of it, nothing may match it
+
+
+def _endpoint(walk: _Walk, nexthop: str, target: _Target, envelope: Envelope) -> Key:
+    """Rule 9.5: the key of a session with `target`, as Postfix's endpoint label."""
+    config = walk.config
+    level = _tls_level(config, nexthop, target)
+    sasl = bool(config.sasl_password_maps)
+    per_sender = sasl and config.sender_dependent_authentication
+    return endpoint_key(
+        service="lmtp" if walk.lmtp else "smtp",
+        address=target.address,
+        port=target.port,
+        tls_level=level,
+        smtputf8=envelope.smtputf8,
+        nexthop=nexthop if sasl or level not in _UNMATCHED_LEVELS else None,
+        hostname=target.host if sasl else None,
+        sender=envelope.sender if per_sender else None,
+    )
+
+
+def _named(walk: _Walk, envelope: Envelope) -> Key:
+    """Rule 9.5: the key of the first good session of a request, by the request's next hop."""
+    config = walk.config
+    per_sender = bool(config.sasl_password_maps) and config.sender_dependent_authentication
+    return nexthop_key(
+        service="lmtp" if walk.lmtp else "smtp",
+        nexthop=walk.destination,
+        smtputf8=envelope.smtputf8,
+        sender=envelope.sender if per_sender else None,
+    )
+
+
+def _evicted(slots: Sequence[Slot[Session]]) -> IO:
+    """Rule 9.7: QUIT, then close, each connection the cache gave up (the caller releases
+    them)."""
+    for slot in slots:
+        if slot.connection is not None:
+            yield from slot.connection.quit()
+
+
+def _lease(walk: _Walk, keys: Sequence[Key]) -> IO:
+    """A connection for one attempt: `Reuse` with its session probed (rule 9.4), `Open`
+    for a new one, or `Refuse` when the destination is backed off; waits at a limit."""
+    done: tuple[Slot[Session], ...] = ()
+    while True:
+        decision = yield from _decide(
+            walk,
+            partial(walk.cache.lease, walk.destination, keys, closed=done, holder=walk.holder),
+        )
+        done = ()
+        if isinstance(decision, Evict):
+            yield from _evicted(decision.slots)
+            done = decision.slots
+        elif isinstance(decision, Reuse):
+            session = decision.slot.connection
+            assert session is not None
+            session.transcript = walk.transcript
+            if (yield from _probe(session)):
+                return decision
+            done = (decision.slot,)
+        else:
+            return decision
+
+
+def _abandon(walk: _Walk) -> IO:
+    """After an engine bug: give back what this delivery held and close it without QUIT."""
+    slots = yield from _decide(walk, partial(walk.cache.abandon, walk.holder))
+    for slot in slots:
+        if slot.connection is not None:
+            yield from slot.connection.close()
+
+
+def _release(walk: _Walk, slot: Slot[Session], session: Session, keys: Sequence[Key]) -> IO:
+    """Give a session back after its transaction: kept under `keys` if the cache takes it,
+    else QUIT (rule 9.7) and close; `keys` empty means it is closed already."""
+    if keys and (yield from _decide(walk, partial(walk.cache.release, slot, keys=keys))):
+        return
+    if keys:
+        yield from session.quit()
+    yield from _decide(walk, partial(walk.cache.release, slot))
+
+
+def _suspended(refusal: Refuse) -> Trouble:
+    # Postfix qmgr: mail for a dead destination is deferred with the reason it died.
+    return local_trouble(
+        refusal.dsn, f"delivery temporarily suspended: {refusal.reason}", site=True
+    )
+
+
+def _reorder(targets: list[_Target], k: int, session: Session) -> None:
+    """Rule 9.5: a session found under the next hop serves first, wherever its server is
+    in the list (or even when DNS no longer lists it); the rest keep their order."""
+    place = (session.server.address, session.server.port)
+    for j in range(k, len(targets)):
+        if (targets[j].address, targets[j].port) == place:
+            targets.insert(k, targets.pop(j))
+            return
+    server = session.server
+    family: Literal["inet", "unix"] = "unix" if server.port is None else "inet"
+    targets.insert(k, _Target(server.host, server.address, server.port, family))
+
+
+def _back_off(walk: _Walk, ledger: Ledger) -> IO:
+    """A destination that was down (rule 2.1) or said to slow down (`slows_down`) gets no new
+    connections from the cache for a while; the cache ignores this when it has no back-off."""
+    trouble = ledger.slowed
+    if trouble is None and ledger.destination_down and ledger.last is not None:
+        trouble = ledger.last[0]
+    if trouble is None or not trouble.soft:
+        return
+    dsn, reason = trouble.dsn, trouble.diagnostic
+    yield from _decide(walk, lambda now: walk.cache.back_off(walk.destination, now, dsn, reason))
 
 
 def _walk_batch(
@@ -393,11 +562,16 @@ def _walk_batch(
     config = walk.config
     ledger.last = None
     last_was_fallback = False
+    walk.naming = False
 
     def left() -> tuple[int, ...]:
         pending = set(ledger.pending)
         return tuple(i for i in batch if i in pending)
 
+    refusal = yield from _decide(walk, partial(walk.cache.backed_off, walk.destination))
+    if refusal is not None:
+        ledger.fail(_suspended(refusal), None, left(), final=True)
+        return
     for d, hop in enumerate(hops):
         if not left():
             break
@@ -409,14 +583,38 @@ def _walk_batch(
             # Rule 14.8: a lookup status is only recorded; it decides at the end of the list.
             ledger.last = (trouble, None)
         attempts = Attempts.for_config(config)
-        for k, target in enumerate(targets):
+        if d == 0:
+            # Postfix smtp_connect_inet(): only the first next hop, once it has servers.
+            walk.naming = walk.caching and bool(targets)
+        k = 0
+        while k < len(targets):
             if not left() or not attempts.may_try:
                 break
-            final = is_final_server(final_dest, attempts, addresses_left=len(targets) - k - 1)
+            keys = [_endpoint(walk, dest.text, targets[k], envelope)]
+            if d == 0 and k == 0 and walk.naming:
+                # Rule 9.5 (smtp_reuse_session()): first a session kept under the request's
+                # next hop, or with any of the best servers, before a new connection.
+                best = targets[0].preference
+                keys[:0] = [_named(walk, envelope)]
+                keys += [
+                    _endpoint(walk, dest.text, t, envelope)
+                    for t in targets[1:]
+                    if t.preference == best
+                ]
+            lease = yield from _lease(walk, keys)
+            if isinstance(lease, Refuse):
+                ledger.fail(_suspended(lease), None, left(), final=True)
+                return
+            if isinstance(lease, Reuse):
+                assert lease.slot.connection is not None
+                _reorder(targets, k, lease.slot.connection)
+            target = targets[k]
+            k += 1
+            final = is_final_server(final_dest, attempts, addresses_left=len(targets) - k)
             attempts = attempts.after_address()
             server = Server(target.host, target.address, target.port, final)
-            session = yield from _cached(walk, target)
-            if session is None:
+            slot = lease.slot
+            if isinstance(lease, Open):
                 policy = default_policy(
                     config,
                     unix=target.family == "unix",
@@ -426,11 +624,22 @@ def _walk_batch(
                 outcome = yield from _connect(target, server, walk, policy)
                 walk.attempts.extend(policy.attempts)
                 if isinstance(outcome, Trouble):
+                    yield from _decide(walk, partial(walk.cache.release, slot))
                     # A certificate or AUTH failure happened over TLS: the result says so.
                     walk.tls_states[server.relay] = policy.tls_state
                     ledger.fail(outcome, server, left())
                     continue
                 session = outcome
+                yield from _decide(walk, partial(walk.cache.connected, slot, session))
+            else:
+                assert slot.connection is not None
+                session = slot.connection
+                session.server = server
+                # A kept session joins this request: its secrets are this request's too (AU-18).
+                session.redactor = walk.redactor
+                default_policy(
+                    config, unix=target.family == "unix", nexthop=dest.text, sender=envelope.sender
+                ).prepare(session)
             session.server = server
             session.arrival = envelope.arrival
             attempts = replace(attempts, sessions=attempts.sessions + 1)
@@ -446,8 +655,15 @@ def _walk_batch(
             )
             walk.tls = session.tls or walk.tls
             walk.tls_states[server.relay] = session.tls_state
+            saved: list[Key] = []
             if kept:
-                walk.cache.append((session, walk.clock()))
+                saved = [_endpoint(walk, dest.text, target, envelope)]
+                if walk.naming:
+                    # Rule 9.5: only the first good session of a request under the next hop
+                    # (which may be a fallback relay's), so reuse never skips a better MX.
+                    saved[:0] = [_named(walk, envelope)]
+                    walk.naming = False
+            yield from _release(walk, slot, session, saved)
         if final_dest:
             break
     remaining = left()
@@ -478,10 +694,12 @@ def _with_tls(
 
 
 def _may_cache(hops: tuple[Hop, ...], config: ClientConfig) -> bool:
-    """Whether sessions may be kept from one batch for the next (Postfix smtp_connect.c).
+    """Whether sessions of this request may be kept (Postfix smtp_connect.c, rule 9.1).
 
-    The later batches are the backlog that on-demand caching waits for; without it, only a
-    first next hop whose bare domain (or socket path) is in connection_cache_destinations.
+    On demand: for the later batches of this request, and with a Mailer for its next
+    deliveries (the backlog that Postfix's queue manager asks for it by); without it, only
+    for a first next hop whose bare domain (or socket path) is in
+    connection_cache_destinations.
     """
     if config.connection_cache_on_demand:
         return True
@@ -510,6 +728,8 @@ def deliver(
     transcript: list[str] | None = None,
     wall_clock: Callable[[], float] | None = None,
     sts_cache: PolicyCache | None = None,
+    cache: ConnectionCache[Session] | None = None,
+    holder: object = None,
 ) -> Generator[IORequest, Any, DeliveryReport]:
     """Deliver `message` to every recipient of `envelope` via `destination` (smtp(8) syntax).
 
@@ -520,7 +740,10 @@ def deliver(
     `transcript`, when given, is the list the dialogue is appended to as it happens;
     `wall_clock` gives seconds since the epoch (certificate dates at ``dane``; without it a
     DANE-TA chain never verifies); `sts_cache` keeps MTA-STS policies between deliveries
-    (RFC 8461 5.1; without it each delivery fetches afresh).
+    (RFC 8461 5.1; without it each delivery fetches afresh). With a shared `cache` (a
+    Mailer's), connections come from it and stay in it after the last batch, within its
+    limits, and its decisions are yielded as `Shared` requests; `holder` names this delivery
+    to it (see `abandon_delivery`; default: a new object).
     """
     if not isinstance(envelope, Envelope):
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
@@ -529,12 +752,14 @@ def deliver(
     info = scan(message, nesting_limit=config.mime_nesting_limit)
     # Every address is checked before the first request: nothing raises once mail went out.
     commands = EnvelopeCommands.build(envelope, info, config)
-    walk = _walk(config, clock, rng, nonce, transcript, wall_clock, sts_cache)
+    walk = _walk(config, clock, rng, nonce, transcript, wall_clock, sts_cache, cache)
+    walk.destination = destination.strip().lower()
+    walk.holder = holder if holder is not None else object()
     ledger = Ledger((r.address for r in envelope.recipients), clock=clock, redactor=walk.redactor)
     count = len(envelope.recipients)
     size = config.destination_recipient_limit
     batches = [tuple(range(i, min(i + size, count))) for i in range(0, count, size)]
-    caching = _may_cache(hops, config)
+    walk.caching = _may_cache(hops, config)
     try:
         for n, batch in enumerate(batches):
             yield from _walk_batch(
@@ -546,12 +771,15 @@ def deliver(
                 info,
                 ledger,
                 batch,
-                keep_open=caching and n < len(batches) - 1,
+                keep_open=walk.caching and (walk.shared or n < len(batches) - 1),
             )
-        for session, _ in walk.cache:
-            yield from session.quit()
+            yield from _back_off(walk, ledger)
     except Exception as error:
         _internal_error(ledger, error)
+        # Whatever it held goes, without QUIT: its state is unknown.
+        yield from _abandon(walk)
+    if not walk.shared:
+        yield from _shut(walk.cache, partial(_decide, walk))
     return DeliveryReport(
         recipients=_with_tls(ledger.results(), walk.tls_states),
         tls=walk.tls,
@@ -569,8 +797,14 @@ def _walk(
     transcript: list[str] | None,
     wall_clock: Callable[[], float] | None,
     sts_cache: PolicyCache | None,
+    cache: ConnectionCache[Session] | None = None,
 ) -> _Walk:
-    walk = _Walk(config, clock, rng, nonce, config.lmtp, wall_clock=wall_clock)
+    if cache is not None and not isinstance(cache, ConnectionCache):
+        raise LocalProtocolError(f"cache: expected ConnectionCache, got {type(cache).__name__}")
+    shared = cache is not None
+    if cache is None:
+        cache = ConnectionCache(Limits.of(config, shared=False))
+    walk = _Walk(config, clock, rng, nonce, config.lmtp, cache, shared, wall_clock=wall_clock)
     if transcript is not None:
         walk.transcript = transcript
     if sts_cache is not None:
@@ -745,3 +979,55 @@ def close_session(session: Session) -> Generator[IORequest, Any, None]:
     if not isinstance(session, Session):
         raise LocalProtocolError(f"session: expected Session, got {type(session).__name__}")
     yield from session.quit()
+
+
+def _shut(
+    cache: ConnectionCache[Session],
+    decide: Callable[[Callable[[float], Any]], Generator[IORequest, Any, Any]],
+) -> IO:
+    slots: tuple[Slot[Session], ...] = yield from decide(lambda now: cache.shut_down())
+    yield from _evicted(slots)
+    for slot in slots:
+        yield from decide(partial(cache.release, slot))
+
+
+def abandon_delivery(
+    cache: ConnectionCache[Session], holder: object, now: float
+) -> tuple[Channel, ...]:
+    """For an adapter whose delivery (started with `holder`) was cancelled: take back from
+    the shared `cache` all it held or waited for, and return the channels to close (no
+    QUIT: the delivery is gone). A plain call: make it holding the cache's lock, then wake
+    whom ``cache.woken()`` names."""
+    channels = []
+    for slot in cache.abandon(holder, now):
+        session = slot.connection
+        if session is not None and not session.closed:
+            session.closed = session.forbidden = True
+            channels.append(session.channel)
+    return tuple(channels)
+
+
+def close_cache(cache: ConnectionCache[Session]) -> Generator[IORequest, Any, None]:
+    """Shut a shared `cache` down: QUIT (rule 9.7) and close every kept session now;
+    sessions in use are closed by their deliveries, which the cache no longer lets keep
+    them."""
+    yield from _shut(cache, partial(_ask, cache))
+
+
+def tend_cache(cache: ConnectionCache[Session]) -> Generator[IORequest, Any, None]:
+    """Close the kept sessions of a shared `cache` once they idled
+    ``connection_cache_time_limit`` or grew too old to reuse (rule 9.1), QUIT first
+    (rule 9.7); returns once the cache is shut down and empty.
+
+    Runs beside the deliveries, which wake it through their `Shared` requests; between
+    expiries it waits (`Wait`).
+    """
+    while True:
+        due = yield from _ask(cache, cache.due)
+        if due is None:
+            return
+        if not isinstance(due, Evict):
+            raise LocalProtocolError("Shared: the adapter must wait while the call says Wait")
+        yield from _evicted(due.slots)
+        for slot in due.slots:
+            yield from _ask(cache, partial(cache.release, slot))

@@ -42,6 +42,7 @@ from ..requests import (
     Sleep,
     TLSInfo,
 )
+from .cache import reuse_allowed
 from .redact import Redactor, redact_client_line
 from .trouble import Server, Stage, Trouble, handshake_trouble, stream_trouble
 
@@ -254,12 +255,8 @@ class Session:
 
     # -- ending ---------------------------------------------------------------------------
 
-    def expired(self) -> bool:
-        """Past `connection_reuse_time_limit` since the connection started (rule 9.1)."""
-        return self.clock() - self.started >= self.config.connection_reuse_time_limit
-
     def reusable(self) -> bool:
-        """May this session be kept for another transaction (rule 9.2)?"""
+        """May this session be kept for another transaction (rules 9.1, 9.2, 9.6)?"""
         usable = (
             self.cacheable
             and not self.forbidden
@@ -268,13 +265,18 @@ class Session:
         )
         if self.pinned:
             return usable
-        limit = self.config.connection_reuse_count_limit
+        config = self.config
         return (
             usable
-            and self.tls is None  # rule 9.6: TLS sessions are never cached here
-            and not self.expired()
-            # Postfix counts reuses (smtp.h THIS_SESSION_IS_EXPIRED): N reuses, N + 1 uses.
-            and not (limit > 0 and self.uses > limit)
+            and (self.tls is None or config.tls_connection_reuse)
+            # `uses` counts the transactions kept before this one: the reuses so far.
+            and reuse_allowed(
+                self.started,
+                self.uses,
+                self.clock(),
+                reuse_time=config.connection_reuse_time_limit,
+                reuse_count=config.connection_reuse_count_limit,
+            )
         )
 
     def quit(self) -> IO:

@@ -32,6 +32,7 @@ __all__ = [
     "is_protocol_error_code",
     "local_trouble",
     "remote_trouble",
+    "slows_down",
     "stream_trouble",
 ]
 
@@ -95,7 +96,8 @@ class Trouble:
 
     `soft_non_final` is Postfix's SMTP_MISC_FAIL_SOFT_NON_FINAL (rule 2.3); `protocol_error`
     and `site` tell the engine not to cache the session (rules 2.1, 2.5, 2.6, 9.2);
-    `final_server` makes the failing server the last one tried (``skip_4xx_greeting=no``).
+    `final_server` makes the failing server the last one tried (``skip_4xx_greeting=no``);
+    `stage` is the transaction command a remote rejection answered.
     """
 
     dsn: str
@@ -105,6 +107,7 @@ class Trouble:
     soft_non_final: bool = False
     protocol_error: bool = False
     final_server: bool = False
+    stage: Stage | None = None
 
     def __post_init__(self) -> None:
         if self.dsn[:2] not in ("4.", "5."):
@@ -139,6 +142,26 @@ def remote_trouble(server: Server, reply: Reply, stage: Stage) -> Trouble:
         f"{prefix}host {server.label} said: {reply} (in reply to {what})",
         reply,
         protocol_error=protocol_error,
+        stage=stage,
+    )
+
+
+def slows_down(trouble: Trouble) -> bool:
+    """Whether the server told the client to back off: a 421 (it is closing the channel:
+    busy, or too many connections), or a 4.7.x refusal of the session or the message, the
+    status servers use for rate limits. A 4.7.x refusal of one RCPT is about that
+    recipient (greylisting uses it) and does not count."""
+    reply = trouble.reply
+    if reply is None or not trouble.soft:
+        return False
+    if reply.code == 421:
+        return True
+    status = reply.enhanced
+    return (
+        reply.code // 100 == 4
+        and status is not None
+        and (status.klass, status.subject) == (4, 7)
+        and trouble.stage is not Stage.RCPT
     )
 
 
@@ -220,6 +243,9 @@ class Ledger:
         """A transaction loop ended without a stream error (rule 7.10)."""
         self.throttled = False
         """Deferred by a site failure at the final server: destination down (rule 2.1)."""
+        self.slowed: Trouble | None = None
+        """The last trouble that deferred recipients because the server said to slow down
+        (`slows_down`)."""
 
     @property
     def pending(self) -> tuple[int, ...]:
@@ -295,6 +321,8 @@ class Ledger:
                 self._mark(i, decision, trouble.dsn, trouble.reply, relay, trouble.diagnostic)
             if decision == "deferred" and trouble.site and targets:
                 self.throttled = True
+            if decision == "deferred" and targets and slows_down(trouble):
+                self.slowed = trouble
         return decision
 
     def finish(self, indices: Iterable[int], *, hard_is_configuration: bool = False) -> None:

@@ -60,6 +60,14 @@ POSTFIX_MAILBOXES: tuple[str, ...] = (
     "postmaster",
     *(f"rcpt{n}" for n in range(200)),
 )
+# The Mailer's domains: each has its own MX, a listener of the private Postfix on one port
+# ($port_mailer) at its own loopback address, logging as its own syslog_name, accepting at
+# most MAILER_CONNECTION_LIMIT connections at once from one client (anvil(8)).
+MAILER_DOMAINS: dict[str, tuple[str, str]] = {
+    f"d{n}.{DOMAIN}": (f"127.0.0.{n}", f"postfix-mx{n}") for n in (1, 2, 3)
+}
+MAILER_MAILBOXES: tuple[str, ...] = tuple(f"m{n}" for n in range(20))
+MAILER_CONNECTION_LIMIT = 3
 # Fixed answers from recipient_access (data/postfix-recipient_access).
 POSTFIX_REJECTED_RCPT = f"rejected@{DOMAIN}"
 POSTFIX_DEFERRED_RCPT = f"tempfail@{DOMAIN}"
@@ -521,7 +529,8 @@ def run_dovecot() -> Iterator[DovecotServer]:
 
 # What smtpd(8) logs of a session: "connect from H[A]" when it starts, "QUEUEID: client=H[A]"
 # for each message it queues, "disconnect from H[A] ehlo=1 mail=2 rcpt=3/4 ..." when it ends.
-SMTPD_LINE = re.compile(r"postfix/smtpd\[(\d+)\]: (.*)")
+# The line starts with the listener's syslog_name: "postfix" but for the Mailer's MX hosts.
+SMTPD_LINE = re.compile(r"(postfix[-\w]*)/smtpd\[(\d+)\]: (.*)")
 SMTPD_QUEUED = re.compile(r"(\w+): client=")
 SMTPD_COUNT = re.compile(r" (\w+)=([\d/]+)")
 
@@ -537,8 +546,9 @@ class SmtpdSession:
     """The messages it queued, in order."""
 
 
-def smtpd_sessions(text: str) -> list[SmtpdSession]:
-    """The sessions that both start and end in `text` (a stretch of the Postfix log).
+def smtpd_sessions(text: str, syslog_name: str = "postfix") -> list[SmtpdSession]:
+    """The sessions that both start and end in `text` (a stretch of the Postfix log), of the
+    listeners that log as `syslog_name`.
 
     An smtpd process serves one session at a time and is reused for the next, so a session
     is the stretch of its pid's lines from "connect from" to "disconnect from".
@@ -546,7 +556,9 @@ def smtpd_sessions(text: str) -> list[SmtpdSession]:
     open_sessions: dict[int, list[str]] = {}
     finished = []
     for match in SMTPD_LINE.finditer(text):
-        pid, event = int(match.group(1)), match.group(2)
+        if match.group(1) != syslog_name:
+            continue
+        pid, event = int(match.group(2)), match.group(3)
         if event.startswith("connect from "):
             open_sessions[pid] = []
         elif event.startswith("disconnect from ") and pid in open_sessions:
@@ -567,6 +579,8 @@ class PostfixServer:
     port_no8bitmime: int
     # Same instance, implicit TLS (smtpd_tls_wrappermode, as on port 465).
     port_smtps: int
+    # Same instance: the MX hosts of MAILER_DOMAINS, on 127.0.0.1-3 at this port.
+    port_mailer: int
     base: Path
     tls: TLSMaterial
     message_size_limit: int
@@ -610,8 +624,10 @@ class PostfixServer:
         queue_ids: Collection[str] = (),
         count: int = 1,
         timeout: float = DELIVERY_TIMEOUT,
+        syslog_name: str = "postfix",
     ) -> list[SmtpdSession]:
-        """The test's own smtpd sessions among those logged after `since`.
+        """The test's own smtpd sessions among those logged after `since` by the listeners
+        that log as `syslog_name`.
 
         With `queue_ids`: the sessions that queued one of them, once all are logged. Without:
         the sessions that said EHLO or HELO, once there are `count`. Anything else in that
@@ -627,14 +643,15 @@ class PostfixServer:
                 text = log.read().decode("utf-8", "replace")
             # Only whole lines: the last one may still be being written ("mail=5" of "mail=50").
             text = text[: text.rfind("\n") + 1]
+            logged = smtpd_sessions(text, syslog_name)
             if wanted:
-                sessions = [s for s in smtpd_sessions(text) if wanted & set(s.queue_ids)]
+                sessions = [s for s in logged if wanted & set(s.queue_ids)]
                 found = {q for s in sessions for q in s.queue_ids}
                 if wanted <= found:
                     return sessions
                 missing = f"queue ids {sorted(wanted - found)}"
             else:
-                sessions = [s for s in smtpd_sessions(text) if {"ehlo", "helo"} & set(s.counts)]
+                sessions = [s for s in logged if {"ehlo", "helo"} & set(s.counts)]
                 if len(sessions) >= count:
                     return sessions
                 missing = f"{count - len(sessions)} session(s) that said EHLO or HELO"
@@ -643,6 +660,23 @@ class PostfixServer:
                     f"smtpd logged no session with {missing} in {timeout:.0f} s", [self.log]
                 )
             time.sleep(0.05)
+
+
+def _free_on_all(addresses: Sequence[str]) -> int:
+    """A port free on every one of the loopback `addresses` (bounded tries)."""
+    for _ in range(50):
+        port = free_port(addresses[0])
+        probes = [socket.socket(socket.AF_INET) for _ in addresses]
+        try:
+            for probe, address in zip(probes, addresses, strict=True):
+                probe.bind((address, port))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return port
+    raise RuntimeError(f"no port free on all of {addresses}")
 
 
 def launch_postfix(
@@ -678,6 +712,7 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
     for d in (data, mail):
         os.chown(d, owner.pw_uid, owner.pw_gid)
     port, port_no8bitmime, port_smtps = free_port(), free_port(), free_port()
+    port_mailer = _free_on_all(tuple(address for address, _ in MAILER_DOMAINS.values()))
     render(
         "postfix-main.cf",
         etc / "main.cf",
@@ -688,6 +723,7 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
         sasl_enable="yes" if dovecot else "no",
         # smtpd refuses an empty smtpd_sasl_path even with SASL off.
         sasl_path=dovecot.auth_socket if dovecot else "unused",
+        mailer_domains=" ".join(MAILER_DOMAINS),
     )
     render(
         "postfix-master.cf",
@@ -695,11 +731,13 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
         port=port,
         port_no8bitmime=port_no8bitmime,
         port_smtps=port_smtps,
+        port_mailer=port_mailer,
+        mailer_limit=MAILER_CONNECTION_LIMIT,
     )
     render("postfix-recipient_access", etc / "recipient_access")
-    (etc / "vmailbox").write_text(
-        "".join(f"{box}@{DOMAIN} {DOMAIN}/{box}/\n" for box in POSTFIX_MAILBOXES)
-    )
+    boxes = [(DOMAIN, box) for box in POSTFIX_MAILBOXES]
+    boxes += [(domain, box) for domain in MAILER_DOMAINS for box in MAILER_MAILBOXES]
+    (etc / "vmailbox").write_text("".join(f"{b}@{d} {d}/{b}/\n" for d, b in boxes))
     shutil.copyfile(tls.cert_pem, etc / "server.pem")
     shutil.copyfile(tls.key_pem, etc / "server.key")
     (etc / "server.key").chmod(0o600)
@@ -710,6 +748,7 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
         port=port,
         port_no8bitmime=port_no8bitmime,
         port_smtps=port_smtps,
+        port_mailer=port_mailer,
         base=base,
         tls=tls,
         message_size_limit=POSTFIX_MESSAGE_SIZE_LIMIT,
@@ -726,6 +765,7 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
             smtp_ready(HOST, port)()
             and smtp_ready(HOST, port_no8bitmime)()
             and tcp_ready(HOST, port_smtps)()
+            and all(tcp_ready(address, port_mailer)() for address, _ in MAILER_DOMAINS.values())
         )
 
     with running(process, ready, base):
@@ -1107,6 +1147,39 @@ class Client:
 
         reports: list[Any] = self._run(run)
         return reports
+
+    def mail(
+        self,
+        sends: Sequence[Transaction],
+        *,
+        config: Any,
+        resolver: Any = None,
+        destination: str | None = None,
+        at_once: bool = True,
+    ) -> list[Any]:
+        """Send every transaction through one Mailer at once (threads for the blocking
+        adapter, tasks otherwise), or one after the other; one DeliveryReport each."""
+        from support.mailers import send_all
+
+        arguments = [
+            {
+                "sender": t.sender,
+                "recipients": list(t.recipients),
+                "message": t.message,
+                "destination": destination,
+            }
+            for t in sends
+        ]
+        resolver = resolver if resolver is not None else self.resolver()
+        return send_all(
+            self.adapter,
+            config,
+            arguments,
+            resolver=resolver,
+            at_once=at_once,
+            threads=16,
+            deadline=CLIENT_DEADLINE,
+        )
 
     def _module(self) -> Any:
         if self.adapter == "blocking":

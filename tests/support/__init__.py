@@ -7,6 +7,8 @@
 - `support.sockets`: the same model on real loopback sockets, with TLS (`LoopbackServer`).
 - `support.connection`: the server side of `ClientConnection` tests (`feed`, `converse`).
 - `support.invariants`: DESIGN.md's invariants on one reactive run (`check_outcome`).
+- `support.mailers`: many sends through one adapter's Mailer (`send_all`), and a static DNS
+  zone for its next hops (`zone`).
 
 Importable as ``support`` with ``tests/`` on ``sys.path``: pytest's ``pythonpath`` setting
 does it for the tests, ``fuzz/__init__.py`` and the benchmarks that need it for themselves.

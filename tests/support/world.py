@@ -40,10 +40,12 @@ from smtpproto.requests import (
     Receive,
     Resolve,
     Send,
+    Shared,
     Sleep,
     StartTLS,
     TLSFailed,
     TLSInfo,
+    Wait,
 )
 
 from .model import Behaviour, Expect, Faults, ServerModel, Violation
@@ -291,7 +293,10 @@ class World:
         servers: Mapping[str, Sequence[Plan]] | Callable[[str], Plan],
         faults: Callable[[int, IORequest], IOFailure | bytes | None] | None = None,
         chunk: Callable[[ServerModel, int, int], int | IOFailure | bytes] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        self.clock = clock or Clock()
+        """The time a ``Shared`` call is made at (the engines' clock, for a shared cache)."""
         self.dns = dns if callable(dns) else _table_dns(dns)
         self.servers = servers if callable(servers) else _table_servers(servers)
         self.faults = faults
@@ -358,6 +363,14 @@ class World:
             if request.seconds < 0:
                 raise Violation(f"negative sleep: {request!r}")
             return None
+        if isinstance(request, Shared):
+            # One engine runs at a time here: nothing else could end a wait.
+            result = request.call(self.clock())
+            if request.woken is not None:
+                request.woken()
+            if isinstance(result, Wait):
+                raise Violation(f"a Shared call waits with no other run to wake it: {result!r}")
+            return result
         fault = self.faults(index, request) if self.faults is not None else None
         if isinstance(request, Resolve):
             if isinstance(fault, DNSError):
