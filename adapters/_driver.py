@@ -193,12 +193,23 @@ class RunLog:
                 TRANSCRIPT.debug("%s", line)
         self._shown = len(self.transcript)
 
+    def forget(self) -> None:
+        """Log what is left, then drop the lines: a held session's transcript would otherwise
+        grow with every transaction (each report keeps its own lines)."""
+        self.lines()
+        self.transcript.clear()
+        self._shown = 0
+
     def _peer(self, channel: object) -> str:
         return self._peers.get(id(channel), "the server")
 
     def before(self, request: IORequest) -> None:
         """Called before `request` is performed."""
-        self.lines()
+        if self._shown != len(self.transcript):
+            self.lines()
+        kind = type(request)
+        if kind is Send or kind is Receive:
+            return
         match request:
             case Resolve():
                 text = f"looking up {request.rrtype} records of {request.name}"
@@ -214,6 +225,9 @@ class RunLog:
 
     def after(self, request: IORequest, result: Any) -> None:
         """Called with the result of `request`."""
+        kind = type(request)
+        if kind is Send or kind is Receive:
+            return
         match request:
             case Connect():
                 self._peers[id(result)] = _target(request)
@@ -491,9 +505,12 @@ class AsyncSession:
     ) -> DeliveryReport:
         """Run one mail transaction on this connection."""
         envelope = make_envelope(sender, recipients, ret, envid, arrival)
-        return await drive_async(
-            engine.transact(self._session, envelope, message), self._io.perform, self._log
-        )
+        try:
+            return await drive_async(
+                engine.transact(self._session, envelope, message), self._io.perform, self._log
+            )
+        finally:
+            self._log.forget()
 
 
 @contextlib.asynccontextmanager

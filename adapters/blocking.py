@@ -1,8 +1,16 @@
-"""The blocking adapter: the engine over `socket`, `ssl` and a blocking resolver."""
+"""The blocking adapter: the engine over `socket`, `ssl` and a blocking resolver.
+
+A plain connection's socket is non-blocking: a `Send` writes at once and polls only when
+the kernel's buffer is full, a `Receive` polls then reads; no timeout is set per request, as
+`settimeout` costs a system call of its own (docs/performance.md). After STARTTLS the
+`ssl.SSLSocket` runs in blocking mode with each request's timeout.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
+import select
 import socket
 import ssl
 import threading
@@ -25,6 +33,7 @@ from smtpproto.requests import (
     ConnectionLost,
     DeriveKey,
     HTTPSGet,
+    IOFailure,
     IORequest,
     IOTimeout,
     Receive,
@@ -60,6 +69,39 @@ class _Channel:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.tls = False
+        sock.setblocking(False)
+        self.readable = select.poll()
+        self.readable.register(sock, select.POLLIN)
+        self.writable = select.poll()
+        self.writable.register(sock, select.POLLOUT)
+
+    def send(self, data: bytes, timeout: float | None) -> None:
+        view = memoryview(data)
+        while True:
+            try:
+                sent = self.sock.send(view)
+            except BlockingIOError:
+                sent = 0
+            view = view[sent:]
+            if not view:
+                return
+            if not self.writable.poll(_milliseconds(timeout)):
+                raise TimeoutError
+
+    def receive(self, max_bytes: int, timeout: float | None) -> bytes:
+        while True:
+            if not self.readable.poll(_milliseconds(timeout)):
+                raise TimeoutError
+            try:
+                return self.sock.recv(max_bytes)
+            except BlockingIOError:
+                continue  # a spurious wake-up: poll again
+
+
+def _milliseconds(timeout: float | None) -> int | None:
+    # Rounded up: a wait never ends before its timeout.
+    return None if timeout is None else max(0, math.ceil(timeout * 1000))
 
 
 class _IO:
@@ -71,17 +113,28 @@ class _IO:
 
     def perform(self, request: IORequest) -> Any:
         match request:
+            case Send(channel=_Channel() as channel):
+                try:
+                    if channel.tls:
+                        channel.sock.settimeout(request.timeout)
+                        channel.sock.sendall(request.data)
+                    else:
+                        channel.send(request.data, request.timeout)
+                except OSError as error:  # TimeoutError included
+                    raise _failure(error, request.timeout) from None
+                return None
+            case Receive(channel=_Channel() as channel):
+                try:
+                    if channel.tls:
+                        channel.sock.settimeout(request.timeout)
+                        return channel.sock.recv(request.max_bytes)
+                    return channel.receive(request.max_bytes, request.timeout)
+                except OSError as error:
+                    raise _failure(error, request.timeout) from None
             case Resolve():
                 return self.resolver.resolve(request)
             case Connect():
                 return self._connect(request)
-            case Send(channel=_Channel() as channel):
-                with _failures(channel, request.timeout):
-                    channel.sock.sendall(request.data)
-                return None
-            case Receive(channel=_Channel() as channel):
-                with _failures(channel, request.timeout):
-                    return channel.sock.recv(request.max_bytes)
             case StartTLS(channel=_Channel() as channel):
                 return self._starttls(channel, request)
             case HTTPSGet():
@@ -127,6 +180,7 @@ class _IO:
             channel.sock = context.wrap_socket(
                 channel.sock, server_hostname=request.server_hostname
             )
+            channel.tls = True
         except (OSError, ValueError) as error:
             self.close(channel)
             raise handshake_failure(error) from None
@@ -142,15 +196,10 @@ class _IO:
             self.close(channel)
 
 
-@contextlib.contextmanager
-def _failures(channel: _Channel, timeout: float | None) -> Iterator[None]:
-    channel.sock.settimeout(timeout)
-    try:
-        yield
-    except TimeoutError:
-        raise IOTimeout(f"timed out after {timeout}s") from None
-    except OSError as error:
-        raise ConnectionLost(f"lost connection: {error}") from None
+def _failure(error: OSError, timeout: float | None) -> IOFailure:
+    if isinstance(error, TimeoutError):
+        return IOTimeout(f"timed out after {timeout}s")
+    return ConnectionLost(f"lost connection: {error}")
 
 
 def deliver(
@@ -195,7 +244,12 @@ class Session:
     ) -> DeliveryReport:
         """Run one mail transaction on this connection."""
         envelope = make_envelope(sender, recipients, ret, envid, arrival)
-        return drive(engine.transact(self._session, envelope, message), self._io.perform, self._log)
+        try:
+            return drive(
+                engine.transact(self._session, envelope, message), self._io.perform, self._log
+            )
+        finally:
+            self._log.forget()
 
 
 @contextlib.contextmanager

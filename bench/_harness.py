@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -149,10 +150,19 @@ def relay(
 
 
 @contextlib.contextmanager
-def chunking_server() -> Iterator[int]:
-    """Run ``_chunking_server.py`` (PIPELINING + CHUNKING); yield its port."""
-    with _child_server([str(BENCH_DIR / "_chunking_server.py")]) as (port, _):
-        yield port
+def postfix_smtpd() -> Iterator[int]:
+    """Run the interop suite's private Postfix (smtpd offers PIPELINING and CHUNKING); yield
+    its SMTP port. It delivers into maildirs under a temporary directory, rcpt0..rcpt199 of
+    example.test included (tests/interop/servers.py), and needs root, as Postfix does."""
+    postfix_tool("postfix")
+    if os.geteuid() != 0:
+        raise Unavailable("the private Postfix needs root: it switches to its own users")
+    from interop import servers
+
+    with tempfile.TemporaryDirectory() as tls_dir:
+        material = servers.make_tls(Path(tls_dir))
+        with servers.run_postfix(material, None) as server:
+            yield server.port
 
 
 def run_child(args: list[str], timeout: float) -> dict[str, Any]:

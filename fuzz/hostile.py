@@ -47,6 +47,8 @@ _CASE = st.fixed_dictionaries(
         "message": _MESSAGES,
         "scripts": st.lists(st.lists(BEHAVIOURS, max_size=3), min_size=1, max_size=3),
         "chunks": st.lists(st.sampled_from((1, 3, 7, 64, 65536)), min_size=1, max_size=8),
+        # chunking_one_flight_limit: never, the default, always (BDAT with MAIL and RCPT).
+        "one_flight": st.sampled_from((0, 65536, 1 << 20)),
     }
 )
 
@@ -86,6 +88,7 @@ def run(case: dict[str, Any]) -> tuple[DeliveryReport, list[Any]]:
         lmtp=case["lmtp"],
         chunking=case["chunking"],
         destination_recipient_limit=case["limit"],
+        chunking_one_flight_limit=case.get("one_flight", 65536),
     )
     engine = deliver(
         "[192.0.2.1]", envelope, case["message"], config=config, clock=_clock(), rng=_Rng()

@@ -171,6 +171,17 @@ def _path(name: str, address: str, quote: bool) -> str:
     # RFC 5321 4.1.2 Path, built from a checked address; the result is what goes between
     # "FROM:" or "TO:" and the parameters. Checking the mailbox, even with quote=False, is what
     # stops "a@x> NOTIFY=NEVER" from adding parameters of its own.
+    path = _checked_path(address, quote)
+    if path is None:
+        how = "" if quote else " (quote=False sends it as given)"
+        raise LocalProtocolError(f"{name}: not a valid mailbox{how}: {address!r}")
+    return path
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_path(address: str, quote: bool) -> str | None:
+    # _path's work, None for an invalid mailbox; remembered, as a bulk sender repeats its
+    # sender and often its recipients (`address` already passed _text, so it is a str).
     if not address:
         return "<>"
     mailbox = quote_mailbox(address) if quote else address
@@ -179,8 +190,7 @@ def _path(name: str, address: str, quote: bool) -> str:
         local, domain = mailbox, ""
     local_ok = DOT_STRING.fullmatch(local) or QUOTED_STRING.fullmatch(local)
     if not local_ok or (at and not _domain_ok(domain)):
-        how = "" if quote else " (quote=False sends it as given)"
-        raise LocalProtocolError(f"{name}: not a valid mailbox{how}: {address!r}")
+        return None
     return f"<{mailbox}>"
 
 

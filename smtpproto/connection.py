@@ -577,6 +577,13 @@ class ClientConnection:
         return len(self._pending)
 
     @property
+    def unread(self) -> bool:
+        """True while the server has sent octets that no event returned yet: a reply not
+        asked for so far, or part of one (h11's ``trailing_data``)."""
+        parser = self._parser
+        return bool(self._early) or parser.ready > 0 or parser.partial
+
+    @property
     def unacknowledged_bytes(self) -> int:
         """Octets of command lines sent and not yet answered (Postfix's 4096 rule, rule 7.2)."""
         return self._unacknowledged

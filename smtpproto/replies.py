@@ -40,6 +40,7 @@ Decisions (each one tested in ``tests/test_replies.py``):
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -135,11 +136,7 @@ class Reply:
     @property
     def dsn(self) -> str:
         """The enhanced status, else ``"<class>.0.0"``; ``"5.5.0"`` for a 3xx (rule 1.8)."""
-        status = self.enhanced
-        if status is not None:
-            return str(status)
-        klass = self.code // 100
-        return "5.5.0" if klass == 3 else f"{klass}.0.0"
+        return _dsn(self.code, self.lines[-1])
 
     @property
     def is_positive(self) -> bool:
@@ -164,6 +161,16 @@ class Reply:
     def __str__(self) -> str:
         """The code and the lines on one line, ``"250 2.0.0 Ok"``, for logs and reports."""
         return " ".join((str(self.code), *self.lines)).rstrip(" ")
+
+
+@functools.lru_cache(maxsize=256)
+def _dsn(code: int, final_line: str) -> str:
+    # Reply.dsn, once per distinct reply: a server repeats a few replies for every message.
+    klass = code // 100
+    if klass == 3:
+        return "5.5.0"
+    status = EnhancedStatus.parse(final_line)
+    return f"{klass}.0.0" if status is None or status.klass != klass else str(status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +255,11 @@ class ReplyParser:
         """Octets held for a reply not yet complete: the kept part of a line and the lines of
         an unfinished reply; at most ``limits.max_reply_bytes`` plus one line (RP-10, RP-11)."""
         return len(self._line) + self._reply_bytes
+
+    @property
+    def ready(self) -> int:
+        """Complete replies held for `next_reply`."""
+        return len(self._ready)
 
     @property
     def partial(self) -> bool:

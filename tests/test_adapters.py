@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import errno
 import functools
 import gc
@@ -266,6 +267,60 @@ def test_receive_past_its_timeout_is_io_timeout(adapter: str, make_peer: MakePee
     name, elapsed = run_engine(adapter, engine())
     assert name == "IOTimeout"
     assert 0.15 < elapsed < 2
+
+
+def test_send_to_a_peer_that_stops_reading_is_io_timeout(adapter: str) -> None:
+    # A listener that never accepts: the kernel takes the connection and some data, then the
+    # windows fill and every later write waits; the Send must end with IOTimeout.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def engine() -> Engine:
+            channel = yield Connect("peer", "127.0.0.1", port, 5)
+            block = b"x" * (1 << 20)
+            for sent in range(256):
+                try:
+                    yield Send(channel, block, 0.3)
+                except IOFailure as failure:
+                    return type(failure).__name__, sent
+            return None
+
+        outcome = run_engine(adapter, engine())
+    assert outcome is not None and outcome[0] == "IOTimeout"
+
+
+def test_asyncio_holds_at_most_a_bounded_amount_the_engine_has_not_read() -> None:
+    # Nothing the peer sends makes memory grow without bound: past READ_LIMIT unread octets
+    # the transport stops reading until a Receive takes some.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        flood = b"250-flood\r\n" * (1 << 20)
+
+        def serve() -> None:
+            peer, _ = listener.accept()
+            with peer, contextlib.suppress(OSError):
+                peer.settimeout(5)
+                peer.sendall(flood)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+
+        def engine() -> Engine:
+            channel = yield Connect("peer", "127.0.0.1", port, 5)
+            yield Sleep(0.5)
+            held = channel.size  # type: ignore[attr-defined]
+            total = 0
+            while total < len(flood):
+                data = yield Receive(channel, 5)
+                if not data:
+                    break
+                total += len(data)
+            return held, total
+
+        held, total = run_engine("asyncio", engine())
+        thread.join(5)
+    assert held <= aio_adapter.READ_LIMIT + (1 << 18)
+    assert total == len(flood)
 
 
 def test_peer_hangup_reads_as_end_of_stream(adapter: str, make_peer: MakePeer) -> None:

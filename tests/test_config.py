@@ -81,6 +81,7 @@ CASES: dict[str, tuple[Any, Any]] = {
     "smtp_reply_filter": ("pcre:{ {/^(\\d\\d\\d)-/ $$1 } }", ("250-x", "250")),
     "smtp_delivery_status_filter": ("inline:{ 5.1.1=4.1.1 }", ("5.1.1", "4.1.1")),
     "smtpproto_chunking": ("yes", True),
+    "smtpproto_chunking_one_flight_limit": ("0", 0),
     "smtpproto_mta_sts_enable": ("yes", True),
     "smtp_sasl_auth_enable": ("yes", True),
     "smtp_sasl_password_maps": (

@@ -317,6 +317,35 @@ def test_rfc4954_one_round_auth_with_initial_response_may_be_pipelined(mechanism
     assert _codes(feed(conn, b"235 ok\r\n250 ok\r\n")) == [235, 250]
 
 
+def test_unread_says_whether_the_server_sent_more_than_the_events_returned() -> None:
+    # h11's trailing_data: the engine keeps the end of data out of the content's write while
+    # the server has spoken during the content (rule 7.9).
+    conn = session("PIPELINING")
+    assert not conn.unread
+    conn.send(Mail("a@x.example"))
+    conn.send(Rcpt("b@y.example"))
+    conn.send(Data())
+    conn.receive_data(b"250 ok\r\n250 ok\r\n354 go\r\n250 early")
+    assert conn.unread
+    assert _codes([conn.next_event(), conn.next_event()]) == [250, 250]
+    assert conn.unread
+    assert _codes([conn.next_event()]) == [354]
+    assert conn.unread  # the start of a line no command asked for
+    conn.receive_data(b"\r\n")
+    assert conn.unread
+    with pytest.raises(RemoteProtocolError, match="before the end of data"):
+        conn.next_event()
+
+
+def test_unread_is_false_once_every_reply_was_taken() -> None:
+    conn = session("PIPELINING")
+    conn.send(Noop())
+    conn.receive_data(b"250 ok\r\n")
+    assert conn.unread
+    drain(conn)
+    assert not conn.unread
+
+
 def test_spec_7_3_quit_is_pipelined_after_the_end_of_data() -> None:
     conn = session("PIPELINING")
     _transaction(conn)

@@ -5,7 +5,9 @@ The server is tests/support/hostile.py.
 A hypothesis state machine delivers messages, fresh (``deliver``) and over a session it holds
 (``open_session``/``transact``), on SMTP and LMTP, over DATA and BDAT, with and without
 PIPELINING, to servers that may answer each command early, twice, never, with the wrong code
-(a 221 for a 250), stop reading, or close at any octet. After every delivery:
+(a 221 for a 250), stop reading, or close at any octet; with CHUNKING, small messages go as
+``BDAT n LAST`` in the flight of MAIL and RCPT (``chunking_one_flight_limit``) or after their
+replies. After every delivery:
 
 - every recipient has exactly one outcome, in envelope order;
 - ``sent`` only if the server truly accepted that recipient: a valid success to its own RCPT
@@ -24,7 +26,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from support.hostile import SCRIPT, Behaviour, Server, drive
@@ -35,6 +37,8 @@ from smtpproto.engine import Session, close_session, deliver, open_session, tran
 from smtpproto.envelope import Envelope, Recipient
 from smtpproto.report import DeliveryReport
 
+# chunking_one_flight_limit: never, the default (every message but the big one), always.
+ONE_FLIGHT = st.sampled_from((0, 65536, 1 << 20))
 MESSAGES = st.sampled_from(
     [
         b"Subject: t\r\n\r\nhello\r\n",
@@ -59,6 +63,10 @@ class Engine(RuleBasedStateMachine):
     def _config(self, lmtp: bool, chunking: bool, **extra: object) -> ClientConfig:
         return ClientConfig(helo_name="client.example", lmtp=lmtp, chunking=chunking, **extra)  # type: ignore[arg-type]
 
+    def _note(self, servers: list[Server]) -> None:
+        if any(s.one_flight for s in servers):
+            event("BDAT in the envelope's flight")
+
     def _envelope(self, size: int) -> Envelope:
         n = next(self.count)
         return Envelope(
@@ -78,6 +86,7 @@ class Engine(RuleBasedStateMachine):
                 assert result.address in truth, (result, [s.out for s in servers])
         for server in servers:
             assert not server.garbage, server.garbage
+        self._note(servers)
         if servers and not any(s.hostile or s.refused for s in servers):
             assert all(r.status == "sent" for r in report.recipients), report
 
@@ -89,6 +98,7 @@ class Engine(RuleBasedStateMachine):
         size=st.integers(1, 4),
         limit=st.sampled_from((1, 2, 50)),
         message=MESSAGES,
+        one_flight=ONE_FLIGHT,
     )
     def deliver_fresh(
         self,
@@ -99,6 +109,7 @@ class Engine(RuleBasedStateMachine):
         size: int,
         limit: int,
         message: bytes,
+        one_flight: int,
     ) -> None:
         scripts = data.draw(st.lists(SCRIPT, min_size=1, max_size=3))
         chunks = data.draw(st.lists(st.sampled_from((1, 3, 7, 64, 65536)), min_size=1))
@@ -114,7 +125,12 @@ class Engine(RuleBasedStateMachine):
             return server
 
         envelope = self._envelope(size)
-        config = self._config(lmtp, chunking, destination_recipient_limit=limit)
+        config = self._config(
+            lmtp,
+            chunking,
+            destination_recipient_limit=limit,
+            chunking_one_flight_limit=one_flight,
+        )
         engine = deliver(
             "[192.0.2.1]", envelope, message, config=config, clock=_clock(), rng=_Rng()
         )
@@ -127,11 +143,14 @@ class Engine(RuleBasedStateMachine):
         lmtp=st.booleans(),
         pipelining=st.booleans(),
         chunking=st.booleans(),
+        one_flight=ONE_FLIGHT,
     )
-    def open_held(self, data: st.DataObject, lmtp: bool, pipelining: bool, chunking: bool) -> None:
+    def open_held(
+        self, data: st.DataObject, lmtp: bool, pipelining: bool, chunking: bool, one_flight: int
+    ) -> None:
         script = data.draw(SCRIPT)
         server = Server(list(script), lmtp=lmtp, pipelining=pipelining, chunking=chunking)
-        config = self._config(lmtp, chunking)
+        config = self._config(lmtp, chunking, chunking_one_flight_limit=one_flight)
         try:
             self.held = drive(
                 open_session("[192.0.2.1]", config=config, clock=_clock(), rng=_Rng()),
@@ -181,6 +200,33 @@ class _Rng:
 def _clock() -> Iterator[float] | object:
     ticks = itertools.count()
     return lambda: 1000.0 + next(ticks) * 0.001
+
+
+def _one_flight(behaviours: list[Behaviour]) -> tuple[DeliveryReport, Server]:
+    server = Server(behaviours, chunking=True)
+    envelope = Envelope("a@example.org", (Recipient("b@example.com"), Recipient("c@example.com")))
+    config = ClientConfig(helo_name="client.example", chunking=True)
+    engine = deliver(
+        "[192.0.2.1]", envelope, b"Subject: t\r\n\r\nhi\r\n", config=config, clock=_clock(),
+        rng=_Rng(),
+    )  # fmt: skip
+    return drive(engine, lambda: server), server
+
+
+def test_the_model_covers_bdat_in_the_envelopes_flight() -> None:
+    report, server = _one_flight([])
+    assert server.one_flight and not server.hostile
+    assert [r.status for r in report.recipients] == ["sent", "sent"]
+    assert server.accepted == {"b@example.com", "c@example.com"}
+
+
+def test_one_flight_with_every_rcpt_refused_credits_nobody() -> None:
+    # RFC 3030: the chunk reached a transaction without recipients, and the server refused it.
+    refuse = [Behaviour("code", 550, target="RCPT", nth=n) for n in (0, 1)]
+    report, server = _one_flight(refuse)
+    assert server.one_flight and not server.accepted
+    assert [(r.status, r.dsn) for r in report.recipients] == [("bounced", "5.0.0")] * 2
+    assert all("(in reply to RCPT TO command)" in str(r.diagnostic) for r in report.recipients)
 
 
 TestEngineAgainstHostileServers = Engine.TestCase

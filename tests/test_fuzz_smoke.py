@@ -130,10 +130,12 @@ def test_protocol_error_in_the_auth_reply_closes_without_quit() -> None:
     assert record.sent() == b"EHLO client.example\r\nAUTH CRAM-MD5\r\n"
 
 
-def test_421_to_a_pipelined_rcpt_sends_no_bdat() -> None:
+@pytest.mark.parametrize("one_flight_limit", [0, 65536])
+def test_421_to_a_pipelined_rcpt_sends_no_bdat(one_flight_limit: int) -> None:
     # Found by `session`: with CHUNKING (RFC 3030) no DATA reply is owed after the RCPTs, so
     # after a 421 to the last RCPT the engine went on to "BDAT n LAST" on a CLOSING connection
-    # and LocalProtocolError escaped from deliver().
+    # and LocalProtocolError escaped from deliver(). In one flight the BDAT went out before
+    # the 421 came: nothing more is sent after it.
     report, record = go(
         smtp(
             b"250 ok\r\n250 ok\r\n421 4.4.2 closing\r\n",
@@ -141,9 +143,13 @@ def test_421_to_a_pipelined_rcpt_sends_no_bdat() -> None:
         ),
         recipients=("a@example.com", "b@example.com"),
         chunking=True,
+        chunking_one_flight_limit=one_flight_limit,
     )
     assert [status for status, _ in statuses(report)] == ["deferred", "deferred"]
-    assert b"BDAT" not in record.sent()
+    if one_flight_limit:
+        assert record.sent().endswith(b"BDAT 21 LAST\r\nSubject: t\r\n\r\nhello\r\nQUIT\r\n")
+    else:
+        assert b"BDAT" not in record.sent()
 
 
 def test_hostile_target_early_reply_to_a_pipelined_rcpt_is_its_reply() -> None:
@@ -176,12 +182,15 @@ def test_hostile_surplus_mail_reply_displacing_the_rcpt_reply_is_undetectable() 
     # that 250 as its reply: on the wire, exactly a server that accepted. Not an engine bug
     # (Postfix's reply accounting, rule 7.1, gives the same); the model names the recipient
     # in `Server.shifted`. Read in larger pieces, the client sees the surplus and defers.
+    # With the content in the envelope's flight (chunking_one_flight_limit) BDAT LAST has gone
+    # before any reply is read, whatever their size: undetectable too.
     from fuzz import hostile
 
     case = {
         "lmtp": False,
         "pipelining": True,
         "chunking": True,
+        "one_flight": 0,
         "size": 1,
         "limit": 1,
         "message": b"Subject: t\r\n\r\nhello\r\n",
@@ -200,6 +209,16 @@ def test_hostile_surplus_mail_reply_displacing_the_rcpt_reply_is_undetectable() 
     assert server.shifted == {"r0@example.com"}
     larger, _ = hostile.run({**case, "chunks": [100]})
     assert larger.recipients[0].status == "deferred"
+    one_flight = {**case, "one_flight": 65536, "chunks": [100]}
+    hostile.check(one_flight)
+    report, (server,) = hostile.run(one_flight)
+    assert [r.status for r in report.recipients] == ["sent"]
+    assert not server.accepted and server.shifted == {"r0@example.com"}
+    mail = next(n for n, line in enumerate(report.transcript) if line.startswith("Out: MAIL"))
+    assert report.transcript[mail + 1 : mail + 3] == (
+        "Out: RCPT TO:<r0@example.com>",
+        "Out: BDAT 21 LAST",
+    )
 
 
 def test_hostile_lmtp_surplus_then_a_withheld_reply_is_undetectable() -> None:

@@ -760,7 +760,10 @@ def _with_tls(
     results: tuple[RecipientResult, ...], states: dict[str, TLSState | None]
 ) -> tuple[RecipientResult, ...]:
     """Each result with the TLS of the session that decided it."""
-    return tuple(replace(r, tls=states.get(r.relay)) if r.relay is not None else r for r in results)
+    return tuple(
+        r if r.relay is None or (tls := states.get(r.relay)) == r.tls else replace(r, tls=tls)
+        for r in results
+    )
 
 
 def _may_cache(hops: tuple[Hop, ...], config: ClientConfig) -> bool:

@@ -216,23 +216,44 @@ class Session:
         flush and every read of the reply (rule 10.2). End of stream while a reply is awaited
         is a lost connection (rule 10.4).
         """
-        budget = self.budget(timeout)
-        yield from self.flush(budget)
-        event = self.connection.next_event()
+        connection = self.connection
+        # The budget starts with the first I/O: a reply that came with an earlier one needs
+        # none (most replies of a pipelined group do).
+        budget = None
+        if self._out:
+            budget = self.budget(timeout)
+            yield from self.flush(budget)
+        event = connection.next_event()
         while event is NEED_DATA:
+            if budget is None:
+                budget = self.budget(timeout)
             data = yield Receive(self.channel, budget.timeout())
             if not data:
                 # A complete reply is always taken before reading again, so EOF here is EOF
                 # while a reply is awaited (rules 1.10, 10.4).
                 raise ConnectionLost("connection closed by the server")
-            self.connection.receive_data(data)
-            event = self.connection.next_event()
+            connection.receive_data(data)
+            event = connection.next_event()
+        self._record(event)
+        return event
+
+    def ready(self) -> Event | None:
+        """The next event when `read` would need no I/O for it (nothing queued to write, the
+        reply already received); else None, and nothing changes."""
+        if self._out:
+            return None
+        event = self.connection.next_event()
+        if event is NEED_DATA:
+            return None
+        self._record(event)
+        return event
+
+    def _record(self, event: Event) -> None:
         reply = getattr(event, "reply", None)
         if isinstance(reply, Reply):
             last = len(reply.lines) - 1
             for n, line in enumerate(reply.lines):
                 self.note(f"In: {reply.code}{' ' if n == last else '-'}{line}")
-        return event
 
     def read_reply(self, timeout: float | None) -> IO:
         """The next event's reply; a connection that closes instead is lost (rule 10.4)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .._errors import LocalProtocolError, MessageRefused, RemoteProtocolError
 from ..body import MessageInfo
@@ -136,6 +137,8 @@ class _Transaction:
     """id() of each RCPT sent -> its recipient's index in the envelope."""
     downgrade: bool
     chunking: bool
+    one_flight: bool = False
+    """The content may join the envelope's flight (`chunking_one_flight_limit`)."""
     mail_refused: bool = False
     accepted: list[int] = field(default_factory=list)
     data_accepted: bool = False
@@ -193,6 +196,10 @@ class _Transaction:
 
     def _end_of_data(self, indices: list[int], reply: Reply, stage: Stage) -> None:
         # Rules 7.5 and 12.4: the end-of-data reply decides for the recipients still unmarked.
+        # With none accepted it is ignored, as in smtp_proto.c ("all recipients are dead
+        # already"): it must not become the last status of rule 14.8 either.
+        if not indices:
+            return
         if reply.is_positive:
             self.marks.done(indices, reply)
         else:
@@ -205,46 +212,42 @@ def _xforward_stage(command: Command | EndOfData) -> Stage:
     return Stage.XFORWARD_NAME_ADDR if first in _XFORWARD_GROUPS[0] else Stage.XFORWARD_PROTO_HELO
 
 
+# Rule 2.7 and rule 10.1: for the command whose reply is awaited, the stage a failure is
+# reported in and the ClientConfig timeout of the wait.
+_AWAITED: dict[type, tuple[Stage, str]] = {
+    Rcpt: (Stage.RCPT, "rcpt_timeout"),
+    Mail: (Stage.MAIL, "mail_timeout"),
+    Data: (Stage.DATA, "data_init_timeout"),
+    EndOfData: (Stage.DOT, "data_done_timeout"),
+    Rset: (Stage.BODY, "rset_timeout"),
+    Quit: (Stage.BODY, "quit_timeout"),
+}
+
+
 def _stage(command: Command | EndOfData | None) -> Stage:
     """The stage a failure while awaiting `command`'s reply is reported in (rule 2.7)."""
-    if command is None:
-        return Stage.BODY
-    kind = type(command)
-    if kind is Rcpt:
-        return Stage.RCPT
-    if kind is Mail:
-        return Stage.MAIL
-    if kind is Data:
-        return Stage.DATA
-    if kind is EndOfData:
-        return Stage.DOT
-    if kind is Bdat:
+    awaited = _AWAITED.get(type(command))
+    if awaited is not None:
+        return awaited[0]
+    if type(command) is Bdat:
         assert isinstance(command, Bdat)
         return Stage.BDAT_LAST if command.last else Stage.BDAT
-    if kind is Xforward:
+    if type(command) is Xforward:
         return _xforward_stage(command)
     return Stage.BODY
 
 
 def _timeout(config: ClientConfig, command: Command | EndOfData | None) -> float | None:
-    # Rule 10.1: the timeout of the command whose reply is awaited. Identity tests, commonest
-    # first: a dict built per call costs more than the lookup.
-    kind = type(command)
-    if kind is Rcpt:
-        return config.rcpt_timeout
-    if kind is Mail:
-        return config.mail_timeout
-    if kind is Data:
-        return config.data_init_timeout
-    if kind is EndOfData:
-        return config.data_done_timeout
-    if kind is Bdat:
+    # Rule 10.1: the timeout of the command whose reply is awaited.
+    awaited = _AWAITED.get(type(command))
+    if awaited is not None:
+        timeout: float | None = getattr(config, awaited[1])
+        return timeout
+    if type(command) is Bdat:
         assert isinstance(command, Bdat)
         return config.data_done_timeout if command.last else config.data_xfer_timeout
-    if kind is Xforward:
+    if type(command) is Xforward:
         return config.xforward_timeout
-    if kind is Rset:
-        return config.rset_timeout
     return config.quit_timeout
 
 
@@ -256,7 +259,9 @@ def _collect(txn: _Transaction, until: int = 0) -> IO:
     while connection.outstanding > until and type(connection.awaiting) is not Quit:
         awaiting = connection.awaiting
         txn.stage = _stage(awaiting)
-        event = yield from session.read(_timeout(config, awaiting))
+        event = session.ready()
+        if event is None:
+            event = yield from session.read(_timeout(config, awaiting))
         txn.route(event)
         if connection.abandoned is not None:
             # RFC 5321 3.8: a 421 closed the session with commands unanswered; those
@@ -339,19 +344,29 @@ def _plan(
     dsn = caps is not None and caps.dsn
     downgrade = needs_downgrade(info, _eightbit(session), config.disable_mime_output_conversion)
     full = commands.mail
-    smtputf8 = config.smtputf8_enable and envelope.smtputf8
-    mail = Mail(
-        full.sender,
-        size=info.size if caps is not None and caps.size is not None and not downgrade else None,
-        body="8BITMIME" if info.has_8bit and _eightbit(session) else None,
-        smtputf8=smtputf8 and caps is not None and caps.smtputf8,  # rule 6.1 (5)
-        ret=full.ret if dsn else None,
-        envid=full.envid if dsn else None,
-        # smtp_send_dummy_mail_auth: the client authenticated, the sender is not vouched for
-        # (Postfix smtp_proto.c; its AUTH feature is off unless the login happened).
-        auth="<>" if config.send_dummy_mail_auth and session.identity is not None else None,
-        quote=full.quote,
-    )
+    size = info.size if caps is not None and caps.size is not None and not downgrade else None
+    body: Literal["8BITMIME"] | None = "8BITMIME" if info.has_8bit and _eightbit(session) else None
+    # rule 6.1 (5); smtputf8_enable=no never asks for it
+    smtputf8 = config.smtputf8_enable and envelope.smtputf8 and caps is not None and caps.smtputf8
+    ret, envid = (full.ret, full.envid) if dsn else (None, None)
+    # smtp_send_dummy_mail_auth: the client authenticated, the sender is not vouched for
+    # (Postfix smtp_proto.c; its AUTH feature is off unless the login happened).
+    auth = "<>" if config.send_dummy_mail_auth and session.identity is not None else None
+    if (size, body, smtputf8, ret, envid, auth) == (
+        full.size, full.body, full.smtputf8, full.ret, full.envid, full.auth
+    ):  # fmt: skip
+        mail = full  # built and checked once per delivery (`EnvelopeCommands`)
+    else:
+        mail = Mail(
+            full.sender,
+            size=size,
+            body=body,
+            smtputf8=smtputf8,
+            ret=ret,
+            envid=envid,
+            auth=auth,
+            quote=full.quote,
+        )
     planned: list[Command] = [*_xforward_commands(session, envelope), mail]
     recipient: dict[int, int] = {}
     for i in marks.batch:
@@ -363,7 +378,16 @@ def _plan(
     chunking = config.chunking and caps is not None and caps.chunking
     if not chunking:
         planned.append(Data())
-    return _Transaction(session, marks, planned, recipient, downgrade, chunking)
+    limit = config.chunking_one_flight_limit
+    one_flight = (
+        chunking
+        and caps is not None
+        and caps.pipelining
+        and not session.lmtp
+        and limit > 0
+        and info.size <= limit
+    )
+    return _Transaction(session, marks, planned, recipient, downgrade, chunking, one_flight)
 
 
 # -- step 2: pipeline -----------------------------------------------------------------------
@@ -380,7 +404,8 @@ def _must_stop(txn: _Transaction, command: Command) -> bool:
 
 
 def _pipeline(txn: _Transaction) -> IO:
-    """Send the planned commands and route every reply; False: stop, no content (rule 7.6)."""
+    """Send the planned commands and route every reply, or leave the replies for the content
+    to join the flight (`_Transaction.one_flight`); False: stop, no content (rule 7.6)."""
     session = txn.session
     connection = session.connection
     caps = session.capabilities
@@ -397,6 +422,16 @@ def _pipeline(txn: _Transaction) -> IO:
                 return False
         txn.stage = _stage(command)
         session.write(command)
+    if (
+        txn.one_flight
+        and connection.outstanding == len(txn.commands)
+        and connection.outstanding <= BDAT_WINDOW
+    ):
+        # The whole envelope is in this flight, unanswered: the content joins it as BDAT
+        # (RFC 3030 4.2 with RFC 2920). When every RCPT is refused the server refuses the
+        # chunk too (RFC 3030 2; Postfix smtpd: "554 5.5.1 no valid recipients"), whose reply
+        # then concerns no recipient (`_Transaction._end_of_data`).
+        return True
     yield from _collect(txn)
     if txn.chunking:
         return not txn.mail_refused and bool(txn.accepted)
@@ -419,7 +454,8 @@ def _source(chunks: Iterable[bytes], downgrade: bool, config: ClientConfig) -> I
 
 
 def _content(txn: _Transaction, chunks: Iterable[bytes]) -> IO:
-    """Stream the message (DATA content or BDAT chunks); False: it could not all be sent."""
+    """Stream the message (DATA content or BDAT chunks), but for its last write's worth,
+    which `_end_of_data` sends with the end; False: a chunk was refused, no more is sent."""
     session = txn.session
     config = session.config
     connection = session.connection
@@ -438,7 +474,7 @@ def _content(txn: _Transaction, chunks: Iterable[bytes]) -> IO:
         session.write_content(MessageData(chunk))
         if session.buffered >= CONTENT_FLUSH:
             budget.credit((yield from session.flush(budget)), config.min_data_rate)
-    yield from session.flush(budget)
+    # What is left goes out with the end of the content (rule 7.3), in `_end_of_data`.
     return True
 
 
@@ -454,7 +490,7 @@ def _deliver_content(txn: _Transaction, chunks: Iterable[bytes], keep_open: bool
     except IOFailure as exc:
         return (yield from _body_write_failed(txn, exc))
     except RemoteProtocolError as exc:
-        marks.fail(fail_stream(session, exc, txn.stage), txn.accepted)
+        marks.fail(fail_stream(session, exc, txn.stage))
         yield from session.close()
         return False
     except MessageRefused as refused:
@@ -481,7 +517,7 @@ def _content_failed(txn: _Transaction, trouble: Trouble) -> IO:
     session = txn.session
     session.discard_output()
     session.cacheable = False
-    txn.marks.fail(trouble, txn.accepted)
+    txn.marks.fail(trouble)
     yield from session.close()
     return False
 
@@ -489,8 +525,10 @@ def _content_failed(txn: _Transaction, trouble: Trouble) -> IO:
 def _body_write_failed(txn: _Transaction, failure: IOFailure) -> IO:
     """Rule 7.9: no end of data, no QUIT; one reply is still read, hoping for an early 5xx.
 
-    The connection takes only a refusal here: the end was not sent, so a success cannot be
-    its reply (an early 250 after the 354 is a RemoteProtocolError, never a delivery).
+    Only a refusal decides, for the recipients its command concerns; every other recipient
+    meets the write failure. A success is never trusted here: the end of data either was not
+    sent (and the connection takes no success then: an early 250 after the 354 is a
+    RemoteProtocolError) or it went out in the very write that failed.
     """
     session = txn.session
     session.discard_output()
@@ -499,18 +537,21 @@ def _body_write_failed(txn: _Transaction, failure: IOFailure) -> IO:
     try:
         event = yield from session.read(session.config.data_done_timeout)
     except (IOFailure, RemoteProtocolError):
-        txn.marks.fail(fail_stream(session, failure, stage), txn.accepted)
+        pass
     else:
-        if isinstance(event, CommandReply) and not event.reply.is_positive:
-            txn.marks.fail(remote_trouble(session.server, event.reply, stage), txn.accepted)
-        else:
-            txn.marks.fail(fail_stream(session, failure, stage), txn.accepted)
+        if isinstance(event, (CommandReply, RecipientReply)) and not event.reply.is_positive:
+            txn.route(event)
+    txn.marks.fail(fail_stream(session, failure, stage))
     yield from session.close()
     return False
 
 
 def _end_of_data(txn: _Transaction, keep_open: bool) -> IO:
     """The end of the content, then QUIT pipelined behind it unless the session is kept.
+
+    Rule 7.3: the content's last octets, the end and QUIT go out in one write, bounded by
+    ``data_done_timeout`` as in smtp_proto.c (which flushes them when it reads the reply). A
+    failure of a write that carries content is a failure during the content (rule 7.9).
 
     QUIT may follow the end of data in the same flight (rule 7.3) only because its reply can
     never be taken for the end-of-data reply or an LMTP recipient's: those accept 250 alone
@@ -519,10 +560,19 @@ def _end_of_data(txn: _Transaction, keep_open: bool) -> IO:
     """
     session = txn.session
     config = session.config
-    try:
-        if not txn.chunking and session.pix_dotcrlf_due() and txn.accepted:
-            # Rule 8.4: flush everything, wait, and only then send ".".
+    pix = not txn.chunking and session.pix_dotcrlf_due() and bool(txn.accepted)
+    if session.buffered and (pix or session.connection.unread):
+        # Rule 8.4 wants the content out before the pause. A server that spoke during the
+        # content gets the content alone first, as content of any length would, so that its
+        # early reply is judged (rule 7.9) before the end goes out.
+        try:
             yield from session.flush(session.budget(config.data_xfer_timeout))
+        except IOFailure as exc:
+            return (yield from _body_write_failed(txn, exc))
+    stage = Stage.BDAT_LAST if txn.chunking else Stage.DOT
+    with_content = session.buffered > 0
+    try:
+        if pix:
             yield from session.sleep(config.pix_workaround_delay_time)
         session.write_content(EndOfData())
         keep = keep_open and session.reusable()  # rule 9.3: decided now, never revisited
@@ -530,11 +580,16 @@ def _end_of_data(txn: _Transaction, keep_open: bool) -> IO:
         quit_queued = not keep and caps is not None and caps.pipelining
         if quit_queued:
             session.write(Quit())
+        try:
+            yield from session.flush(session.budget(config.data_done_timeout))
+        except IOFailure as exc:
+            if not with_content:
+                raise
+            return (yield from _body_write_failed(txn, exc))
         yield from _collect(txn)
     except (IOFailure, RemoteProtocolError) as exc:
         # Sent the end and lost the reply: "message may be sent more than once" (rule 10.3).
-        stage = Stage.BDAT_LAST if txn.chunking else Stage.DOT
-        txn.marks.fail(fail_stream(session, exc, stage), txn.accepted)
+        txn.marks.fail(fail_stream(session, exc, stage))
         yield from session.close()
         return False
     txn.marks.ledger.completed_session = True  # rule 7.10

@@ -725,7 +725,8 @@ def run_postfix(tls: TLSMaterial, dovecot: DovecotServer | None) -> Iterator[Pos
         gid=owner.pw_gid,
         message_size_limit=POSTFIX_MESSAGE_SIZE_LIMIT,
         sasl_enable="yes" if dovecot else "no",
-        sasl_path=dovecot.auth_socket if dovecot else "",
+        # smtpd refuses an empty smtpd_sasl_path even with SASL off.
+        sasl_path=dovecot.auth_socket if dovecot else "unused",
         mailer_domains=" ".join(MAILER_DOMAINS),
     )
     render(

@@ -148,12 +148,12 @@ def test_pipelined_delivery_with_refused_recipients(
     assert len(ids) == 1
 
     # PIPELINING (RFC 2920, rule 7.3): MAIL, every RCPT and DATA go in one flight after EHLO.
-    # Under BDAT the first chunk waits for the RCPT replies (docs/guide.md, "Options beyond
-    # smtp(8)"), so the flight ends at the last RCPT.
+    # Under BDAT a message this small goes with them as BDAT n LAST, and QUIT behind it
+    # (docs/guide.md, "Options beyond smtp(8)": chunking_one_flight_limit).
     flight = _first_flight(report)
     rcpts = [f"RCPT TO:<{a}>" for a in MIXED]
     rcpts[0] += " NOTIFY=SUCCESS,FAILURE"
-    expected_tail = [] if chunking else ["DATA"]
+    expected_tail = [f"BDAT {len(message)} LAST", "QUIT"] if chunking else ["DATA"]
     assert flight[0].startswith(f"MAIL FROM:<{SENDER}>")
     assert flight[1:] == rcpts + expected_tail
     sent = [line for line in report.transcript if line.startswith("Out: ")]

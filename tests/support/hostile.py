@@ -91,6 +91,8 @@ class _Transaction:
     rcpt_ok: list[str] = field(default_factory=list)
     """Recipients answered a valid success after their RCPT arrived, in order."""
     complete: bool = False
+    envelope_replies: bool = False
+    """MAIL or RCPT got a reply."""
 
 
 @dataclass
@@ -131,6 +133,9 @@ class Server:
     """An extra reply reached the client only after it wrote its next command (see below)."""
     _seen: dict[str, int] = field(default_factory=dict)
     """The code already sent for the next command (an ``early`` reply)."""
+    one_flight: bool = False
+    """A BDAT came while the client had not read every reply to its envelope yet: the content
+    was in the flight of MAIL and RCPT (RFC 3030 4.2)."""
     _owed: list[tuple[str, ...]] = field(default_factory=list)
     """Each reply the server owes, in order (one per command, per LMTP recipient at the end
     of data, per BDAT chunk): the recipients whose fate it decides."""
@@ -305,7 +310,7 @@ class Server:
             self._reply(b"221 2.0.0 bye\r\n", "QUIT")
             self._closing = True
         elif name == b"MAIL FROM:":
-            self._txn = _Transaction()
+            self._txn = _Transaction(envelope_replies=True)
             code, in_time = self._reply(b"250 2.1.0 ok\r\n", "MAIL")
             self._txn.mail_ok = code == 250 and in_time
         elif name == b"RCPT TO:":
@@ -333,6 +338,8 @@ class Server:
             if match is None:
                 self.garbage.append(line)
                 return
+            if self.out and self._txn.envelope_replies:
+                self.one_flight = True
             self._mode = "bdat"
             self._chunk_left = int(match.group(1))
             self._chunk_last = match.group(2) is not None
