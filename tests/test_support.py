@@ -16,7 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from smtpproto.adapters import blocking
 from support.invariants import check_outcome
-from support.model import Canonical, Dialogue, Expect, Faults, ServerModel, Violation, ehlo_reply
+from support.model import (
+    Canonical,
+    Dialogue,
+    Expect,
+    Faults,
+    Scripted,
+    ServerModel,
+    Violation,
+    ehlo_reply,
+)
 from support.sockets import LoopbackServer
 from support.world import Clock, Outcome, Rng, World
 
@@ -95,6 +104,63 @@ def test_dialogue_answers_byte_for_byte_in_order() -> None:
         b"DATA\r\n" + WIRE_CONTENT + b"QUIT\r\n"
     )
     assert outcome.report.recipients[0].diagnostic == "250 2.0.0 queued"
+
+
+def said(behaviour: Canonical, written: bytes, *, lmtp: bool = False) -> ServerModel:
+    """A model following `behaviour` after the client wrote `written` in one piece."""
+    model = ServerModel(behaviour, lmtp=lmtp)
+    model.start()
+    model.receive(written)
+    return model
+
+
+def test_a_scripted_server_answers_from_its_tables_in_any_state() -> None:
+    # No greeting, MAIL refused, every recipient refused, then DATA and a lone dot: a correct
+    # server refuses each command with 503 (and the dot is then no command); a script says
+    # what its tables say, as the rule 7.7 differential test needs (354 with no recipient).
+    script = Scripted(
+        banner=b"220 s\r\n",
+        replies={"MAIL": b"451 4.3.0 later\r\n"},
+        rcpt={"b@x": b"550 5.1.1 unknown\r\n"},
+        rcpt_default=b"451 4.7.1 busy\r\n",
+        queued=b"250 2.0.0 queued\r\n",
+    )
+    written = b"MAIL FROM:<s@x>\r\nRCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n.\r\nQUIT\r\n"
+    model = said(script, written)
+    assert model.take() == (
+        b"220 s\r\n451 4.3.0 later\r\n451 4.7.1 busy\r\n550 5.1.1 unknown\r\n"
+        b"354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 queued\r\n221 2.0.0 Bye\r\n"
+    )
+    assert [m.recipients for m in model.messages] == [()] and model.delivered == []
+    assert model.finished
+    # The same octets at Canonical: 503 to RCPT and DATA, so the "." comes as a command.
+    canonical = Canonical(banner=b"220 s\r\n", replies={"MAIL": b"451 4.3.0 later\r\n"})
+    with pytest.raises(Violation, match="not a command"):
+        said(canonical, written)
+
+
+def test_a_scripted_lmtp_server_answers_each_recipient_from_delivery_else_queued() -> None:
+    script = Scripted(
+        banner=b"220 s\r\n",
+        domain="s",
+        keywords=("PIPELINING",),
+        rcpt={"c@x": b"550 5.1.1 unknown\r\n"},
+        delivery={"b@x": b"452 4.2.2 full\r\n"},
+        queued=b"250 2.0.0 queued\r\n",
+    )
+    written = (
+        b"LHLO c\r\nMAIL FROM:<s@x>\r\nRCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\n"
+        b"RCPT TO:<c@x>\r\nDATA\r\nhi\r\n.\r\n"
+    )
+    model = said(script, written, lmtp=True)
+    assert model.take() == (
+        b"220 s\r\n" + ehlo_reply("PIPELINING", domain="s") + b"250 2.1.0 Ok\r\n"
+        b"250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 unknown\r\n"
+        b"354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 queued\r\n452 4.2.2 full\r\n"
+    )
+    (message,) = model.messages
+    assert (message.recipients, message.content) == (("a@x", "b@x"), b"hi\r\n")
+    assert model.delivered == ["a@x"]
 
 
 def delivered_at(outcome: Outcome) -> int:

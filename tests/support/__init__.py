@@ -1,7 +1,8 @@
 """The simulated servers every test, fuzz target and benchmark of smtpproto shares.
 
 - `support.model`: a reactive SMTP/LMTP server, sans I/O (`ServerModel`), what it says at
-  each point (`Behaviour`: `Canonical`, `Dialogue`, or hostile ones) and transport `Faults`.
+  each point (`Behaviour`: `Canonical`, `Scripted`, `Dialogue`, or hostile ones) and
+  transport `Faults`.
 - `support.world`: the engine's generators run in memory against DNS tables and scripted
   (`Session`) or reactive (`ServerModel`) connections; `Record` of every request; `go`.
 - `support.sockets`: the same model on real loopback sockets, with TLS (`LoopbackServer`).

@@ -13,8 +13,9 @@ in-memory world (`support.world`) and the loopback sockets (`support.sockets`) b
 
 A hostile server is a `Behaviour`: replies before the command (in the greeting or another
 reply), surplus replies, silence (``b""``), wrong codes, 221 where 250 belongs, a hang-up on a
-verb. `Canonical` is the correct server, with rules for the common deviations; `Dialogue`
-answers every command with the next reply of a byte-exact list.
+verb. `Canonical` is the correct server, with rules for the common deviations; `Scripted`
+answers each command from its tables whatever came before (for differential tests);
+`Dialogue` answers every command with the next reply of a byte-exact list.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "Expect",
     "Faults",
     "Message",
+    "Scripted",
     "ServerModel",
     "Violation",
     "address_in",
@@ -550,6 +552,52 @@ class Canonical(Behaviour):
         if kind == "reset":
             return ConnectionLost("connection reset by peer")
         return available
+
+
+@dataclass
+class Scripted(Canonical):
+    """`Canonical` answering from its tables alone, whatever came before.
+
+    A differential test gives one server to two clients and compares their outcomes, so each
+    command must get the same reply from both: no 503 for a command out of order, no 554 for
+    DATA or the end of data without recipients, no ``reject*``/``defer*`` rules. `replies`
+    still overrides any verb; RCPT gets `rcpt`'s reply for its address, else `rcpt_default`;
+    every end of data gets `queued` (LMTP: each accepted recipient its `delivery` reply, else
+    `queued`), so a server may answer 354 and 250 with every recipient refused (rule 7.7).
+    Other verbs (STARTTLS, AUTH, XFORWARD, BDAT chunks) get `Canonical`'s answers.
+    """
+
+    rcpt_default: bytes = b"250 2.1.5 Ok\r\n"
+    """The RCPT reply to an address `rcpt` does not name."""
+
+    def correct(self, server: ServerModel, verb: str, line: bytes) -> bytes:
+        """The scripted reply to `verb`, the same in any state."""
+        if verb in ("EHLO", "LHLO"):
+            return ehlo_reply(*self.keywords, domain=self.domain)
+        if verb == "RCPT":
+            return self.rcpt.get(address_in(line), self.rcpt_default)
+        fixed = _SCRIPTED.get(verb)
+        if fixed is not None:
+            return fixed
+        if verb == "HELO":
+            return b"250 %s\r\n" % self.domain.encode()
+        return super().correct(server, verb, line)
+
+    def end_of_data(self, server: ServerModel) -> list[tuple[bytes, list[str]]]:
+        """SMTP: `queued` for all (even none); LMTP: `delivery` or `queued`, per recipient."""
+        if not server.lmtp:
+            return [(self.queued, list(server.accepted))]
+        return [(self.delivery.get(r, self.queued), [r]) for r in server.accepted]
+
+
+# What `Scripted` answers to these verbs in any state: Canonical's replies once greeted.
+_SCRIPTED = {
+    "MAIL": b"250 2.1.0 Ok\r\n",
+    "DATA": b"354 End data with <CR><LF>.<CR><LF>\r\n",
+    "RSET": b"250 2.0.0 Ok\r\n",
+    "NOOP": b"250 2.0.0 Ok\r\n",
+    "QUIT": b"221 2.0.0 Bye\r\n",
+}
 
 
 @dataclass
