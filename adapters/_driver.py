@@ -35,6 +35,7 @@ from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
 from smtpproto.destinations import IDNAEncoder
 from smtpproto.engine import mailer
+from smtpproto.engine.mtasts import PolicyCache
 from smtpproto.envelope import Envelope, Recipient
 from smtpproto.report import DeliveryReport, format_log_line, printable
 from smtpproto.requests import (
@@ -391,9 +392,11 @@ def start_delivery(
     config: ClientConfig | None,
     cache: engine.ConnectionCache[engine.Session] | None = None,
     holder: object = None,
+    sts_cache: PolicyCache | None = None,
 ) -> tuple[Engine[DeliveryReport], RunLog]:
     """The engine's ``deliver`` with the adapters' inputs (and a Mailer's `cache`, with the
-    `holder` that names the delivery to it), and the log of its run."""
+    `holder` that names the delivery to it, and its MTA-STS `sts_cache`), and the log of its
+    run."""
     config = config or ClientConfig()
     log = RunLog()
     run = engine.deliver(
@@ -404,6 +407,7 @@ def start_delivery(
         transcript=log.transcript,
         cache=cache,
         holder=holder,
+        sts_cache=sts_cache,
         **engine_inputs(),
     )
     return run, log
@@ -567,6 +571,8 @@ class AsyncMailer:
         self._io = io
         self._do = concurrency
         self._cache = mailer.new_cache(self._config)
+        # RFC 8461 5.1: a policy holds until its max_age, whatever DNS says meanwhile.
+        self._sts_cache = PolicyCache()
         self._events: dict[object, Any] = {}
         self._stack: contextlib.AsyncExitStack | None = None
         self._closed = False
@@ -627,7 +633,13 @@ class AsyncMailer:
     async def _deliver(self, group: mailer.Group, message: MessageSource) -> DeliveryReport:
         holder = object()
         run, log = start_delivery(
-            group.destination, group.envelope, message, self._config, self._cache, holder
+            group.destination,
+            group.envelope,
+            message,
+            self._config,
+            self._cache,
+            holder,
+            self._sts_cache,
         )
         try:
             return await drive_async(run, self._perform, log)

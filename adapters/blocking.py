@@ -25,6 +25,7 @@ from smtpproto._errors import LocalProtocolError
 from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
 from smtpproto.engine import mailer
+from smtpproto.engine.mtasts import PolicyCache
 from smtpproto.envelope import Recipient
 from smtpproto.report import DeliveryReport
 from smtpproto.requests import (
@@ -285,6 +286,8 @@ class Mailer:
         self._config = mailer_config(config)
         self._io = _IO(resolver)
         self._cache = mailer.new_cache(self._config)
+        # RFC 8461 5.1: a policy holds until its max_age, whatever DNS says meanwhile.
+        self._sts_cache = PolicyCache()
         self._lock = threading.Lock()
         self._events: dict[object, threading.Event] = {}
         self._workers = ThreadPoolExecutor(self._config.process_limit, "smtpproto-mailer")
@@ -348,7 +351,13 @@ class Mailer:
     def _deliver(self, group: mailer.Group, message: MessageSource) -> DeliveryReport:
         holder = object()
         run, log = start_delivery(
-            group.destination, group.envelope, message, self._config, self._cache, holder
+            group.destination,
+            group.envelope,
+            message,
+            self._config,
+            self._cache,
+            holder,
+            self._sts_cache,
         )
         try:
             return drive(run, self._perform, log)

@@ -25,7 +25,7 @@ from smtpproto.engine.cache import ConnectionCache
 from smtpproto.engine.mailer import merge, new_cache, next_hop, plan
 from smtpproto.engine.session import Session as EngineSession
 from smtpproto.envelope import Envelope, Recipient
-from smtpproto.report import DeliveryReport
+from smtpproto.report import DeliveryReport, RecipientResult
 from smtpproto.requests import (
     Connect,
     ConnectFailed,
@@ -35,6 +35,7 @@ from smtpproto.requests import (
     Shared,
     Wait,
 )
+from smtpproto.tlsreport import AttemptResult, ReportPolicy
 
 OK = (b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 ok\r\n")
 RESET = b"250 2.0.0 reset\r\n"
@@ -486,3 +487,29 @@ def test_merge_puts_each_result_back_in_envelope_order() -> None:
     assert merged.destination_down and merged.transcript[0].startswith("In: 220")
     with pytest.raises(LocalProtocolError, match="reports"):
         merge(done, reports[:1])
+
+
+def test_merge_keeps_every_next_hops_tls_attempts() -> None:
+    # TLS-RPT (RFC 8460) counts every attempt of every policy domain; a Mailer's report is
+    # the only one its caller sees, so the merge must not drop a next hop's attempts.
+    envelope = Envelope("s@example.org", (Recipient("a@x"), Recipient("b@y")))
+    done = plan(envelope, MESSAGE, config=CONFIG)
+    attempts = [
+        (AttemptResult(ReportPolicy("sts", "x", mx_host=("mx.x",)), True),),
+        (
+            AttemptResult(ReportPolicy("no-policy-found", "y"), False, "starttls-not-supported"),
+            AttemptResult(ReportPolicy("no-policy-found", "y"), True),
+        ),
+    ]
+    reports = [
+        DeliveryReport(
+            recipients=(RecipientResult(r.address, "sent", "2.0.0", None, None, "ok", 0.0),),
+            tls=None,
+            destination_down=False,
+            transcript=(),
+            tls_attempts=mine,
+        )
+        for group, mine in zip(done.groups, attempts, strict=True)
+        for r in group.envelope.recipients
+    ]
+    assert merge(done, reports).tls_attempts == attempts[0] + attempts[1]

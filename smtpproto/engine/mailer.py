@@ -112,7 +112,8 @@ def plan(
 
 def merge(plan: Plan, reports: Sequence[DeliveryReport]) -> DeliveryReport:
     """One report for the whole envelope: each recipient's result in envelope order, the
-    first TLS seen, ``destination_down`` when any next hop was down, every transcript."""
+    first TLS seen, ``destination_down`` when any next hop was down, every transcript and
+    every TLS attempt (TLS-RPT counts each next hop's)."""
     if len(reports) != len(plan.groups):
         raise LocalProtocolError(f"reports: expected {len(plan.groups)}, got {len(reports)}")
     results: dict[int, RecipientResult] = {}
@@ -125,6 +126,7 @@ def merge(plan: Plan, reports: Sequence[DeliveryReport]) -> DeliveryReport:
         tls=next((r.tls for r in reports if r.tls is not None), None),
         destination_down=any(r.destination_down for r in reports),
         transcript=tuple(line for r in reports for line in r.transcript),
+        tls_attempts=tuple(attempt for r in reports for attempt in r.tls_attempts),
     )
 
 

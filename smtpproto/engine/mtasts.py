@@ -306,6 +306,9 @@ class PolicyCache:
     away (that is what defeats an attacker who strips DNS answers); a changed record ``id``
     or a policy older than `refresh_after` leads to a fetch; a failed fetch keeps the old
     policy and is not retried for the same id within `retry_after` seconds.
+
+    A blocking Mailer's worker threads share one: every change is a single dict operation
+    and nothing iterates a live dict, so two threads at worst fetch the same policy twice.
     """
 
     def __init__(
@@ -331,7 +334,7 @@ class PolicyCache:
         key = _domain(domain, "domain")
         entry = self._entries.get(key)
         if entry is not None and now >= entry.expires_at:
-            del self._entries[key]
+            self._entries.pop(key, None)
             return None
         return entry
 
@@ -358,8 +361,8 @@ class PolicyCache:
         self._failures.pop((key, record_id), None)
         self._entries.pop(key, None)
         if len(self._entries) >= self.max_entries:
-            soonest = min(self._entries.values(), key=lambda entry: entry.expires_at)
-            del self._entries[soonest.domain]
+            soonest = min(list(self._entries.values()), key=lambda entry: entry.expires_at)
+            self._entries.pop(soonest.domain, None)
         self._entries[key] = CachedPolicy(key, record_id, policy, now)
         return policy
 
@@ -367,9 +370,9 @@ class PolicyCache:
         """Note a failed fetch (or a refused policy); return the policy that still applies."""
         key = _domain(domain, "domain")
         STSRecord(record_id)
-        stale = [k for k, when in self._failures.items() if now - when >= self.retry_after]
+        stale = [k for k, when in list(self._failures.items()) if now - when >= self.retry_after]
         for old in stale:
-            del self._failures[old]
+            self._failures.pop(old, None)
         if len(self._failures) < self.max_entries:
             self._failures[(key, record_id)] = now
         cached = self.get(key, now)

@@ -44,6 +44,7 @@ from .servers import (
     Client,
     PostfixServer,
     TLSMaterial,
+    Transaction,
     client_config,
 )
 
@@ -74,7 +75,11 @@ class Lab:
 class _PolicyHandler(http.server.BaseHTTPRequestHandler):
     """Serves /.well-known/mta-sts.txt for the domain named in the Host header."""
 
+    fetched: list[str] = []
+    """The Host header of every request, in order (a test counts the fetches)."""
+
     def do_GET(self) -> None:
+        _PolicyHandler.fetched.append(self.headers.get("Host") or "")
         host = (self.headers.get("Host") or "").removeprefix("mta-sts.")
         body = POLICIES.get(host)
         if self.path != "/.well-known/mta-sts.txt" or body is None:
@@ -343,6 +348,31 @@ def test_mta_sts_enforce_with_a_non_matching_mx_defers(
     )
     (attempt,) = report.tls_attempts
     assert (attempt.policy.policy_type, attempt.result_type) == ("sts", "validation-failure")
+
+
+@pytest.mark.parameter("smtpproto_mta_sts_enable")
+def test_a_mailer_fetches_a_policy_once_for_all_its_messages(
+    client: Client, lab: Lab, tls_material: TLSMaterial
+) -> None:
+    # RFC 8461 5.1: the policy is cached for its max_age; a Mailer keeps one cache for its
+    # life, so its six sends to one policy domain cost one fetch. Without connection caching
+    # each send is a new connection that needs the policy.
+    config = dataclasses.replace(
+        client_config(tls_security_level="may", tls_CAfile=str(tls_material.ca_pem)),
+        mta_sts_enable=True,
+        connection_cache_on_demand=False,
+    )
+    before = len(_PolicyHandler.fetched)
+    sends = [
+        Transaction((f"rcpt{n}@{DOMAIN}",), f"Subject: sts {n}\r\n\r\nbody\r\n".encode())
+        for n in range(6)
+    ]
+    reports = client.using_dns(lab.dns).mail(  # type: ignore[arg-type]
+        sends, config=config, destination=f"sts-ok.test:{lab.port}", at_once=False
+    )
+    assert [r.status for report in reports for r in report.recipients] == ["sent"] * 6
+    assert [a.policy.policy_type for report in reports for a in report.tls_attempts] == ["sts"] * 6
+    assert _PolicyHandler.fetched[before:] == ["mta-sts.sts-ok.test"]
 
 
 def test_mta_sts_policy_from_an_untrusted_server_is_no_policy(client: Client, lab: Lab) -> None:
