@@ -539,10 +539,14 @@ def _deliver(args: argparse.Namespace, terminal: Terminal) -> int:
 
 def _demo() -> int:
     try:
+        # The demo imports trio only when it reaches the trio adapter: ask for it up front.
+        import trio  # noqa: F401
+
         from . import demo
     except ImportError as error:
         raise UsageError(
-            f"demo: {error.name} is missing: pip install '{DISTRIBUTION}[demo,trio,dns]'",
+            f"demo: {(error.name or 'a module').partition('.')[0]} is missing: "
+            f"pip install '{DISTRIBUTION}[demo]'",
             EX_CONFIG,
         ) from None
     return EX_OK if demo.main() == 0 else EX_SOFTWARE

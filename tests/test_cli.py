@@ -275,6 +275,17 @@ def test_demo_runs_every_adapter_and_exits_0_without_a_warning() -> None:
     assert done.stderr == ""
 
 
+@pytest.mark.parametrize("module", ["trio", "trustme", "aiosmtpd"])
+def test_demo_without_its_extra_names_it_in_one_line(module: str) -> None:
+    # The demo imported trio only at its trio step: a missing trio was a traceback (exit 70)
+    # after the blocking and asyncio steps had run.
+    done = without(module, "demo")
+    assert done.returncode == 78
+    line = one_clean_line(done.stderr)
+    assert line == f"smtpproto: demo: {module} is missing: pip install 'smtpproto-client[demo]'"
+    assert done.stdout == ""
+
+
 # -- the command as an admin expects it ------------------------------------------------------
 
 
