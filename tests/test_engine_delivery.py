@@ -51,6 +51,8 @@ def test_last_error_decides_at_end_of_list() -> None:
     (r,) = report.recipients
     assert (r.status, r.dsn) == ("deferred", "4.4.1")
     assert r.diagnostic == "connect to mx2.example.com[192.0.2.2]:25: Connection refused"
+    # Postfix smtp_bulk_fail: no session, so "relay=none" (not the server it failed to reach).
+    assert r.relay is None
 
 
 def test_no_mx_falls_back_to_the_domain_address() -> None:

@@ -267,12 +267,18 @@ def _is_address(host: str) -> bool:
     return True
 
 
+def _unix_target(dest: Destination, walk: _Walk) -> _Target:
+    # Postfix smtp_connect_local: the host is myhostname and the address the path, so the
+    # relay is logged as "myhostname[/path]".
+    return _Target(walk.config.myhostname, dest.host, None, family="unix")
+
+
 def _targets(dest: Destination, walk: _Walk) -> IO:
     """Rules 14.1-14.6: the addresses to try for one destination, the lookup trouble, and
     whether this destination is final for loop reasons ("I am MX" or a loop)."""
     config = walk.config
     if dest.kind == "unix":
-        return [_Target(dest.host, dest.host, None, family="unix")], None, True
+        return [_unix_target(dest, walk)], None, True
     port = dest.port
     loops = loop_detection_applies(dest, config)
     # smtp_dns_support_level=disabled: no MX lookup, the domain's own addresses (smtp_addr.c).
@@ -399,7 +405,7 @@ def _best_mx_targets(walk: _Walk) -> IO:
     trouble: Trouble | None = None
     for dest in parse_destinations(walk.config.best_mx_transport, lmtp=walk.lmtp):
         if dest.kind == "unix":
-            found.append(_Target(dest.host, dest.host, None, family="unix"))
+            found.append(_unix_target(dest, walk))
             continue
         targets, status = yield from _host_addresses(dest.host, walk, 0)
         ordered = order_addresses(targets, config=walk.config, rng=walk.rng)

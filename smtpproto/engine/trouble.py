@@ -100,7 +100,8 @@ class Trouble:
     `soft_non_final` is Postfix's SMTP_MISC_FAIL_SOFT_NON_FINAL (rule 2.3); `protocol_error`
     and `site` tell the engine not to cache the session (rules 2.1, 2.5, 2.6, 9.2);
     `final_server` makes the failing server the last one tried (``skip_4xx_greeting=no``);
-    `stage` is the transaction command a remote rejection answered.
+    `stage` is the transaction command a remote rejection answered; `connected` is false
+    when no connection was made, and the result's relay is then "none".
     """
 
     dsn: str
@@ -111,6 +112,7 @@ class Trouble:
     protocol_error: bool = False
     final_server: bool = False
     stage: Stage | None = None
+    connected: bool = True
 
     def __post_init__(self) -> None:
         if self.dsn[:2] not in ("4.", "5."):
@@ -198,7 +200,9 @@ def stream_trouble(server: Server, failure: IOFailure, stage: Stage) -> Trouble:
 
 def connect_trouble(server: Server, failure: ConnectFailed) -> Trouble:
     """A connection that could not be opened: ``4.4.1 connect to H[A]:port: ...`` (14.7)."""
-    return Trouble("4.4.1", f"connect to {server.relay}: {failure.reason}", site=True)
+    return Trouble(
+        "4.4.1", f"connect to {server.relay}: {failure.reason}", site=True, connected=False
+    )
 
 
 def local_trouble(
@@ -357,7 +361,8 @@ class Ledger:
             self.pending if indices is None else [i for i in indices if i not in self._results]
         )
         if decision != "keep":
-            relay = None if server is None else server.relay
+            # Postfix smtp_bulk_fail: "session ? session->namaddrport : none".
+            relay = None if server is None or not trouble.connected else server.relay
             for i in targets:
                 self._mark(i, decision, trouble.dsn, trouble.reply, relay, trouble.diagnostic)
             if decision == "deferred" and trouble.site and targets:

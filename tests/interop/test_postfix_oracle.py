@@ -16,6 +16,8 @@ asserts smtpproto's side and that Postfix still differs.
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -394,6 +396,42 @@ def test_same_outcomes_as_postfix_on_postfix_smtpd(
     expected = postfix_outcomes(postfix_oracle, destination, recipients, MESSAGE)
     assert smtpproto_outcomes(client, destination, recipients, MESSAGE) == expected
     assert {status for status, _ in expected.values()} == {"sent", "bounced", "deferred"}
+
+
+@pytest.mark.parametrize("case", ["lmtp-unix", "connect-refused"])
+def test_same_relay_and_text_as_postfix_where_no_address_is_an_ip(
+    client: Client, postfix_oracle: PostfixOracle, dovecot_server: DovecotServer, case: str
+) -> None:
+    # Postfix logs a UNIX-domain LMTP server as "myhostname[/path]" (smtp_connect_local) and
+    # a recipient no session reached as "relay=none" with the system's text alone (%m).
+    lmtp = case == "lmtp-unix"
+    if lmtp:
+        destination, recipient = f"unix:{dovecot_server.lmtp_socket}", ALICE
+    else:
+        with socket.socket() as unused:
+            unused.bind((HOST, 0))
+            destination, recipient = f"[{HOST}]:{unused.getsockname()[1]}", ALICE
+    name = f"oracle.{DOMAIN}"
+    theirs = postfix_oracle.deliver(
+        destination, SENDER, [recipient], MESSAGE, lmtp=lmtp, params={"myhostname": name}
+    )[recipient]
+    report = client.deliver(
+        destination,
+        recipients=[recipient],
+        message=MESSAGE,
+        config=dataclasses.replace(client_config(lmtp=lmtp), myhostname=name),
+    )
+    (ours,) = report.recipients
+    assert (ours.status, ours.dsn, ours.relay or "none") == (
+        theirs.status,
+        theirs.dsn,
+        theirs.relay,
+    )
+    if not lmtp:
+        assert ours.diagnostic == theirs.text
+        assert theirs.relay == "none" and theirs.text.endswith(": Connection refused")
+    else:
+        assert theirs.relay == f"{name}[{dovecot_server.lmtp_socket}]"
 
 
 @pytest.mark.parametrize("transport", ["inet", "unix"])
