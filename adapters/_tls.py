@@ -100,12 +100,14 @@ def handshake_failure(error: BaseException) -> TLSFailed:
     """The `TLSFailed` for an exception of a handshake, telling a chain that did not verify
     (trio wraps the `ssl` error as the cause of its own) from other failures."""
     cause: BaseException | None = error
-    certificate = False
     for _ in range(4):
         if cause is None:
             break
         if isinstance(cause, ssl.SSLCertVerificationError):
-            certificate = True
-            break
+            # Its own words: trio's wrapper around it says only that the stream broke.
+            return TLSFailed(
+                f"TLS handshake failed: certificate verify failed: {cause.verify_message}",
+                certificate=True,
+            )
         cause = cause.__cause__ or cause.__context__
-    return TLSFailed(f"TLS handshake failed: {error or 'timed out'}", certificate=certificate)
+    return TLSFailed(f"TLS handshake failed: {error or 'timed out'}")

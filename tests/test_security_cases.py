@@ -438,6 +438,16 @@ def test_ns13_handshake_failure_at_the_last_mx_defers_4_7_5() -> None:
     assert only(report) == ("deferred", "4.7.5", "Cannot start TLS: handshake failure")
 
 
+def test_a_chain_the_adapter_could_not_verify_is_not_trusted_not_a_handshake_failure() -> None:
+    # The adapters verify the chain inside the handshake (TLSParameters.verify), so an
+    # untrusted server fails there; the result names the cause as Postfix does.
+    untrusted = TLSFailed("certificate verify failed", certificate=True)
+    report, _ = go(
+        Session([GREETING, EHLO_TLS, b"220 go\r\n", untrusted]), tls_security_level="verify"
+    )
+    assert only(report) == ("deferred", "4.7.5", "Server certificate not trusted")
+
+
 CERT_CASES = [
     # level, TLSInfo, outcome, diagnostic or trust word
     ("may", tls(), "sent", "Untrusted"),

@@ -309,6 +309,10 @@ class SecurityPolicy:
                 result_type="certificate-not-trusted" if certificate else "validation-failure",
                 reason=detail,
             )
+            if certificate:
+                # The adapter's handshake checks the chain itself (TLSParameters.verify); this
+                # is Postfix's verdict on a chain it does not trust, said as Postfix says it.
+                return local_trouble("4.7.5", "Server certificate not trusted", site=required)
             return local_trouble("4.7.5", "Cannot start TLS: handshake failure", site=required)
         session.tls = info
         session.capabilities = None

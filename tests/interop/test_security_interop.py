@@ -114,6 +114,9 @@ def test_starttls_verify_with_another_ca_defers(
     report = deliver(adapter, destination(postfix_server), cfg, tag())
     (result,) = report.recipients
     assert (result.status, result.dsn) == ("deferred", "4.7.5")
+    # Postfix's words for a chain it does not trust, not a bare "handshake failure".
+    assert result.diagnostic == "Server certificate not trusted"
+    assert any("certificate verify failed" in line.lower() for line in report.transcript)
 
 
 def test_starttls_verify_with_a_name_the_certificate_lacks_quits(
