@@ -19,6 +19,7 @@ import contextlib
 import errno
 import functools
 import logging
+import os
 import random
 import re
 import secrets
@@ -140,7 +141,15 @@ _BIND_ERRORS = frozenset({errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.EACCES})
 def connect_failure(request: Connect, error: BaseException) -> ConnectFailed:
     """The failure to throw for `request`: `BindFailed` when its source address was refused
     (smtp_bind_address), else `ConnectFailed` with the system's reason."""
-    reason = str(error) or "timed out"
+    # Postfix's "%m": the system's text alone, not Python's "[Errno 111] Connection refused"
+    # (nor trio's and asyncio's "Error connecting to ..." around it).
+    code = getattr(error, "errno", None)
+    if isinstance(code, int) and not isinstance(error, socket.gaierror):
+        reason = os.strerror(code)
+    elif isinstance(error, TimeoutError):
+        reason = os.strerror(errno.ETIMEDOUT)
+    else:
+        reason = str(error) or os.strerror(errno.ETIMEDOUT)
     if request.bind_address is not None:
         # trio reports a refused bind() as its own OSError, raised while handling the system's.
         cause: BaseException | None = error
@@ -397,7 +406,7 @@ def start_delivery(
     """The engine's ``deliver`` with the adapters' inputs (and a Mailer's `cache`, with the
     `holder` that names the delivery to it, and its MTA-STS `sts_cache`), and the log of its
     run."""
-    config = config or ClientConfig()
+    config = checked_config(config)
     log = RunLog()
     run = engine.deliver(
         destination,
@@ -432,7 +441,20 @@ def plan_mail(
 def mailer_config(config: ClientConfig | None) -> ClientConfig:
     """A Mailer's configuration, with the machine's name filled in once (every delivery
     would otherwise build and check a config of its own)."""
-    return (config or ClientConfig()).with_hostname(machine_hostname())
+    return checked_config(config).with_hostname(machine_hostname())
+
+
+def checked_config(config: object) -> ClientConfig:
+    """`config`, or the default for ``None``; anything else is the caller's mistake, named
+    here rather than as an AttributeError from inside the engine."""
+    if config is None:
+        return ClientConfig()
+    if not isinstance(config, ClientConfig):
+        raise LocalProtocolError(
+            f"config: expected a ClientConfig (ClientConfig.from_postconf for Postfix "
+            f"names), got {type(config).__name__}"
+        )
+    return config
 
 
 def wake(events: dict[object, Any], woken: Iterable[object]) -> None:
@@ -454,7 +476,7 @@ def start_session(
     destination: str, config: ClientConfig | None
 ) -> tuple[Engine[engine.Session], RunLog]:
     """The engine's ``open_session`` for the adapters' ``connect``, and the session's log."""
-    config = config or ClientConfig()
+    config = checked_config(config)
     log = RunLog()
     run = engine.open_session(
         destination, config=config, transcript=log.transcript, **engine_inputs()

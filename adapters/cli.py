@@ -443,6 +443,9 @@ def _json(results: Sequence[Any]) -> str:
                     "code": None if r.reply is None else r.reply.code,
                     "text": r.diagnostic if r.reply is None else r.reply.text,
                     "relay": r.relay,
+                    # What the log line says in parentheses, "(in reply to ...)" included.
+                    "diagnostic": r.diagnostic,
+                    "delay": round(r.delay, 3),
                 }
                 for r in results
             ]

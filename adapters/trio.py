@@ -14,7 +14,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-import trio
+try:
+    import trio
+except ImportError as error:
+    raise ImportError(
+        "the trio adapter needs trio: pip install 'smtpproto-client[trio]'", name=error.name
+    ) from error
 
 from smtpproto.body import MessageSource
 from smtpproto.config import ClientConfig
@@ -185,7 +190,8 @@ class _IO:
                 await trio_socket.connect(target)
         except (OSError, trio.TooSlowError) as error:
             trio_socket.close()
-            raise connect_failure(request, error) from None
+            timed_out = isinstance(error, trio.TooSlowError)
+            raise connect_failure(request, TimeoutError() if timed_out else error) from None
         except BaseException:
             trio_socket.close()
             raise

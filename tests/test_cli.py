@@ -122,8 +122,19 @@ def test_a_bounced_recipient_exits_69_and_json_names_it(smtp: SMTPServer) -> Non
         ("alice@demo.example", "sent", 250),
         ("nobody@demo.example", "bounced", 550),
     ]
-    assert set(recipients[1]) == {"address", "status", "dsn", "code", "text", "relay"}
+    assert set(recipients[1]) == {
+        "address",
+        "status",
+        "dsn",
+        "code",
+        "text",
+        "relay",
+        "diagnostic",
+        "delay",
+    }
     assert recipients[1]["dsn"] == "5.1.1"
+    assert recipients[1]["diagnostic"].endswith("(in reply to RCPT TO command)")
+    assert recipients[1]["delay"] >= 0
 
 
 def test_a_deferred_recipient_and_none_bounced_exits_75(lmtp: LMTPServer) -> None:

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -349,3 +350,27 @@ def test_bcc_of_an_email_message_reaches_the_envelope_but_not_the_header(
     (received,) = smtp.handler.received
     assert received.recipients == ["a@demo.test", "secret@demo.test"]
     assert b"secret@demo.test" not in received.data and b"To: a@demo.test" in received.data
+
+
+# -- mistakes an embedder makes first ---------------------------------------------------------
+
+
+def test_a_config_that_is_not_a_clientconfig_is_named(adapter: str) -> None:
+    # A dict of Postfix names is the usual slip; it used to end in an AttributeError from
+    # inside the engine.
+    with pytest.raises(smtpproto.LocalProtocolError, match=r"^config: expected a ClientConfig"):
+        deliver(adapter, "[127.0.0.1]:1", recipients=["b@example.com"], config={"lmtp": True})
+
+
+def test_the_trio_adapter_without_trio_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['trio'] = None\n"
+        "try:\n"
+        "    from smtpproto.adapters import trio\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == "the trio adapter needs trio: pip install 'smtpproto-client[trio]'\n"

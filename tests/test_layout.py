@@ -145,8 +145,6 @@ def _documented_tree() -> set[str]:
 
 def test_internals_lists_every_module_once_with_its_line() -> None:
     on_disk = {
-        str(path.relative_to(ROOT))
-        for folder in PACKAGES.values()
-        for path in folder.rglob("*.py")
+        str(path.relative_to(ROOT)) for folder in PACKAGES.values() for path in folder.rglob("*.py")
     }
     assert _documented_tree() == on_disk

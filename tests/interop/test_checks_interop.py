@@ -165,7 +165,8 @@ def test_a_rejected_message_never_reaches_postfix(
     # Postfix logs asynchronously: the previous test's "disconnect from" may land after
     # `since`, so look for a session that *starts* here, not for the substring.
     started = [
-        m for m in servers.SMTPD_LINE.finditer(postfix_server.log_text()[since:])
+        m
+        for m in servers.SMTPD_LINE.finditer(postfix_server.log_text()[since:])
         if m.group(3).startswith("connect from ")
     ]
     assert started == []
