@@ -393,6 +393,8 @@ class Mail:
     auth: str | None = None
     quote: bool = True
     _line: bytes = field(init=False, repr=False, compare=False)
+    _head: int = field(init=False, repr=False, compare=False)
+    """Octets of `_line` before SIZE (or where it would go): ``MAIL FROM:<path>``."""
 
     def __post_init__(self) -> None:
         sender = _text("sender", self.sender)
@@ -402,6 +404,7 @@ class Mail:
                 f"sender: a non-ASCII address needs smtputf8=True (RFC 6531 3.4): {sender!r}"
             )
         words = [f"MAIL FROM:{_path('sender', sender, _flag('quote', self.quote))}"]
+        object.__setattr__(self, "_head", len(words[0].encode("utf-8")))
         if self.size is not None:
             words.append(f"SIZE={_number('size', self.size)}")
         if self.body is not None:
@@ -433,6 +436,35 @@ class Mail:
     def encode(self) -> bytes:
         """The command line, CRLF included."""
         return self._line
+
+    def _resized(self, size: int | None) -> Mail:
+        """This command with ``SIZE=size`` (None: no SIZE), everything else as checked here.
+
+        `dataclasses.replace` without checking the address and the other parameters again: a
+        held session sends one MAIL per message, and only the size changes. SIZE comes first
+        after the path (rule 6.1), so the new line is the old one with that word swapped.
+        """
+        if size is not None:
+            _number("size", size)
+        head = self._head
+        old = 0 if self.size is None else len(b" SIZE=%d" % self.size)
+        word = b"" if size is None else b" SIZE=%d" % size
+        line = self._line[:head] + word + self._line[head + old :]
+        if len(line) > MAX_EXTENDED_COMMAND_LINE:
+            raise LocalProtocolError(
+                f"Mail: the command line would be {len(line)} octets, over the "
+                f"{MAX_EXTENDED_COMMAND_LINE}-octet limit (RFC 5321 4.5.3.1.4)"
+            )
+        mail = object.__new__(Mail)
+        for name in _MAIL_KEPT:
+            object.__setattr__(mail, name, getattr(self, name))
+        object.__setattr__(mail, "size", size)
+        object.__setattr__(mail, "_line", line)
+        return mail
+
+
+_MAIL_KEPT = ("sender", "body", "smtputf8", "ret", "envid", "auth", "quote", "_head")
+"""The fields `Mail._resized` copies: all but the size and the line."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1033,8 +1033,9 @@ def transact(
     if prepared.info is None:
         return _refused(ledger, prepared.refusal, session.transcript, start=start)
     info, message = prepared.info, prepared.source
-    commands = EnvelopeCommands.build(envelope, info, session.config)
-    session.server = replace(session.server, final=True)
+    commands = EnvelopeCommands.for_session(session, envelope, info)
+    if not session.server.final:
+        session.server = replace(session.server, final=True)
     batch = tuple(range(len(envelope.recipients)))
     trouble = yield from _renew(session, envelope)
     if trouble is not None:

@@ -97,6 +97,32 @@ class EnvelopeCommands:
                 raise LocalProtocolError(f"recipients[{n}]: {error}") from None
         return cls(mail, tuple(rcpts))
 
+    @classmethod
+    def for_session(
+        cls, session: Session, envelope: Envelope, info: MessageInfo
+    ) -> EnvelopeCommands:
+        """`build`, remembering the session's last envelope: a held session often sends the
+        same envelope again and again, and then only MAIL's SIZE changes (`Mail._resized`)."""
+        # Everything `build` reads but the size; the configuration is the session's own.
+        shape = (
+            envelope.sender,
+            envelope.recipients,
+            envelope.smtputf8,
+            envelope.ret,
+            envelope.envid,
+            info.has_8bit,
+        )
+        memo = session.commands_memo
+        if isinstance(memo, tuple) and memo[0] == shape:
+            last: EnvelopeCommands = memo[1]
+            if last.mail.size == info.size:
+                return last
+            commands = cls(last.mail._resized(info.size), last.rcpts)
+        else:
+            commands = cls.build(envelope, info, session.config)
+        session.commands_memo = (shape, commands)
+        return commands
+
 
 @dataclass
 class _Marks:
@@ -352,10 +378,12 @@ def _plan(
     # smtp_send_dummy_mail_auth: the client authenticated, the sender is not vouched for
     # (Postfix smtp_proto.c; its AUTH feature is off unless the login happened).
     auth = "<>" if config.send_dummy_mail_auth and session.identity is not None else None
-    if (size, body, smtputf8, ret, envid, auth) == (
-        full.size, full.body, full.smtputf8, full.ret, full.envid, full.auth
+    if (body, smtputf8, ret, envid, auth) == (
+        full.body, full.smtputf8, full.ret, full.envid, full.auth
     ):  # fmt: skip
-        mail = full  # built and checked once per delivery (`EnvelopeCommands`)
+        # Built and checked once per delivery (`EnvelopeCommands`); a server without SIZE
+        # gets the same line without it.
+        mail = full if size == full.size else full._resized(size)
     else:
         mail = Mail(
             full.sender,
