@@ -147,7 +147,12 @@ class Session:
     def note(self, line: str) -> None:
         """Add `line` to the transcript, escaped and with every known secret masked
         (RP-24, AU-18): the one way text reaches it."""
-        self.transcript.append(self.redactor.shown(line))
+        redactor = self.redactor
+        # `Redactor.shown` changes nothing in a printable line when no secret is known (most
+        # sessions, nine lines per message): skip its calls then.
+        if redactor or not line.isprintable():
+            line = redactor.shown(line)
+        self.transcript.append(line)
 
     # -- output ---------------------------------------------------------------------------
 
