@@ -589,11 +589,13 @@ def test_mail_resized_is_replace_with_a_new_size(
     assert resized == expected
     assert resized.encode() == expected.encode()
     assert repr(resized) == repr(expected)
+    back = resized._resized(size)
+    assert back == mail and back.encode() == mail.encode()
 
 
 def test_mail_resized_copies_every_other_field() -> None:
     # A field added to Mail must be copied by _resized too.
-    names = {f.name for f in dataclasses.fields(Mail)} - {"size", "_line"}
+    names = {f.name for f in dataclasses.fields(Mail)} - {"size", "_line", "_tail"}
     assert set(commands_module._MAIL_KEPT) == names
 
 
