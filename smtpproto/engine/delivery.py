@@ -780,10 +780,15 @@ def _may_cache(hops: tuple[Hop, ...], config: ClientConfig) -> bool:
 
 
 def _hops(destination: str, config: ClientConfig, idna: IDNAEncoder | None) -> tuple[Hop, ...]:
-    return plan_hops(
-        parse_destinations(destination, lmtp=config.lmtp, config=config, idna=idna),
-        config=config,
-        idna=idna,
+    # The same for every delivery to this destination with this configuration: remembered
+    # with it (a Hop is immutable).
+    return config._derived(
+        ("hops", destination, idna),
+        lambda: plan_hops(
+            parse_destinations(destination, lmtp=config.lmtp, config=config, idna=idna),
+            config=config,
+            idna=idna,
+        ),
     )
 
 
