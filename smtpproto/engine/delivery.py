@@ -14,6 +14,7 @@ through `Shared` requests that the adapter serializes (and waits on, at a limit)
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
@@ -259,7 +260,9 @@ def _addresses_from(
     return found, status, not_found
 
 
+@functools.lru_cache(maxsize=256)
 def _is_address(host: str) -> bool:
+    # Asked again for each delivery to the same host; `ipaddress` parsing is not cheap.
     try:
         ipaddress.ip_address(host)
     except ValueError:
