@@ -62,6 +62,7 @@ _PARSED: dict[tuple[Reply, frozenset[str]], Capabilities] = {}
 _PARSED_LIMIT = 64
 _PARSED_OCTETS = 2048
 
+
 @dataclass(frozen=True)
 class Capabilities:
     """The server's name and ESMTP keywords from a positive EHLO or LHLO reply."""
