@@ -385,6 +385,31 @@ def make_envelope(
         if isinstance(arrival, bool) or not isinstance(arrival, int | float):
             raise LocalProtocolError(f"arrival: expected seconds since the epoch, got {arrival!r}")
         arrival = time.monotonic() - (time.time() - arrival)
+    recipients = tuple(recipients)
+    if arrival is None:
+        try:
+            return _envelope(sender, recipients, ret, envid)
+        except TypeError:
+            pass  # an unhashable argument: made below, where the checks name it
+    return _make_envelope(sender, recipients, ret, envid, arrival)
+
+
+@functools.lru_cache(maxsize=64)
+def _envelope(
+    sender: str, recipients: tuple[str | Recipient, ...], ret: str | None, envid: str | None
+) -> Envelope:
+    # A sender of mail in bulk repeats a few envelopes: an Envelope is immutable, so the same
+    # arguments share one, checked once (a failure is not kept).
+    return _make_envelope(sender, recipients, ret, envid, None)
+
+
+def _make_envelope(
+    sender: str,
+    recipients: tuple[str | Recipient, ...],
+    ret: str | None,
+    envid: str | None,
+    arrival: float | None,
+) -> Envelope:
     return Envelope(
         sender=sender,
         recipients=tuple(r if isinstance(r, Recipient) else Recipient(r) for r in recipients),

@@ -65,6 +65,15 @@ _DEFAULT_LIMITS = ReplyLimits()
 
 
 @functools.lru_cache(maxsize=8)
+def _shared_cache(limits: ReplyLimits) -> dict[str, Reply]:
+    # The cache of one-line replies, one per limits for every parser: a server gives each
+    # connection the same greeting and the same MAIL, RCPT and DATA replies, so a fresh
+    # connection finds them there. A cached Reply is immutable and passed every check under
+    # these limits; concurrent parsers at worst miss an entry another one cleared.
+    return {}
+
+
+@functools.lru_cache(maxsize=8)
 def _patterns(
     max_line_length: int, max_lines: int | None, crlf: bool
 ) -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes]]:
@@ -113,8 +122,8 @@ class FastReplyParser(ReplyParser):
         super().__init__(limits)
         # Well-formed one-line CRLF replies seen before, by their line ("250 2.1.5 Ok\r"):
         # a server repeats a few of them for every message, and a Reply is immutable, so a
-        # line seen before needs neither the checks nor a new object.
-        self._cache: dict[str, Reply] = {}
+        # line seen before needs neither the checks nor a new object (`_shared_cache`).
+        self._cache: dict[str, Reply] = _shared_cache(limits)
         self._tune()
 
     def feed(self, data: bytes) -> None:
@@ -155,7 +164,7 @@ class FastReplyParser(ReplyParser):
         # `limits` is a plain attribute: follow it if the caller replaces it.
         limits = self.limits
         self._tuned = limits  # the limits the fields below were made for
-        self._cache.clear()
+        self._cache = _shared_cache(limits)
         # One-line replies skip the per-reply size check only if a line cannot exceed it.
         self._single_lines_ok = limits.max_reply_bytes >= limits.max_line_length
         self._patterns = (

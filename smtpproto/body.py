@@ -529,6 +529,11 @@ def iter_wire(
         yield data
 
 
+# What frozen dataclasses use to fill their own fields, looked up once (MessageInfo._trusted).
+_NEW = object.__new__
+_SET = object.__setattr__
+
+
 @dataclass(frozen=True, slots=True)
 class MessageInfo:
     """What one streaming pass (`scan`) learned about a message: sizes and content flags."""
@@ -561,6 +566,34 @@ class MessageInfo:
                 raise LocalProtocolError(f"{name}: expected a non-negative int, got {value!r}")
         if self.wire_size < self.size:
             raise LocalProtocolError("wire_size: cannot be less than size")
+
+    @classmethod
+    def _trusted(
+        cls,
+        size: int,
+        wire_size: int,
+        has_8bit: bool,
+        has_nul: bool,
+        header_8bit: bool,
+        mime_version: bool,
+        content_type: str,
+        transfer_encoding: str | None,
+        folded: bool,
+    ) -> MessageInfo:
+        """Skips validation; for `scan`, whose counts are non-negative ints with `wire_size`
+        at least `size` by construction. One per message, at half the validating
+        ``__init__``'s cost."""
+        info = _NEW(cls)
+        _SET(info, "size", size)
+        _SET(info, "wire_size", wire_size)
+        _SET(info, "has_8bit", has_8bit)
+        _SET(info, "has_nul", has_nul)
+        _SET(info, "header_8bit", header_8bit)
+        _SET(info, "mime_version", mime_version)
+        _SET(info, "content_type", content_type)
+        _SET(info, "transfer_encoding", transfer_encoding)
+        _SET(info, "folded", folded)
+        return info
 
     @property
     def body_type(self) -> Literal["7BIT", "8BITMIME"]:
@@ -673,7 +706,7 @@ def scan(
     size = wire - encoder.dots_added - len(_TERMINATOR)
     declared_cte = probe.value(b"content-transfer-encoding")
     declared_type = probe.value(b"content-type")
-    return MessageInfo(
+    return MessageInfo._trusted(
         size=size,
         wire_size=wire,
         has_8bit=has_8bit,

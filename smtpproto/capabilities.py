@@ -57,6 +57,12 @@ def _parse_line(line: str) -> tuple[str, tuple[str, ...]] | None:
     return keyword.upper(), tuple(rest.split())
 
 
+_PARSED: dict[tuple[Reply, frozenset[str]], Capabilities] = {}
+"""EHLO/LHLO replies parsed before, with the keywords discarded (`Capabilities.from_reply`)."""
+_PARSED_LIMIT = 64
+_PARSED_OCTETS = 2048
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """The server's name and ESMTP keywords from a positive EHLO or LHLO reply."""
@@ -92,6 +98,21 @@ class Capabilities:
             if not isinstance(name, str):
                 raise LocalProtocolError(f"discard: expected keyword names, got {name!r}")
             dropped.add(name.upper())
+        # A server sends the same EHLO reply to every connection: parsed once (a Capabilities
+        # is immutable). Only short replies are kept, a few of them, so a peer cannot make
+        # this hold much.
+        key = (reply, frozenset(dropped))
+        parsed = _PARSED.get(key)
+        if parsed is None:
+            parsed = cls._parse(reply, dropped)
+            if sum(map(len, reply.lines)) <= _PARSED_OCTETS:
+                if len(_PARSED) >= _PARSED_LIMIT:
+                    _PARSED.clear()
+                _PARSED[key] = parsed
+        return parsed
+
+    @classmethod
+    def _parse(cls, reply: Reply, dropped: set[str]) -> Capabilities:
         words = reply.lines[0].split(maxsplit=1)
         domain = words[0] if words else ""
         keywords: dict[str, tuple[str, ...]] = {}

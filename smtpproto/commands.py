@@ -393,6 +393,10 @@ class Mail:
     auth: str | None = None
     quote: bool = True
     _line: bytes = field(init=False, repr=False, compare=False)
+    _head: int = field(init=False, repr=False, compare=False)
+    """Octets of `_line` before SIZE (or where it would go): ``MAIL FROM:<path>``."""
+    _tail: int = field(init=False, repr=False, compare=False)
+    """Where in `_line` the parameters after SIZE begin (`_head` when there is no SIZE)."""
 
     def __post_init__(self) -> None:
         sender = _text("sender", self.sender)
@@ -402,8 +406,12 @@ class Mail:
                 f"sender: a non-ASCII address needs smtputf8=True (RFC 6531 3.4): {sender!r}"
             )
         words = [f"MAIL FROM:{_path('sender', sender, _flag('quote', self.quote))}"]
+        head = len(words[0].encode("utf-8"))
+        object.__setattr__(self, "_head", head)
+        object.__setattr__(self, "_tail", head)
         if self.size is not None:
             words.append(f"SIZE={_number('size', self.size)}")
+            object.__setattr__(self, "_tail", head + len(words[-1]) + 1)
         if self.body is not None:
             if self.body not in ("7BIT", "8BITMIME", "BINARYMIME"):
                 raise LocalProtocolError(
@@ -433,6 +441,35 @@ class Mail:
     def encode(self) -> bytes:
         """The command line, CRLF included."""
         return self._line
+
+    def _resized(self, size: int | None) -> Mail:
+        """This command with ``SIZE=size`` (None: no SIZE), everything else as checked here.
+
+        `dataclasses.replace` without checking the address and the other parameters again: a
+        held session sends one MAIL per message, and only the size changes. SIZE comes first
+        after the path (rule 6.1), so the new line is the old one with that word swapped.
+        """
+        head = self._head
+        word = b"" if size is None else b" SIZE=%d" % _number("size", size)
+        line = self._line[:head] + word + self._line[self._tail :]
+        if len(line) > MAX_EXTENDED_COMMAND_LINE:
+            raise LocalProtocolError(
+                f"Mail: the command line would be {len(line)} octets, over the "
+                f"{MAX_EXTENDED_COMMAND_LINE}-octet limit (RFC 5321 4.5.3.1.4)"
+            )
+        mail = _NEW(Mail)
+        for name in _MAIL_KEPT:
+            _SET(mail, name, getattr(self, name))
+        _SET(mail, "size", size)
+        _SET(mail, "_line", line)
+        _SET(mail, "_tail", head + len(word))
+        return mail
+
+
+_MAIL_KEPT = ("sender", "body", "smtputf8", "ret", "envid", "auth", "quote", "_head")
+"""The fields `Mail._resized` copies: all but the size, the line and where SIZE ends."""
+_NEW = object.__new__
+_SET = object.__setattr__
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from ._errors import LocalProtocolError
 from ._parameters import (
@@ -308,6 +308,12 @@ DNS_FILTER_ACTION = Kind("IGNORE", _dns_filter_action)
 _SMTP_ONLY = ""  # Declaration.lmtp for parameters lmtp(8) has no name for
 _NO_TABLE: Lookup[Any] = Lookup()
 _NO_LIST = MatchList()
+
+
+_DERIVED = "_derived_values"  # the attribute that holds them, not a field
+_DERIVED_LIMIT = 256
+"""How many `ClientConfig._derived` values one configuration keeps at most."""
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1018,16 +1024,52 @@ class ClientConfig:
     def with_hostname(self, machine: str) -> ClientConfig:
         """This config with an empty `myhostname` set to `machine` (or ``localhost``) and an
         empty `helo_name` to `myhostname`; the engine calls it with the adapter's name."""
+        if self.myhostname and self.helo_name:
+            return self
+        return self._derived(("with_hostname", machine), lambda: self._named(machine))
+
+    def _named(self, machine: str) -> ClientConfig:
         myhostname = self.myhostname or _helo(machine or "localhost")
         if (myhostname, self.helo_name or myhostname) == (self.myhostname, self.helo_name):
             return self
         # Every other field was checked when this config was made and is immutable; only the
         # two names change, and `_helo` checked the new one. A full replace would check all
-        # two hundred fields again, for every delivery.
+        # two hundred fields again, for every delivery. (The copy gets no `_derived` values.)
         named = copy.copy(self)
         object.__setattr__(named, "myhostname", myhostname)
         object.__setattr__(named, "helo_name", self.helo_name or myhostname)
         return named
+
+    def _derived(self, key: Hashable, make: Callable[[], _T]) -> _T:
+        """``make()``, remembered with this configuration under `key`.
+
+        For what the engine derives from the configuration (immutable) and a destination
+        alone, by pure functions, and would derive again for every delivery with the same
+        configuration: `with_hostname`, the next hops, the TLS parameters. `key` names the
+        function and its other arguments. A failure is not remembered. At most
+        `_DERIVED_LIMIT` values are kept, so a Mailer with many destinations does not grow
+        it for ever; a copy of the configuration starts without them.
+        """
+        memo: dict[Hashable, Any] | None = self.__dict__.get(_DERIVED)
+        if memo is None:
+            memo = {}
+            object.__setattr__(self, _DERIVED, memo)
+        try:
+            value: _T = memo[key]
+        except KeyError:
+            value = make()
+            if len(memo) >= _DERIVED_LIMIT:
+                memo.clear()
+            memo[key] = value
+        except TypeError:
+            return make()  # an unhashable argument (a caller's object): nothing to key it by
+        return value
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields, without the `_derived` values (for `copy`)."""
+        state = dict(self.__dict__)
+        state.pop(_DERIVED, None)
+        return state
 
     @property
     def default_port(self) -> int:

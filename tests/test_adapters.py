@@ -37,6 +37,7 @@ from smtpproto.adapters.demo import DEMO_PASSWORD, DEMO_USER, DemoHandler, SMTPS
 from support.model import Behaviour, Canonical, Expect, ServerModel, ehlo_reply
 from support.sockets import LoopbackServer
 
+from smtpproto import LocalProtocolError
 from smtpproto.requests import (
     Close,
     Connect,
@@ -1125,3 +1126,15 @@ def test_asyncio_refuses_starttls_when_plaintext_is_buffered_past_the_220(
     assert any(line.endswith("(response injection)") for line in report.transcript)
     (model,) = models
     assert model.verbs == ["LHLO", "STARTTLS"] and not model.tls  # no handshake, nothing after
+
+
+def test_make_envelope_shares_one_checked_envelope_for_the_same_arguments() -> None:
+    # Bulk senders repeat envelopes; an Envelope is immutable, so the adapters reuse it. An
+    # arrival time makes a new one, and a bad argument is still refused every time.
+    first = _driver.make_envelope("a@example.org", ["b@example.com"])
+    assert _driver.make_envelope("a@example.org", ("b@example.com",)) is first
+    assert _driver.make_envelope("a@example.org", ["c@example.com"]) is not first
+    assert _driver.make_envelope("a@example.org", ["b@example.com"], arrival=1.0) is not first
+    for _ in range(2):
+        with pytest.raises(LocalProtocolError):
+            _driver.make_envelope("a@example.org", ["b\r\n@example.com"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.message
 import email.policy
 import io
@@ -615,3 +616,12 @@ def test_fifty_mib_from_a_generator_streams_in_bounded_memory() -> None:
         tracemalloc.stop()
     assert total > 50 * 2**20
     assert peak < 4 * 2**20
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300).map(lambda b: b.replace(b"\0", b"")))
+def test_scan_info_is_what_the_validating_constructor_makes(message: bytes) -> None:
+    # scan builds MessageInfo without its checks (`MessageInfo._trusted`): the same value,
+    # and one the checks would pass.
+    info = scan(message)
+    assert MessageInfo(**dataclasses.asdict(info)) == info

@@ -217,3 +217,21 @@ def test_property_advertised_keywords_are_found_whole(
     for keyword, params in advertised:
         assert keyword in c
         assert set(params) <= set(c.keywords[keyword.upper()])
+
+
+def test_a_repeated_ehlo_reply_is_parsed_once_per_discard_set() -> None:
+    # Capabilities are immutable, so the same reply (every connection to one server) may
+    # share one; the discarded keywords are part of what was parsed.
+    reply = Reply(250, ("mx.example", "PIPELINING", "SIZE 1000", "DSN"))
+    first = Capabilities.from_reply(reply)
+    assert Capabilities.from_reply(Reply(250, reply.lines)) is first
+    without = Capabilities.from_reply(reply, discard=["dsn"])
+    assert without is not first and not without.dsn and first.dsn
+    assert Capabilities.from_reply(reply, discard=("DSN",)) is without
+
+
+def test_a_long_ehlo_reply_is_not_kept() -> None:
+    # Bounded: a peer cannot make the library hold its large replies.
+    reply = Reply(250, ("mx.example", *(f"X-KEYWORD-{n} {'a' * 100}" for n in range(40))))
+    assert Capabilities.from_reply(reply) == Capabilities.from_reply(reply)
+    assert Capabilities.from_reply(reply) is not Capabilities.from_reply(reply)

@@ -4,6 +4,7 @@ examples, and a round-trip property through a small MAIL/RCPT line parser."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import typing
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtpproto import LocalProtocolError
+from smtpproto import commands as commands_module
 from smtpproto.commands import (
     MAX_COMMAND_LINE,
     MAX_EXTENDED_COMMAND_LINE,
@@ -557,3 +559,46 @@ def test_property_rcpt_round_trip(
     else:
         assert _unxtext(params["ORCPT"] or "") == "rfc822;" + orcpt
     assert len(line) <= MAX_EXTENDED_COMMAND_LINE
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.none() | st.integers(0, 10**9),
+    new=st.none() | st.integers(0, 10**9),
+    body=st.sampled_from([None, "7BIT", "8BITMIME"]),
+    ret=st.sampled_from([None, "FULL", "HDRS"]),
+    envid=st.none() | st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1),
+    utf8=st.booleans(),
+    auth=st.sampled_from([None, "<>", "a@b.example"]),
+)
+def test_mail_resized_is_replace_with_a_new_size(
+    size: int | None,
+    new: int | None,
+    body: typing.Any,
+    ret: typing.Any,
+    envid: str | None,
+    utf8: bool,
+    auth: str | None,
+) -> None:
+    # The held session's shortcut (`Mail._resized`) must send exactly what a checked MAIL with
+    # that size sends, and keep every other field.
+    sender = "\u00e4@b.example" if utf8 else "a@b.example"
+    mail = Mail(sender, size=size, body=body, ret=ret, envid=envid, smtputf8=utf8, auth=auth)
+    resized = mail._resized(new)
+    expected = dataclasses.replace(mail, size=new)
+    assert resized == expected
+    assert resized.encode() == expected.encode()
+    assert repr(resized) == repr(expected)
+    back = resized._resized(size)
+    assert back == mail and back.encode() == mail.encode()
+
+
+def test_mail_resized_copies_every_other_field() -> None:
+    # A field added to Mail must be copied by _resized too.
+    names = {f.name for f in dataclasses.fields(Mail)} - {"size", "_line", "_tail"}
+    assert set(commands_module._MAIL_KEPT) == names
+
+
+def test_mail_resized_checks_the_size() -> None:
+    with pytest.raises(LocalProtocolError):
+        Mail("a@b.example")._resized(-1)

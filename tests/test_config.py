@@ -739,3 +739,36 @@ def test_which_client_reads_a_name_and_what_the_other_reads_instead() -> None:
         declared = declaration(name)
         assert declared is not None, name
         assert (declared.client_of(name), declared.counterpart(name)) == (client, other), name
+
+
+def test_derived_values_are_remembered_per_configuration_and_not_copied() -> None:
+    # ClientConfig._derived keeps what the engine derives from a configuration alone; a copy
+    # (with_hostname's, copy) starts without them, since its fields may differ.
+    import copy
+
+    config = ClientConfig(helo_name="client.example")
+    calls: list[int] = []
+
+    def make() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert config._derived(("k", 1), make) == 1
+    assert config._derived(("k", 1), make) == 1
+    assert config._derived(("k", 2), make) == 2
+    assert copy.copy(config)._derived(("k", 1), make) == 3
+    assert copy.copy(config) == config
+    # An unhashable key: computed every time, never an error.
+    assert config._derived(("k", []), make) == 4
+    assert config._derived(("k", []), make) == 5
+
+
+def test_with_hostname_is_remembered_and_names_the_copy_only() -> None:
+    config = ClientConfig()
+    named = config.with_hostname("mx.example")
+    assert config.with_hostname("mx.example") is named
+    assert (named.myhostname, named.helo_name) == ("mx.example", "mx.example")
+    assert (config.myhostname, config.helo_name) == ("", "")
+    other = config.with_hostname("other.example")
+    assert other.helo_name == "other.example"
+    assert named.with_hostname("ignored.example") is named

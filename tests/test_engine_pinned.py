@@ -47,3 +47,34 @@ def test_a_dead_held_session_defers_the_next_transaction() -> None:
     assert statuses(reports[0]) == [("sent", "2.0.0")]
     assert statuses(reports[1]) == [("deferred", "4.4.2")]
     assert record.channels[0].closed
+
+
+def test_a_held_session_sends_each_envelope_with_its_own_size() -> None:
+    # EnvelopeCommands.for_session keeps the last envelope's checked commands: the same
+    # envelope again changes only SIZE, another envelope is built (and checked) anew.
+    other = Envelope("c@example.org", (Recipient("d@example.com"), Recipient("e@example.com")))
+    sends = [(ENVELOPE, b"a\r\n"), (ENVELOPE, b"bb\r\n"), (other, b"bb\r\n"), (ENVELOPE, b"a\r\n")]
+
+    def held() -> Generator[IORequest, Any, list[DeliveryReport]]:
+        session = yield from open_session(DEST, config=CONFIG, clock=Clock(), rng=Rng())
+        reports = []
+        for envelope, message in sends:
+            reports.append((yield from transact(session, envelope, message)))
+        yield from close_session(session)
+        return reports
+
+    three = (b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", b"250 2.0.0 queued\r\n")
+    ehlo = b"250-mx.example\r\n250-PIPELINING\r\n250 SIZE 1000\r\n"
+    server = smtp(*TRANSACTION, *TRANSACTION, *three, *TRANSACTION, ehlo=ehlo)
+    reports, record = run(held(), Script(servers={ADDR: [server]}))
+    assert [statuses(r) for r in reports] == [[("sent", "2.0.0")]] * 2 + [
+        [("sent", "2.0.0")] * 2
+    ] + [[("sent", "2.0.0")]]
+    mail = [line for line in record.sent().split(b"\r\n") if line.startswith(b"MAIL")]
+    assert mail == [
+        b"MAIL FROM:<a@example.org> SIZE=3",
+        b"MAIL FROM:<a@example.org> SIZE=4",
+        b"MAIL FROM:<c@example.org> SIZE=4",
+        b"MAIL FROM:<a@example.org> SIZE=3",
+    ]
+    assert record.sent().count(b"RCPT TO:<d@example.com>\r\nRCPT TO:<e@example.com>\r\n") == 1

@@ -329,3 +329,18 @@ def test_cache_follows_replaced_limits() -> None:
     parser.limits = ReplyLimits(max_line_length=64)
     parser.feed(line)
     assert _replies(parser) == [Reply(250, ("x" * 60,))]
+
+
+def test_one_line_replies_are_shared_by_parsers_with_the_same_limits() -> None:
+    # A server gives each connection the same replies: a new parser finds them cached, the
+    # same immutable Reply, and parsers with other limits keep their own.
+    first = FastReplyParser()
+    first.feed(b"220 mx.example ESMTP\r\n")
+    greeting = first.next_reply()
+    second = FastReplyParser()
+    second.feed(b"220 mx.example ESMTP\r\n")
+    assert second.next_reply() is greeting
+    other = FastReplyParser(ReplyLimits(max_line_length=100))
+    other.feed(b"220 mx.example ESMTP\r\n")
+    reply = other.next_reply()
+    assert reply == greeting and reply is not greeting

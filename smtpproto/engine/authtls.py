@@ -167,7 +167,9 @@ def attempt(
     a policy failure `server` carries wins over a successful handshake."""
     if result_type is None and server.failure is not None:
         result_type, reason = server.failure
-    text = None if reason is None else "".join(c if c.isprintable() else "?" for c in reason)
+    text = reason
+    if text is not None and not text.isprintable():
+        text = "".join(c if c.isprintable() else "?" for c in text)
     return AttemptResult(
         server.report,
         success=result_type is None,

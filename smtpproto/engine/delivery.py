@@ -14,6 +14,7 @@ through `Shared` requests that the adapter serializes (and waits on, at a limit)
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
@@ -259,7 +260,9 @@ def _addresses_from(
     return found, status, not_found
 
 
+@functools.lru_cache(maxsize=256)
 def _is_address(host: str) -> bool:
+    # Asked again for each delivery to the same host; `ipaddress` parsing is not cheap.
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -786,10 +789,15 @@ def _may_cache(hops: tuple[Hop, ...], config: ClientConfig) -> bool:
 
 
 def _hops(destination: str, config: ClientConfig, idna: IDNAEncoder | None) -> tuple[Hop, ...]:
-    return plan_hops(
-        parse_destinations(destination, lmtp=config.lmtp, config=config, idna=idna),
-        config=config,
-        idna=idna,
+    # The same for every delivery to this destination with this configuration: remembered
+    # with it (a Hop is immutable).
+    return config._derived(
+        ("hops", destination, idna),
+        lambda: plan_hops(
+            parse_destinations(destination, lmtp=config.lmtp, config=config, idna=idna),
+            config=config,
+            idna=idna,
+        ),
     )
 
 
@@ -1039,8 +1047,9 @@ def transact(
     if prepared.info is None:
         return _refused(ledger, prepared.refusal, session.transcript, start=start)
     info, message = prepared.info, prepared.source
-    commands = EnvelopeCommands.build(envelope, info, session.config)
-    session.server = replace(session.server, final=True)
+    commands = EnvelopeCommands.for_session(session, envelope, info)
+    if not session.server.final:
+        session.server = replace(session.server, final=True)
     batch = tuple(range(len(envelope.recipients)))
     trouble = yield from _renew(session, envelope)
     if trouble is not None:

@@ -245,6 +245,11 @@ class SelfCheck:
 
 
 def _own(config: ClientConfig) -> tuple[frozenset[str], frozenset[str]]:
+    # Asked for every delivery on port 25: remembered with the configuration.
+    return config._derived(("own",), lambda: _own_names_and_addresses(config))
+
+
+def _own_names_and_addresses(config: ClientConfig) -> tuple[frozenset[str], frozenset[str]]:
     addresses = frozenset(
         str(ipaddress.ip_address(a)) for a in config.inet_interfaces + config.proxy_interfaces
     )

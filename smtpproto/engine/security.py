@@ -46,6 +46,7 @@ from ..sasl import (
     security_options_for,
     select_mechanism,
 )
+from ..tables import Lookup
 from ..tlsreport import AttemptResult, ResultType
 from .authtls import Refusal, ServerDNS, ServerTLS, STSState, attempt, judge, server_policy
 from .redact import Secrets
@@ -123,6 +124,14 @@ class SecurityPolicy:
     def nexthop_policy(self) -> TLSPolicy:
         """The TLS policy for `nexthop` (``tls_policy_maps``, then the level), before DANE
         and MTA-STS; may raise `LocalProtocolError` for an unreadable entry (rule 5.10)."""
+        maps = self.config.tls_policy_maps
+        if isinstance(maps, Lookup) and not maps.tables:
+            # No table: a function of the next hop and the configuration alone, remembered
+            # with the latter (a table may be a caller's mapping, which can change).
+            return self.config._derived(("nexthop_policy", self.nexthop), self._nexthop_policy)
+        return self._nexthop_policy()
+
+    def _nexthop_policy(self) -> TLSPolicy:
         config = self.config
         return policy_for(
             self.nexthop,
@@ -211,26 +220,9 @@ class SecurityPolicy:
             return False
 
     def _parameters(self, policy: TLSPolicy) -> TLSParameters:
-        config = self.config
-        cert_file, key_file = config.client_certificate or (None, None)
-        parameters = tls_parameters(
-            policy,
-            ca_file=config.tls_CAfile,
-            ca_path=config.tls_CApath,
-            cert_file=cert_file,
-            key_file=key_file,
-            mandatory_protocols=config.tls_mandatory_protocols,
-            protocols=config.tls_protocols,
-            mandatory_ciphers=config.tls_mandatory_ciphers,
-            ciphers=config.tls_ciphers,
-            cipherlists={
-                "high": config.tls_high_cipherlist,
-                "medium": config.tls_medium_cipherlist,
-                "low": config.tls_low_cipherlist,
-                "null": config.tls_null_cipherlist,
-            },
-            exclude_ciphers=config.tls_exclude_ciphers,
-            mandatory_exclude_ciphers=config.tls_mandatory_exclude_ciphers,
+        # A function of the policy and the configuration alone: remembered with the latter.
+        parameters = self.config._derived(
+            ("tls_parameters", policy), lambda: _tls_parameters(policy, self.config)
         )
         if self.server is not None and self.server.records:
             # DANE, fingerprints, trust anchors: the core checks the chain, not the CAs.
@@ -610,3 +602,27 @@ def default_policy(
 ) -> SecurityPolicy:
     """A fresh policy for one connection to a server of `nexthop` (rules 5, 11)."""
     return SecurityPolicy(config, nexthop, sender=sender, unix=unix)
+
+
+def _tls_parameters(policy: TLSPolicy, config: ClientConfig) -> TLSParameters:
+    """The adapter's TLS parameters for `policy` under `config`'s TLS settings."""
+    cert_file, key_file = config.client_certificate or (None, None)
+    return tls_parameters(
+        policy,
+        ca_file=config.tls_CAfile,
+        ca_path=config.tls_CApath,
+        cert_file=cert_file,
+        key_file=key_file,
+        mandatory_protocols=config.tls_mandatory_protocols,
+        protocols=config.tls_protocols,
+        mandatory_ciphers=config.tls_mandatory_ciphers,
+        ciphers=config.tls_ciphers,
+        cipherlists={
+            "high": config.tls_high_cipherlist,
+            "medium": config.tls_medium_cipherlist,
+            "low": config.tls_low_cipherlist,
+            "null": config.tls_null_cipherlist,
+        },
+        exclude_ciphers=config.tls_exclude_ciphers,
+        mandatory_exclude_ciphers=config.tls_mandatory_exclude_ciphers,
+    )

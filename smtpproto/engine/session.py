@@ -137,6 +137,8 @@ class Session:
     it reached a reuse limit (rule 9.1), or its login was for another sender (rule 11.8)."""
     held: object | None = None
     """What ``open_session`` keeps for a held session (the delivery layer's, opaque here)."""
+    commands_memo: object | None = None
+    """The last envelope's checked commands (``EnvelopeCommands.for_session``'s, opaque here)."""
     transcript: list[str] = field(default_factory=list)
     redactor: Redactor = field(default_factory=Redactor)
     """The secrets of the delivery this session serves; every string goes through it."""
@@ -145,7 +147,12 @@ class Session:
     def note(self, line: str) -> None:
         """Add `line` to the transcript, escaped and with every known secret masked
         (RP-24, AU-18): the one way text reaches it."""
-        self.transcript.append(self.redactor.shown(line))
+        redactor = self.redactor
+        # `Redactor.shown` changes nothing in a printable line when no secret is known (most
+        # sessions, nine lines per message): skip its calls then.
+        if redactor or not line.isprintable():
+            line = redactor.shown(line)
+        self.transcript.append(line)
 
     # -- output ---------------------------------------------------------------------------
 

@@ -73,6 +73,8 @@ class EnvelopeCommands:
 
     mail: Mail
     rcpts: tuple[Rcpt, ...]
+    unsized: Mail
+    """`mail` without SIZE, for a server without it (rule 6.1 (1)): made once per envelope."""
 
     @classmethod
     def build(cls, envelope: Envelope, info: MessageInfo, config: ClientConfig) -> EnvelopeCommands:
@@ -95,7 +97,33 @@ class EnvelopeCommands:
                 rcpts.append(Rcpt(rewrite(r.address), notify=r.notify, orcpt=r.orcpt, quote=quote))
             except LocalProtocolError as error:
                 raise LocalProtocolError(f"recipients[{n}]: {error}") from None
-        return cls(mail, tuple(rcpts))
+        return cls(mail, tuple(rcpts), mail._resized(None))
+
+    @classmethod
+    def for_session(
+        cls, session: Session, envelope: Envelope, info: MessageInfo
+    ) -> EnvelopeCommands:
+        """`build`, remembering the session's last envelope: a held session often sends the
+        same envelope again and again, and then only MAIL's SIZE changes (`Mail._resized`)."""
+        # Everything `build` reads but the size; the configuration is the session's own.
+        shape = (
+            envelope.sender,
+            envelope.recipients,
+            envelope.smtputf8,
+            envelope.ret,
+            envelope.envid,
+            info.has_8bit,
+        )
+        memo = session.commands_memo
+        if isinstance(memo, tuple) and memo[0] == shape:
+            last: EnvelopeCommands = memo[1]
+            if last.mail.size == info.size:
+                return last
+            commands = cls(last.mail._resized(info.size), last.rcpts, last.unsized)
+        else:
+            commands = cls.build(envelope, info, session.config)
+        session.commands_memo = (shape, commands)
+        return commands
 
 
 @dataclass
@@ -284,23 +312,28 @@ def _refused(session: Session, envelope: Envelope, info: MessageInfo, marks: _Ma
     caps = session.capabilities
     server = session.server
     config = session.config
-    addresses = [envelope.sender, *(r.address for r in envelope.recipients)]
-    refusal = smtputf8_refusal(
-        addresses,
-        info,
-        requested=envelope.smtputf8,
-        server_smtputf8=caps is not None and caps.smtputf8,
-        server=server.label,
-        enabled=config.smtputf8_enable,
-    )
-    if refusal is None:
-        # 8-bit octets never reach a server without 8BITMIME (docs/security.md); another MX
-        # may have it, so like 5.6.7 this is SOFT_NON_FINAL (rule 2.3).
-        refusal = eightbit_refusal(info, _eightbit(session), config.disable_mime_output_conversion)
-    if refusal is not None:
-        session.cacheable = False  # DONT_CACHE (rule 2.4)
-        marks.fail(local_trouble(refusal.dsn, refusal.text, soft_non_final=True))
-        return True
+    # Only an SMTPUTF8 envelope (which every non-ASCII address makes one) or 8-bit content
+    # can meet the refusals of rule 3.10 and 8-bit content; most messages skip them.
+    if envelope.smtputf8 or info.has_8bit:
+        addresses = [envelope.sender, *(r.address for r in envelope.recipients)]
+        refusal = smtputf8_refusal(
+            addresses,
+            info,
+            requested=envelope.smtputf8,
+            server_smtputf8=caps is not None and caps.smtputf8,
+            server=server.label,
+            enabled=config.smtputf8_enable,
+        )
+        if refusal is None:
+            # 8-bit octets never reach a server without 8BITMIME (docs/security.md); another
+            # MX may have it, so like 5.6.7 this is SOFT_NON_FINAL (rule 2.3).
+            refusal = eightbit_refusal(
+                info, _eightbit(session), config.disable_mime_output_conversion
+            )
+        if refusal is not None:
+            session.cacheable = False  # DONT_CACHE (rule 2.4)
+            marks.fail(local_trouble(refusal.dsn, refusal.text, soft_non_final=True))
+            return True
     refusal = size_refusal(info, None if caps is None else caps.size, server.label)
     if refusal is not None:
         # Rule 6.8: a message failure, a bounce even with other MX hosts left; the session
@@ -352,10 +385,16 @@ def _plan(
     # smtp_send_dummy_mail_auth: the client authenticated, the sender is not vouched for
     # (Postfix smtp_proto.c; its AUTH feature is off unless the login happened).
     auth = "<>" if config.send_dummy_mail_auth and session.identity is not None else None
-    if (size, body, smtputf8, ret, envid, auth) == (
-        full.size, full.body, full.smtputf8, full.ret, full.envid, full.auth
+    if (body, smtputf8, ret, envid, auth) == (
+        full.body, full.smtputf8, full.ret, full.envid, full.auth
     ):  # fmt: skip
-        mail = full  # built and checked once per delivery (`EnvelopeCommands`)
+        # Built and checked once per delivery (`EnvelopeCommands`), with and without SIZE.
+        if size == full.size:
+            mail = full
+        elif size is None:
+            mail = commands.unsized
+        else:
+            mail = full._resized(size)
     else:
         mail = Mail(
             full.sender,

@@ -315,23 +315,23 @@ class Ledger:
     ) -> None:
         if index in self._results:
             raise LocalProtocolError(f"recipient {index} already has a result")
-        if self._filter is not None:
-            status, dsn, diagnostic = filter_status(self._filter, status, dsn, diagnostic)
+        table = self._filter
+        if table is not None:
+            status, dsn, diagnostic = filter_status(table, status, dsn, diagnostic)
         # The one place a result's text is made: escaped (RP-24), no secret in it (AU-18).
         if self._redactor is not None:
             diagnostic = self._redactor.shown(diagnostic)
             reply = None if reply is None else self._redactor.reply(reply)
         else:
             diagnostic = printable(diagnostic)
-        self._results[index] = RecipientResult(
-            address=self._addresses[index],
-            status=status,
-            dsn=dsn,
-            reply=reply,
-            relay=relay,
-            diagnostic=diagnostic,
-            delay=max(0.0, self._clock() - self._start),
-        )
+        delay = max(0.0, self._clock() - self._start)
+        address = self._addresses[index]
+        if status == "sent" and table is None:
+            # From `done`: the DSN of a positive reply, class 2 (`Reply.dsn`); nothing to check.
+            result = RecipientResult._sent(address, dsn, reply, relay, diagnostic, delay)
+        else:
+            result = RecipientResult(address, status, dsn, reply, relay, diagnostic, delay)
+        self._results[index] = result
 
     def done(self, index: int, reply: Reply, server: Server) -> None:
         """Rule 2.8: a positive final reply; the status is the reply's (made-up) DSN code."""
