@@ -1,0 +1,332 @@
+"""Randomized differential test: smtpproto and Postfix's own client on the same random server.
+
+hypothesis draws a scripted server (`Scenario`): a greeting, a subset of EHLO keywords, one
+reply for MAIL, each recipient's RCPT reply, DATA's reply, the end-of-data reply (under LMTP
+one per accepted recipient), multi-line or not, with or without enhanced status codes, and
+possibly a hang-up at one step. Postfix 3.7's smtp(8)/lmtp(8) (`PostfixOracle`) and one
+smtpproto adapter (rotated by the draw) deliver the same message through it; each recipient's
+(status, dsn) must be the same.
+
+`DELIBERATE` recognises the differences docs/security.md ("Defaults that differ from
+Postfix", the reply-accounting rows) and docs/reference/client-rules.md (quirks) document,
+each by the exact shape of its scenario; for those the test asserts smtpproto's documented
+side and that Postfix still differs. Every other difference fails with a one-line repro
+(`Scenario.describe`).
+
+The number of examples is 30 (derandomized) unless ``SMTPPROTO_DIFF_EXAMPLES`` asks for
+more; a long run then draws fresh examples each time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support.model import Scripted, ServerModel
+from support.sockets import LoopbackServer
+
+from .postfix_client import PostfixOracle
+from .servers import ADAPTERS, DOMAIN, SENDER, Client, client_config, make_message
+
+pytestmark = pytest.mark.interop
+
+MESSAGE = make_message("differential", "A line.\r\n.A line with a leading dot.\r\n")
+RECIPIENTS = tuple(f"rcpt{n}@{DOMAIN}" for n in range(5))
+
+EXAMPLES = int(os.environ.get("SMTPPROTO_DIFF_EXAMPLES", "30"))
+# Seconds: Postfix's longest stage timeout (servers.CLIENT_TIMEOUTS) is 20 s; no scenario
+# stalls (a hang-up closes the connection), so a delivery taking this long is a failure.
+ORACLE_TIMEOUT = 45.0
+
+
+# --- the scripted server ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """The server closes the connection at one step.
+
+    `step` is ``GREETING``, a verb (``EHLO``, ``LHLO``, ``MAIL``, ``RCPT``, ``DATA``,
+    ``QUIT``) or ``.`` (the end of data). For a verb, `nth` is its occurrence (1-based) and
+    `after` says whether the reply goes out first. For ``.``, `nth` replies go out first
+    (SMTP: 0 or 1; LMTP: up to one per accepted recipient).
+    """
+
+    step: str
+    nth: int = 1
+    after: bool = False
+
+
+@dataclass
+class Fuzzed(Scripted):
+    """`Scripted` with a `Hangup`, counted per connection so that both clients meet it."""
+
+    hangup_at: Hangup | None = None
+
+    def greeting(self, server: ServerModel) -> bytes:
+        """The banner, unless the server hangs up before (or right after) it."""
+        h = self.hangup_at
+        if h is not None and h.step == "GREETING":
+            server.hang_up()
+            return self.banner if h.after else b""
+        return _closing(server, self.banner)
+
+    def reply(self, server: ServerModel, verb: str, line: bytes) -> bytes:
+        """The scripted reply; at the hang-up step, the reply (or nothing) and a close."""
+        reply = super().reply(server, verb, line)
+        h = self.hangup_at
+        if h is not None and h.step == verb and server.verbs.count(verb) == h.nth:
+            server.hang_up()
+            return reply if h.after else b""
+        return _closing(server, reply)
+
+    def end_of_data(self, server: ServerModel) -> list[tuple[bytes, list[str]]]:
+        """The scripted replies; at a ``.`` hang-up, only the first `nth`, then a close."""
+        replies = super().end_of_data(server)
+        h = self.hangup_at
+        if h is not None and h.step == ".":
+            server.hang_up()
+            replies = replies[: h.nth]
+        for n, (reply, _) in enumerate(replies):
+            if reply[:3] == b"421":
+                _closing(server, reply)
+                return replies[: n + 1]
+        return replies
+
+
+def _closing(server: ServerModel, reply: bytes) -> bytes:
+    """`reply`; a 421 also closes the connection, the server reading and saying nothing more.
+
+    RFC 5321 3.8 and 4.2.2: 421 is "closing transmission channel". `ServerModel` only closes
+    once it has answered what it already read, so a pipelined batch would get replies after
+    the 421, which no real server sends (and which the two clients read differently).
+    """
+    if reply[:3] == b"421":
+        server.hang_up()
+    return reply
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One drawn server, the recipients sent through it, and the adapter on our side."""
+
+    lmtp: bool
+    adapter: str
+    recipients: tuple[str, ...]
+    greeting: str
+    keywords: tuple[str, ...]
+    mail: str
+    rcpt: tuple[str, ...]
+    """RCPT reply per recipient, in order."""
+    data: str
+    dot: tuple[str, ...]
+    """SMTP: one end-of-data reply; LMTP: one per recipient (used for the accepted ones)."""
+    hello: str | None = None
+    """A refusal of EHLO/LHLO (HELO still gets 250); None: the keywords."""
+    hangup: Hangup | None = None
+
+    def behaviour(self) -> Fuzzed:
+        """The server, as `support.model.Scripted` tables."""
+
+        def wire(text: str) -> bytes:
+            return text.encode() + b"\r\n"
+
+        return Fuzzed(
+            banner=wire(self.greeting),
+            domain="scripted.example.test",
+            keywords=self.keywords,
+            replies={
+                "MAIL": wire(self.mail),
+                "DATA": wire(self.data),
+                **(
+                    {}
+                    if self.hello is None
+                    else {"LHLO" if self.lmtp else "EHLO": wire(self.hello)}
+                ),
+            },
+            rcpt={a: wire(r) for a, r in zip(self.recipients, self.rcpt, strict=True)},
+            queued=wire(self.dot[0]),
+            delivery=(
+                {a: wire(r) for a, r in zip(self.recipients, self.dot, strict=True)}
+                if self.lmtp
+                else {}
+            ),
+            hangup_at=self.hangup,
+        )
+
+    def describe(self) -> str:
+        """A one-line repro."""
+        return repr(self)
+
+
+# --- drawing scenarios ------------------------------------------------------------------------
+
+DETAILS = ("0.0", "1.1", "1.5", "2.2", "3.0", "3.4", "5.0", "7.1")
+
+
+@st.composite
+def replies(draw: st.DrawFn, codes: tuple[int, ...]) -> str:
+    """One reply with a code from `codes`: 1 to 3 lines, each with or without an enhanced
+    status code (its class matching the code's first digit, or not), text or none."""
+    code = draw(st.sampled_from(codes))
+    lines = draw(st.integers(1, 3))
+    klass = str(code)[0]
+    enhanced = draw(st.sampled_from(("same", "none", "other")))
+    texts = []
+    for n in range(lines):
+        status = ""
+        if enhanced == "same":
+            status = f"{klass}.{draw(st.sampled_from(DETAILS))}"
+        elif enhanced == "other":
+            status = f"{draw(st.sampled_from([k for k in '245' if k != klass]))}.1.1"
+        text = draw(st.sampled_from(("", "Ok", "text here", f"line {n}")))
+        body = " ".join(part for part in (status, text) if part)
+        separator = "-" if n < lines - 1 else " "
+        texts.append(f"{code}{separator}{body}".rstrip(" ") if body else f"{code}{separator}")
+    # A final line of a bare code is "550", never "550 ".
+    texts[-1] = texts[-1].rstrip(" ")
+    return "\r\n".join(texts)
+
+
+# Each step's codes, the positive one repeated so that most examples reach the next step.
+GREETING = (*[220] * 8, 421, 554)
+MAIL = (*[250] * 8, 421, 451, 452, 550, 552, 553, 555)
+RCPT = (*[250] * 6, 251, 421, 450, 451, 452, 550, 551, 552, 553, 554)
+HELLO = (421, 500, 502, 550, 554)
+DATA = (*[354] * 6, 421, 451, 554)
+DOT = (*[250] * 5, 421, 451, 452, 552, 554, 550)
+KEYWORDS = ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN", "CHUNKING")
+SIZES = ("SIZE", "SIZE 1000000", "SIZE 10")
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    """A random scripted server and the recipients to send through it."""
+    lmtp = draw(st.booleans())
+    count = draw(st.integers(1, 5))
+    recipients = RECIPIENTS[:count]
+    keywords = tuple(k for k in KEYWORDS if draw(st.booleans()))
+    size = draw(st.sampled_from((None, *SIZES)))
+    if size is not None:
+        keywords += (size,)
+    greeting = draw(replies(GREETING))
+    hello = draw(st.one_of(*[st.none()] * 5, replies(HELLO)))
+    mail = draw(replies(MAIL))
+    rcpt = tuple(draw(replies(RCPT)) for _ in recipients)
+    data = draw(replies(DATA))
+    dot = tuple(draw(replies(DOT)) for _ in (recipients if lmtp else recipients[:1]))
+    hangup = draw(
+        st.one_of(
+            *[st.none()] * 4,
+            st.builds(
+                Hangup,
+                st.sampled_from(("GREETING", "LHLO" if lmtp else "EHLO", "MAIL", "DATA", "QUIT")),
+                st.just(1),
+                st.booleans(),
+            ),
+            st.builds(Hangup, st.just("RCPT"), st.integers(1, count), st.booleans()),
+            st.builds(Hangup, st.just("."), st.integers(0, count if lmtp else 1)),
+        )
+    )
+    adapter = draw(st.sampled_from(ADAPTERS))
+    return Scenario(
+        lmtp, adapter, recipients, greeting, keywords, mail, rcpt, data, dot, hello, hangup
+    )
+
+
+# --- the deliberate differences ---------------------------------------------------------------
+
+Outcomes = dict[str, tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Deliberate:
+    """A documented difference: which scenarios show it, and what smtpproto must report."""
+
+    where: str
+    """The document that names it."""
+    applies: Callable[[Scenario], bool]
+    ours: Callable[[Scenario, Outcomes, Outcomes], bool]
+    """smtpproto's documented side, given (scenario, ours, Postfix's)."""
+
+
+DELIBERATE: dict[str, Deliberate] = {}
+
+
+def deliberate(scenario: Scenario) -> list[str]:
+    """The names of the documented differences this scenario shows."""
+    return [name for name, case in DELIBERATE.items() if case.applies(scenario)]
+
+
+# --- running both -----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """Both clients' outcomes on one scenario, and what the server saw."""
+
+    ours: Outcomes
+    postfix: Outcomes
+    verbs: list[list[str]] = field(default_factory=list)
+
+
+def run_both(oracle: PostfixOracle, scenario: Scenario) -> Run:
+    """Deliver through the scenario's server with Postfix, then with smtpproto."""
+    recipients = list(scenario.recipients)
+    with LoopbackServer(scenario.behaviour(), lmtp=scenario.lmtp) as server:
+        theirs = oracle.deliver(
+            server.destination,
+            SENDER,
+            recipients,
+            MESSAGE,
+            lmtp=scenario.lmtp,
+            timeout=ORACLE_TIMEOUT,
+        )
+        report = Client(scenario.adapter).deliver(
+            server.destination,
+            recipients=recipients,
+            message=MESSAGE,
+            config=client_config(lmtp=scenario.lmtp),
+        )
+    assert not server.violations, (scenario.describe(), server.violations)
+    assert [r.address for r in report.recipients] == recipients
+    assert theirs.keys() == set(recipients)
+    return Run(
+        ours={r.address: (r.status, r.dsn) for r in report.recipients},
+        postfix={a: (theirs[a].status, theirs[a].dsn) for a in recipients},
+        verbs=[served.model.verbs for served in server.connections],
+    )
+
+
+def check(oracle: PostfixOracle, scenario: Scenario) -> None:
+    """The same outcomes, or exactly a documented difference."""
+    run = run_both(oracle, scenario)
+    names = deliberate(scenario)
+    if not names:
+        assert run.ours == run.postfix, (
+            f"smtpproto {run.ours} != Postfix {run.postfix} on {scenario.describe()}"
+            f" (server saw {run.verbs})"
+        )
+        return
+    for name in names:
+        case = DELIBERATE[name]
+        assert case.ours(scenario, run.ours, run.postfix), (name, run.ours, scenario.describe())
+    assert run.ours != run.postfix, f"Postfix now agrees on {names}: {scenario.describe()}"
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="SMTPPROTO_DIFF_EXAMPLES" not in os.environ,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(scenario=scenarios())
+def test_random_servers_give_the_same_outcomes_as_postfix(
+    postfix_oracle: PostfixOracle, scenario: Scenario
+) -> None:
+    check(postfix_oracle, scenario)
