@@ -26,21 +26,33 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.model import Scripted, ServerModel
+from support.model import Faults, Scripted, ServerModel
 from support.sockets import LoopbackServer
 
 from .postfix_client import PostfixOracle
-from .servers import ADAPTERS, DOMAIN, SENDER, Client, client_config, make_message
+from .servers import ADAPTERS, CLIENT_TIMEOUTS, DOMAIN, SENDER, Client, client_config, make_message
 
 pytestmark = pytest.mark.interop
 
 MESSAGE = make_message("differential", "A line.\r\n.A line with a leading dot.\r\n")
+EIGHTBIT_MESSAGE = make_message(
+    "differential", "Gr\u00fc\u00dfe.\r\n.A line with a leading dot.\r\n"
+)
 RECIPIENTS = tuple(f"rcpt{n}@{DOMAIN}" for n in range(5))
 
 EXAMPLES = int(os.environ.get("SMTPPROTO_DIFF_EXAMPLES", "30"))
-# Seconds: Postfix's longest stage timeout (servers.CLIENT_TIMEOUTS) is 20 s; no scenario
-# stalls (a hang-up closes the connection), so a delivery taking this long is a failure.
-ORACLE_TIMEOUT = 45.0
+# Every stage timeout of both clients (servers.CLIENT_TIMEOUTS's names): a server that
+# stalls costs this long, and a healthy exchange on loopback takes milliseconds.
+STAGE_TIMEOUT = "3s"
+# Seconds for Postfix's whole delivery: a few stage timeouts at most.
+ORACLE_TIMEOUT = 30.0
+
+
+def stage_timeouts(lmtp: bool) -> dict[str, str]:
+    """The Postfix parameters that set every stage timeout to `STAGE_TIMEOUT`."""
+    prefix = "lmtp" if lmtp else "smtp"
+    hello = {"helo_timeout": "lhlo_timeout"} if lmtp else {}
+    return {f"{prefix}_{hello.get(name, name)}": STAGE_TIMEOUT for name in CLIENT_TIMEOUTS}
 
 
 # --- the scripted server ----------------------------------------------------------------------
@@ -51,14 +63,29 @@ class Hangup:
     """The server closes the connection at one step.
 
     `step` is ``GREETING``, a verb (``EHLO``, ``LHLO``, ``MAIL``, ``RCPT``, ``DATA``,
-    ``QUIT``) or ``.`` (the end of data). For a verb, `nth` is its occurrence (1-based) and
-    `after` says whether the reply goes out first. For ``.``, `nth` replies go out first
-    (SMTP: 0 or 1; LMTP: up to one per accepted recipient).
+    ``RSET``, ``QUIT``) or ``.`` (the end of data). For a verb, `nth` is its occurrence
+    (1-based); `how` is ``silent`` (no reply), ``after`` (the reply, then the close),
+    ``partial`` (the first half of the reply's octets) or ``stall`` (no reply, and the server
+    keeps the connection open reading nothing more: the client's timeout ends it). For ``.``,
+    `nth` replies go out whole first (SMTP: 0 or 1; LMTP: up to one per accepted recipient),
+    then with ``partial`` half of the next one.
     """
 
     step: str
     nth: int = 1
-    after: bool = False
+    how: str = "silent"
+
+    def cut(self, server: ServerModel, reply: bytes) -> bytes:
+        """What goes out of `reply` before the close, and the close."""
+        if self.how == "stall":
+            server.reading = False
+            return b""
+        server.hang_up()
+        if self.how == "after":
+            return reply
+        if self.how == "partial":
+            return reply[: max(len(reply) // 2, 1)]
+        return b""
 
 
 @dataclass
@@ -68,29 +95,31 @@ class Fuzzed(Scripted):
     hangup_at: Hangup | None = None
 
     def greeting(self, server: ServerModel) -> bytes:
-        """The banner, unless the server hangs up before (or right after) it."""
+        """The banner, unless the server hangs up before, during or right after it."""
         h = self.hangup_at
         if h is not None and h.step == "GREETING":
-            server.hang_up()
-            return self.banner if h.after else b""
+            return h.cut(server, self.banner)
         return _closing(server, self.banner)
 
     def reply(self, server: ServerModel, verb: str, line: bytes) -> bytes:
-        """The scripted reply; at the hang-up step, the reply (or nothing) and a close."""
+        """The scripted reply; at the hang-up step, what `Hangup.cut` lets out."""
         reply = super().reply(server, verb, line)
         h = self.hangup_at
         if h is not None and h.step == verb and server.verbs.count(verb) == h.nth:
-            server.hang_up()
-            return reply if h.after else b""
+            return h.cut(server, reply)
         return _closing(server, reply)
 
     def end_of_data(self, server: ServerModel) -> list[tuple[bytes, list[str]]]:
-        """The scripted replies; at a ``.`` hang-up, only the first `nth`, then a close."""
+        """The scripted replies, up to a 421; at a ``.`` hang-up, the first `nth` (and part
+        of the next with ``partial``), then a close."""
         replies = super().end_of_data(server)
         h = self.hangup_at
         if h is not None and h.step == ".":
-            server.hang_up()
+            rest = replies[h.nth :]
             replies = replies[: h.nth]
+            cut = h.cut(server, rest[0][0] if rest else b"")
+            if cut:
+                replies.append((cut, []))
         for n, (reply, _) in enumerate(replies):
             if reply[:3] == b"421":
                 _closing(server, reply)
@@ -127,7 +156,18 @@ class Scenario:
     """SMTP: one end-of-data reply; LMTP: one per recipient (used for the accepted ones)."""
     hello: str | None = None
     """A refusal of EHLO/LHLO (HELO still gets 250); None: the keywords."""
+    quit: str = "221 2.0.0 Bye"
+    """QUIT's reply."""
+    eightbit: bool = False
+    """The message body has 8-bit octets (declared BODY=8BITMIME to both clients)."""
+    drip: int | None = None
+    """The server writes at most this many octets at a time."""
     hangup: Hangup | None = None
+
+    @property
+    def message(self) -> bytes:
+        """The message both clients send."""
+        return EIGHTBIT_MESSAGE if self.eightbit else MESSAGE
 
     def behaviour(self) -> Fuzzed:
         """The server, as `support.model.Scripted` tables."""
@@ -142,6 +182,7 @@ class Scenario:
             replies={
                 "MAIL": wire(self.mail),
                 "DATA": wire(self.data),
+                "QUIT": wire(self.quit),
                 **(
                     {}
                     if self.hello is None
@@ -169,10 +210,12 @@ DETAILS = ("0.0", "1.1", "1.5", "2.2", "3.0", "3.4", "5.0", "7.1")
 
 
 @st.composite
-def replies(draw: st.DrawFn, codes: tuple[int, ...]) -> str:
-    """One reply with a code from `codes`: 1 to 3 lines, each with or without an enhanced
-    status code (its class matching the code's first digit, or not), text or none."""
-    code = draw(st.sampled_from(codes))
+def replies(draw: st.DrawFn, codes: tuple[int, ...], trouble: int = 100) -> str:
+    """One reply: 1 to 3 lines, each with or without an enhanced status code (its class
+    matching the code's first digit, or not), text or none. Its code is the usual one,
+    ``codes[0]``, except in `trouble` percent of the draws, where any of `codes` is."""
+    usual = draw(st.integers(0, 99)) >= trouble
+    code = codes[0] if usual else draw(st.sampled_from(codes))
     lines = draw(st.integers(1, 3))
     klass = str(code)[0]
     enhanced = draw(st.sampled_from(("same", "none", "other")))
@@ -192,49 +235,81 @@ def replies(draw: st.DrawFn, codes: tuple[int, ...]) -> str:
     return "\r\n".join(texts)
 
 
-# Each step's codes, the positive one repeated so that most examples reach the next step.
-GREETING = (*[220] * 8, 421, 554)
-MAIL = (*[250] * 8, 421, 451, 452, 550, 552, 553, 555)
-RCPT = (*[250] * 6, 251, 421, 450, 451, 452, 550, 551, 552, 553, 554)
+# Each step's codes, the usual one first.
+GREETING = (220, 421, 554)
+MAIL = (250, 421, 451, 452, 550, 552, 553, 555)
+RCPT = (250, 251, 421, 450, 451, 452, 550, 551, 552, 553, 554)
 HELLO = (421, 500, 502, 550, 554)
-DATA = (*[354] * 6, 421, 451, 554)
-DOT = (*[250] * 5, 421, 451, 452, 552, 554, 550)
+DATA = (354, 421, 451, 554)
+DOT = (250, 421, 451, 452, 552, 554, 550)
+QUIT = (221, 250, 421, 500)
+# Percent of replies that are drawn from all of a step's codes: a server mostly healthy, or
+# mostly not (hypothesis shrinks towards the first).
+TROUBLE = (5, 15, 40, 100)
 KEYWORDS = ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN", "CHUNKING")
-SIZES = ("SIZE", "SIZE 1000000", "SIZE 10")
+
+
+def sizes(message: bytes) -> tuple[str, ...]:
+    """SIZE keywords: none given, 0 (no limit, RFC 1870 4), far above and far below the
+    message, and around its size counted with CRLF and with LF line ends."""
+    crlf = len(message)
+    lf = crlf - message.count(b"\r\n")
+    near = sorted({n for size in (crlf, lf) for n in (size - 1, size, size + 1)})
+    return ("SIZE", "SIZE 0", "SIZE 1000000", "SIZE 10", *(f"SIZE {n}" for n in near))
 
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     """A random scripted server and the recipients to send through it."""
     lmtp = draw(st.booleans())
+    eightbit = draw(st.integers(0, 3)) == 0
     count = draw(st.integers(1, 5))
     recipients = RECIPIENTS[:count]
     keywords = tuple(k for k in KEYWORDS if draw(st.booleans()))
-    size = draw(st.sampled_from((None, *SIZES)))
+    message = EIGHTBIT_MESSAGE if eightbit else MESSAGE
+    size = draw(st.one_of(st.none(), st.none(), st.sampled_from(sizes(message))))
     if size is not None:
         keywords += (size,)
-    greeting = draw(replies(GREETING))
+    trouble = draw(st.sampled_from(TROUBLE))
+    greeting = draw(replies(GREETING, trouble))
     hello = draw(st.one_of(*[st.none()] * 5, replies(HELLO)))
-    mail = draw(replies(MAIL))
-    rcpt = tuple(draw(replies(RCPT)) for _ in recipients)
-    data = draw(replies(DATA))
-    dot = tuple(draw(replies(DOT)) for _ in (recipients if lmtp else recipients[:1]))
+    mail = draw(replies(MAIL, trouble))
+    rcpt = tuple(draw(replies(RCPT, trouble)) for _ in recipients)
+    data = draw(replies(DATA, trouble))
+    dot = tuple(draw(replies(DOT, trouble)) for _ in (recipients if lmtp else recipients[:1]))
+    quit_ = draw(replies(QUIT, trouble))
+    how = st.sampled_from(("silent", "after", "partial", "stall"))
+    verbs = ("GREETING", "LHLO" if lmtp else "EHLO", "MAIL", "DATA", "RSET", "QUIT")
     hangup = draw(
         st.one_of(
             *[st.none()] * 4,
+            st.builds(Hangup, st.sampled_from(verbs), st.just(1), how),
+            st.builds(Hangup, st.just("RCPT"), st.integers(1, count), how),
             st.builds(
                 Hangup,
-                st.sampled_from(("GREETING", "LHLO" if lmtp else "EHLO", "MAIL", "DATA", "QUIT")),
-                st.just(1),
-                st.booleans(),
+                st.just("."),
+                st.integers(0, count if lmtp else 1),
+                st.sampled_from(("silent", "partial", "stall")),
             ),
-            st.builds(Hangup, st.just("RCPT"), st.integers(1, count), st.booleans()),
-            st.builds(Hangup, st.just("."), st.integers(0, count if lmtp else 1)),
         )
     )
+    drip = draw(st.sampled_from((None, None, None, 1, 3, 7)))
     adapter = draw(st.sampled_from(ADAPTERS))
     return Scenario(
-        lmtp, adapter, recipients, greeting, keywords, mail, rcpt, data, dot, hello, hangup
+        lmtp,
+        adapter,
+        recipients,
+        greeting,
+        keywords,
+        mail,
+        rcpt,
+        data,
+        dot,
+        hello,
+        quit_,
+        eightbit,
+        drip,
+        hangup,
     )
 
 
@@ -277,20 +352,24 @@ class Run:
 def run_both(oracle: PostfixOracle, scenario: Scenario) -> Run:
     """Deliver through the scenario's server with Postfix, then with smtpproto."""
     recipients = list(scenario.recipients)
-    with LoopbackServer(scenario.behaviour(), lmtp=scenario.lmtp) as server:
+    faults = Faults(drip=scenario.drip)
+    with LoopbackServer(scenario.behaviour(), lmtp=scenario.lmtp, faults=faults) as server:
         theirs = oracle.deliver(
             server.destination,
             SENDER,
             recipients,
-            MESSAGE,
+            scenario.message,
             lmtp=scenario.lmtp,
+            params=stage_timeouts(scenario.lmtp),
             timeout=ORACLE_TIMEOUT,
         )
         report = Client(scenario.adapter).deliver(
             server.destination,
             recipients=recipients,
-            message=MESSAGE,
-            config=client_config(lmtp=scenario.lmtp),
+            message=scenario.message,
+            config=client_config(
+                lmtp=scenario.lmtp, **dict.fromkeys(CLIENT_TIMEOUTS, STAGE_TIMEOUT)
+            ),
         )
     assert not server.violations, (scenario.describe(), server.violations)
     assert [r.address for r in report.recipients] == recipients
