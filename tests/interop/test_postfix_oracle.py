@@ -265,6 +265,8 @@ CASES: dict[str, Case] = {
     "rcpt-no-enhanced-code": Case(script(rcpt={BOB: "550 no such user"})),
     "rcpt-code-only": Case(script(rcpt={BOB: "550"})),
     "rcpt-class-mismatch": Case(script(rcpt={BOB: "451 5.7.1 soft code, hard status"})),
+    # Rule 1.8: the status as written, leading zeros kept (Postfix logs dsn=5.01.1).
+    "rcpt-status-leading-zero": Case(script(rcpt={BOB: "550 5.01.1 <bob>: unknown"})),
     "rcpt-multiline": Case(script(rcpt={BOB: "550-5.1.1 first line\r\n550 5.1.1 last line"})),
     "rcpt-555": Case(script(rcpt={BOB: "555 5.5.4 unsupported parameter"})),
     "all-rcpt-refused-data-554": Case(
