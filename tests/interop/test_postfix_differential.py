@@ -155,7 +155,11 @@ class Scenario:
     dot: tuple[str, ...]
     """SMTP: one end-of-data reply; LMTP: one per recipient (used for the accepted ones)."""
     hello: str | None = None
-    """A refusal of EHLO/LHLO (HELO still gets 250); None: the keywords."""
+    """A refusal of EHLO/LHLO; None: the keywords."""
+    helo: str = "250 scripted.example.test"
+    """HELO's reply (after a refused EHLO)."""
+    rset: str = "250 2.0.0 Ok"
+    """RSET's reply."""
     quit: str = "221 2.0.0 Bye"
     """QUIT's reply."""
     eightbit: bool = False
@@ -183,6 +187,8 @@ class Scenario:
                 "MAIL": wire(self.mail),
                 "DATA": wire(self.data),
                 "QUIT": wire(self.quit),
+                "HELO": wire(self.helo),
+                "RSET": wire(self.rset),
                 **(
                     {}
                     if self.hello is None
@@ -245,6 +251,8 @@ GREETING = (220, 421, 554)
 MAIL = (250, 421, 451, 452, 550, 552, 553, 555)
 RCPT = (250, 251, 421, 450, 451, 452, 550, 551, 552, 553, 554)
 HELLO = (421, 500, 502, 550, 554)
+HELO = (250, 421, 451, 501, 550, 554)
+RSET = (250, 421, 500)
 # 250 to DATA and 221 after the dot are documented differences (`DELIBERATE`).
 DATA = (354, 421, 451, 554, 250)
 DOT = (250, 421, 451, 452, 552, 554, 550, 221)
@@ -285,6 +293,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     data = draw(replies(DATA, trouble))
     dot = tuple(draw(replies(DOT, trouble)) for _ in (recipients if lmtp else recipients[:1]))
     quit_ = draw(replies(QUIT, trouble))
+    helo = draw(replies(HELO, trouble))
+    rset = draw(replies(RSET, trouble))
     how = st.sampled_from(("silent", "after", "partial", "stall"))
     verbs = ("GREETING", "LHLO" if lmtp else "EHLO", "MAIL", "DATA", "RSET", "QUIT")
     hangup = draw(
@@ -313,6 +323,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         data,
         dot,
         hello,
+        helo,
+        rset,
         quit_,
         eightbit,
         drip,
