@@ -354,33 +354,37 @@ class Deliberate:
     ours: Outcome
 
 
+def _accepted(scenario: Scenario) -> list[str]:
+    """The recipients the server accepts at RCPT."""
+    return [a for a, r in zip(scenario.recipients, scenario.rcpt, strict=True) if r[:1] == "2"]
+
+
 def _after_dot_221(scenario: Scenario) -> frozenset[str]:
-    """SMTP: every recipient, if the end of data gets 221. LMTP: the recipients from the
-    first accepted one whose own reply is 221 on (those before have their own reply first)."""
+    """The recipients still waiting for their end-of-data reply when a 221 comes: SMTP,
+    every accepted one; LMTP, the accepted ones from the first whose own reply is 221 on."""
+    accepted = _accepted(scenario)
     if not scenario.lmtp:
-        return frozenset(scenario.recipients if _code(scenario.dot[0]) == "221" else ())
-    accepted = [
-        (address, dot)
-        for address, rcpt, dot in zip(scenario.recipients, scenario.rcpt, scenario.dot, strict=True)
-        if rcpt[:1] == "2"
-    ]
-    first = next((n for n, (_, dot) in enumerate(accepted) if _code(dot) == "221"), None)
-    return frozenset(() if first is None else (address for address, _ in accepted[first:]))
+        return frozenset(accepted if _code(scenario.dot[0]) == "221" else ())
+    dots = dict(zip(scenario.recipients, scenario.dot, strict=True))
+    first = next((n for n, a in enumerate(accepted) if _code(dots[a]) == "221"), len(accepted))
+    return frozenset(accepted[first:])
 
 
 DELIBERATE: dict[str, Deliberate] = {
-    # Postfix takes any 2xx after the dot as success; smtpproto only 250: a 221 there is
-    # out of step, and the recipients still waiting for their reply are deferred.
+    # Postfix takes any 2xx after the dot as success (and under LMTP reads on, each later
+    # recipient getting its own reply); smtpproto takes only 250: the 221 is out of step,
+    # the session ends, and every recipient still waiting for its reply is deferred
+    # (docs/security.md, "Reply accounting").
     "dot-221": Deliberate(
         "docs/security.md, Defaults that differ from Postfix: 221 after the end of data",
         _after_dot_221,
-        lambda outcome: outcome[0] == "sent",
+        lambda outcome: True,
         ("deferred", "4.5.0"),
     ),
     # Quirk Q2: a 250 to DATA answers another command; Postfix bounces 5.5.0.
     "data-250": Deliberate(
         "docs/reference/client-rules.md, quirk Q2 (rule 2.5)",
-        lambda s: frozenset(s.recipients if _code(s.data) == "250" else ()),
+        lambda s: frozenset(_accepted(s) if _code(s.data) == "250" else ()),
         lambda outcome: outcome == ("bounced", "5.5.0"),
         ("deferred", "4.5.0"),
     ),
