@@ -1,11 +1,13 @@
 """Randomized differential test: smtpproto and Postfix's own client on the same random server.
 
-hypothesis draws a scripted server (`Scenario`): a greeting, a subset of EHLO keywords, one
-reply for MAIL, each recipient's RCPT reply, DATA's reply, the end-of-data reply (under LMTP
-one per accepted recipient), multi-line or not, with or without enhanced status codes, and
-possibly a hang-up at one step. Postfix 3.7's smtp(8)/lmtp(8) (`PostfixOracle`) and one
-smtpproto adapter (rotated by the draw) deliver the same message through it; each recipient's
-(status, dsn) must be the same.
+hypothesis draws a scripted server (`Scenario`): a greeting, a subset of EHLO keywords (or an
+EHLO refusal, then HELO's reply), one reply for MAIL, each recipient's RCPT reply, DATA's
+reply, the end-of-data reply (under LMTP one per accepted recipient), RSET's and QUIT's,
+multi-line or not, with or without enhanced status codes (valid or not), possibly a hang-up,
+a reply cut short or a stall at one step, and writes dripped a few octets at a time; the
+message is 7-bit or has an 8-bit body, and SIZE may sit just around its size. Postfix 3.7's
+smtp(8)/lmtp(8) (`PostfixOracle`) and one smtpproto adapter (rotated by the draw) deliver
+the same message through it; each recipient's (status, dsn) must be the same.
 
 The drawn codes include two documented differences (`DELIBERATE`): a 221 after the end of
 data (docs/security.md, "Defaults that differ from Postfix") and a 250 to DATA (quirk Q2 in
