@@ -135,7 +135,8 @@ class Reply:
 
     @property
     def dsn(self) -> str:
-        """The enhanced status, else ``"<class>.0.0"``; ``"5.5.0"`` for a 3xx (rule 1.8)."""
+        """The enhanced status as written (leading zeros kept), else ``"<class>.0.0"``;
+        ``"5.5.0"`` for a 3xx (rule 1.8)."""
         return _dsn(self.code, self.lines[-1])
 
     @property
@@ -169,8 +170,12 @@ def _dsn(code: int, final_line: str) -> str:
     klass = code // 100
     if klass == 3:
         return "5.5.0"
-    status = EnhancedStatus.parse(final_line)
-    return f"{klass}.0.0" if status is None or status.klass != klass else str(status)
+    match = ENHANCED_STATUS.match(final_line)
+    if match is None or int(match[1]) != klass:
+        return f"{klass}.0.0"
+    # Rule 1.8: the status as the server wrote it. Postfix's dsn_valid() accepts leading
+    # zeros and its DSN is that text, so "550 5.01.1" is 5.01.1, not 5.1.1.
+    return f"{match[1]}.{match[2]}.{match[3]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from support.world import GREETING, Session, go, smtp, statuses
 
 from smtpproto.envelope import Envelope, Recipient
@@ -137,6 +138,37 @@ def test_pix_banner_disables_esmtp_and_delays_dotcrlf() -> None:
     assert [s.seconds for s in sleeps] == [7]
     kinds = [type(r).__name__ for r in record.requests]
     assert kinds[kinds.index("Sleep") + 1] == "Send"
+
+
+@pytest.mark.parametrize(
+    ("banner", "always_send_ehlo", "first"),
+    [
+        (b"220 ********\r\n", True, b"HELO"),
+        (b"220\r\n", True, b"HELO"),
+        # Rule 3.3 reads the reply as Postfix keeps it, codes and separators included: a
+        # multi-line banner has a "-", so it is no PIX banner (found by
+        # interop/test_postfix_differential.py: "220-", "220-", "220", then EHLO 421).
+        (b"220-\r\n220-\r\n220\r\n", True, b"EHLO"),
+        (b"220-****\r\n220 ****\r\n", True, b"EHLO"),
+        # The ESMTP word: on the first line or the last; a continuation line's first word
+        # is glued to its "220-"; strcasecmp() knows ASCII only.
+        (b"220-mx ESMTP\r\n220 ready\r\n", False, b"EHLO"),
+        (b"220-mx\r\n220 esmtp ready\r\n", False, b"EHLO"),
+        (b"220-mx\r\n220-ESMTP\r\n220 ready\r\n", False, b"HELO"),
+        ("220 mx e\u017fmtp\r\n".encode(), False, b"HELO"),
+    ],
+)
+def test_banner_analysis_reads_the_reply_as_postfix_does(
+    banner: bytes, always_send_ehlo: bool, first: bytes
+) -> None:
+    # rules 3.3, 3.4
+    _, record = go(
+        Session(
+            [banner, b"250 hi\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 ok\r\n"]
+        ),
+        always_send_ehlo=always_send_ehlo,
+    )
+    assert record.flights()[0].split()[0] == first
 
 
 def test_discard_ehlo_keywords_turns_off_pipelining() -> None:

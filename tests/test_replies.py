@@ -600,6 +600,11 @@ def test_ns01_continuation_lines_after_the_starttls_reply_are_injection() -> Non
         (b"550-5.1.1 a\r\n550 b\r\n", "5.0.0"),
         (b"250  2.0.0 x\r\n", "2.0.0"),
         (b"354 go\r\n", "5.5.0"),
+        # As written, leading zeros kept: Postfix's dsn_valid() takes them and logs the text
+        # (found by interop/test_postfix_differential.py: "553 5.01.1").
+        (b"553 5.01.1\r\n", "5.01.1"),
+        (b"250 2.000.00 Ok\r\n", "2.000.00"),
+        (b"451 5.01.1 x\r\n", "4.0.0"),
     ],
 )
 def test_rule_1_8_table(make: Parser, data: bytes, dsn: str) -> None:

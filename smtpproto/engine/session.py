@@ -7,6 +7,7 @@ and what each reply means, through :mod:`.trouble`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -418,10 +419,21 @@ class SessionPolicy(Protocol):
 
 
 def _greeting_analysis(reply: Reply) -> tuple[bool, bool]:
-    # Rule 3.3: (PIX banner, banner announces ESMTP).
-    text = " ".join(reply.lines)
-    pix = set(str(reply.code)) <= _PIX_BANNER and set(text) <= _PIX_BANNER
-    esmtp = any(word.upper() == "ESMTP" for line in reply.lines for word in line.split())
+    # Rule 3.3: (PIX banner, banner announces ESMTP), read as Postfix reads them: on the
+    # reply as smtp_chat_resp() keeps it, every line with its code and separator, joined by
+    # LF. So a multi-line banner is never a PIX banner (its "220-" has a "-"), and after the
+    # first word (the code) the words are split at space, TAB and LF only: an "ESMTP" on a
+    # continuation line past the first stays glued to its "220-" and does not count.
+    code, last = str(reply.code), len(reply.lines) - 1
+    text = "\n".join(
+        f"{code}-{line}" if n < last else f"{code} {line}" if line else code
+        for n, line in enumerate(reply.lines)
+    )
+    pix = set(text) <= _PIX_BANNER
+    # strcasecmp(): ASCII letters only (U+017F, long s, upper-cases to "S").
+    esmtp = any(
+        word.isascii() and word.upper() == "ESMTP" for word in re.split(r"[ \t\n]", text[4:])
+    )
     return pix, esmtp
 
 

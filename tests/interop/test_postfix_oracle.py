@@ -265,6 +265,8 @@ CASES: dict[str, Case] = {
     "rcpt-no-enhanced-code": Case(script(rcpt={BOB: "550 no such user"})),
     "rcpt-code-only": Case(script(rcpt={BOB: "550"})),
     "rcpt-class-mismatch": Case(script(rcpt={BOB: "451 5.7.1 soft code, hard status"})),
+    # Rule 1.8: the status as written, leading zeros kept (Postfix logs dsn=5.01.1).
+    "rcpt-status-leading-zero": Case(script(rcpt={BOB: "550 5.01.1 <bob>: unknown"})),
     "rcpt-multiline": Case(script(rcpt={BOB: "550-5.1.1 first line\r\n550 5.1.1 last line"})),
     "rcpt-555": Case(script(rcpt={BOB: "555 5.5.4 unsupported parameter"})),
     "all-rcpt-refused-data-554": Case(
@@ -284,6 +286,18 @@ CASES: dict[str, Case] = {
     "greeting-421": Case(script(greeting="421 4.3.2 Service not available")),
     "greeting-554": Case(script(greeting="554 5.3.2 No SMTP service here")),
     "greeting-multiline": Case(script(greeting="220-scripted.example.test\r\n220 ESMTP")),
+    # Rule 3.3: a multi-line banner is never a PIX banner (its "220-" has a "-"), so EHLO
+    # goes, not the HELO of the PIX workaround (refused here).
+    "greeting-multiline-pix-like": Case(
+        dataclasses.replace(
+            script(greeting="220-****\r\n220 ****"),
+            replies={
+                "MAIL": b"250 2.1.0 Ok\r\n",
+                "DATA": b"354 go\r\n",
+                "HELO": b"550 5.5.1 say EHLO\r\n",
+            },
+        )
+    ),
     "no-pipelining-rcpt-550": Case(script(keywords=NO_PIPELINING, rcpt={BOB: "550 5.1.1 unknown"})),
     "no-pipelining-rcpt-451": Case(script(keywords=NO_PIPELINING, rcpt={BOB: "451 4.2.0 later"})),
     "lmtp-per-recipient": Case(
