@@ -365,6 +365,12 @@ DELIBERATE: dict[str, Case] = {
     # connection (rule 1.2's second bound, from Postfix releases after 3.7); Postfix 3.7
     # reads on to the LF and counts the mail as sent.
     "RP-10-second-bound": Case(script(dot=f"250 2.0.0 {'x' * 5000}")),
+    # LMTP, alice's end-of-data reply 421 and bob's 250 behind it before the close: Postfix
+    # reads on and counts bob sent; smtpproto stops at the 421 (RFC 5321 3.8) and defers him
+    # 4.4.2 "may be sent more than once". Found by test_postfix_differential.py.
+    "lmtp-dot-421-then-250": Case(
+        script(lmtp_dot={ALICE: "421 4.3.0 closing"}), recipients=(ALICE, BOB), lmtp=True
+    ),
 }
 
 
@@ -373,9 +379,11 @@ def test_deliberate_differences_from_postfix(
     client: Client, postfix_oracle: PostfixOracle, case: Case
 ) -> None:
     recipients = list(case.recipients)
-    with LoopbackServer(case.script) as server:
-        postfix = postfix_outcomes(postfix_oracle, server.destination, recipients, MESSAGE)
-        ours = smtpproto_outcomes(client, server.destination, recipients, MESSAGE)
+    with LoopbackServer(case.script, lmtp=case.lmtp) as server:
+        postfix = postfix_outcomes(
+            postfix_oracle, server.destination, recipients, MESSAGE, lmtp=case.lmtp
+        )
+        ours = smtpproto_outcomes(client, server.destination, recipients, MESSAGE, lmtp=case.lmtp)
     assert {status for status, _ in ours.values()} == {"deferred"}
     assert all(dsn.startswith("4.") for _, dsn in ours.values())
     assert ours != postfix, "Postfix now agrees: drop this case from DELIBERATE"
