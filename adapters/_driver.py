@@ -33,7 +33,7 @@ from typing import Any, Protocol, TypeVar
 from smtpproto import engine
 from smtpproto._errors import LocalProtocolError
 from smtpproto.body import MessageSource
-from smtpproto.config import ClientConfig
+from smtpproto.config import ClientConfig, checked_config
 from smtpproto.destinations import IDNAEncoder
 from smtpproto.engine import mailer
 from smtpproto.engine.mtasts import PolicyCache
@@ -73,6 +73,7 @@ __all__ = [
     "make_envelope",
     "plan_mail",
     "start_delivery",
+    "start_group",
     "start_session",
     "wait_time",
     "wake",
@@ -447,6 +448,22 @@ def start_delivery(
     return run, log
 
 
+def start_group(
+    group: mailer.Group,
+    message: MessageSource,
+    config: ClientConfig,
+    cache: engine.ConnectionCache[engine.Session],
+    sts_cache: PolicyCache,
+) -> tuple[Engine[DeliveryReport], RunLog, object]:
+    """A Mailer's delivery of one next hop's `group`: the run, its log, and the holder that
+    names it to the shared `cache` (to give back what it held if it is interrupted)."""
+    holder = object()
+    run, log = start_delivery(
+        group.destination, group.envelope, message, config, cache, holder, sts_cache
+    )
+    return run, log, holder
+
+
 def plan_mail(
     config: ClientConfig,
     sender: str,
@@ -467,19 +484,6 @@ def mailer_config(config: ClientConfig | None) -> ClientConfig:
     """A Mailer's configuration, with the machine's name filled in once (every delivery
     would otherwise build and check a config of its own)."""
     return checked_config(config).with_hostname(machine_hostname())
-
-
-def checked_config(config: object) -> ClientConfig:
-    """`config`, or the default for ``None``; anything else is the caller's mistake, named
-    here rather than as an AttributeError from inside the engine."""
-    if config is None:
-        return ClientConfig()
-    if not isinstance(config, ClientConfig):
-        raise LocalProtocolError(
-            f"config: expected a ClientConfig (ClientConfig.from_postconf for Postfix "
-            f"names), got {type(config).__name__}"
-        )
-    return config
 
 
 def wake(events: dict[object, Any], woken: Iterable[object]) -> None:
@@ -678,16 +682,7 @@ class AsyncMailer:
         return mailer.merge(plan, reports)
 
     async def _deliver(self, group: mailer.Group, message: MessageSource) -> DeliveryReport:
-        holder = object()
-        run, log = start_delivery(
-            group.destination,
-            group.envelope,
-            message,
-            self._config,
-            self._cache,
-            holder,
-            self._sts_cache,
-        )
+        run, log, holder = start_group(group, message, self._config, self._cache, self._sts_cache)
         try:
             return await drive_async(run, self._perform, log)
         except BaseException:

@@ -55,6 +55,7 @@ from ._driver import (
     make_envelope,
     plan_mail,
     start_delivery,
+    start_group,
     start_session,
     wait_time,
     wake,
@@ -349,16 +350,7 @@ class Mailer:
         return mailer.merge(plan, reports)
 
     def _deliver(self, group: mailer.Group, message: MessageSource) -> DeliveryReport:
-        holder = object()
-        run, log = start_delivery(
-            group.destination,
-            group.envelope,
-            message,
-            self._config,
-            self._cache,
-            holder,
-            self._sts_cache,
-        )
+        run, log, holder = start_group(group, message, self._config, self._cache, self._sts_cache)
         try:
             return drive(run, self._perform, log)
         except BaseException:

@@ -58,6 +58,7 @@ __all__ = [
     "Declaration",
     "MasterService",
     "TrustAnchors",
+    "checked_config",
     "declaration",
     "declarations",
     "parse_main_cf",
@@ -1373,3 +1374,16 @@ def _apply_legacy(
     ):
         disabled = legacy.get("disable_dns_lookups", False)
         values["dns_support_level"] = "disabled" if disabled else "enabled"
+
+
+def checked_config(config: object) -> ClientConfig:
+    """`config`, or the default for ``None``; anything else is the caller's mistake, named
+    here rather than as an AttributeError from inside the engine."""
+    if config is None:
+        return ClientConfig()
+    if not isinstance(config, ClientConfig):
+        raise LocalProtocolError(
+            f"config: expected a ClientConfig (ClientConfig.from_postconf for Postfix "
+            f"names), got {type(config).__name__}"
+        )
+    return config

@@ -209,3 +209,24 @@ def test_failed_rset_probe_drops_the_cached_connection() -> None:
     )
     assert statuses(report) == [("sent", "2.0.0")] * 2
     assert len(record.channels) == 2
+
+
+def test_a_config_that_is_not_a_clientconfig_is_refused_before_any_request() -> None:
+    # The engine names the mistake itself, so every driver (the adapters, an embedder's own)
+    # gets the same LocalProtocolError instead of an AttributeError from inside.
+    import random
+
+    import pytest
+
+    from smtpproto import LocalProtocolError
+    from smtpproto.engine import deliver, open_session
+    from smtpproto.envelope import Envelope, Recipient
+
+    envelope = Envelope("a@example.org", (Recipient("b@example.com"),))
+    runs = [
+        deliver("[192.0.2.1]", envelope, b"\r\n", config={}, clock=float, rng=random.Random(0)),  # type: ignore[arg-type]
+        open_session("[192.0.2.1]", config={}, clock=float, rng=random.Random(0)),  # type: ignore[arg-type]
+    ]
+    for run in runs:
+        with pytest.raises(LocalProtocolError, match=r"^config: expected a ClientConfig"):
+            next(run)

@@ -25,7 +25,7 @@ from .._errors import LocalProtocolError, Refusal, RemoteProtocolError
 from .._failures import AuthenticationFailed, ConnectionFailed, SessionFailed, TLSPolicyFailed
 from ..body import MessageInfo, MessageSource, iter_chunks
 from ..commands import Rset
-from ..config import ClientConfig
+from ..config import ClientConfig, checked_config
 from ..connection import ClientConnection
 from ..destinations import Destination, IDNAEncoder, parse_destinations
 from ..envelope import Envelope
@@ -834,7 +834,7 @@ def deliver(
     """
     if not isinstance(envelope, Envelope):
         raise LocalProtocolError(f"envelope: expected Envelope, got {type(envelope).__name__}")
-    config = config.with_hostname(myhostname)
+    config = checked_config(config).with_hostname(myhostname)
     hops = _hops(destination, config, idna)
     walk = _walk(config, clock, rng, nonce, transcript, wall_clock, sts_cache, cache)
     walk.destination = destination.strip().lower()
@@ -926,7 +926,7 @@ def open_session(
     :class:`~smtpproto.SessionFailed` for the last server's outcome: `ConnectionFailed`,
     `TLSPolicyFailed` or `AuthenticationFailed`. The keywords are those of ``deliver``.
     """
-    config = config.with_hostname(myhostname)
+    config = checked_config(config).with_hostname(myhostname)
     walk = _walk(config, clock, rng, nonce, transcript, wall_clock, sts_cache)
     last: SessionFailed | None = None
     # Rule 11.8: with sender-dependent logins, AUTH waits for the first transaction's sender.
