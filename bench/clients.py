@@ -36,6 +36,7 @@ from typing import Any
 
 # Imported before any timer starts: import time is not per-message cost.
 import aiosmtplib
+import floor
 import trio
 from smtpproto.adapters import asyncio as smtpproto_asyncio
 from smtpproto.adapters import blocking
@@ -55,8 +56,9 @@ CLIENTS = (
     "smtplib",
     "aiosmtplib",
     "smtp-source",
+    "floor-asyncio",
 )
-ASYNC_CLIENTS = frozenset({"smtpproto-asyncio", "smtpproto-trio", "aiosmtplib"})
+ASYNC_CLIENTS = frozenset({"smtpproto-asyncio", "smtpproto-trio", "aiosmtplib", "floor-asyncio"})
 SBIN_PATH = os.pathsep.join(("/usr/sbin", "/sbin", "/usr/bin", "/usr/lib/postfix/sbin"))
 SOCKET_TIMEOUT = 30.0
 # smtp-source is timed over a fixed count: calibrated with this many, then scaled to --seconds.
@@ -251,6 +253,20 @@ async def _async_worker(name: str, s: Scenario, budget: list[int], deadline: flo
         while more():
             await one(smtp)
         await smtp.quit()
+        return
+
+    if name == "floor-asyncio":
+        envelope, content = floor.flights(SENDER, recipients, data)
+        if s.mode == "fresh":
+            while more():
+                bare = await floor.open_floor(HOST, s.port, HELO)
+                await floor.send(bare, envelope, content, len(recipients))
+                await floor.close(bare)
+            return
+        bare = await floor.open_floor(HOST, s.port, HELO)
+        while more():
+            await floor.send(bare, envelope, content, len(recipients))
+        await floor.close(bare)
         return
 
     adapter: Any = smtpproto_asyncio if name == "smtpproto-asyncio" else smtpproto_trio

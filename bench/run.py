@@ -19,6 +19,9 @@ one after the other, so no two clients ever share the machine. Sections:
 - ``lmtp``: smtp-sink -L (aiosmtplib speaks no LMTP; smtplib.LMTP reads one reply after DATA).
 - ``rtt20``: through ``_proxy.py`` adding 10 ms each way (20 ms round trip), 10 recipients.
 - ``flights``: client flights per transaction, counted by the relay, not timed.
+- ``floor-asyncio`` rows (1 KiB, 1 recipient, and the concurrent cells): ``bench/floor.py``, a
+  yardstick, not a peer: the same two flights as smtpproto with nothing checked, so its CPU
+  per message is what the event loop and the system calls alone cost.
 - ``memory``: peak RSS growth delivering a 100 MiB file; bytes per idle client object.
 """
 
@@ -43,7 +46,9 @@ KIB = 1024
 MIB = KIB * KIB
 PEERS = ("smtplib", "aiosmtplib", "smtp-source")
 OURS = ("smtpproto-blocking", "smtpproto-asyncio", "smtpproto-trio")
-ASYNC = ("smtpproto-asyncio", "smtpproto-trio", "aiosmtplib", "smtp-source")
+YARDSTICK = ("floor-asyncio",)
+"""Not a client: the least a Python asyncio client pays per message here (bench/floor.py)."""
+ASYNC = ("smtpproto-asyncio", "smtpproto-trio", "aiosmtplib", "smtp-source", *YARDSTICK)
 LMTP_CLIENTS = (*OURS, "smtplib", "smtp-source")
 ONE_WAY_DELAY = 0.010  # seconds each way: a 20 ms round trip
 TOTAL_BUDGET = 290.0  # seconds: cells that would start later are reported as skipped
@@ -121,7 +126,8 @@ def cells(quick: bool) -> Iterator[tuple[str, Cell]]:
         for rcpts in rcpt_counts[:1] if quick else rcpt_counts:
             for mode in ("reused", "fresh"):
                 label = scenario_label(size, rcpts, mode)
-                for client in (*OURS, *PEERS):
+                yardstick = YARDSTICK if size == KIB and rcpts == 1 else ()
+                for client in (*OURS, *PEERS, *yardstick):
                     yield "smtp", Cell("loopback", label, client, size, rcpts, mode)
     for concurrency in (8,) if quick else (8, 64):
         for mode in ("reused", "fresh"):

@@ -350,7 +350,13 @@ class World:
         """The result of request number `index`; raises the `IOFailure` to throw instead."""
         if isinstance(request, (Send, Receive, StartTLS, Close)):
             channel = request.channel
-            if not isinstance(channel, Channel) or channel not in self.record.channels:
+            channels = self.record.channels
+            # By number, not `in`: a list scan per request made long runs quadratic.
+            if (
+                not isinstance(channel, Channel)
+                or not 0 <= channel.number < len(channels)
+                or channels[channel.number] is not channel
+            ):
                 raise Violation(f"I/O on a channel the world never opened: {request!r}")
             if channel.closed:
                 raise Violation(f"I/O on a closed channel: {request!r}")
