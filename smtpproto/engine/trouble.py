@@ -276,7 +276,8 @@ class Ledger:
         """
         self._addresses = tuple(addresses)
         self._clock = clock
-        self._filter = status_filter
+        # An empty table (the default) filters nothing: None keeps `_mark` on its fast path.
+        self._filter = status_filter if status_filter else None
         self._redactor = redactor
         self._start = clock()
         self._results: dict[int, RecipientResult] = {}
