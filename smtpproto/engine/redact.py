@@ -164,19 +164,21 @@ def _encoded_forms(data: bytes) -> list[str]:
 class Redactor:
     """The secrets one delivery knows, and the one way its strings are made fit to show."""
 
-    __slots__ = ("_grams", "_marker", "_whole", "_words")
+    __slots__ = ("_grams", "_marker", "_whole", "_words", "active")
 
     def __init__(self) -> None:
         self._grams: set[str] = set()
         self._whole: set[str] = set()
         self._words: re.Pattern[str] | None = None
         self._marker = REDACTED
+        self.active = False
+        """True once any secret is known: a plain attribute, read on every transcript line."""
 
     def __repr__(self) -> str:
         return f"Redactor(<{len(self._grams) + len(self._whole)} masked forms>)"
 
     def __bool__(self) -> bool:
-        return bool(self._grams or self._whole)
+        return self.active
 
     def _form(self, form: str, *, whole: bool = False) -> None:
         # `whole`: a clear secret shorter than MIN_SLICE is still masked where it appears in
@@ -184,10 +186,12 @@ class Redactor:
         if len(form) < MIN_SLICE:
             if form and whole and form not in self._whole:
                 self._whole.add(form)
+                self.active = True
                 alternatives = "|".join(map(re.escape, sorted(self._whole, key=len, reverse=True)))
                 self._words = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])")
             return
         self._grams.update(form[i : i + MIN_SLICE] for i in range(len(form) - MIN_SLICE + 1))
+        self.active = True
         if self._marker == REDACTED and any(
             REDACTED[i : i + MIN_SLICE] in self._grams for i in range(len(REDACTED) - MIN_SLICE + 1)
         ):
@@ -234,7 +238,7 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         """`text` with every run of a secret's forms replaced by the marker (no escaping)."""
-        if not self or not text:
+        if not self.active or not text:
             return text
         spans = self._spans(text)
         if not spans:
@@ -288,7 +292,7 @@ class Redactor:
 
     def reply(self, reply: Reply) -> Reply:
         """`reply` with secrets masked in its lines; the text is otherwise kept as received."""
-        if not self:
+        if not self.active:
             return reply
         lines = tuple(self.redact(line) for line in reply.lines)
         return reply if lines == reply.lines else Reply(reply.code, lines)

@@ -151,7 +151,7 @@ class Session:
         redactor = self.redactor
         # `Redactor.shown` changes nothing in a printable line when no secret is known (most
         # sessions, nine lines per message): skip its calls then.
-        if redactor or not line.isprintable():
+        if redactor.active or not line.isprintable():
             line = redactor.shown(line)
         self.transcript.append(line)
 
