@@ -519,7 +519,8 @@ def prepare(
     The scan is silent; the pass that sends gives its transcript lines to `note`, and a
     refusal found by the scan gives the lines that led to it.
     """
-    checks = Checks.from_config(config)
+    # Pure in the (immutable) configuration and asked for every message: remembered with it.
+    checks = config._derived(("checks",), lambda: Checks.from_config(config))
     limit = config.mime_nesting_limit
     if checks is None:
         return Prepared(message, scan(message, nesting_limit=limit))

@@ -284,8 +284,10 @@ def _collect(txn: _Transaction, until: int = 0) -> IO:
     session = txn.session
     connection = session.connection
     config = session.config
-    while connection.outstanding > until and type(connection.awaiting) is not Quit:
+    while connection.outstanding > until:
         awaiting = connection.awaiting
+        if type(awaiting) is Quit:
+            break
         txn.stage = _stage(awaiting)
         event = session.ready()
         if event is None:
