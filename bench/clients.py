@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 # Imported before any timer starts: import time is not per-message cost.
+import adapter_floor
 import aiosmtplib
 import floor
 import trio
@@ -57,8 +58,17 @@ CLIENTS = (
     "aiosmtplib",
     "smtp-source",
     "floor-asyncio",
+    "floor-smtpproto-asyncio",
 )
-ASYNC_CLIENTS = frozenset({"smtpproto-asyncio", "smtpproto-trio", "aiosmtplib", "floor-asyncio"})
+ASYNC_CLIENTS = frozenset(
+    {
+        "smtpproto-asyncio",
+        "smtpproto-trio",
+        "aiosmtplib",
+        "floor-asyncio",
+        "floor-smtpproto-asyncio",
+    }
+)
 SBIN_PATH = os.pathsep.join(("/usr/sbin", "/sbin", "/usr/bin", "/usr/lib/postfix/sbin"))
 SOCKET_TIMEOUT = 30.0
 # smtp-source is timed over a fixed count: calibrated with this many, then scaled to --seconds.
@@ -255,6 +265,12 @@ async def _async_worker(name: str, s: Scenario, budget: list[int], deadline: flo
         await smtp.quit()
         return
 
+    if name == "floor-smtpproto-asyncio":
+        engine = adapter_floor.session(
+            HOST, s.port, HELO, SENDER, recipients, data, more, s.mode == "fresh"
+        )
+        await adapter_floor.run(engine)
+        return
     if name == "floor-asyncio":
         envelope, content = floor.flights(SENDER, recipients, data)
         if s.mode == "fresh":

@@ -66,12 +66,14 @@ def test_every_section_has_every_client(quick_run: dict[str, Any]) -> None:
     seen: dict[str, set[str]] = {}
     for row in quick_run["rows"]:
         seen.setdefault(row["section"], set()).add(row["client"])
-    # The floor client (bench/floor.py) is a yardstick in the 1 KiB 1-recipient cells only.
-    assert seen["loopback"] == {*OURS, *PEERS, "floor-asyncio"}
+    # The floor clients (bench/floor.py, bench/adapter_floor.py) are yardsticks in the 1 KiB
+    # 1-recipient cells only.
+    floors = {"floor-asyncio", "floor-smtpproto-asyncio"}
+    assert seen["loopback"] == {*OURS, *PEERS, *floors}
     assert seen["rtt20"] == {*OURS, *PEERS}
-    concurrent = {"smtpproto-asyncio", "smtpproto-trio", "floor-asyncio", *PEERS} - {"smtplib"}
+    concurrent = {"smtpproto-asyncio", "smtpproto-trio", *floors, *PEERS} - {"smtplib"}
     assert seen["concurrent"] == concurrent
-    floor_scenarios = {r["scenario"] for r in quick_run["rows"] if r["client"] == "floor-asyncio"}
+    floor_scenarios = {r["scenario"] for r in quick_run["rows"] if r["client"] in floors}
     assert all("1 KiB 1 rcpt" in scenario for scenario in floor_scenarios)
     assert seen["lmtp"] == {*OURS, "smtplib", "smtp-source"}
 
