@@ -792,8 +792,17 @@ class SinkServer:
 
     def messages(self) -> list[bytes]:
         """The transactions smtp-sink dumped so far (one file each, oldest first)."""
-        files = sorted(self.dump_dir.iterdir(), key=lambda p: (p.stat().st_mtime_ns, p.name))
-        return [p.read_bytes() for p in files]
+        found: list[tuple[int, str, bytes]] = []
+        for path in self.dump_dir.iterdir():
+            try:
+                found.append((path.stat().st_mtime_ns, path.name, path.read_bytes()))
+            except FileNotFoundError:
+                # Gone between the listing and the read: smtp-sink, the only writer here,
+                # removed it (seen with -q DATA, a transaction that never completes). Skipping
+                # it can only make a `sent` recipient look undelivered (a failure), never hide
+                # a duplicate delivery.
+                continue
+        return [raw for _, _, raw in sorted(found)]
 
     def transactions(self) -> list[SinkTransaction]:
         """The dumped transactions, parsed (smtp-sink(1) "DUMP FILE FORMAT")."""
