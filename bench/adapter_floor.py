@@ -3,9 +3,10 @@
 The engine here is a plain generator that yields the same requests the real engine yields on
 a held session (one `Send` per flight, a `Receive` until the flight's replies are in), with
 bytes built once (`floor.flights`) and replies only counted. Run by ``bench/clients.py`` as
-``floor-smtpproto-asyncio``: against ``floor-asyncio`` it shows what the adapter's glue (the
-request loop, the transcript logger, the protocol and its one timer) adds to the event loop;
-against ``smtpproto-asyncio``, what the real engine costs.
+``floor-smtpproto-asyncio`` (and ``floor-smtpproto-trio``, through the trio adapter): against
+``floor-asyncio`` it shows what the adapter's glue (the request loop, the transcript logger,
+the protocol and its one timer) adds to the event loop; against ``smtpproto-asyncio`` (or
+``smtpproto-trio``), what the real engine costs.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from floor import flights
+from smtpproto.adapters import asyncio as smtpproto_asyncio
+from smtpproto.adapters import trio as smtpproto_trio
 from smtpproto.adapters._driver import RunLog, drive_async
-from smtpproto.adapters.asyncio import _IO
 
 from smtpproto.requests import Close, Connect, IORequest, Receive, Send
 
@@ -69,9 +71,9 @@ def session(
     return sent
 
 
-async def run(engine: Generator[IORequest, Any, int]) -> int:
-    """Drive `engine` as the asyncio adapter drives the real one."""
-    io = _IO(None)
+async def run(engine: Generator[IORequest, Any, int], *, trio: bool = False) -> int:
+    """Drive `engine` as the asyncio (or, with `trio`, the trio) adapter drives the real one."""
+    io = smtpproto_trio._IO(None) if trio else smtpproto_asyncio._IO(None)
     try:
         return await drive_async(engine, io.perform, RunLog())
     finally:

@@ -59,6 +59,7 @@ CLIENTS = (
     "smtp-source",
     "floor-asyncio",
     "floor-smtpproto-asyncio",
+    "floor-smtpproto-trio",
 )
 ASYNC_CLIENTS = frozenset(
     {
@@ -67,6 +68,7 @@ ASYNC_CLIENTS = frozenset(
         "aiosmtplib",
         "floor-asyncio",
         "floor-smtpproto-asyncio",
+        "floor-smtpproto-trio",
     }
 )
 SBIN_PATH = os.pathsep.join(("/usr/sbin", "/sbin", "/usr/bin", "/usr/lib/postfix/sbin"))
@@ -265,11 +267,11 @@ async def _async_worker(name: str, s: Scenario, budget: list[int], deadline: flo
         await smtp.quit()
         return
 
-    if name == "floor-smtpproto-asyncio":
+    if name in ("floor-smtpproto-asyncio", "floor-smtpproto-trio"):
         engine = adapter_floor.session(
             HOST, s.port, HELO, SENDER, recipients, data, more, s.mode == "fresh"
         )
-        await adapter_floor.run(engine)
+        await adapter_floor.run(engine, trio=name == "floor-smtpproto-trio")
         return
     if name == "floor-asyncio":
         envelope, content = floor.flights(SENDER, recipients, data)
@@ -310,7 +312,7 @@ def run_async(name: str, s: Scenario) -> Outcome:
         await gather(*(_async_worker(name, s, budget, deadline) for _ in range(s.concurrency)))
 
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    if name == "smtpproto-trio":
+    if name in ("smtpproto-trio", "floor-smtpproto-trio"):
 
         async def trio_gather(*workers: Awaitable[None]) -> None:
             async def wait(worker: Awaitable[None]) -> None:

@@ -22,8 +22,9 @@ one after the other, so no two clients ever share the machine. Sections:
 - ``floor-asyncio`` rows (1 KiB, 1 recipient, and the concurrent cells): ``bench/floor.py``, a
   yardstick, not a peer: the same two flights as smtpproto with nothing checked, so its CPU
   per message is what the event loop and the system calls alone cost.
-  ``floor-smtpproto-asyncio`` (``bench/adapter_floor.py``): the same with smtpproto's asyncio
-  adapter and driver in between, for what the adapter's glue adds to it.
+  ``floor-smtpproto-asyncio`` and ``floor-smtpproto-trio`` (``bench/adapter_floor.py``): the
+  same with smtpproto's asyncio or trio adapter and driver in between, for what the adapter's
+  glue (and trio's event loop) adds to it.
 - ``memory``: peak RSS growth delivering a 100 MiB file; bytes per idle client object.
 """
 
@@ -48,9 +49,10 @@ KIB = 1024
 MIB = KIB * KIB
 PEERS = ("smtplib", "aiosmtplib", "smtp-source")
 OURS = ("smtpproto-blocking", "smtpproto-asyncio", "smtpproto-trio")
-YARDSTICK = ("floor-asyncio", "floor-smtpproto-asyncio")
+YARDSTICK = ("floor-asyncio", "floor-smtpproto-asyncio", "floor-smtpproto-trio")
 """Not clients: the least a Python asyncio client pays per message here (bench/floor.py), and
-smtpproto's asyncio adapter driving an engine that checks nothing (bench/adapter_floor.py)."""
+smtpproto's asyncio and trio adapters driving an engine that checks nothing
+(bench/adapter_floor.py)."""
 ASYNC = ("smtpproto-asyncio", "smtpproto-trio", "aiosmtplib", "smtp-source", *YARDSTICK)
 LMTP_CLIENTS = (*OURS, "smtplib", "smtp-source")
 ONE_WAY_DELAY = 0.010  # seconds each way: a 20 ms round trip

@@ -68,7 +68,7 @@ def test_every_section_has_every_client(quick_run: dict[str, Any]) -> None:
         seen.setdefault(row["section"], set()).add(row["client"])
     # The floor clients (bench/floor.py, bench/adapter_floor.py) are yardsticks in the 1 KiB
     # 1-recipient cells only.
-    floors = {"floor-asyncio", "floor-smtpproto-asyncio"}
+    floors = {"floor-asyncio", "floor-smtpproto-asyncio", "floor-smtpproto-trio"}
     assert seen["loopback"] == {*OURS, *PEERS, *floors}
     assert seen["rtt20"] == {*OURS, *PEERS}
     concurrent = {"smtpproto-asyncio", "smtpproto-trio", *floors, *PEERS} - {"smtplib"}
